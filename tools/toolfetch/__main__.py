@@ -1,0 +1,5 @@
+"""`python -m toolfetch`."""
+
+from toolfetch.cli import main
+
+raise SystemExit(main())
