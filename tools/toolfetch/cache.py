@@ -1,0 +1,240 @@
+"""The content-addressed cache (DESIGN §4).
+
+```
+CACHEDIR.TAG  layout.json
+blobs/sha256/ab/cd/<hex>          verified blobs, read-only, named by their own digest
+trees/sha256/ab/cd/<hex>/         unpacked artifacts keyed by manifest digest, read-only
+trees/sha256/ab/cd/<hex>.json     tree record: tree digest + file list; mtime = last use
+locks/  tmp/                      per-entry locks; same-filesystem temp space
+```
+An entry is complete only once it sits under its final name: blobs are renamed into place
+after their digest was checked, and a tree counts only once its record exists (written
+after the directory was renamed into place). Temp names carry the writer's pid so gc can
+reclaim those of dead processes. This module is on the hit path: ``filelock`` and the
+unpacker are imported lazily. Nothing is fsync'd (as pip and uv): after a power loss,
+``toolfetch cache verify --repair`` finds and fixes what the crash damaged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from toolfetch.digest import Digest
+from toolfetch.errors import ToolfetchError, UsageError
+
+LAYOUT_VERSION = 1
+CACHEDIR_TAG = (
+    "Signature: 8a477f597d28d172789f06886806bc55\n"
+    "# This file is a cache directory tag created by toolfetch.\n"
+    "# For information about cache directory tags see https://bford.info/cachedir/\n"
+)
+
+
+def default_root(cli_value: str | None = None) -> Path:
+    if cli_value:
+        return Path(cli_value).expanduser().absolute()
+    env = os.environ.get("TOOLFETCH_CACHE_DIR")
+    if env:
+        return Path(env).expanduser().absolute()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".cache"
+    return (base / "toolfetch").absolute()
+
+
+def _sharded(base: Path, digest: Digest) -> Path:
+    return base / "sha256" / digest.hex[:2] / digest.hex[2:4] / digest.hex
+
+
+def cache_error(e: OSError, what: str) -> ToolfetchError:
+    """Turn ENOSPC/EROFS/EACCES into a message that says what and where."""
+    import errno
+
+    reason = {
+        errno.ENOSPC: "no space left on device",
+        errno.EROFS: "read-only file system",
+        errno.EACCES: "permission denied",
+        errno.EDQUOT: "disk quota exceeded",
+    }.get(e.errno or 0, e.strerror or str(e))
+    return ToolfetchError(f"{what}: {reason} ({e.filename or ''})")
+
+
+class Cache:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.blobs = root / "blobs"
+        self.trees = root / "trees"
+        self.locks = root / "locks"
+        self.tmp = root / "tmp"
+
+    # -- paths (hit path: no I/O beyond stat) ----------------------------------------------
+    def blob_path(self, digest: Digest) -> Path:
+        return _sharded(self.blobs, digest)
+
+    def tree_path(self, manifest: Digest) -> Path:
+        return _sharded(self.trees, manifest)
+
+    def record_path(self, manifest: Digest) -> Path:
+        p = self.tree_path(manifest)
+        return p.with_name(p.name + ".json")
+
+    def has_blob(self, digest: Digest) -> bool:
+        return self.blob_path(digest).is_file()
+
+    def has_tree(self, manifest: Digest) -> bool:
+        return self.record_path(manifest).is_file()
+
+    def touch_tree(self, manifest: Digest) -> None:
+        """Record a use for LRU gc; best effort (a read-only cache is still usable)."""
+        with contextlib.suppress(OSError):
+            os.utime(self.record_path(manifest))
+
+    # -- setup ------------------------------------------------------------------------------
+    def ensure(self) -> None:
+        try:
+            for d in (self.blobs, self.trees, self.locks, self.tmp):
+                d.mkdir(parents=True, exist_ok=True)
+            tag = self.root / "CACHEDIR.TAG"
+            if not tag.exists():
+                self._write_small(tag, CACHEDIR_TAG.encode())
+            layout = self.root / "layout.json"
+            if layout.exists():
+                version = json.loads(layout.read_text()).get("version")
+                if version != LAYOUT_VERSION:
+                    raise UsageError(
+                        f"{self.root}: cache layout version {version} is not {LAYOUT_VERSION}; "
+                        "use another --cache-dir or remove this one"
+                    )
+            else:
+                self._write_small(layout, json.dumps({"version": LAYOUT_VERSION}).encode())
+        except OSError as e:
+            raise cache_error(e, f"cannot prepare cache {self.root}") from e
+
+    def _write_small(self, dest: Path, data: bytes) -> None:
+        with self.temp_file() as (f, tmp):
+            f.write(data)
+            f.close()
+            os.replace(tmp, dest)
+
+    # -- temp space -------------------------------------------------------------------------
+    def _temp_name(self, suffix: str) -> Path:
+        return self.tmp / f"{os.getpid()}-{uuid.uuid4().hex[:12]}{suffix}"
+
+    @contextlib.contextmanager
+    def temp_file(self) -> Iterator[tuple[IO[bytes], Path]]:
+        path = self._temp_name(".part")
+        f = path.open("xb")
+        try:
+            yield f, path
+        finally:
+            f.close()
+            path.unlink(missing_ok=True)
+
+    @contextlib.contextmanager
+    def temp_dir(self) -> Iterator[Path]:
+        path = self._temp_name(".tree")
+        path.mkdir()
+        try:
+            yield path
+        finally:
+            if path.exists():
+                remove_tree(path)
+
+    @contextlib.contextmanager
+    def entry_lock(self, kind: str, digest: Digest) -> Iterator[None]:
+        """Dedupe work between processes; correctness never depends on it."""
+        import filelock
+
+        lock = filelock.FileLock(str(self.locks / f"{kind}-{digest.hex}.lock"))
+        with lock:
+            yield
+
+    # -- placement --------------------------------------------------------------------------
+    def store_blob(self, digest: Digest, write: Callable[[IO[bytes]], None]) -> Path:
+        """Make the blob present: lock, re-check, write to tmp (verifying), rename."""
+        dest = self.blob_path(digest)
+        if dest.is_file():
+            return dest
+        with self.entry_lock("blob", digest):
+            if dest.is_file():
+                return dest
+            try:
+                with self.temp_file() as (f, tmp):
+                    write(f)
+                    f.close()
+                    os.chmod(tmp, 0o444)
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(tmp, dest)
+            except OSError as e:
+                raise cache_error(e, f"cannot store blob {digest} in {self.root}") from e
+        return dest
+
+    def store_tree(self, manifest: Digest, build: Callable[[Path], dict[str, Any]]) -> Path:
+        """Make the tree present: ``build(tmpdir)`` unpacks and returns the record."""
+        dest = self.tree_path(manifest)
+        if self.has_tree(manifest):
+            return dest
+        with self.entry_lock("tree", manifest):
+            if self.has_tree(manifest):
+                return dest
+            try:
+                if dest.exists():  # a crash between rename and record: not complete, redo
+                    remove_tree(dest)
+                with self.temp_dir() as work:
+                    content = work / "t"
+                    content.mkdir()
+                    record = build(content)
+                    from toolfetch.unpack import make_read_only
+
+                    make_read_only(content)
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    os.rename(content, dest)
+                    with self.temp_file() as (f, tmp):
+                        f.write(json.dumps(record, indent=1, sort_keys=True).encode())
+                        f.close()
+                        os.replace(tmp, self.record_path(manifest))
+            except OSError as e:
+                raise cache_error(e, f"cannot store tree {manifest} in {self.root}") from e
+        return dest
+
+    def read_record(self, manifest: Digest) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(self.record_path(manifest).read_bytes())
+        return data
+
+    def drop_tree(self, manifest: Digest) -> None:
+        """Remove a tree: record first, so it never looks complete while half-deleted."""
+        self.record_path(manifest).unlink(missing_ok=True)
+        dest = self.tree_path(manifest)
+        if dest.exists():
+            remove_tree(dest)
+
+    def drop_blob(self, digest: Digest) -> None:
+        self.blob_path(digest).unlink(missing_ok=True)
+
+
+def remove_tree(path: Path) -> None:
+    """rmtree a read-only tree: restore write permission on directories first."""
+
+    def onerror(func: Callable[..., Any], p: str, _exc: Any) -> None:
+        parent = os.path.dirname(p)
+        with contextlib.suppress(OSError):
+            os.chmod(parent, 0o755)
+            if os.path.isdir(p) and not os.path.islink(p):
+                os.chmod(p, 0o755)
+        func(p)
+
+    for dirpath, dirnames, _ in os.walk(path):
+        for d in dirnames:
+            full = os.path.join(dirpath, d)
+            if not os.path.islink(full):
+                with contextlib.suppress(OSError):
+                    os.chmod(full, 0o755)
+    with contextlib.suppress(OSError):
+        os.chmod(path, 0o755)
+    shutil.rmtree(path, onerror=onerror)

@@ -1,0 +1,201 @@
+"""Fetch orchestration: locked layers → verified blobs → unpacked trees, in parallel.
+
+Nothing here looks up a tag or a manifest: the lockfile pins every layer, so a cold fetch
+of a single-layer tool is the token handshake plus one blob GET. Blobs shared by several
+tools are fetched once. Failures are collected per tool and reported together.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from toolfetch.cache import Cache
+from toolfetch.digest import Digest
+from toolfetch.errors import (
+    MultipleErrors,
+    ToolfetchError,
+    UnreachableError,
+)
+from toolfetch.lockfile import LockedLayer, LockedPlatform, Lockfile
+from toolfetch.platform import Platform
+from toolfetch.progress import Progress
+from toolfetch.reference import parse_any
+from toolfetch.sources import ContentSource, SourceFactory, parse_mirror_map
+
+log = logging.getLogger("toolfetch")
+
+
+@dataclass(frozen=True)
+class Want:
+    """One tool on one platform, as the lockfile pins it."""
+
+    tool: str
+    key: str
+    entry: LockedPlatform
+
+    @property
+    def what(self) -> str:
+        return f"tool {self.tool} ({self.key})"
+
+
+def plan(lockfile: Lockfile, tools: Iterable[str] | None, platform: Platform | None,
+         all_platforms: bool) -> list[Want]:
+    """The (tool, platform) pairs to fetch, in lockfile order. Unknown tools raise."""
+    names = list(tools) if tools else sorted(lockfile.tools)
+    wants: list[Want] = []
+    errors: list[ToolfetchError] = []
+    for name in names:
+        try:
+            tool = lockfile.tool(name)
+            if all_platforms:
+                wants.extend(Want(name, k, e) for k, e in sorted(tool.platforms.items()))
+            else:
+                assert platform is not None
+                key, entry = tool.for_platform(platform, lockfile.path)
+                wants.append(Want(name, key, entry))
+        except ToolfetchError as e:
+            errors.append(e)
+    if errors:
+        raise errors[0] if len(errors) == 1 else MultipleErrors(errors)
+    return wants
+
+
+class Fetcher:
+    def __init__(self, cache: Cache, lockfile: Lockfile, *, offline: bool = False,
+                 jobs: int = 4, progress: bool = False) -> None:
+        self.cache = cache
+        self.lockfile = lockfile
+        self.offline = offline
+        self.jobs = max(1, jobs)
+        self.progress_enabled = progress
+        mirrors = parse_mirror_map(lockfile.mirrors, lockfile.path.parent)
+        self.sources = SourceFactory(mirrors, offline=offline)
+
+    def fetch(self, wants: list[Want]) -> dict[Want, Path]:
+        """Make every wanted tree present; returns tree paths. Raises per-tool errors."""
+        missing = [w for w in wants if not self.cache.has_tree(w.entry.manifest)]
+        for w in wants:
+            if w not in missing:
+                self.cache.touch_tree(w.entry.manifest)
+        if missing:
+            self.cache.ensure()
+            self._fetch_missing(missing)
+        return {w: self.cache.tree_path(w.entry.manifest) for w in wants}
+
+    def _fetch_missing(self, missing: list[Want]) -> None:
+        # Unique blobs, each with the first tool that needs it (for messages and the source).
+        blobs: dict[Digest, tuple[Want, LockedLayer]] = {}
+        for w in missing:
+            for layer in w.entry.layers:
+                if not self.cache.has_blob(layer.digest):
+                    blobs.setdefault(layer.digest, (w, layer))
+        total = sum(layer.size for _, layer in blobs.values())
+        progress = Progress("fetching", total, self.progress_enabled and total > 0)
+        blob_errors: dict[Digest, ToolfetchError] = {}
+        tree_errors: dict[Want, ToolfetchError] = {}
+        try:
+            with ThreadPoolExecutor(self.jobs, thread_name_prefix="fetch") as pool:
+                futures = {d: pool.submit(self._fetch_blob, w, layer, progress)
+                           for d, (w, layer) in blobs.items()}
+                for d, fut in futures.items():
+                    exc = fut.exception()
+                    if isinstance(exc, ToolfetchError):
+                        blob_errors[d] = exc
+                    elif exc is not None:
+                        raise exc
+                ready = [w for w in missing
+                         if not any(layer.digest in blob_errors for layer in w.entry.layers)]
+                tree_futures = {w: pool.submit(self._build_tree, w) for w in ready}
+                for w, fut in tree_futures.items():
+                    exc = fut.exception()
+                    if isinstance(exc, ToolfetchError):
+                        tree_errors[w] = exc
+                    elif exc is not None:
+                        raise exc
+        finally:
+            progress.close()
+        errors: list[ToolfetchError] = []
+        for w in missing:  # lockfile order decides the exit code
+            if w in tree_errors:
+                errors.append(tree_errors[w])
+            for layer in w.entry.layers:
+                if layer.digest in blob_errors:
+                    e = blob_errors[layer.digest]
+                    errors.append(type(e)(f"{w.what}: {e}") if type(e) is not MultipleErrors
+                                  else e)
+                    break
+        if errors:
+            raise errors[0] if len(errors) == 1 else MultipleErrors(errors)
+
+    def _fetch_blob(self, want: Want, layer: LockedLayer, progress: Progress) -> None:
+        what = f"blob {layer.digest}" + (f" ({layer.title})" if layer.title else "")
+        if self.offline:
+            raise UnreachableError(f"{what} is not in the cache {self.cache.root} and "
+                                   "--offline/TOOLFETCH_OFFLINE=1 forbids the network")
+        ref = parse_any(want.entry.ref, self.lockfile.path.parent)
+
+        def attempt(source: ContentSource) -> None:
+            def write(f: IO[bytes]) -> None:
+                source.fetch_blob(layer.digest, layer.size, f, what, progress.advance)
+
+            self.cache.store_blob(layer.digest, write)
+
+        self.sources.first_success(ref, what, attempt)
+
+    def _build_tree(self, want: Want) -> None:
+        from toolfetch.unpack import tree_digest, unpack_layer
+
+        def build(dest: Path) -> dict[str, Any]:
+            for layer in want.entry.layers:
+                what = f"layer {layer.digest.short} ({layer.title or layer.unpack}) of {want.what}"
+                unpack_layer(self.cache.blob_path(layer.digest), layer.unpack, dest,
+                             title=layer.title, what=what,
+                             executable=want.entry.path if layer.unpack == "raw" else None,
+                             max_bytes=None)
+            digest, files = tree_digest(dest)
+            return {"manifest": str(want.entry.manifest), "tree": digest, "files": files,
+                    "layers": [str(layer.digest) for layer in want.entry.layers],
+                    "ref": want.entry.ref}
+
+        self.cache.store_tree(want.entry.manifest, build)
+        exe = self.cache.tree_path(want.entry.manifest) / want.entry.path
+        if not exe.exists():
+            log.warning("%s: the unpacked tree has no %s (check `path` in tools.yaml)",
+                        want.what, want.entry.path)
+
+
+def materialize(tree: Path, output: Path) -> None:
+    """Copy a cached tree to ``output`` by hardlinks (falling back to copies).
+
+    Used by the build-system shims so sandboxed actions see real files. ``output`` must be
+    absent or empty; files keep their read-only modes, directories are writable so build
+    systems can clean them.
+    """
+    if output.exists() and any(output.iterdir()):
+        raise ToolfetchError(f"--output {output}: directory is not empty")
+    output.mkdir(parents=True, exist_ok=True)
+    for dirpath, dirnames, filenames in os.walk(tree):
+        rel = Path(dirpath).relative_to(tree)
+        for d in dirnames:
+            src = Path(dirpath) / d
+            if src.is_symlink():
+                os.symlink(os.readlink(src), output / rel / d)
+            else:
+                (output / rel / d).mkdir()
+        for name in filenames:
+            src = Path(dirpath) / name
+            dst = output / rel / name
+            if src.is_symlink():
+                os.symlink(os.readlink(src), dst)
+                continue
+            try:
+                os.link(src, dst)
+            except OSError:
+                shutil.copy2(src, dst)

@@ -1,0 +1,215 @@
+"""``toolfetch lock``: resolve tools.yaml references into a pinned lockfile.
+
+Tags are resolved upstream first, falling back to mirrors with a warning. Every
+(tool, platform) resolution runs concurrently; the lockfile is written only after all of
+them succeeded, atomically, byte-identical for unchanged inputs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from toolfetch.config import Config, ToolSpec
+from toolfetch.errors import (
+    MultipleErrors,
+    NotFoundError,
+    OutOfDateError,
+    ToolfetchError,
+    UsageError,
+)
+from toolfetch.lockfile import ANY_PLATFORM, LockedLayer, LockedPlatform, LockedTool, Lockfile
+from toolfetch.manifest import ANNOTATION_UNPACK, Descriptor, Manifest
+from toolfetch.platform import Platform
+from toolfetch.reference import parse_any, rebase_layout_ref
+from toolfetch.sources import ContentSource, SourceFactory, parse_mirror_map
+from toolfetch.unpack import ORAS_DEFAULT_MEDIA_TYPE, check_title, detect_format
+
+log = logging.getLogger("toolfetch")
+
+
+@dataclass(frozen=True)
+class _Job:
+    tool: ToolSpec
+    ref: str  # as written, relative to tools.yaml
+    path: str | None
+    wanted: tuple[Platform, ...] | None  # None: every platform the index offers
+    fixed_key: str | None  # per-platform mapping: the platform this ref serves
+
+
+class Resolver:
+    def __init__(self, config: Config, lockfile_path: Path, jobs: int = 8) -> None:
+        self.config = config
+        self.lockfile_path = lockfile_path
+        self.jobs = jobs
+        mirrors = parse_mirror_map(config.mirrors, config.path.parent)
+        self.sources = SourceFactory(mirrors)
+
+    def _ref_for_lock(self, ref: str) -> str:
+        return rebase_layout_ref(ref, self.config.path.parent, self.lockfile_path.parent)
+
+    def _jobs_for(self, tool: ToolSpec) -> list[_Job]:
+        if tool.per_platform is not None:
+            return [_Job(tool, spec.ref, spec.path, (p,), str(p))
+                    for p, spec in sorted(tool.per_platform.items())]
+        assert tool.ref is not None
+        wanted = tool.platform_list or self.config.platforms
+        return [_Job(tool, tool.ref, tool.path, wanted, None)]
+
+    def resolve(self, names: Iterable[str]) -> dict[str, LockedTool]:
+        names = list(names)
+        jobs = [(name, job) for name in names for job in self._jobs_for(self.config.tools[name])]
+        with ThreadPoolExecutor(self.jobs, thread_name_prefix="lock") as pool:
+            futures = [(name, pool.submit(self._resolve_job, job)) for name, job in jobs]
+        results: dict[str, dict[str, LockedPlatform]] = {n: {} for n in names}
+        errors: dict[str, ToolfetchError] = {}
+        for name, fut in futures:
+            exc = fut.exception()
+            if isinstance(exc, ToolfetchError):
+                errors.setdefault(name, exc)
+            elif exc is not None:
+                raise exc
+            else:
+                results[name].update(fut.result())
+        if errors:
+            ordered = [errors[n] for n in names if n in errors]
+            raise ordered[0] if len(ordered) == 1 else MultipleErrors(ordered)
+        return {name: LockedTool(name, self.config.tools[name].to_lock_fields(), results[name])
+                for name in names}
+
+    def _resolve_job(self, job: _Job) -> dict[str, LockedPlatform]:
+        what = f"tool {job.tool.name} ({job.ref})"
+        try:
+            ref = parse_any(job.ref, self.config.path.parent)
+        except UsageError as e:
+            raise UsageError(f"{what}: {e}") from e
+
+        def top(source: ContentSource) -> tuple[ContentSource, Manifest]:
+            return source, source.get_manifest(ref.target, ref.digest)
+
+        source, manifest = self.sources.first_success(ref, what, top, upstream_first=True)
+        lock_ref = self._ref_for_lock(job.ref)
+        if not manifest.is_index:
+            entry = self._entry(job, lock_ref, source, manifest, None, what)
+            return {job.fixed_key or ANY_PLATFORM: entry}
+        out: dict[str, LockedPlatform] = {}
+        if job.wanted is None:
+            targets = [(_key(d.platform), d) for d in manifest.platform_manifests(what)
+                       if d.platform is not None]
+            if not targets:
+                raise NotFoundError(f"{what}: index {manifest.digest} names no platforms")
+        else:
+            targets = [(str(p), manifest.select(p, what)) for p in job.wanted]
+        for key, desc in targets:
+            if key in out:
+                continue  # an index may list a platform twice; first match wins
+            child = source.get_manifest(str(desc.digest), desc.digest)
+            if child.is_index:
+                raise UsageError(f"{what}: nested index {desc.digest} for {key} is not supported")
+            out[key] = self._entry(job, lock_ref, source, child, manifest, f"{what} [{key}]")
+        return out
+
+    def _entry(self, job: _Job, lock_ref: str, source: ContentSource, manifest: Manifest,
+               index: Manifest | None, what: str) -> LockedPlatform:
+        layers = tuple(self._layer(source, d, what) for d in manifest.layers(what))
+        if not layers:
+            raise UsageError(f"{what}: manifest {manifest.digest} has no layers")
+        path = job.path
+        if path is None:
+            titles = [layer.title for layer in layers if layer.unpack == "raw" and layer.title]
+            if len(layers) == 1 and titles:
+                path = titles[0]
+            else:
+                raise UsageError(f"{what}: set `path` (the executable inside the artifact) in "
+                                 f"{self.config.path}")
+        if all(layer.unpack == "raw" for layer in layers) and path not in {
+            layer.title for layer in layers
+        }:
+            raise NotFoundError(f"{what}: path {path!r} is not among the artifact's files: "
+                                f"{', '.join(sorted(str(layer.title) for layer in layers))}")
+        return LockedPlatform(lock_ref, path, manifest.digest,
+                              index.digest if index else None, layers)
+
+    def _layer(self, source: ContentSource, desc: Descriptor, what: str) -> LockedLayer:
+        title = desc.title
+        if title is not None:
+            try:
+                title = check_title(title)
+            except ToolfetchError as e:
+                raise type(e)(f"{what}: layer {desc.digest}: {e}") from e
+        if desc.annotations.get(ANNOTATION_UNPACK) == "true":
+            fmt = "tar+gzip"
+        else:
+            fmt = detect_format(desc.media_type, title, b"")
+            generic = fmt == "raw" or (desc.media_type == ORAS_DEFAULT_MEDIA_TYPE and not (
+                title or "").endswith(".tar"))
+            if generic:  # sniff: ORAS pushes plain files as ...layer.v1.tar
+                fmt = detect_format("application/octet-stream", title,
+                                    source.read_blob_head(desc.digest))
+        if fmt == "raw" and not title:
+            raise UsageError(f"{what}: layer {desc.digest} is a plain file without an "
+                             "org.opencontainers.image.title annotation")
+        return LockedLayer(desc.digest, desc.size, desc.media_type, title, fmt)
+
+
+def _key(p: Platform | None) -> str:
+    assert p is not None
+    if p.arch == "arm64" and p.variant == "v8":
+        return f"{p.os}/arm64"
+    return str(p)
+
+
+def run_lock(config: Config, lockfile_path: Path, tools: list[str], check: bool,
+             jobs: int = 8) -> tuple[Lockfile, bool]:
+    """Resolve and (unless ``check``) write; returns the lockfile and whether it changed."""
+    unknown = [t for t in tools if t not in config.tools]
+    if unknown:
+        raise NotFoundError(f"{config.path}: no tool {', '.join(map(repr, unknown))}; "
+                            f"it has: {', '.join(sorted(config.tools))}")
+    old: Lockfile | None = None
+    old_text = None
+    if lockfile_path.exists():
+        old_text = lockfile_path.read_text(encoding="utf-8")
+        if tools:
+            old = Lockfile.load(lockfile_path)
+    resolver = Resolver(config, lockfile_path, jobs)
+    resolved = resolver.resolve(tools or sorted(config.tools))
+    merged: dict[str, LockedTool] = {}
+    for name in config.tools:
+        if name in resolved:
+            merged[name] = resolved[name]
+        elif old is not None and name in old.tools:
+            merged[name] = old.tools[name]
+    mirrors = {
+        host: tuple(rebase_layout_ref(m, config.path.parent, lockfile_path.parent)
+                    for m in ms)
+        for host, ms in config.mirrors.items()
+    }
+    new = Lockfile(lockfile_path, merged, mirrors)
+    changed = new.dumps() != old_text
+    if check:
+        if changed:
+            raise OutOfDateError(f"{lockfile_path} is out of date with {config.path}: "
+                                 f"{_describe_drift(old_text, new)}; run `toolfetch lock`")
+        return new, False
+    if changed:
+        new.write()
+    return new, changed
+
+
+def _describe_drift(old_text: str | None, new: Lockfile) -> str:
+    if old_text is None:
+        return "it does not exist"
+    import json
+
+    try:
+        old_tools = json.loads(old_text).get("tools", {})
+    except ValueError:
+        return "it is not valid JSON"
+    new_tools = new.to_json()["tools"]
+    names = sorted(set(old_tools) | set(new_tools))
+    drift = [n for n in names if old_tools.get(n) != new_tools.get(n)]
+    return f"tools differ: {', '.join(drift)}" if drift else "formatting or mirrors differ"

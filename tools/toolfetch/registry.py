@@ -1,0 +1,233 @@
+"""Distribution-spec v1.1 client for one repository: manifests, blobs, tags. HTTP only.
+
+Blobs are written to a caller-supplied file object while being hashed; there is no second
+pass. An interrupted blob resumes with ``Range`` against the registry URL (redirects are
+re-resolved) and only a matching ``206`` is accepted; anything else restarts the stream.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from typing import BinaryIO
+
+import requests
+
+from toolfetch.digest import Digest, StreamVerifier
+from toolfetch.errors import (
+    AuthError,
+    IntegrityError,
+    NotFoundError,
+    ToolfetchError,
+    UnreachableError,
+)
+from toolfetch.manifest import ACCEPT, MAX_MANIFEST_BYTES, Manifest, verify_manifest_bytes
+from toolfetch.transport import Transport
+
+log = logging.getLogger("toolfetch")
+
+CHUNK = 1 << 20
+MAX_TAG_PAGES = 100
+Progress = Callable[[int], None]
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+
+
+class RegistryClient:
+    """Operations on ``host/repository`` through a shared :class:`Transport`."""
+
+    def __init__(self, transport: Transport, host: str, repository: str) -> None:
+        self.transport = transport
+        self.host = host
+        self.repository = repository
+
+    def __str__(self) -> str:
+        return f"{self.host}/{self.repository}"
+
+    @property
+    def pull_scope(self) -> str:
+        return f"repository:{self.repository}:pull"
+
+    def _fail(self, resp: requests.Response, what: str) -> ToolfetchError:
+        status = resp.status_code
+        if status == 404:
+            return NotFoundError(f"{what}: not found (HTTP 404)")
+        if status in (401, 403):
+            creds = self.transport.credentials(self.host)
+            tried = f"credentials from {creds.source}" if creds else "anonymous access"
+            return AuthError(f"{what}: access denied by {self.host} (HTTP {status}); tried {tried}")
+        if status >= 500 or status in (408, 429):
+            return UnreachableError(f"{what}: registry {self.host} answered HTTP {status}")
+        return ToolfetchError(f"{what}: unexpected HTTP {status} from {self.host}")
+
+    # -- manifests ------------------------------------------------------------------------
+    def get_manifest(self, target: str, expected: Digest | None = None) -> Manifest:
+        """GET a manifest by tag or digest; bytes are verified against ``expected``."""
+        what = f"manifest {self}:{target}" if expected is None else f"manifest {self}@{target}"
+        resp = self.transport.request(
+            "GET", self.host, f"/v2/{self.repository}/manifests/{target}",
+            scope=self.pull_scope, headers={"Accept": ACCEPT}, stream=True, what=what,
+        )
+        with resp:
+            if resp.status_code != 200:
+                raise self._fail(resp, what)
+            length = resp.headers.get("Content-Length")
+            if length and length.isdigit() and int(length) > MAX_MANIFEST_BYTES:
+                raise IntegrityError(f"{what}: manifest larger than {MAX_MANIFEST_BYTES} bytes")
+            raw = resp.raw.read(MAX_MANIFEST_BYTES + 1, decode_content=True)
+            media_type = resp.headers.get("Content-Type", "").split(";")[0].strip()
+        if expected is None and target.startswith("sha256:"):
+            expected = Digest.parse(target)
+        verify_manifest_bytes(raw, expected, what)
+        return Manifest.parse(raw, media_type, what)
+
+    def manifest_exists(self, target: str) -> Digest | None:
+        what = f"manifest {self}:{target}"
+        resp = self.transport.request(
+            "HEAD", self.host, f"/v2/{self.repository}/manifests/{target}",
+            scope=self.pull_scope, headers={"Accept": ACCEPT}, what=what,
+        )
+        with resp:
+            if resp.status_code == 404:
+                return None
+            if resp.status_code != 200:
+                raise self._fail(resp, what)
+            advisory = resp.headers.get("Docker-Content-Digest")
+        return Digest.parse(advisory) if advisory else None
+
+    # -- blobs ----------------------------------------------------------------------------
+    def fetch_blob(self, digest: Digest, size: int, sink: BinaryIO, what: str,
+                   progress: Progress | None = None) -> None:
+        """Stream a blob into ``sink`` (positioned at 0), verifying size and digest."""
+        verifier = StreamVerifier(digest, size, what)
+        path = f"/v2/{self.repository}/blobs/{digest}"
+        failures = 0
+        attempts = self.transport.policy.attempts
+        while True:
+            headers = {"Accept-Encoding": "identity"}
+            if verifier.received:
+                headers["Range"] = f"bytes={verifier.received}-"
+            resp = self.transport.request("GET", self.host, path, scope=self.pull_scope,
+                                          headers=headers, stream=True, what=what)
+            with resp:
+                if resp.status_code == 206 and verifier.received:
+                    if not self._range_matches(resp, verifier.received, size):
+                        log.warning("%s: registry sent a mismatched range; restarting", what)
+                        verifier = self._restart(sink, digest, size, what)
+                        continue
+                elif resp.status_code == 200:
+                    if verifier.received:
+                        log.debug("%s: server ignored Range; restarting from byte 0", what)
+                        verifier = self._restart(sink, digest, size, what)
+                else:
+                    raise self._fail(resp, what)
+                try:
+                    for chunk in resp.raw.stream(CHUNK, decode_content=False):
+                        verifier.update(chunk)
+                        sink.write(chunk)
+                        if progress:
+                            progress(len(chunk))
+                except (requests.exceptions.RequestException, OSError) as e:
+                    if isinstance(e, OSError) and not _is_network_error(e):
+                        raise
+                    failures += 1
+                    if failures >= attempts:
+                        raise UnreachableError(
+                            f"{what}: connection to {self.host} kept failing "
+                            f"({failures} interruptions)"
+                        ) from e
+                    log.debug("%s: interrupted at %d bytes; resuming", what, verifier.received)
+                    continue
+                except Exception as e:
+                    if _is_urllib3_protocol_error(e):
+                        failures += 1
+                        if failures >= attempts:
+                            raise UnreachableError(
+                                f"{what}: connection to {self.host} kept failing"
+                            ) from e
+                        continue
+                    raise
+            if verifier.received < size:
+                failures += 1
+                if failures >= attempts:
+                    verifier.finish()  # raises the size mismatch
+                continue
+            verifier.finish()
+            return
+
+    @staticmethod
+    def _range_matches(resp: requests.Response, start: int, size: int) -> bool:
+        m = _CONTENT_RANGE.fullmatch(resp.headers.get("Content-Range", "").strip())
+        if not m:
+            return False
+        first, last, total = int(m.group(1)), int(m.group(2)), m.group(3)
+        return first == start and last == size - 1 and total in ("*", str(size))
+
+    @staticmethod
+    def _restart(sink: BinaryIO, digest: Digest, size: int, what: str) -> StreamVerifier:
+        sink.seek(0)
+        sink.truncate()
+        return StreamVerifier(digest, size, what)
+
+    def read_blob_head(self, digest: Digest, length: int = 512) -> bytes:
+        """The first bytes of a blob (for format sniffing at lock time)."""
+        what = f"blob {self}@{digest}"
+        resp = self.transport.request(
+            "GET", self.host, f"/v2/{self.repository}/blobs/{digest}", scope=self.pull_scope,
+            headers={"Range": f"bytes=0-{length - 1}", "Accept-Encoding": "identity"},
+            stream=True, what=what,
+        )
+        with resp:
+            if resp.status_code not in (200, 206):
+                raise self._fail(resp, what)
+            return bytes(resp.raw.read(length, decode_content=False))
+
+    def blob_exists(self, digest: Digest) -> bool:
+        what = f"blob {self}@{digest}"
+        resp = self.transport.request("HEAD", self.host, f"/v2/{self.repository}/blobs/{digest}",
+                                      scope=self.pull_scope, what=what)
+        with resp:
+            if resp.status_code == 404:
+                return False
+            if resp.status_code != 200:
+                raise self._fail(resp, what)
+            return True
+
+    # -- tags -----------------------------------------------------------------------------
+    def list_tags(self) -> list[str]:
+        """All tags, following same-origin ``Link`` pagination up to a page cap."""
+        what = f"tags of {self}"
+        path = f"/v2/{self.repository}/tags/list"
+        base = self.transport.base_url(self.host)
+        tags: list[str] = []
+        for _ in range(MAX_TAG_PAGES):
+            resp = self.transport.request("GET", self.host, path, scope=self.pull_scope,
+                                          what=what)
+            with resp:
+                if resp.status_code != 200:
+                    raise self._fail(resp, what)
+                try:
+                    page = resp.json().get("tags") or []
+                except ValueError as e:
+                    raise IntegrityError(f"{what}: malformed tag list") from e
+                tags.extend(str(t) for t in page)
+                link = resp.links.get("next", {}).get("url")
+            if not link:
+                return tags
+            next_url = requests.compat.urljoin(base + path, link)
+            if not next_url.startswith(base + "/"):
+                raise IntegrityError(f"{what}: pagination link leaves {base}: {link}")
+            path = next_url[len(base):]
+        raise IntegrityError(f"{what}: more than {MAX_TAG_PAGES} pages of tags")
+
+
+def _is_network_error(e: OSError) -> bool:
+    import errno
+
+    return e.errno in (errno.ECONNRESET, errno.EPIPE, errno.ETIMEDOUT, errno.ECONNABORTED, None)
+
+
+def _is_urllib3_protocol_error(e: Exception) -> bool:
+    import urllib3
+
+    return isinstance(e, urllib3.exceptions.HTTPError)

@@ -1,0 +1,175 @@
+"""Where content comes from: upstream registries, mirrors and OCI layouts, tried in order.
+
+Order for a registry reference: ``TOOLFETCH_MIRRORS`` (machine-specific), the lockfile's
+``mirrors``, then upstream. A mirror is a registry host, ``host/prefix`` (the repository is
+appended to the prefix) or ``oci-layout:DIR``. Content is verified by digest whatever its
+source, so a mirror can make a fetch fail over, never substitute bytes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO, Protocol, TypeVar
+
+from toolfetch.digest import Digest
+from toolfetch.errors import IntegrityError, ToolfetchError, UnreachableError, UsageError
+from toolfetch.manifest import Manifest
+from toolfetch.reference import LAYOUT_PREFIX, AnyReference, LayoutReference
+
+if TYPE_CHECKING:
+    from toolfetch.transport import Transport
+
+log = logging.getLogger("toolfetch")
+T = TypeVar("T")
+
+
+class ContentSource(Protocol):
+    """What both :class:`RegistryClient` and :class:`LayoutSource` offer."""
+
+    def get_manifest(self, target: str, expected: Digest | None = None) -> Manifest: ...
+
+    def manifest_exists(self, target: str) -> Digest | None: ...
+
+    def fetch_blob(self, digest: Digest, size: int, sink: BinaryIO, what: str,
+                   progress: Callable[[int], None] | None = None) -> None: ...
+
+    def read_blob_head(self, digest: Digest, length: int = 512) -> bytes: ...
+
+    def blob_exists(self, digest: Digest) -> bool: ...
+
+    def list_tags(self) -> list[str]: ...
+
+
+@dataclass(frozen=True)
+class Mirror:
+    """``host[:port][/prefix]`` or ``oci-layout:DIR`` (absolute once parsed)."""
+
+    host: str = ""
+    prefix: str = ""
+    layout: Path | None = None
+
+    @classmethod
+    def parse(cls, text: str, base_dir: Path) -> Mirror:
+        text = text.strip()
+        if text.startswith(LAYOUT_PREFIX):
+            path = Path(text[len(LAYOUT_PREFIX):])
+            if not str(path):
+                raise UsageError(f"malformed mirror {text!r}: missing directory")
+            return cls(layout=path if path.is_absolute() else (base_dir / path))
+        host, _, prefix = text.partition("/")
+        if not host or "@" in text or " " in text or text.startswith(("http://", "https://")):
+            raise UsageError(f"malformed mirror {text!r}: expected host[:port][/prefix] "
+                             "or oci-layout:DIR")
+        return cls(host=host, prefix=prefix.strip("/"))
+
+    def __str__(self) -> str:
+        if self.layout is not None:
+            return f"{LAYOUT_PREFIX}{self.layout}"
+        return f"{self.host}/{self.prefix}" if self.prefix else self.host
+
+
+def parse_mirror_map(
+    mapping: Mapping[str, Sequence[str]], base_dir: Path
+) -> dict[str, list[Mirror]]:
+    return {host: [Mirror.parse(m, base_dir) for m in ms] for host, ms in mapping.items()}
+
+
+def env_mirrors() -> dict[str, list[Mirror]]:
+    """``TOOLFETCH_MIRRORS="host=mirror1,mirror2;host2=…"`` (relative dirs: the cwd)."""
+    text = os.environ.get("TOOLFETCH_MIRRORS", "").strip()
+    result: dict[str, list[Mirror]] = {}
+    for part in filter(None, (p.strip() for p in text.split(";"))):
+        host, sep, mirrors = part.partition("=")
+        if not sep or not host.strip():
+            raise UsageError(f"TOOLFETCH_MIRRORS: malformed entry {part!r}: expected host=m1,m2")
+        result.setdefault(host.strip(), []).extend(
+            Mirror.parse(m, Path.cwd()) for m in mirrors.split(",") if m.strip()
+        )
+    return result
+
+
+class SourceFactory:
+    """Builds the ordered source list for a reference; remembers dead hosts for the command."""
+
+    def __init__(self, lock_mirrors: Mapping[str, list[Mirror]] | None = None,
+                 offline: bool = False) -> None:
+        self.env_mirrors = env_mirrors()
+        self.lock_mirrors = dict(lock_mirrors or {})
+        self.offline = offline
+        self._transport: Transport | None = None
+        self._dead: set[str] = set()
+        self._lock = threading.Lock()
+
+    @property
+    def transport(self) -> Transport:
+        from toolfetch.transport import Transport
+
+        with self._lock:
+            if self._transport is None:
+                self._transport = Transport()
+            return self._transport
+
+    def sources(self, ref: AnyReference,
+                upstream_first: bool = False) -> list[tuple[str, ContentSource]]:
+        from toolfetch.oci_layout import LayoutSource
+
+        if isinstance(ref, LayoutReference):
+            return [(str(ref.path), LayoutSource(ref.path))]
+        if self.offline:
+            raise UnreachableError(f"{ref}: offline (TOOLFETCH_OFFLINE or --offline) and the "
+                                   "content is not in the cache")
+        from toolfetch.registry import RegistryClient
+
+        out: list[tuple[str, ContentSource]] = []
+        for mirror in self.env_mirrors.get(ref.registry, []) + self.lock_mirrors.get(
+            ref.registry, []
+        ):
+            if mirror.layout is not None:
+                out.append((str(mirror), LayoutSource(mirror.layout)))
+            else:
+                repo = f"{mirror.prefix}/{ref.repository}" if mirror.prefix else ref.repository
+                out.append((str(mirror), RegistryClient(self.transport, mirror.host, repo)))
+        upstream = (ref.api_host, RegistryClient(self.transport, ref.api_host, ref.repository))
+        return [upstream, *out] if upstream_first else [*out, upstream]
+
+    def first_success(self, ref: AnyReference, what: str, action: Callable[[ContentSource], T],
+                      upstream_first: bool = False) -> T:
+        """Run ``action`` on each source in order until one succeeds.
+
+        Integrity failures are discarded with a warning and the next source is tried; if
+        none succeeds the error is an integrity failure when any source served wrong bytes,
+        else the last failure.
+        """
+        candidates = self.sources(ref, upstream_first)
+        last: ToolfetchError | None = None
+        integrity: IntegrityError | None = None
+        for i, (label, source) in enumerate(candidates):
+            is_last = i == len(candidates) - 1
+            with self._lock:
+                if label in self._dead and not is_last:
+                    continue
+            try:
+                return action(source)
+            except IntegrityError as e:
+                log.warning("%s: %s served wrong content (%s); trying the next source",
+                            what, label, e)
+                integrity = integrity or e
+                last = e
+            except ToolfetchError as e:
+                if isinstance(e, UnreachableError):
+                    with self._lock:
+                        self._dead.add(label)
+                if not is_last:
+                    log.warning("%s: source %s failed (%s); trying the next source",
+                                what, label, e)
+                last = e
+        if integrity is not None:
+            raise IntegrityError(f"{what}: no source served verified content; {integrity}") \
+                from last
+        assert last is not None
+        raise last

@@ -1,0 +1,521 @@
+"""Safe unpacking of layers into a tree (DESIGN §7) and tree digests for ``cache verify``.
+
+Archives are hostile input.  Members are created with ``*at`` calls relative to directory file
+descriptors opened with ``O_NOFOLLOW``, so nothing is ever written through a symlink, whatever
+the archive or an earlier layer put on disk.  Refused (:class:`IntegrityError`, naming the
+member): absolute names, ``..`` components, backslashes and drive letters; symlinks whose target
+is absolute, escapes the tree, or has ``..`` after a normal component (that could climb out
+through another symlink); hardlinks to anything but a regular file extracted earlier from the
+same archive; device, fifo and unknown members; writing below a symlink or a file; duplicates,
+except a regular file replacing a regular file (or a directory repeated); replacing a directory.
+Across layers a later layer replaces earlier files and symlinks (unlinked, never written
+through), as OCI layers do; whiteout files get no special meaning.  Modes keep only the
+executable bit: files 0o555 or 0o444, directories 0o755 until :func:`make_read_only`.
+On Python 3.10.12+/3.11.4+ ``tarfile.data_filter`` is applied as a second check.
+
+The total of unpacked bytes is capped (decompression bombs): ``max_bytes``, else the environment
+variable ``TOOLFETCH_MAX_UNPACK_BYTES`` (bytes, optional K/M/G/T suffix, powers of 1024), else
+:data:`DEFAULT_MAX_UNPACKED`.  Nothing is written past the cap.  The decompressed tar stream is
+capped too (twice the limit plus 64 MiB) and so are pax/GNU long-name headers (1 MiB), which
+tarfile would otherwise hold in memory.  Raw layers are hardlinked, not copied, and not capped.
+POSIX only (``O_NOFOLLOW``, ``dir_fd``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import gzip
+import hashlib
+import io
+import json
+import os
+import stat
+import sys
+import tarfile
+import zipfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any, cast
+
+from toolfetch.errors import IntegrityError, InternalError, UsageError
+
+UNPACK_FORMATS = ("raw", "tar", "tar+gzip", "tar+zstd", "zip")
+DEFAULT_MAX_UNPACKED = 8 * 1024**3
+MAX_UNPACK_ENV = "TOOLFETCH_MAX_UNPACK_BYTES"
+ORAS_DEFAULT_MEDIA_TYPE = "application/vnd.oci.image.layer.v1.tar"
+
+_CHUNK = 1 << 20
+_MAX_META = 1 << 20  # data of one pax / GNU long-name header
+_MAX_LINK = 4096  # a zip symlink's target
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_SYMLINK_ERRNOS = (errno.ELOOP, errno.ENOTDIR, errno.EMLINK)
+_NO_LINK_ERRNOS = (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP)
+_META_TYPES = (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE,
+               tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE)
+_MEDIA_SUFFIXES = (
+    (("tar+gzip", "tar.gzip", "tar+gz"), "tar+gzip"),
+    (("tar+zstd", "tar.zstd"), "tar+zstd"),
+    (("/zip", "+zip", "x-zip-compressed"), "zip"),
+    (("/tar", "/x-tar", ".tar", "+tar"), "tar"),
+)
+_EXTENSIONS = ((".tar.gz", "tar+gzip"), (".tgz", "tar+gzip"), (".tar.zst", "tar+zstd"),
+               (".tar.zstd", "tar+zstd"), (".tzst", "tar+zstd"), (".tar", "tar"), (".zip", "zip"))
+_MAGIC = ((b"\x1f\x8b", "tar+gzip"), (b"\x28\xb5\x2f\xfd", "tar+zstd"), (b"PK\x03\x04", "zip"),
+          (b"PK\x05\x06", "zip"))
+
+
+def _split(name: str) -> tuple[str, ...]:
+    """Relative name -> components without ``.``/empty ones; ValueError says what is wrong."""
+    if "\x00" in name:
+        raise ValueError("contains a NUL byte")
+    if "\\" in name:
+        raise ValueError("contains a backslash")
+    if name.startswith("/"):
+        raise ValueError("is an absolute path")
+    parts = tuple(p for p in name.split("/") if p not in ("", "."))
+    if parts and len(parts[0]) >= 2 and parts[0][1] == ":" and parts[0][0].isalpha():
+        raise ValueError("starts with a drive letter")
+    if ".." in parts:
+        raise ValueError("has a '..' component")
+    return parts
+
+
+def check_title(title: str) -> str:
+    """Validate a layer title (a relative file name) and return it normalised."""
+    try:
+        parts = _split(title)
+    except ValueError as e:
+        raise UsageError(f"invalid title {title!r}: it {e}; titles are relative names") from e
+    if not parts or title.endswith("/"):
+        raise UsageError(f"invalid title {title!r}: it names no file")
+    return "/".join(parts)
+
+
+def detect_format(media_type: str, title: str | None, head: bytes) -> str:
+    """The unpack format of a layer: by mediaType, then title extension, then magic bytes.
+
+    ORAS gives every pushed file the mediaType ``application/vnd.oci.image.layer.v1.tar``, so
+    that type means tar only when the layer has no title; with a title it says nothing.
+    """
+    base = media_type.split(";", 1)[0].strip().lower()
+    if base == ORAS_DEFAULT_MEDIA_TYPE and title is None:
+        return "tar"
+    if base != ORAS_DEFAULT_MEDIA_TYPE:
+        for suffixes, fmt in _MEDIA_SUFFIXES:
+            if base.endswith(suffixes):
+                return fmt
+    lowered = (title or "").lower()
+    for ext, fmt in _EXTENSIONS:
+        if lowered.endswith(ext):
+            return fmt
+    for magic, fmt in _MAGIC:
+        if head.startswith(magic):
+            return fmt
+    if head[257:262] == b"ustar":
+        return "tar"
+    if title is None:
+        raise UsageError(f"layer of type {media_type!r} is not an archive and has no title "
+                         "(org.opencontainers.image.title) to place it under")
+    check_title(title)
+    return "raw"
+
+
+def max_unpack_bytes() -> int:
+    """The cap on unpacked bytes from ``TOOLFETCH_MAX_UNPACK_BYTES``, else the default."""
+    text = os.environ.get(MAX_UNPACK_ENV, "").strip()
+    if not text:
+        return DEFAULT_MAX_UNPACKED
+    scale = 1024 ** ("KMGT".index(text[-1].upper()) + 1) if text[-1].upper() in "KMGT" else 1
+    try:
+        value = int(text[:-1] if scale > 1 else text) * scale
+    except ValueError as e:
+        raise UsageError(f"{MAX_UNPACK_ENV}={text!r}: expected a byte count like 8G") from e
+    if value <= 0:
+        raise UsageError(f"{MAX_UNPACK_ENV}={text!r}: must be positive")
+    return value
+
+
+class _HeaderTooLarge(Exception):
+    """Raised inside tarfile's header parsing; turned into an IntegrityError naming the layer."""
+
+
+class _GuardedTarInfo(tarfile.TarInfo):
+    """Refuses oversized pax / GNU long-name headers, which tarfile reads into memory."""
+
+    def _proc_member(self, tf: tarfile.TarFile) -> tarfile.TarInfo:
+        if self.type in _META_TYPES and self.size > _MAX_META:
+            raise _HeaderTooLarge(self.name, f"its header holds {self.size} bytes of metadata "
+                                  f"(at most {_MAX_META})")
+        return cast(tarfile.TarInfo, cast(Any, super())._proc_member(tf))
+
+
+class _Counted:
+    """A read-only stream over a decompressor: caps the bytes read, wraps codec errors."""
+
+    def __init__(self, read: Callable[[int], bytes], cap: int, what: str) -> None:
+        self._read, self.cap, self.what, self.count = read, cap, what, 0
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            data = self._read(size)
+        except Exception as e:
+            raise IntegrityError(f"{self.what}: corrupt or truncated archive: {e}") from e
+        self.count += len(data)
+        if self.count > self.cap:
+            raise IntegrityError(f"{self.what}: decompressed archive exceeds {self.cap} bytes "
+                                 f"(see {MAX_UNPACK_ENV})")
+        return data
+
+    def write(self, b: bytes) -> int:
+        raise io.UnsupportedOperation("read-only stream")
+
+    def tell(self) -> int:
+        return self.count
+
+    def seek(self, pos: int) -> int:
+        raise io.UnsupportedOperation("stream is not seekable")
+
+    def close(self) -> None:
+        pass
+
+
+class _Tree:
+    """Creates members under ``dest`` without following symlinks; tracks this layer's names."""
+
+    def __init__(self, dest: Path, what: str, exe: tuple[str, ...] | None, limit: int) -> None:
+        self.dest, self.what, self.exe, self.limit, self.used = dest, what, exe, limit, 0
+        self.kinds: dict[tuple[str, ...], str] = {}
+        self.tarinfo: tarfile.TarInfo | None = None  # checked by tarfile.data_filter too
+        self.root_fd = os.open(dest, _DIR_FLAGS)
+
+    def close(self) -> None:
+        os.close(self.root_fd)
+
+    def fail(self, member: str, reason: str) -> IntegrityError:
+        return IntegrityError(f"{self.what}: unsafe member {member!r}: {reason}")
+
+    def parts(self, name: str) -> tuple[str, ...]:
+        try:
+            return _split(name)
+        except ValueError as e:
+            raise self.fail(name, f"the name {e}") from e
+
+    def _open_parent(self, parts: tuple[str, ...], member: str) -> int:
+        fd = os.dup(self.root_fd)
+        try:
+            for i, comp in enumerate(parts[:-1]):
+                try:
+                    nfd = os.open(comp, _DIR_FLAGS, dir_fd=fd)
+                except FileNotFoundError:
+                    os.mkdir(comp, 0o755, dir_fd=fd)
+                    nfd = os.open(comp, _DIR_FLAGS, dir_fd=fd)
+                except OSError as e:
+                    if e.errno not in _SYMLINK_ERRNOS:
+                        raise
+                    where = "/".join(parts[: i + 1])
+                    raise self.fail(member, f"{where!r} is a symlink or a file; refusing to "
+                                            "write through it") from e
+                os.close(fd)
+                fd = nfd
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def _prepare(self, parts: tuple[str, ...], kind: str, member: str) -> tuple[int, str]:
+        """Check duplicates, open the parent, clear the name; returns (parent fd, name)."""
+        prev = self.kinds.get(parts)
+        if prev is not None and not (prev == kind and kind in ("file", "dir")):
+            raise self.fail(member, f"duplicate member (a {kind} after a {prev})")
+        if self.tarinfo is not None and hasattr(tarfile, "data_filter"):
+            try:
+                tarfile.data_filter(self.tarinfo, str(self.dest))
+            except tarfile.FilterError as e:
+                raise self.fail(member, str(e)) from e
+        fd = self._open_parent(parts, member)
+        name = parts[-1]
+        try:
+            st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+            if stat.S_ISDIR(st.st_mode) and kind != "dir":
+                raise self.fail(member, "would replace a directory")
+            if not stat.S_ISDIR(st.st_mode):
+                os.unlink(name, dir_fd=fd)  # an earlier file or symlink: replace, never follow
+        except FileNotFoundError:
+            pass
+        except BaseException:
+            os.close(fd)
+            raise
+        self.kinds[parts] = kind
+        return fd, name
+
+    def add_dir(self, parts: tuple[str, ...], member: str) -> None:
+        fd, name = self._prepare(parts, "dir", member)
+        try:
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(name, 0o755, dir_fd=fd)
+        finally:
+            os.close(fd)
+
+    def add_file(self, parts: tuple[str, ...], member: str, mode: int, size: int,
+                 read: Callable[[int], bytes]) -> None:
+        if self.used + size > self.limit:
+            raise self._too_big(member)
+        fd, name = self._prepare(parts, "file", member)
+        perm = 0o555 if mode & 0o111 or parts == self.exe else 0o444
+        try:
+            with open(os.open(name, _FILE_FLAGS, 0o600, dir_fd=fd), "wb") as out:
+                while True:
+                    try:
+                        chunk = read(_CHUNK)
+                    except (OSError, EOFError, RuntimeError, zipfile.BadZipFile,
+                            tarfile.TarError, NotImplementedError) as e:
+                        raise self.fail(member, f"corrupt data: {e}") from e
+                    if not chunk:
+                        break
+                    self.used += len(chunk)
+                    if self.used > self.limit:
+                        raise self._too_big(member)
+                    out.write(chunk)
+                os.fchmod(out.fileno(), perm)
+        finally:
+            os.close(fd)
+
+    def _too_big(self, member: str) -> IntegrityError:
+        return IntegrityError(f"{self.what}: member {member!r}: unpacked size exceeds the limit "
+                              f"of {self.limit} bytes (decompression bomb? see {MAX_UNPACK_ENV})")
+
+    def add_symlink(self, parts: tuple[str, ...], member: str, target: str) -> None:
+        tparts = [p for p in target.split("/") if p not in ("", ".")]
+        ups = next((i for i, p in enumerate(tparts) if p != ".."), len(tparts))
+        if not target or "\x00" in target or "\\" in target or target.startswith("/"):
+            raise self.fail(member, f"symlink target {target!r} is absolute or malformed")
+        drive = tparts and len(tparts[0]) >= 2 and tparts[0][1] == ":" and tparts[0][0].isalpha()
+        if drive or ".." in tparts[ups:]:
+            raise self.fail(member, f"symlink target {target!r} has a drive or a '..' after "
+                                    "a name")
+        if ups > len(parts) - 1:
+            raise self.fail(member, f"symlink target {target!r} escapes the tree")
+        fd, name = self._prepare(parts, "symlink", member)
+        try:
+            os.symlink(target, name, dir_fd=fd)
+        finally:
+            os.close(fd)
+
+    def add_hardlink(self, parts: tuple[str, ...], member: str, target: str) -> None:
+        try:
+            tparts = _split(target)
+        except ValueError as e:
+            raise self.fail(member, f"hardlink target {target!r} {e}") from e
+        if self.kinds.get(tparts) not in ("file", "link"):
+            raise self.fail(member, f"hardlink to {target!r}, which is not a regular file "
+                                    "extracted earlier from this archive")
+        tfd = self._open_parent(tparts, member)
+        try:
+            fd, name = self._prepare(parts, "link", member)
+            try:
+                os.link(tparts[-1], name, src_dir_fd=tfd, dst_dir_fd=fd, follow_symlinks=False)
+            finally:
+                os.close(fd)
+        finally:
+            os.close(tfd)
+
+
+def _unpack_tar(tree: _Tree, stream: _Counted) -> None:
+    try:
+        with tarfile.open(fileobj=stream, mode="r|", tarinfo=_GuardedTarInfo) as tf:
+            while (m := tf.next()) is not None:
+                cast(Any, tf).members.clear()  # constant memory: no member lookups
+                parts = tree.parts(m.name)
+                tree.tarinfo = m
+                if not parts:
+                    if not m.isdir():
+                        raise tree.fail(m.name, "names the root of the tree")
+                elif m.isreg():
+                    data = tf.extractfile(m)
+                    assert data is not None
+                    tree.add_file(parts, m.name, m.mode, m.size, data.read)
+                elif m.isdir():
+                    tree.add_dir(parts, m.name)
+                elif m.issym():
+                    tree.add_symlink(parts, m.name, m.linkname)
+                elif m.islnk():
+                    tree.add_hardlink(parts, m.name, m.linkname)
+                elif m.ischr() or m.isblk() or m.isfifo():
+                    raise tree.fail(m.name, "device and fifo members are not allowed")
+                else:
+                    raise tree.fail(m.name, f"unsupported member type {m.type!r}")
+    except _HeaderTooLarge as e:
+        raise tree.fail(str(e.args[0]), str(e.args[1])) from e
+    except tarfile.TarError as e:
+        raise IntegrityError(f"{tree.what}: not a valid tar archive: {e}") from e
+
+
+def _unpack_zip(tree: _Tree, blob: Path) -> None:
+    try:
+        with zipfile.ZipFile(blob) as zf:
+            for info in zf.infolist():
+                name, mode = info.filename, info.external_attr >> 16
+                parts, kind = tree.parts(name), stat.S_IFMT(mode)
+                if not parts:
+                    raise tree.fail(name, "names the root of the tree")
+                if name.endswith("/") or kind == stat.S_IFDIR:
+                    tree.add_dir(parts, name)
+                elif kind == stat.S_IFLNK:
+                    with zf.open(info) as f:
+                        raw = f.read(_MAX_LINK + 1)
+                    if len(raw) > _MAX_LINK:
+                        raise tree.fail(name, "symlink target is too long")
+                    tree.add_symlink(parts, name, raw.decode("utf-8", "surrogateescape"))
+                elif kind in (0, stat.S_IFREG):
+                    with zf.open(info) as f:
+                        tree.add_file(parts, name, mode, info.file_size, f.read)
+                else:
+                    raise tree.fail(name, "device, fifo and socket entries are not allowed")
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, RuntimeError, NotImplementedError,
+            EOFError) as e:
+        raise IntegrityError(f"{tree.what}: not a valid zip archive: {e}") from e
+
+
+def _place_raw(blob: Path, dest: Path, title: str, what: str, exe: tuple[str, ...] | None) -> None:
+    parts = tuple(title.split("/"))
+    mode = 0o555 if parts == exe else 0o444
+    tree = _Tree(dest, what, exe, sys.maxsize)
+    try:
+        st = os.stat(blob)
+        # Link unless that would change the mode of an inode another tree already shares.
+        if stat.S_IMODE(st.st_mode) == mode or st.st_nlink == 1:
+            fd, name = tree._prepare(parts, "file", title)
+            try:
+                os.link(blob, name, dst_dir_fd=fd)
+                if stat.S_IMODE(st.st_mode) != mode:
+                    os.chmod(name, mode, dir_fd=fd)
+                return
+            except OSError as e:
+                if e.errno not in _NO_LINK_ERRNOS:
+                    raise
+                tree.kinds.clear()
+            finally:
+                os.close(fd)
+        with open(blob, "rb") as src:
+            tree.add_file(parts, title, mode, 0, src.read)
+    finally:
+        tree.close()
+
+
+def unpack_layer(blob: Path, fmt: str, dest: Path, *, title: str | None, what: str,
+                 executable: str | None = None, max_bytes: int | None = None) -> None:
+    """Unpack one layer blob into the existing directory ``dest`` (see the module doc)."""
+    if fmt not in UNPACK_FORMATS:
+        raise UsageError(f"{what}: unknown unpack format {fmt!r} (one of {UNPACK_FORMATS})")
+    limit = max_bytes if max_bytes is not None else max_unpack_bytes()
+    try:
+        exe: tuple[str, ...] | None = _split(executable) if executable else None
+    except ValueError:
+        exe = None
+    try:
+        if fmt == "raw":
+            if title is None:
+                raise UsageError(f"{what}: a raw layer needs a title annotation")
+            try:
+                name = check_title(title)
+            except UsageError as e:
+                raise UsageError(f"{what}: {e}") from e
+            _place_raw(blob, dest, name, what, exe)
+            return
+        tree = _Tree(dest, what, exe, limit)
+        try:
+            if fmt == "zip":
+                _unpack_zip(tree, blob)
+                return
+            with open(blob, "rb") as raw:
+                read: Callable[[int], bytes] = raw.read
+                if fmt == "tar+gzip":
+                    read = gzip.GzipFile(fileobj=raw, mode="rb").read
+                elif fmt == "tar+zstd":
+                    read = _zstd_reader(raw, what)
+                _unpack_tar(tree, _Counted(read, 2 * limit + (64 << 20), what))
+        finally:
+            tree.close()
+    except OSError as e:
+        raise InternalError(f"{what}: cannot unpack {blob} into {dest}: {e}") from e
+
+
+def _zstd_reader(raw: IO[bytes], what: str) -> Callable[[int], bytes]:
+    try:
+        import zstandard
+    except ImportError as e:
+        raise UsageError(f"{what}: tar+zstd layers need the optional 'zstandard' module "
+                         "(pip install 'toolfetch[zstd]')") from e
+    reader = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
+    return reader.read
+
+
+def _walk(root: Path) -> Iterator[tuple[str, os.stat_result, str]]:
+    stack = [("", str(root))]
+    while stack:
+        prefix, directory = stack.pop()
+        with os.scandir(directory) as it:
+            for entry in it:
+                st = entry.stat(follow_symlinks=False)
+                yield prefix + entry.name, st, entry.path
+                if stat.S_ISDIR(st.st_mode):
+                    stack.append((prefix + entry.name + "/", entry.path))
+
+
+def _file_digest(path: str) -> str:
+    h = hashlib.sha256()
+    with open(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC), "rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return f"sha256:{h.hexdigest()}"
+
+
+def tree_digest(root: Path) -> tuple[str, list[dict[str, str | int]]]:
+    """``sha256:…`` over the sorted entries, and the entries themselves.
+
+    Entries: files ``{path, type: "file", mode, digest, size}``, symlinks ``{path, type:
+    "symlink", mode: 0o777, target}``, directories ``{path, type: "dir"}`` (their mode is left
+    out: it changes when the tree is made read-only).  Paths are relative, ``/``-separated.
+    """
+    entries: list[dict[str, str | int]] = []
+    for rel, st, full in _walk(root):
+        if stat.S_ISREG(st.st_mode):
+            entries.append({"path": rel, "type": "file", "mode": stat.S_IMODE(st.st_mode),
+                            "digest": _file_digest(full), "size": st.st_size})
+        elif stat.S_ISLNK(st.st_mode):
+            entries.append({"path": rel, "type": "symlink", "mode": 0o777,
+                            "target": os.readlink(full)})
+        elif stat.S_ISDIR(st.st_mode):
+            entries.append({"path": rel, "type": "dir"})
+        else:
+            entries.append({"path": rel, "type": "other", "mode": stat.S_IMODE(st.st_mode)})
+    entries.sort(key=lambda e: str(e["path"]))
+    blob = json.dumps(entries, sort_keys=True, separators=(",", ":")).encode()
+    return f"sha256:{hashlib.sha256(blob).hexdigest()}", entries
+
+
+def make_read_only(root: Path) -> None:
+    """Files 0o555 (any x bit) or 0o444, directories 0o555, bottom-up; symlinks untouched."""
+    for dirpath, _dirs, files in os.walk(root, topdown=False):
+        for name in files:
+            path = os.path.join(dirpath, name)
+            st = os.lstat(path)
+            want = 0o555 if st.st_mode & 0o111 else 0o444
+            if stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) != want:
+                os.chmod(path, want)
+        os.chmod(dirpath, 0o555)
+
+
+def make_writable(root: Path) -> None:
+    """Directories 0o755 top-down so the tree can be deleted; file modes are left alone
+    (a raw file shares its inode with the read-only blob)."""
+    if not os.path.isdir(root) or os.path.islink(root):
+        return
+    os.chmod(root, 0o755)
+    for dirpath, dirs, _files in os.walk(root):
+        for name in dirs:
+            path = os.path.join(dirpath, name)
+            if not os.path.islink(path):
+                os.chmod(path, 0o755)
