@@ -41,7 +41,7 @@ def default_lockfile() -> Path:
     return repo_root() / "lockfiles" / "tools.lock.json"
 
 
-def _global_options(p: argparse.ArgumentParser, suppress: bool) -> None:
+def add_global_options(p: argparse.ArgumentParser, suppress: bool) -> None:
     d: dict[str, Any] = {"default": argparse.SUPPRESS} if suppress else {}
     p.add_argument("--cache-dir", metavar="DIR", help="cache root (default: $TOOLFETCH_CACHE_DIR, "
                    "$XDG_CACHE_HOME/toolfetch or ~/.cache/toolfetch)", **d)
@@ -59,13 +59,13 @@ def _lockfile_arg(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="toolfetch", description="Hermetic, OCI-native tool fetcher.")
     parser.add_argument("--version", action="version", version=f"toolfetch {__version__}")
-    _global_options(parser, suppress=False)
+    add_global_options(parser, suppress=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
-        _global_options(p, suppress=True)
+        add_global_options(p, suppress=True)
         return p
 
     p = command("lock", "resolve tools.yaml references into the lockfile")
