@@ -1,0 +1,51 @@
+# The one place that maps OCI platforms (`os/arch[/variant]`, the spelling the
+# toolfetch lockfile uses) to Buck2 prelude constraints.
+#
+# It mirrors BUCK2_OS / BUCK2_CPU in tools/toolfetch/platform.py; tests/test_buck2.py
+# keeps the two tables equal.
+
+# OCI `os` -> Buck2 prelude OS constraint value.
+OCI_OS_TO_BUCK2 = {
+    "darwin": "prelude//os:macos",
+    "linux": "prelude//os:linux",
+    "windows": "prelude//os:windows",
+}
+
+# OCI cpu key (`arch`, or `arm/<variant>` for 32-bit arm) -> Buck2 prelude CPU
+# constraint value. 32-bit arm has no entry: the prelude's arm constraints do not
+# line up with OCI variants, so such platforms are fetchable by name only.
+OCI_CPU_TO_BUCK2 = {
+    "amd64": "prelude//cpu:x86_64",
+    "arm64": "prelude//cpu:arm64",
+}
+
+# The lock key of a tool resolved to a single manifest: it serves every platform.
+ANY_PLATFORM = "*"
+
+def parse_oci_platform(platform: str) -> struct:
+    """Split `os/arch[/variant]` into a struct(os, arch, variant, cpu_key)."""
+    parts = platform.split("/")
+    if len(parts) not in (2, 3) or not all([p for p in parts]):
+        fail("toolfetch: malformed platform {}: expected os/arch[/variant]".format(repr(platform)))
+    variant = parts[2] if len(parts) == 3 else ""
+
+    # arm64 with variant "" is the same as arm64/v8 (DESIGN.md §3).
+    if parts[1] == "arm64" and variant == "v8":
+        variant = ""
+    cpu_key = parts[1] + "/" + variant if parts[1] == "arm" and variant else parts[1]
+    return struct(os = parts[0], arch = parts[1], variant = variant, cpu_key = cpu_key)
+
+def buck2_constraints(platform: str) -> None | (str, str):
+    """(os constraint, cpu constraint) for an OCI platform, or None if Buck2 has none."""
+    p = parse_oci_platform(platform)
+    os = OCI_OS_TO_BUCK2.get(p.os)
+    cpu = OCI_CPU_TO_BUCK2.get(p.cpu_key)
+    if os == None or cpu == None:
+        return None
+    return (os, cpu)
+
+def platform_suffix(platform: str) -> str:
+    """A target-name-safe spelling of a lock platform key: `linux/arm/v7` -> `linux_arm_v7`."""
+    if platform == ANY_PLATFORM:
+        return "any"
+    return platform.replace("/", "_")
