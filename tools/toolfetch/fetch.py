@@ -21,12 +21,11 @@ from toolfetch.digest import Digest
 from toolfetch.errors import (
     MultipleErrors,
     ToolfetchError,
-    UnreachableError,
 )
 from toolfetch.lockfile import LockedLayer, LockedPlatform, Lockfile
 from toolfetch.platform import Platform
 from toolfetch.progress import Progress
-from toolfetch.reference import LayoutReference, parse_any
+from toolfetch.reference import parse_any
 from toolfetch.sources import ContentSource, SourceFactory, parse_mirror_map
 
 log = logging.getLogger("toolfetch")
@@ -137,9 +136,6 @@ class Fetcher:
     def _fetch_blob(self, want: Want, layer: LockedLayer, progress: Progress) -> None:
         what = f"blob {layer.digest}" + (f" ({layer.title})" if layer.title else "")
         ref = parse_any(want.entry.ref, self.lockfile.path.parent)
-        if self.offline and not isinstance(ref, LayoutReference):  # a layout is local
-            raise UnreachableError(f"{what} is not in the cache {self.cache.root} and "
-                                   "--offline/TOOLFETCH_OFFLINE=1 forbids the network")
 
         def attempt(source: ContentSource) -> None:
             def write(f: IO[bytes]) -> None:

@@ -120,9 +120,6 @@ class SourceFactory:
 
         if isinstance(ref, LayoutReference):
             return [(str(ref.path), LayoutSource(ref.path))]
-        if self.offline:
-            raise UnreachableError(f"{ref}: offline (TOOLFETCH_OFFLINE or --offline) and the "
-                                   "content is not in the cache")
         from toolfetch.registry import RegistryClient
 
         out: list[tuple[str, ContentSource]] = []
@@ -131,9 +128,14 @@ class SourceFactory:
         ):
             if mirror.layout is not None:
                 out.append((str(mirror), LayoutSource(mirror.layout)))
-            else:
+            elif not self.offline:
                 repo = f"{mirror.prefix}/{ref.repository}" if mirror.prefix else ref.repository
                 out.append((str(mirror), RegistryClient(self.transport, mirror.host, repo)))
+        if self.offline:  # only oci-layout mirrors are local
+            if not out:
+                raise UnreachableError(f"{ref}: not in the cache, and --offline or "
+                                       "TOOLFETCH_OFFLINE=1 forbids the network")
+            return out
         upstream = (ref.api_host, RegistryClient(self.transport, ref.api_host, ref.repository))
         return [upstream, *out] if upstream_first else [*out, upstream]
 
