@@ -150,6 +150,8 @@ class Fetcher:
 
         def build(dest: Path) -> dict[str, Any]:
             for layer in want.entry.layers:
+                if not self.cache.has_blob(layer.digest):  # gc took it meanwhile: fetch again
+                    self._fetch_blob(want, layer, Progress("", 0, False))
                 what = f"layer {layer.digest.short} ({layer.title or layer.unpack}) of {want.what}"
                 unpack_layer(self.cache.blob_path(layer.digest), layer.unpack, dest,
                              title=layer.title, what=what,
