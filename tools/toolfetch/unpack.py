@@ -1,24 +1,22 @@
 """Safe unpacking of layers into a tree (DESIGN §7) and tree digests for ``cache verify``.
 
-Archives are hostile input.  Members are created with ``*at`` calls relative to directory file
-descriptors opened with ``O_NOFOLLOW``, so nothing is ever written through a symlink, whatever
-the archive or an earlier layer put on disk.  Refused (:class:`IntegrityError`, naming the
-member): absolute names, ``..`` components, backslashes and drive letters; symlinks whose target
-is absolute, escapes the tree, or has ``..`` after a normal component (that could climb out
-through another symlink); hardlinks to anything but a regular file extracted earlier from the
-same archive; device, fifo and unknown members; writing below a symlink or a file; duplicates,
-except a regular file replacing a regular file (or a directory repeated); replacing a directory.
-Across layers a later layer replaces earlier files and symlinks (unlinked, never written
-through), as OCI layers do; whiteout files get no special meaning.  Modes keep only the
-executable bit: files 0o555 or 0o444, directories 0o755 until :func:`make_read_only`.
-On Python 3.10.12+/3.11.4+ ``tarfile.data_filter`` is applied as a second check.
+Archives are hostile.  Members are created with ``*at`` calls on directory descriptors opened
+with ``O_NOFOLLOW`` (POSIX only), so nothing is written through a symlink, whatever the archive
+or an earlier layer left on disk.  Refused with an :class:`IntegrityError` naming the member:
+absolute names, ``..``, backslashes, drive letters; symlinks whose target is absolute, escapes
+the tree, or has ``..`` after a name (it could climb out through another symlink); hardlinks to
+anything but a regular file extracted earlier from the same archive; device, fifo and unknown
+members; writing below a symlink or a file; duplicates other than file-after-file or
+dir-after-dir; replacing a directory.  A later layer replaces earlier files and symlinks
+(unlinked, never followed), as OCI layers do; whiteouts get no special meaning.  Modes keep only
+the executable bit: files 0o555/0o444, directories 0o755 until :func:`make_read_only`.  Where
+``tarfile.data_filter`` exists (3.10.12+, 3.11.4+) it is applied as a second check.
 
-The total of unpacked bytes is capped (decompression bombs): ``max_bytes``, else the environment
-variable ``TOOLFETCH_MAX_UNPACK_BYTES`` (bytes, optional K/M/G/T suffix, powers of 1024), else
-:data:`DEFAULT_MAX_UNPACKED`.  Nothing is written past the cap.  The decompressed tar stream is
-capped too (twice the limit plus 64 MiB) and so are pax/GNU long-name headers (1 MiB), which
-tarfile would otherwise hold in memory.  Raw layers are hardlinked, not copied, and not capped.
-POSIX only (``O_NOFOLLOW``, ``dir_fd``).
+Unpacked bytes are capped (decompression bombs) by ``max_bytes``, else the environment variable
+``TOOLFETCH_MAX_UNPACK_BYTES`` (bytes, optional K/M/G/T suffix), else
+:data:`DEFAULT_MAX_UNPACKED`; nothing is written past the cap.  The decompressed tar stream
+(2 x cap + 64 MiB) and pax/GNU long-name headers (1 MiB, held in memory by tarfile) are capped
+too.  Raw layers are hardlinked to the blob, not copied, and not capped.
 """
 
 from __future__ import annotations
@@ -27,7 +25,6 @@ import contextlib
 import errno
 import gzip
 import hashlib
-import io
 import json
 import os
 import stat
@@ -96,6 +93,10 @@ def check_title(title: str) -> str:
 def detect_format(media_type: str, title: str | None, head: bytes) -> str:
     """The unpack format of a layer: by mediaType, then title extension, then magic bytes.
 
+    ``head`` is the start of the blob (512 bytes are enough; ``b""`` skips sniffing).  "raw" is
+    returned even without a title, so a caller can sniff afterwards; a raw layer must have one
+    (:func:`unpack_layer` refuses it otherwise) and a given title must be valid (UsageError).
+
     ORAS gives every pushed file the mediaType ``application/vnd.oci.image.layer.v1.tar``, so
     that type means tar only when the layer has no title; with a title it says nothing.
     """
@@ -115,10 +116,8 @@ def detect_format(media_type: str, title: str | None, head: bytes) -> str:
             return fmt
     if head[257:262] == b"ustar":
         return "tar"
-    if title is None:
-        raise UsageError(f"layer of type {media_type!r} is not an archive and has no title "
-                         "(org.opencontainers.image.title) to place it under")
-    check_title(title)
+    if title is not None:
+        check_title(title)
     return "raw"
 
 
@@ -167,18 +166,6 @@ class _Counted:
             raise IntegrityError(f"{self.what}: decompressed archive exceeds {self.cap} bytes "
                                  f"(see {MAX_UNPACK_ENV})")
         return data
-
-    def write(self, b: bytes) -> int:
-        raise io.UnsupportedOperation("read-only stream")
-
-    def tell(self) -> int:
-        return self.count
-
-    def seek(self, pos: int) -> int:
-        raise io.UnsupportedOperation("stream is not seekable")
-
-    def close(self) -> None:
-        pass
 
 
 class _Tree:
@@ -287,15 +274,18 @@ class _Tree:
                               f"of {self.limit} bytes (decompression bomb? see {MAX_UNPACK_ENV})")
 
     def add_symlink(self, parts: tuple[str, ...], member: str, target: str) -> None:
-        tparts = [p for p in target.split("/") if p not in ("", ".")]
-        ups = next((i for i, p in enumerate(tparts) if p != ".."), len(tparts))
-        if not target or "\x00" in target or "\\" in target or target.startswith("/"):
-            raise self.fail(member, f"symlink target {target!r} is absolute or malformed")
-        drive = tparts and len(tparts[0]) >= 2 and tparts[0][1] == ":" and tparts[0][0].isalpha()
-        if drive or ".." in tparts[ups:]:
-            raise self.fail(member, f"symlink target {target!r} has a drive or a '..' after "
-                                    "a name")
-        if ups > len(parts) - 1:
+        rest, ups = target, 0
+        while rest.startswith(("../", "./")) or rest in ("..", "."):
+            ups += rest.startswith("..")
+            rest = rest.partition("/")[2].lstrip("/")
+        try:
+            if not target or target.startswith("/"):
+                raise ValueError("is absolute or empty")
+            _split(rest)
+        except ValueError as e:
+            raise self.fail(member, f"symlink target {target!r} {e} (only leading '..' are "
+                                    "allowed)") from e
+        if ups >= len(parts):
             raise self.fail(member, f"symlink target {target!r} escapes the tree")
         fd, name = self._prepare(parts, "symlink", member)
         try:
@@ -324,7 +314,9 @@ class _Tree:
 
 def _unpack_tar(tree: _Tree, stream: _Counted) -> None:
     try:
-        with tarfile.open(fileobj=stream, mode="r|", tarinfo=_GuardedTarInfo) as tf:
+        # Stream mode only ever calls read(): no seeking, constant memory.
+        with tarfile.open(fileobj=cast(IO[bytes], stream), mode="r|",
+                          tarinfo=_GuardedTarInfo) as tf:
             while (m := tf.next()) is not None:
                 cast(Any, tf).members.clear()  # constant memory: no member lookups
                 parts = tree.parts(m.name)
@@ -358,10 +350,12 @@ def _unpack_zip(tree: _Tree, blob: Path) -> None:
             for info in zf.infolist():
                 name, mode = info.filename, info.external_attr >> 16
                 parts, kind = tree.parts(name), stat.S_IFMT(mode)
-                if not parts:
+                is_dir = name.endswith("/") or kind == stat.S_IFDIR
+                if not parts and not is_dir:
                     raise tree.fail(name, "names the root of the tree")
-                if name.endswith("/") or kind == stat.S_IFDIR:
-                    tree.add_dir(parts, name)
+                if is_dir:
+                    if parts:
+                        tree.add_dir(parts, name)
                 elif kind == stat.S_IFLNK:
                     with zf.open(info) as f:
                         raw = f.read(_MAX_LINK + 1)

@@ -1,0 +1,456 @@
+"""Tests for toolfetch.unpack: format detection, happy paths, and one hostile archive per rule."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import re
+import shutil
+import stat
+import sys
+import tarfile
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from toolfetch.errors import IntegrityError, UsageError
+from toolfetch.unpack import (
+    DEFAULT_MAX_UNPACKED,
+    UNPACK_FORMATS,
+    check_title,
+    detect_format,
+    make_read_only,
+    make_writable,
+    max_unpack_bytes,
+    tree_digest,
+    unpack_layer,
+)
+
+WHAT = "layer sha256:abcdef012345 (t.tar) of tool t"
+Member = tuple[tarfile.TarInfo, bytes]
+ZEntry = tuple[zipfile.ZipInfo, bytes]
+
+
+def m(name: str, data: bytes = b"", *, kind: bytes = tarfile.REGTYPE, mode: int = 0o644,
+      link: str = "", pax: dict[str, str] | None = None) -> Member:
+    info = tarfile.TarInfo(name)
+    info.type, info.mode, info.linkname = kind, mode, link
+    info.size = len(data) if kind == tarfile.REGTYPE else 0
+    if pax:
+        info.pax_headers = pax
+    return info, data
+
+
+def make_tar(*members: Member, mode: str = "w") -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode=mode, format=tarfile.PAX_FORMAT) as tf:  # type: ignore[call-overload]
+        for info, data in members:
+            tf.addfile(info, io.BytesIO(data) if info.isreg() else None)
+    return buf.getvalue()
+
+
+def zentry(name: str, data: bytes = b"", st_mode: int | None = None) -> ZEntry:
+    info = zipfile.ZipInfo(name)
+    info.compress_type = zipfile.ZIP_DEFLATED
+    if st_mode is not None:
+        info.create_system = 3
+        info.external_attr = st_mode << 16
+    return info, data
+
+
+def make_zip(*entries: ZEntry) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for info, data in entries:
+            zf.writestr(info, data)
+    return buf.getvalue()
+
+
+@pytest.fixture(autouse=True, params=["data_filter", "own_checks"])
+def tar_filter(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs with tarfile.data_filter as the second check and without it (3.10)."""
+    if not hasattr(tarfile, "data_filter"):
+        if request.param == "data_filter":
+            pytest.skip("this Python has no tarfile.data_filter")
+    elif request.param == "own_checks":
+        monkeypatch.delattr(tarfile, "data_filter")
+    return str(request.param)
+
+
+@pytest.fixture
+def dest(tmp_path: Path) -> Path:
+    d = tmp_path / "tmp" / "unpack"
+    d.mkdir(parents=True)
+    return d
+
+
+@pytest.fixture
+def outside(tmp_path: Path) -> Path:
+    d = tmp_path / "outside"
+    d.mkdir()
+    return d
+
+
+def unpack(dest: Path, data: bytes, fmt: str = "tar", **kw: object) -> None:
+    blob = dest.parent / f"blob{len(list(dest.parent.iterdir()))}"
+    blob.write_bytes(data)
+    kw.setdefault("title", None)
+    unpack_layer(blob, fmt, dest, what=WHAT, **kw)  # type: ignore[arg-type]
+
+
+def refused(dest: Path, data: bytes, member: str, fmt: str = "tar", **kw: object) -> str:
+    with pytest.raises(IntegrityError) as exc:
+        unpack(dest, data, fmt, **kw)
+    msg = str(exc.value)
+    assert WHAT in msg and repr(member) in msg, msg
+    return msg
+
+
+# ---------------------------------------------------------------- format detection
+
+GZ, ZST, ZIP = b"\x1f\x8b\x08\x00", b"\x28\xb5\x2f\xfd\x00", b"PK\x03\x04\x14"
+USTAR = make_tar(m("a", b"x"))[:512]
+
+
+@pytest.mark.parametrize(("media_type", "title", "head", "fmt"), [
+    ("application/vnd.oci.image.layer.v1.tar+gzip", None, b"", "tar+gzip"),
+    ("application/vnd.docker.image.rootfs.diff.tar.gzip", None, b"", "tar+gzip"),
+    ("application/vnd.oci.image.layer.nondistributable.v1.tar+gzip", "x", b"", "tar+gzip"),
+    ("application/vnd.oci.image.layer.v1.tar+zstd", None, b"", "tar+zstd"),
+    ("application/zip", "tool", b"", "zip"),
+    ("application/vnd.docker.image.rootfs.diff.tar", None, b"", "tar"),
+    ("application/x-tar", "tool", b"", "tar"),
+    ("application/vnd.oci.image.layer.v1.tar", None, b"", "tar"),  # ORAS default, no title
+    ("application/vnd.oci.image.layer.v1.tar", "protoc", b"\x7fELF", "raw"),  # ORAS file
+    ("application/vnd.oci.image.layer.v1.tar", "protoc.tar.gz", GZ, "tar+gzip"),
+    ("application/vnd.oci.image.layer.v1.tar", "bundle", USTAR, "tar"),
+    ("application/octet-stream", "a.tar", b"", "tar"),
+    ("application/octet-stream", "a.tar.gz", b"", "tar+gzip"),
+    ("application/octet-stream", "A.TGZ", b"", "tar+gzip"),
+    ("application/octet-stream", "a.tar.zst", b"", "tar+zstd"),
+    ("application/octet-stream", "a.tzst", b"", "tar+zstd"),
+    ("application/octet-stream", "a.zip", b"", "zip"),
+    ("application/octet-stream", "blob", GZ, "tar+gzip"),
+    ("application/octet-stream", "blob", ZST, "tar+zstd"),
+    ("application/octet-stream", "blob", ZIP, "zip"),
+    ("application/octet-stream", None, USTAR, "tar"),
+    ("application/vnd.acme.tool", "bin/tool", b"\x7fELF", "raw"),
+])
+def test_detect_format(media_type: str, title: str | None, head: bytes, fmt: str) -> None:
+    assert fmt in UNPACK_FORMATS
+    assert detect_format(media_type, title, head) == fmt
+
+
+def test_detect_format_raw_needs_a_valid_title() -> None:
+    assert detect_format("application/octet-stream", None, b"") == "raw"  # caller may sniff
+    with pytest.raises(UsageError, match="invalid title"):
+        detect_format("application/octet-stream", "../tool", b"\x7fELF")
+
+
+@pytest.mark.parametrize(("title", "norm"), [("tool", "tool"), ("./bin//tool", "bin/tool"),
+                                             ("a/./b", "a/b")])
+def test_check_title_ok(title: str, norm: str) -> None:
+    assert check_title(title) == norm
+
+
+@pytest.mark.parametrize("title", ["/abs", "../x", "a/../b", "a\\b", "C:/x", "c:x", "a\x00b",
+                                   "", ".", "dir/"])
+def test_check_title_refused(title: str) -> None:
+    with pytest.raises(UsageError, match="invalid title"):
+        check_title(title)
+
+
+# ---------------------------------------------------------------- happy paths
+
+def mode_of(p: Path) -> int:
+    return stat.S_IMODE(p.lstat().st_mode)
+
+
+def test_tar_gz_tree(dest: Path) -> None:
+    data = make_tar(m("./", kind=tarfile.DIRTYPE, mode=0o700),
+                    m("bin/", kind=tarfile.DIRTYPE), m("bin/tool", b"#!/bin/sh\n", mode=0o755),
+                    m("share/doc/a/b.txt", b"nested", mode=0o600),
+                    m("bin/alias", kind=tarfile.SYMTYPE, link="tool"),
+                    m("lib/docs", kind=tarfile.SYMTYPE, link="../share/./doc"),
+                    m("bin/tool2", kind=tarfile.LNKTYPE, link="./bin/tool"), mode="w:gz")
+    unpack(dest, data, "tar+gzip")
+    assert (dest / "bin/tool").read_bytes() == b"#!/bin/sh\n"
+    assert mode_of(dest / "bin/tool") == 0o555
+    assert mode_of(dest / "share/doc/a/b.txt") == 0o444
+    assert mode_of(dest / "share/doc/a") == 0o755 and mode_of(dest) == 0o755
+    assert os.readlink(dest / "bin/alias") == "tool"
+    assert (dest / "lib/docs/a/b.txt").read_bytes() == b"nested"
+    assert (dest / "bin/tool2").stat().st_ino == (dest / "bin/tool").stat().st_ino
+
+
+def test_special_bits_stripped(dest: Path) -> None:
+    unpack(dest, make_tar(m("suid", b"x", mode=0o4755), m("sgid", b"x", mode=0o2644),
+                          m("sticky", kind=tarfile.DIRTYPE, mode=0o1777),
+                          m("gx", b"x", mode=0o610)))
+    assert mode_of(dest / "suid") == 0o555 and mode_of(dest / "sgid") == 0o444
+    assert mode_of(dest / "sticky") == 0o755 and mode_of(dest / "gx") == 0o555
+
+
+def test_zip_exec_bits_and_symlink(dest: Path) -> None:
+    data = make_zip(zentry("./"), zentry("bin/", st_mode=stat.S_IFDIR | 0o755),
+                    zentry("bin/tool", b"exe", st_mode=stat.S_IFREG | 0o755),
+                    zentry("README", b"doc", st_mode=stat.S_IFREG | 0o644),
+                    zentry("bin/link", b"tool", st_mode=stat.S_IFLNK | 0o777),
+                    zentry("win.exe", b"MZ"))
+    unpack(dest, data, "zip", executable="./win.exe")
+    assert mode_of(dest / "bin/tool") == 0o555 and mode_of(dest / "README") == 0o444
+    assert os.readlink(dest / "bin/link") == "tool"
+    assert mode_of(dest / "win.exe") == 0o555  # no unix attributes, but it is the executable
+
+
+def test_zstd(dest: Path) -> None:
+    zstandard = pytest.importorskip("zstandard")
+    data = zstandard.ZstdCompressor().compress(make_tar(m("bin/tool", b"z", mode=0o755)))
+    unpack(dest, data, "tar+zstd")
+    assert (dest / "bin/tool").read_bytes() == b"z"
+
+
+def test_zstd_missing_is_a_usage_error(dest: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "zstandard", None)
+    with pytest.raises(UsageError, match="zstandard"):
+        unpack(dest, b"\x28\xb5\x2f\xfd", "tar+zstd")
+
+
+def test_raw_is_a_hardlink(dest: Path, tmp_path: Path) -> None:
+    blob = tmp_path / "blob"
+    blob.write_bytes(b"\x7fELF")
+    blob.chmod(0o444)
+    unpack_layer(blob, "raw", dest, title="bin/protoc", what=WHAT, executable="bin/protoc")
+    placed = dest / "bin/protoc"
+    assert placed.stat().st_ino == blob.stat().st_ino and mode_of(placed) == 0o555
+    # A second tree wanting other permissions must not change the shared inode: it copies.
+    other = tmp_path / "tmp" / "other"
+    other.mkdir()
+    unpack_layer(blob, "raw", other, title="protoc", what=WHAT)
+    assert mode_of(other / "protoc") == 0o444 and mode_of(placed) == 0o555
+    assert (other / "protoc").stat().st_ino != blob.stat().st_ino
+    assert (other / "protoc").read_bytes() == b"\x7fELF"
+
+
+def test_raw_needs_title(dest: Path) -> None:
+    with pytest.raises(UsageError, match="title"):
+        unpack(dest, b"x", "raw")
+    with pytest.raises(UsageError, match=r"invalid title '\.\./x'"):
+        unpack(dest, b"x", "raw", title="../x")
+
+
+def test_layers_overwrite_in_order(dest: Path) -> None:
+    unpack(dest, make_tar(m("tool", b"v1"), m("keep", b"k"), m("ln", kind=tarfile.SYMTYPE,
+                                                              link="keep")))
+    unpack(dest, make_tar(m("tool", b"v2", mode=0o755), m("ln", b"file now")))
+    assert (dest / "tool").read_bytes() == b"v2" and mode_of(dest / "tool") == 0o555
+    assert (dest / "ln").read_bytes() == b"file now" and (dest / "keep").read_bytes() == b"k"
+
+
+def test_duplicate_regular_file_later_wins(dest: Path) -> None:
+    unpack(dest, make_tar(m("f", b"old"), m("f", b"new")))
+    assert (dest / "f").read_bytes() == b"new"
+
+
+# ---------------------------------------------------------------- hostile archives
+
+@pytest.mark.parametrize("name", ["/abs/evil", "../evil", "a/../../evil", "a/..", "a\\..\\evil",
+                                  "C:/evil"])
+def test_tar_bad_names(dest: Path, outside: Path, name: str) -> None:
+    refused(dest, make_tar(m(name, b"x")), name)
+    assert not list(outside.iterdir())
+
+
+@pytest.mark.parametrize(("name", "target"), [
+    ("abs", "/etc/passwd"),  # absolute target
+    ("a/l", "../../outside"),  # climbs out
+    ("l", ".."),
+    ("c", "a/b/.."),  # '..' after a name: would climb out through a/b -> ..
+    ("d", "C:/x"),
+    ("e", ""),
+])
+def test_tar_symlink_escapes(dest: Path, name: str, target: str) -> None:
+    refused(dest, make_tar(m("a/", kind=tarfile.DIRTYPE),
+                           m("a/b", kind=tarfile.SYMTYPE, link=".."),
+                           m(name, kind=tarfile.SYMTYPE, link=target)), name)
+
+
+@pytest.mark.parametrize("target", ["/etc/passwd", "../outside/x", "later", "sym", "dir"])
+def test_tar_hardlink_refused(dest: Path, target: str) -> None:
+    refused(dest, make_tar(m("sym", kind=tarfile.SYMTYPE, link="dir"),
+                           m("dir", kind=tarfile.DIRTYPE),
+                           m("hl", kind=tarfile.LNKTYPE, link=target), m("later", b"x")), "hl")
+
+
+@pytest.mark.parametrize("kind", [tarfile.CHRTYPE, tarfile.BLKTYPE, tarfile.FIFOTYPE])
+def test_tar_device_and_fifo_refused(dest: Path, kind: bytes) -> None:
+    msg = refused(dest, make_tar(m("dev", kind=kind)), "dev")
+    assert "device" in msg and not (dest / "dev").exists()
+
+
+@pytest.mark.parametrize("link", [".", "sub"])
+def test_tar_write_through_symlink_in_tree(dest: Path, link: str) -> None:
+    msg = refused(dest, make_tar(m("sub/", kind=tarfile.DIRTYPE),
+                                 m("a", kind=tarfile.SYMTYPE, link=link), m("a/evil", b"x")),
+                  "a/evil")
+    assert "symlink" in msg and not (dest / "evil").exists() and not (dest / "sub/evil").exists()
+
+
+def test_tar_symlink_to_outside_dir_then_member(dest: Path, outside: Path) -> None:
+    rel = os.path.relpath(outside, dest)
+    refused(dest, make_tar(m("d", kind=tarfile.SYMTYPE, link=rel), m("d/evil", b"x")), "d")
+    refused(dest, make_tar(m("d", kind=tarfile.SYMTYPE, link=str(outside)),
+                           m("d/evil", b"x")), "d")
+    assert not list(outside.iterdir())
+
+
+def test_planted_symlink_is_never_followed(dest: Path, outside: Path) -> None:
+    (dest / "d").symlink_to(outside)  # as if an earlier stage had left it
+    refused(dest, make_tar(m("d/evil", b"x")), "d/evil")
+    (outside / "target").write_bytes(b"precious")
+    (dest / "tool").symlink_to(outside / "target")
+    if hasattr(tarfile, "data_filter"):  # it resolves the name through the symlink: refused
+        refused(dest, make_tar(m("tool", b"replaced")), "tool")
+    else:  # our own checks replace the symlink, never writing through it
+        unpack(dest, make_tar(m("tool", b"replaced")))
+        assert (dest / "tool").read_bytes() == b"replaced" and not (dest / "tool").is_symlink()
+    assert (outside / "target").read_bytes() == b"precious"
+    assert list(outside.iterdir()) == [outside / "target"]
+
+
+def test_later_layer_cannot_write_through_earlier_symlink(dest: Path) -> None:
+    unpack(dest, make_tar(m("sub/", kind=tarfile.DIRTYPE), m("d", kind=tarfile.SYMTYPE,
+                                                             link="sub")))
+    refused(dest, make_tar(m("d/evil", b"x")), "d/evil")
+    assert not (dest / "sub/evil").exists()
+
+
+@pytest.mark.parametrize(("first", "second"), [
+    (m("x", kind=tarfile.SYMTYPE, link="y"), m("x", b"through?")),
+    (m("x", b"file"), m("x", kind=tarfile.SYMTYPE, link="y")),
+    (m("x", kind=tarfile.DIRTYPE), m("x", b"file")),
+    (m("x", b"file"), m("x", kind=tarfile.DIRTYPE)),
+    (m("x/f", b"implicit dir"), m("x", b"file")),
+])
+def test_tar_duplicates_refused(dest: Path, first: Member, second: Member) -> None:
+    msg = refused(dest, make_tar(m("y", b"target"), first, second), "x")
+    assert "duplicate" in msg or "directory" in msg
+    assert (dest / "y").read_bytes() == b"target"
+
+
+@pytest.mark.parametrize(("name", "st_mode"), [
+    ("/abs/evil", stat.S_IFREG | 0o644), ("../evil", stat.S_IFREG | 0o644),
+    ("a/../../evil", None), ("fifo", stat.S_IFIFO | 0o644), ("chr", stat.S_IFCHR | 0o644),
+])
+def test_zip_bad_entries(dest: Path, outside: Path, name: str, st_mode: int | None) -> None:
+    refused(dest, make_zip(zentry(name, b"x", st_mode)), name, "zip")
+    assert not list(outside.iterdir())
+
+
+@pytest.mark.parametrize("target", ["/etc", "../outside", "x/../..", "a" * 5000])
+def test_zip_symlink_escapes(dest: Path, target: str) -> None:
+    refused(dest, make_zip(zentry("l", target.encode(), stat.S_IFLNK | 0o777)), "l", "zip")
+
+
+def test_zip_write_through_symlink(dest: Path) -> None:
+    data = make_zip(zentry("sub/", st_mode=stat.S_IFDIR | 0o755),
+                    zentry("l", b"sub", stat.S_IFLNK | 0o777), zentry("l/evil", b"x"))
+    refused(dest, data, "l/evil", "zip")
+    assert not (dest / "sub/evil").exists()
+
+
+def test_tar_gz_bomb(dest: Path) -> None:
+    data = make_tar(m("zeros", b"\0" * (64 << 20)), mode="w:gz")
+    start = time.monotonic()
+    msg = refused(dest, data, "zeros", "tar+gzip", max_bytes=1 << 20)
+    assert "limit" in msg and time.monotonic() - start < 5
+    assert not (dest / "zeros").exists()
+
+
+def test_bomb_spread_over_members(dest: Path) -> None:
+    data = make_tar(*(m(f"f{i}", b"\0" * 300_000) for i in range(5)), mode="w:gz")
+    refused(dest, data, "f3", "tar+gzip", max_bytes=1 << 20)
+    assert sum(p.stat().st_size for p in dest.iterdir()) <= 1 << 20
+
+
+def test_zip_bomb(dest: Path) -> None:
+    data = make_zip(zentry("zeros", b"\0" * (64 << 20)))
+    refused(dest, data, "zeros", "zip", max_bytes=1 << 20)
+    assert not (dest / "zeros").exists() or (dest / "zeros").stat().st_size <= 1 << 20
+
+
+def test_pax_header_bomb(dest: Path) -> None:
+    data = make_tar(m("f", b"x", pax={"comment": "x" * (2 << 20)}), mode="w:gz")
+    refused(dest, data, "././@PaxHeader", "tar+gzip")
+
+
+def test_limit_from_environment(dest: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert max_unpack_bytes() == DEFAULT_MAX_UNPACKED
+    monkeypatch.setenv("TOOLFETCH_MAX_UNPACK_BYTES", "1K")
+    assert max_unpack_bytes() == 1024
+    refused(dest, make_tar(m("big", b"x" * 2000)), "big")
+    monkeypatch.setenv("TOOLFETCH_MAX_UNPACK_BYTES", "lots")
+    with pytest.raises(UsageError, match="TOOLFETCH_MAX_UNPACK_BYTES"):
+        max_unpack_bytes()
+
+
+@pytest.mark.parametrize(("fmt", "data"), [
+    ("tar+gzip", gzip.compress(make_tar(m("f", b"x" * 10000)))[:-20]),
+    ("tar+gzip", b"\x1f\x8bnot really"),
+    ("tar", b"garbage" * 200),
+    ("zip", b"PK\x03\x04garbage"),
+])
+def test_corrupt_archives(dest: Path, fmt: str, data: bytes) -> None:
+    with pytest.raises(IntegrityError, match=re.escape(WHAT)):
+        unpack(dest, data, fmt)
+
+
+def test_unknown_format(dest: Path) -> None:
+    with pytest.raises(UsageError, match="unknown unpack format"):
+        unpack(dest, b"", "rar")
+
+
+# ---------------------------------------------------------------- tree digest, modes
+
+def sample_tree(dest: Path) -> Path:
+    unpack(dest, make_tar(m("bin/tool", b"exe", mode=0o755), m("doc/a.txt", b"a"),
+                          m("empty/", kind=tarfile.DIRTYPE),
+                          m("bin/t", kind=tarfile.SYMTYPE, link="tool")), "tar")
+    return dest
+
+
+def test_tree_digest_stable_and_sensitive(tmp_path: Path) -> None:
+    one, two = tmp_path / "tmp/one", tmp_path / "tmp/two"
+    one.mkdir(parents=True)
+    two.mkdir()
+    digest, files = tree_digest(sample_tree(one))
+    assert digest.startswith("sha256:") and tree_digest(sample_tree(two))[0] == digest
+    assert {"path": "bin/tool", "type": "file", "mode": 0o555, "size": 3,
+            "digest": "sha256:" + __import__("hashlib").sha256(b"exe").hexdigest()} in files
+    assert {"path": "bin/t", "type": "symlink", "mode": 0o777, "target": "tool"} in files
+    assert [f["path"] for f in files] == sorted(str(f["path"]) for f in files)
+    make_read_only(one)
+    assert tree_digest(one)[0] == digest  # directory modes are not part of the digest
+    make_writable(one)
+    (one / "doc/a.txt").chmod(0o644)
+    (one / "doc/a.txt").write_bytes(b"b")
+    (one / "doc/a.txt").chmod(0o444)
+    assert tree_digest(one)[0] != digest
+    (two / "doc/a.txt").chmod(0o555)
+    assert tree_digest(two)[0] != digest
+
+
+def test_make_read_only_and_writable(dest: Path) -> None:
+    sample_tree(dest)
+    (dest / "doc/a.txt").chmod(0o640)
+    make_read_only(dest)
+    assert mode_of(dest) == 0o555 and mode_of(dest / "bin") == 0o555
+    assert mode_of(dest / "bin/tool") == 0o555 and mode_of(dest / "doc/a.txt") == 0o444
+    make_writable(dest)
+    assert mode_of(dest) == 0o755 and mode_of(dest / "empty") == 0o755
+    assert mode_of(dest / "doc/a.txt") == 0o444
+    shutil.rmtree(dest)
+    make_writable(dest)  # a missing tree is fine
