@@ -237,8 +237,9 @@ class Transport:
         with self._lock:
             if host in self._basic:
                 return self._basic[host]
+            wanted = set(scope.split())
             for (h, scopes), (token, expiry) in self._tokens.items():
-                if h == host and scope in scopes.split(" ") and time.monotonic() < expiry:
+                if h == host and wanted <= set(scopes.split()) and time.monotonic() < expiry:
                     return f"Bearer {token}"
         return None
 
@@ -247,7 +248,7 @@ class Transport:
         creds = self.credentials(host)
         bearer = next((c for c in challenges if c.scheme == "bearer"), None)
         if bearer is not None:
-            scopes = {scope}
+            scopes = set(scope.split())  # several scopes: a cross-repository mount
             if bearer.params.get("scope"):
                 scopes.update(bearer.params["scope"].split(" "))
             self._fetch_token(host, bearer, " ".join(sorted(s for s in scopes if s)), creds)
