@@ -155,7 +155,7 @@ class Fetcher:
                 what = f"layer {layer.digest.short} ({layer.title or layer.unpack}) of {want.what}"
                 unpack_layer(self.cache.blob_path(layer.digest), layer.unpack, dest,
                              title=layer.title, what=what,
-                             executable=want.entry.path if layer.unpack == "raw" else None,
+                             executable=want.entry.path,
                              max_bytes=None)
             digest, files = tree_digest(dest)
             return {"manifest": str(want.entry.manifest), "tree": digest, "files": files,
