@@ -182,8 +182,8 @@ def _platform(entry: Any, path: Path, where: str) -> LockedPlatform:
         return LockedPlatform(
             ref=str(entry["ref"]),
             path=tool_path,
-            manifest=Digest.parse(str(entry["manifest"])),
-            index=Digest.parse(str(entry["index"])) if entry.get("index") else None,
+            manifest=_digest(entry, "manifest", path, where),
+            index=_digest(entry, "index", path, where) if entry.get("index") else None,
             layers=tuple(_layer(layer, path, f"{where}.layers[{i}]")
                          for i, layer in enumerate(layers)),
         )
@@ -195,6 +195,13 @@ def _platform(entry: Any, path: Path, where: str) -> LockedPlatform:
         raise UsageError(f"{path}: {where}: {e.message}") from e
 
 
+def _digest(entry: dict[str, Any], key: str, path: Path, where: str) -> Digest:
+    try:
+        return Digest.parse(str(entry[key]))
+    except UsageError as e:
+        raise UsageError(f"{path}: {where}.{key}: {e.message}") from e
+
+
 def _layer(entry: Any, path: Path, where: str) -> LockedLayer:
     if not isinstance(entry, dict):
         raise UsageError(f"{path}: {where}: expected an object")
@@ -202,7 +209,7 @@ def _layer(entry: Any, path: Path, where: str) -> LockedLayer:
     if not isinstance(size, int) or isinstance(size, bool) or size < 0:
         raise UsageError(f"{path}: {where}.size: expected a non-negative integer")
     try:
-        return LockedLayer(Digest.parse(str(entry["digest"])), size, str(entry["mediaType"]),
+        return LockedLayer(_digest(entry, "digest", path, where), size, str(entry["mediaType"]),
                            entry.get("title"), str(entry["unpack"]))
     except KeyError as e:
         raise UsageError(f"{path}: {where}: missing field {e.args[0]!r}") from None

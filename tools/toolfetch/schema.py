@@ -34,7 +34,10 @@ def validate(instance: Any, schema_name: str, filename: str) -> None:
         return
     best = jsonschema.exceptions.best_match(errors)
     # best_match prefers shallow errors; for oneOf/anyOf drill into the most relevant context.
+    # A branch that fails only on the instance's own type (a list where the other branch
+    # takes a mapping) is the wrong branch to report when another branch got further.
     while best.context:
-        best = jsonschema.exceptions.best_match(best.context)
+        deeper = [c for c in best.context if c.relative_path or c.validator != "type"]
+        best = jsonschema.exceptions.best_match(deeper or best.context)
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     raise UsageError(f"{filename}: {json_path(best.absolute_path)}: {best.message}{more}")
