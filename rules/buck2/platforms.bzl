@@ -25,7 +25,7 @@ ANY_PLATFORM = "*"
 def parse_oci_platform(platform: str) -> struct:
     """Split `os/arch[/variant]` into a struct(os, arch, variant, cpu_key)."""
     parts = platform.split("/")
-    if len(parts) not in (2, 3) or not all([p for p in parts]):
+    if len(parts) not in (2, 3) or "" in parts:
         fail("toolfetch: malformed platform {}: expected os/arch[/variant]".format(repr(platform)))
     variant = parts[2] if len(parts) == 3 else ""
 

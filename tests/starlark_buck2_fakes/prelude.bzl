@@ -158,6 +158,7 @@ def rule(*, impl, attrs, doc = "", is_toolchain_rule = False, cfg = None, uses_p
             if not spec["has_default"] and k not in kwargs:
                 fail("missing required attribute `{}` (target `{}`)".format(k, kwargs["name"]))
         py_record_target(rule_id, kwargs)
+        return None
 
     return instantiate
 
