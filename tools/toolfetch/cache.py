@@ -24,7 +24,7 @@ import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any, BinaryIO
 
 from toolfetch.digest import Digest
 from toolfetch.errors import ToolfetchError, UsageError
@@ -127,7 +127,7 @@ class Cache:
         return self.tmp / f"{os.getpid()}-{uuid.uuid4().hex[:12]}{suffix}"
 
     @contextlib.contextmanager
-    def temp_file(self) -> Iterator[tuple[IO[bytes], Path]]:
+    def temp_file(self) -> Iterator[tuple[BinaryIO, Path]]:
         path = self._temp_name(".part")
         f = path.open("xb")
         try:
@@ -156,7 +156,7 @@ class Cache:
             yield
 
     # -- placement --------------------------------------------------------------------------
-    def store_blob(self, digest: Digest, write: Callable[[IO[bytes]], None]) -> Path:
+    def store_blob(self, digest: Digest, write: Callable[[BinaryIO], None]) -> Path:
         """Make the blob present: lock, re-check, write to tmp (verifying), rename."""
         dest = self.blob_path(digest)
         if dest.is_file():

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any, BinaryIO
 
 from toolfetch.cache import Cache
 from toolfetch.digest import Digest
@@ -138,7 +138,7 @@ class Fetcher:
         ref = parse_any(want.entry.ref, self.lockfile.path.parent)
 
         def attempt(source: ContentSource) -> None:
-            def write(f: IO[bytes]) -> None:
+            def write(f: BinaryIO) -> None:
                 source.fetch_blob(layer.digest, layer.size, f, what, progress.advance)
 
             self.cache.store_blob(layer.digest, write)

@@ -12,7 +12,7 @@ from toolfetch.errors import UsageError
 
 @cache
 def load_schema(name: str) -> dict[str, Any]:
-    text = resources.files("toolfetch").joinpath("schemas", name).read_text(encoding="utf-8")
+    text = resources.files("toolfetch").joinpath("schemas").joinpath(name).read_text(encoding="utf-8")
     data: dict[str, Any] = json.loads(text)
     return data
 

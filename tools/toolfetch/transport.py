@@ -59,7 +59,7 @@ class RetryPolicy:
             seconds = _parse_retry_after(retry_after)
             if seconds is not None:
                 return min(max(seconds, 0.0), self.max_retry_after)
-        backoff = min(self.base_delay * (2**attempt), self.max_delay)
+        backoff = min(self.base_delay * 2.0**attempt, self.max_delay)
         return backoff / 2 + random.uniform(0, backoff / 2)
 
 
