@@ -111,8 +111,11 @@ def _write_lock(path: Path, lock: dict[str, Any]) -> None:
 
 
 def _buck(
-    tmp_path: Path, buck: str = USAGE, config: dict[tuple[str, str], str] | None = None,
-    toolchains: str | None = None, lock: dict[str, Any] | None = None,
+    tmp_path: Path,
+    buck: str = USAGE,
+    config: dict[tuple[str, str], str] | None = None,
+    toolchains: str | None = None,
+    lock: dict[str, Any] | None = None,
 ) -> H.FakeBuck2:
     root = tmp_path / "project"
     (root / "toolchains").mkdir(parents=True, exist_ok=True)
@@ -191,12 +194,17 @@ def test_platforms_bzl_is_platform_py() -> None:
     m = sl.Module()
     sl.eval(
         m,
-        sl.parse("t", 'load("toolfetch//rules/buck2:platforms.bzl", "OCI_OS_TO_BUCK2", '
-                 '"OCI_CPU_TO_BUCK2")\nx = (OCI_OS_TO_BUCK2, OCI_CPU_TO_BUCK2)\n', H.dialect()),
+        sl.parse(
+            "t",
+            'load("toolfetch//rules/buck2:platforms.bzl", "OCI_OS_TO_BUCK2", '
+            '"OCI_CPU_TO_BUCK2")\nx = (OCI_OS_TO_BUCK2, OCI_CPU_TO_BUCK2)\n',
+            H.dialect(),
+        ),
         H.globals_(),
         b._loader(REPO / "BUCK"),
     )
-    os_table, cpu_table = m["x"]
+    tables: Any = m["x"]
+    os_table, cpu_table = tables
     assert os_table == {k: f"prelude//os:{v}" for k, v in tf_platform.BUCK2_OS.items()}
     assert cpu_table == {k: f"prelude//cpu:{v}" for k, v in tf_platform.BUCK2_CPU.items()}
     for value in list(os_table.values()) + list(cpu_table.values()):
@@ -205,13 +213,23 @@ def test_platforms_bzl_is_platform_py() -> None:
 
 @pytest.mark.parametrize(
     "platform",
-    ["linux/amd64", "linux/arm64", "linux/arm64/v8", "darwin/amd64", "darwin/arm64",
-     "windows/amd64", "windows/arm64", "linux/arm/v7", "linux/riscv64", "freebsd/amd64"],
+    [
+        "linux/amd64",
+        "linux/arm64",
+        "linux/arm64/v8",
+        "darwin/amd64",
+        "darwin/arm64",
+        "windows/amd64",
+        "windows/arm64",
+        "linux/arm/v7",
+        "linux/riscv64",
+        "freebsd/amd64",
+    ],
 )
 def test_buck2_constraints_agree_with_platform_py(platform: str) -> None:
     b = H.FakeBuck2(cells={"toolfetch": REPO})
     fm = b.load(RULES / "buck2" / "platforms.bzl")
-    got = fm.call("buck2_constraints", platform)
+    got: Any = fm.call("buck2_constraints", platform)
     try:
         want = list(tf_platform.buck2_constraints(tf_platform.Platform.parse(platform)))
     except KeyError:
@@ -258,19 +276,25 @@ def test_tool_selects_on_os_then_cpu_as_the_prelude_does(buck: H.FakeBuck2) -> N
     assert buck.target("root//:protoc").attrs["actual"] == {
         "__select__": {
             "DEFAULT": u,
-            "prelude//os:linux": {"__select__": {
-                "DEFAULT": u,
-                "prelude//cpu:arm64": ":tools__protoc__linux_arm64",
-                "prelude//cpu:x86_64": ":tools__protoc__linux_amd64",
-            }},
-            "prelude//os:macos": {"__select__": {
-                "DEFAULT": u,
-                "prelude//cpu:arm64": ":tools__protoc__darwin_arm64",
-            }},
-            "prelude//os:windows": {"__select__": {
-                "DEFAULT": u,
-                "prelude//cpu:x86_64": ":tools__protoc__windows_amd64",
-            }},
+            "prelude//os:linux": {
+                "__select__": {
+                    "DEFAULT": u,
+                    "prelude//cpu:arm64": ":tools__protoc__linux_arm64",
+                    "prelude//cpu:x86_64": ":tools__protoc__linux_amd64",
+                }
+            },
+            "prelude//os:macos": {
+                "__select__": {
+                    "DEFAULT": u,
+                    "prelude//cpu:arm64": ":tools__protoc__darwin_arm64",
+                }
+            },
+            "prelude//os:windows": {
+                "__select__": {
+                    "DEFAULT": u,
+                    "prelude//cpu:x86_64": ":tools__protoc__windows_amd64",
+                }
+            },
         }
     }
     # linux/arm/v7 has no Buck2 constraint in platforms.bzl: fetchable by name only.
@@ -306,10 +330,14 @@ def test_fetch_action_command_line(buck: H.FakeBuck2, platform: str) -> None:
     (action,) = result["actions"]
     tree = TREE.format(name, "protoc")
     assert H.render(action["argv"]) == [
-        "toolfetch", "fetch",
-        "--lockfile", "tools.lock.json",
-        "--platform", platform,
-        "--output", tree,
+        "toolfetch",
+        "fetch",
+        "--lockfile",
+        "tools.lock.json",
+        "--platform",
+        platform,
+        "--output",
+        tree,
         "protoc",
     ]
     assert action["local_only"] is True
@@ -363,7 +391,13 @@ def test_any_platform_tool_serves_every_platform(buck: H.FakeBuck2) -> None:
     # One manifest for every platform: nothing to pass as --platform (the fetcher takes
     # the host's, and a "*" entry matches any).
     assert _argv(fetch) == [
-        "toolfetch", "fetch", "--lockfile", "tools.lock.json", "--output", tree, "hello",
+        "toolfetch",
+        "fetch",
+        "--lockfile",
+        "tools.lock.json",
+        "--output",
+        tree,
+        "hello",
     ]
     assert fetch["actions"][0]["local_only"] is True
 
@@ -460,10 +494,13 @@ def test_toolchain_targets(tmp_path: Path) -> None:
 
 
 def test_fetcher_and_cache_dir_from_buckconfig(tmp_path: Path) -> None:
-    b = _buck(tmp_path, config={
-        ("toolfetch", "fetcher"): "/opt/toolfetch/bin/toolfetch",
-        ("toolfetch", "cache_dir"): "/var/cache/toolfetch",
-    })
+    b = _buck(
+        tmp_path,
+        config={
+            ("toolfetch", "fetcher"): "/opt/toolfetch/bin/toolfetch",
+            ("toolfetch", "cache_dir"): "/var/cache/toolfetch",
+        },
+    )
     result = b.analyze("root//:tools__buf__linux_amd64", LINUX_X86_64)
     assert _argv(result)[:2] == ["/opt/toolfetch/bin/toolfetch", "fetch"]
     assert {k: H.render(v) for k, v in result["actions"][0]["env"].items()} == {
@@ -496,9 +533,15 @@ toolfetch_tools(
     assert target.attrs["visibility"] == ["//..."]
     result = b.analyze(target.label, LINUX_X86_64)
     assert _argv(result) == [
-        "toolfetch.py", "fetch", "--lockfile", "tools.lock.json",
-        "--platform", "linux/arm64",
-        "--output", TREE.format("t__protoc__linux_arm64", "protoc"), "protoc",
+        "toolfetch.py",
+        "fetch",
+        "--lockfile",
+        "tools.lock.json",
+        "--platform",
+        "linux/arm64",
+        "--output",
+        TREE.format("t__protoc__linux_arm64", "protoc"),
+        "protoc",
     ]
     inputs = [i["artifact"] for i in result["actions"][0]["inputs"]]
     assert inputs == ["toolfetch.py", "tools.lock.json"]
@@ -526,7 +569,7 @@ def test_lockfile_in_a_subpackage_is_a_package_path(tmp_path: Path) -> None:
     ids=["version2", "no-version", "no-tools", "tools-not-a-dict"],
 )
 def test_not_a_lockfile_fails_at_load(tmp_path: Path, bad: Any) -> None:
-    with pytest.raises(sl.StarlarkError, match="tools.lock.json is not a version 1 toolfetch"):
+    with pytest.raises(sl.StarlarkError, match=r"tools\.lock\.json is not a version 1 toolfetch"):
         _buck(tmp_path, lock=bad)
 
 
@@ -564,7 +607,10 @@ def test_example_project_layout() -> None:
     cfg = configparser.ConfigParser()
     cfg.read(EXAMPLE / ".buckconfig")
     assert dict(cfg["cells"]) == {
-        "root": ".", "prelude": "prelude", "toolchains": "toolchains", "none": "none",
+        "root": ".",
+        "prelude": "prelude",
+        "toolchains": "toolchains",
+        "none": "none",
         "toolfetch": "third_party/toolfetch",
     }
     assert cfg["toolfetch"]["fetcher"] == "toolfetch"
@@ -582,7 +628,10 @@ def test_example_lockfile_is_current() -> None:
     """examples/buck2/tools.lock.json is what `toolfetch lock` makes of its tools.yaml."""
     proc = subprocess.run(
         ["toolfetch", "lock", "--check", "--config", "tools.yaml", "--lockfile", "tools.lock.json"],
-        cwd=EXAMPLE, capture_output=True, text=True, timeout=120,
+        cwd=EXAMPLE,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
@@ -594,8 +643,11 @@ def test_example_project_evaluates() -> None:
     for tool in lock["tools"]:
         assert b.kind(f"root//:{tool}") == "toolfetch_tool"
         assert b.kind(H.Label("toolchains", "", tool)) == "toolfetch_toolchain"
-    genrules = {str(t.label): t.attrs["cmd"] for t in b.targets.values()
-                if b.rule_names[t.rule_id] == "genrule"}
+    genrules = {
+        str(t.label): t.attrs["cmd"]
+        for t in b.targets.values()
+        if b.rule_names[t.rule_id] == "genrule"
+    }
     assert genrules == {
         "root//:hello_txt": "$(exe :hello) > $OUT",
         "root//:say_txt": "$(exe :say) > $OUT",
@@ -605,7 +657,11 @@ def test_example_project_evaluates() -> None:
     (action,) = result["actions"]
     tree = TREE.format("tools__greet__darwin_arm64", "greet")
     assert H.render(action["argv"]) == [
-        "/bin/sh", "-c", '"$1" > "$2"', "sh", f"{tree}/greet",
+        "/bin/sh",
+        "-c",
+        '"$1" > "$2"',
+        "sh",
+        f"{tree}/greet",
         "buck-out/v2/gen/root/__greet_txt__/greet_txt.txt",
     ]
     assert tree in [i["artifact"] for i in action["inputs"]]
@@ -671,7 +727,12 @@ def _run_recorded(
     if offline:
         env["TOOLFETCH_OFFLINE"] = "1"
     return subprocess.run(
-        H.render(action["argv"]), cwd=cwd, env=env, capture_output=True, text=True, timeout=120,
+        H.render(action["argv"]),
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -684,30 +745,43 @@ def test_recorded_host_command_fetches_a_runnable_tree(
     other = "linux/arm64" if host != "linux/arm64" else "linux/amd64"
 
     def script(text: str) -> bytes:
-        return f"#!/bin/sh\necho {text} \"$@\"\n".encode()
+        return f'#!/bin/sh\necho {text} "$@"\n'.encode()
 
     # A multi-platform tool whose tree has more than the executable (like protoc's include/).
-    ocitest.push_tool_index(registry, unique_repo, "1.0", {
-        p: ocitest.targz({
-            "bin/hello": (script(f"hello from {p}"), 0o755),
-            "include/hello.h": (b"/* header */\n", 0o644),
-        })
-        for p in (host, other)
-    })
+    ocitest.push_tool_index(
+        registry,
+        unique_repo,
+        "1.0",
+        {
+            p: ocitest.targz(
+                {
+                    "bin/hello": (script(f"hello from {p}"), 0o755),
+                    "include/hello.h": (b"/* header */\n", 0o644),
+                }
+            )
+            for p in (host, other)
+        },
+    )
     # A single manifest: locked under "*".
     single = ocitest.oras_artifact({"greet": script("greetings")})
     ocitest.push_artifact(registry, unique_repo + "-single", "2.0", single)
 
     root = tmp_path / "project"
     root.mkdir()
+    hello_ref = json.dumps(registry.ref(unique_repo, "1.0"))
+    greet_ref = json.dumps(registry.ref(unique_repo + "-single", "2.0"))
     (root / "tools.yaml").write_text(
         "tools:\n"
-        f"  hello: {{ref: {json.dumps(registry.ref(unique_repo, '1.0'))}, path: bin/hello}}\n"
-        f"  greet: {{ref: {json.dumps(registry.ref(unique_repo + '-single', '2.0'))}, path: greet}}\n"
+        f"  hello: {{ref: {hello_ref}, path: bin/hello}}\n"
+        f"  greet: {{ref: {greet_ref}, path: greet}}\n"
     )
     subprocess.run(
         ["toolfetch", "lock", "--config", "tools.yaml", "--lockfile", "tools.lock.json"],
-        cwd=root, check=True, capture_output=True, text=True, timeout=120,
+        cwd=root,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     lock = json.loads((root / "tools.lock.json").read_text())
     assert sorted(lock["tools"]["hello"]["platforms"]) == sorted([host, other])

@@ -29,7 +29,17 @@ PRELUDE = HERE / "prelude.bzl"
 
 # Constraint values the real prelude defines (prelude//os/constraints, prelude//cpu/constraints
 # re-exported as prelude//os:* and prelude//cpu:*); a select on anything else is a typo.
-PRELUDE_OS = {"linux", "macos", "windows", "freebsd", "android", "iphoneos", "wasi", "none", "fuchsia"}
+PRELUDE_OS = {
+    "linux",
+    "macos",
+    "windows",
+    "freebsd",
+    "android",
+    "iphoneos",
+    "wasi",
+    "none",
+    "fuchsia",
+}
 PRELUDE_CPU = {"x86_64", "arm64", "arm32", "x86_32", "riscv64", "wasm32"}
 KNOWN_CONSTRAINTS = {f"prelude//os:{o}" for o in PRELUDE_OS} | {
     f"prelude//cpu:{c}" for c in PRELUDE_CPU
@@ -201,7 +211,7 @@ class FakeBuck2:
                 "    return fake_run_analysis(fake_rules_table[rule_name], ctx_data)\n"
             )
             sl.eval(m, sl.parse(filename + "#fake", snippet, self._dialect), self._globals)
-            ids = m["fake_rule_ids"]
+            ids: dict[str, int] = m["fake_rule_ids"]  # type: ignore[assignment]
         fm = m.freeze()
         if names:
             for name, rid in ids.items():
@@ -359,7 +369,9 @@ class FakeBuck2:
         }
         fm = self._rule_modules[t.rule_id]
         try:
-            result = fm.call("fake_analyze_rule", self.rule_names[t.rule_id], ctx)
+            result: dict[str, Any] = fm.call(  # type: ignore[assignment]
+                "fake_analyze_rule", self.rule_names[t.rule_id], ctx
+            )
         except sl.StarlarkError as e:
             raise Buck2Error(f"analysis of {t.label} ({platform.name}) failed: {e}") from e
         self._analysis[key] = result
@@ -376,14 +388,18 @@ class FakeBuck2:
         if kind == "list":
             return [self._attr_data(t, spec["inner"], v, platform, exec_p) for v in value]
         if kind == "dict":
-            return {k: self._attr_data(t, spec["value"], v, platform, exec_p) for k, v in value.items()}
+            return {
+                k: self._attr_data(t, spec["value"], v, platform, exec_p) for k, v in value.items()
+            }
         if kind == "source":
             if value.startswith(":") or "//" in value:
-                dep = self.analyze(Label.parse(value, t.label.cell, t.label.package), platform, exec_p)
+                dep = self.analyze(
+                    Label.parse(value, t.label.cell, t.label.package), platform, exec_p
+                )
                 default = next(p for p in dep["providers"] if p["__provider__"] == "DefaultInfo")
                 (art,) = default["default_outputs"]
                 return {"path": art["artifact"]}
-            path = (self.cells[t.label.cell] / t.label.package / value)
+            path = self.cells[t.label.cell] / t.label.package / value
             if not path.exists():
                 raise Buck2Error(f"{t.label}: source {value!r} does not exist ({path})")
             rel = f"{t.label.package}/{value}" if t.label.package else value
@@ -394,7 +410,10 @@ class FakeBuck2:
                 dep = self.analyze(lab, exec_p, exec_p)
             else:
                 dep = self.analyze(lab, platform, exec_p)
-            if kind == "toolchain_dep" and not self.rule_specs[self.target(lab).rule_id]["is_toolchain_rule"]:
+            if (
+                kind == "toolchain_dep"
+                and not self.rule_specs[self.target(lab).rule_id]["is_toolchain_rule"]
+            ):
                 raise Buck2Error(f"{t.label}: toolchain_dep {lab} is not a toolchain rule")
             have = {p["__provider__"] for p in dep["providers"]}
             missing = [p for p in spec.get("providers", []) if p not in have]
@@ -419,5 +438,5 @@ def render(items: list[dict[str, Any]]) -> list[str]:
 def provider(result: dict[str, Any], name: str) -> dict[str, Any]:
     for p in result["providers"]:
         if p["__provider__"] == name:
-            return p
+            return dict(p)
     raise KeyError(name)
