@@ -6,8 +6,8 @@ without the host platform) and `@dl` (use_rctx_download). Failure and refetch sc
 get small workspaces of their own. Every Bazel run is `--batch` with one session-wide
 `--output_user_root`, so Bazel extracts itself once.
 
-Until the real `toolfetch fetch` has `--output`, a stand-in fetcher (FAKE_TOOLFETCH below,
-which honours exactly the command line the rules use) is put on PATH instead.
+The rules find the real `toolfetch` on PATH, as a user's build does; lockfiles are
+written by `toolfetch lock`.
 """
 
 from __future__ import annotations
@@ -16,16 +16,16 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import textwrap
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import ocitest
 import pytest
 
+import ocitest
 from toolfetch.platform import host_platform
 
 pytestmark = pytest.mark.bazel
@@ -61,104 +61,18 @@ def bazel_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 # ---- the fetcher --------------------------------------------------------------------------
 
-FAKE_TOOLFETCH = r'''
-"""Stand-in for `toolfetch fetch --lockfile L --platform P --output DIR TOOL` (tests only).
-
-Fetches each layer by digest from http://HOST/v2/REPO/blobs/DIGEST into the same cache
-layout as toolfetch ($TOOLFETCH_CACHE_DIR/blobs/sha256/ab/cd/HEX) and unpacks it.
-"""
-import argparse, hashlib, io, json, os, sys, tarfile, urllib.error, urllib.request
-
-
-def main():
-    p = argparse.ArgumentParser(prog="toolfetch")
-    sub = p.add_subparsers(dest="cmd", required=True)
-    f = sub.add_parser("fetch")
-    f.add_argument("--lockfile", required=True)
-    f.add_argument("--platform", required=True)
-    f.add_argument("--output", required=True)
-    f.add_argument("tool")
-    a = p.parse_args()
-    try:
-        with open(a.lockfile) as fh:
-            lock = json.load(fh)
-    except (OSError, ValueError) as e:
-        print(f"toolfetch: {a.lockfile}: {e}", file=sys.stderr)
-        return 2
-    tool = lock["tools"].get(a.tool)
-    if tool is None:
-        print(f"toolfetch: {a.lockfile} has no tool {a.tool}", file=sys.stderr)
-        return 4
-    entry = tool["platforms"].get(a.platform) or tool["platforms"].get("*")
-    if entry is None:
-        print(f"toolfetch: {a.tool} is not locked for {a.platform}", file=sys.stderr)
-        return 4
-    host, _, rest = entry["ref"].partition("/")
-    repo = rest.split("@")[0].rsplit(":", 1)[0]
-    cache = os.environ.get("TOOLFETCH_CACHE_DIR") or os.path.expanduser("~/.cache/toolfetch")
-    os.makedirs(a.output, exist_ok=True)
-    for layer in entry["layers"]:
-        hexd = layer["digest"].split(":")[1]
-        blob = os.path.join(cache, "blobs", "sha256", hexd[:2], hexd[2:4], hexd)
-        if not os.path.exists(blob):
-            url = f"http://{host}/v2/{repo}/blobs/{layer['digest']}"
-            try:
-                data = urllib.request.urlopen(url, timeout=10).read()
-            except urllib.error.HTTPError as e:
-                print(f"toolfetch: GET {url}: {e}", file=sys.stderr)
-                return 4
-            except OSError as e:
-                print(f"toolfetch: registry {host} unreachable: {e}", file=sys.stderr)
-                return 6
-            if hashlib.sha256(data).hexdigest() != hexd:
-                print(f"toolfetch: {layer['digest']}: digest mismatch", file=sys.stderr)
-                return 3
-            os.makedirs(os.path.dirname(blob), exist_ok=True)
-            with open(blob + ".tmp", "wb") as out:
-                out.write(data)
-            os.replace(blob + ".tmp", blob)
-        with open(blob, "rb") as fh:
-            data = fh.read()
-        if layer["unpack"] == "raw":
-            dst = os.path.join(a.output, layer["title"])
-            with open(dst, "wb") as out:
-                out.write(data)
-            os.chmod(dst, 0o755)
-        else:
-            with tarfile.open(fileobj=io.BytesIO(data)) as tf:
-                tf.extractall(a.output)
-    return 0
-
-
-sys.exit(main())
-'''
-
-
-def real_toolfetch() -> str | None:
-    """The installed toolfetch, if its `fetch` already takes --output."""
-    exe = shutil.which("toolfetch")
-    if exe is None:
-        return None
-    try:
-        r = subprocess.run(
-            [exe, "fetch", "--help"], capture_output=True, text=True, timeout=60, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return exe if r.returncode == 0 and "--output" in r.stdout else None
-
 
 @pytest.fixture(scope="session")
-def fetcher_path(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, bool]:
-    """(PATH to use, whether the real toolfetch is on it)."""
-    path = os.environ.get("PATH", "")
-    if real_toolfetch() is not None:
-        return path, True
-    bindir = tmp_path_factory.mktemp("fake-toolfetch")
-    exe = bindir / "toolfetch"
-    exe.write_text(f"#!{sys.executable}\n" + FAKE_TOOLFETCH)
-    exe.chmod(0o755)
-    return f"{bindir}{os.pathsep}{path}", False
+def toolfetch_bin() -> str:
+    """The installed toolfetch (the rules find it on PATH, as users' builds do)."""
+    exe = shutil.which("toolfetch")
+    if exe is None:
+        pytest.fail("toolfetch is not on PATH: pip install -e . first", pytrace=False)
+    r = subprocess.run(
+        [exe, "fetch", "--help"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert r.returncode == 0 and "--output" in r.stdout, "toolfetch fetch lacks --output"
+    return exe
 
 
 # ---- tools in the registry and their lockfiles -------------------------------------------
@@ -175,12 +89,6 @@ GREET = b"""#!/bin/sh
 echo "greetings, $1 (single manifest)"
 """
 
-_UNPACK = {
-    ocitest.OCI_LAYER_TAR_GZIP: "tar+gzip",
-    ocitest.OCI_LAYER_TAR: "tar",
-    ocitest.ZIP: "zip",
-}
-
 
 def hello_layer(platform: str, tag: str = "1") -> bytes:
     return ocitest.targz(
@@ -193,92 +101,39 @@ def hello_layer(platform: str, tag: str = "1") -> bytes:
     )
 
 
-def _layer_entries(layers: list[ocitest.Descriptor]) -> list[dict[str, object]]:
-    out = []
-    for d in layers:
-        title = d.get("annotations", {}).get(ocitest.TITLE)
-        entry: dict[str, object] = {
-            "digest": d["digest"],
-            "mediaType": d["mediaType"],
-            "size": d["size"],
-            "unpack": _UNPACK.get(d["mediaType"], "raw"),
-        }
-        if title:
-            entry["title"] = title
-        out.append(entry)
-    return out
+def push_hello(
+    reg: ocitest.Registry, repo: str, tag: str = "1", platforms: list[str] = PLATFORMS
+) -> str:
+    """hello:TAG as an index, one tar.gz layer (bin/hello, share/data.txt) per platform."""
+    return ocitest.push_tool_index(reg, repo, tag, {p: hello_layer(p, tag) for p in platforms}).ref
+
+
+def push_greet(reg: ocitest.Registry, repo: str) -> str:
+    """greet:1 as a single ORAS manifest with one raw layer: locked under "*"."""
+    ocitest.push_artifact(reg, repo, "1", ocitest.oras_artifact({"greet": GREET}))
+    return reg.ref(repo, "1")
 
 
 def write_lockfile(
-    path: Path,
-    tools: Mapping[str, tuple[str, str]],
-    env: Mapping[str, str],
-    real: bool,
-    handmade: Mapping[str, object],
-) -> dict[str, object]:
-    """`toolfetch lock` over a tools.yaml of {name: (ref, path)} when the real CLI is there,
-    else the equivalent lockfile written by hand (`handmade`)."""
-    if real:
-        config = path.with_name(path.stem.split(".")[0] + ".yaml")
-        lines = ["tools:"]
-        for name, (ref, exe) in tools.items():
-            lines += [f"  {name}:", f"    ref: {ref}", f"    path: {exe}"]
-        config.write_text("\n".join(lines) + "\n")
-        r = subprocess.run(
-            ["toolfetch", "lock", "--config", str(config), "--lockfile", str(path)],
-            env=dict(env),
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert r.returncode == 0, r.stderr
-    else:
-        path.write_text(json.dumps(handmade, indent=2, sort_keys=True) + "\n")
-    lock: dict[str, object] = json.loads(path.read_text())
+    path: Path, tools: Mapping[str, tuple[str, str]], env: Mapping[str, str]
+) -> dict[str, Any]:
+    """`toolfetch lock` over a tools.yaml of {name: (ref, path)} beside *path*."""
+    config = path.with_name(path.name.split(".")[0] + ".yaml")
+    lines = ["tools:"]
+    for name, (ref, exe) in tools.items():
+        lines += [f"  {name}:", f"    ref: {ref}", f"    path: {exe}"]
+    config.write_text("\n".join(lines) + "\n")
+    r = subprocess.run(
+        ["toolfetch", "lock", "--config", str(config), "--lockfile", str(path)],
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert r.returncode == 0, r.stderr
+    lock: dict[str, Any] = json.loads(path.read_text())
     return lock
-
-
-def push_hello(
-    reg: ocitest.Registry, repo: str, tag: str = "1", platforms: list[str] = PLATFORMS
-) -> tuple[str, dict[str, object]]:
-    """hello:TAG as an index (one tar.gz layer per platform); (ref, lockfile entry)."""
-    idx = ocitest.push_tool_index(reg, repo, tag, {p: hello_layer(p, tag) for p in platforms})
-    entry = {
-        "path": "bin/hello",
-        "ref": idx.ref,
-        "platforms": {
-            p: {
-                "index": idx.index_digest,
-                "layers": _layer_entries(idx.layers[p]),
-                "manifest": idx.manifests[p],
-                "path": "bin/hello",
-                "ref": idx.ref,
-            }
-            for p in platforms
-        },
-    }
-    return idx.ref, entry
-
-
-def push_greet(reg: ocitest.Registry, repo: str) -> tuple[str, dict[str, object]]:
-    """greet:1 as a single ORAS manifest with one raw layer: locked under "*"."""
-    art = ocitest.oras_artifact({"greet": GREET})
-    ocitest.push_artifact(reg, repo, "1", art)
-    ref = reg.ref(repo, "1")
-    entry = {
-        "path": "greet",
-        "ref": ref,
-        "platforms": {
-            "*": {
-                "layers": _layer_entries(art.layers),
-                "manifest": art.digest,
-                "path": "greet",
-                "ref": ref,
-            }
-        },
-    }
-    return ref, entry
 
 
 # ---- workspaces -------------------------------------------------------------------------
@@ -295,9 +150,7 @@ class Workspace:
     def cache(self) -> Path:
         return Path(self.env["TOOLFETCH_CACHE_DIR"])
 
-    def bazel(
-        self, *args: str, startup: tuple[str, ...] = ()
-    ) -> subprocess.CompletedProcess[str]:
+    def bazel(self, *args: str, startup: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
         cmd = [
             self.bazel_bin,
             "--nohome_rc",
@@ -335,7 +188,7 @@ class Workspace:
         return {"sha256:" + p.name for p in root.glob("*/*/*") if len(p.name) == 64}
 
 
-def make_env(tmp: Path, path: str) -> dict[str, str]:
+def make_env(tmp: Path) -> dict[str, str]:
     """The client environment Bazel (and so the fetcher) sees: hermetic HOME, cache, auth."""
     env = {
         k: v
@@ -346,7 +199,6 @@ def make_env(tmp: Path, path: str) -> dict[str, str]:
     for name in ("home", "docker-config", "xdg-runtime"):
         (tmp / name).mkdir(parents=True, exist_ok=True)
     env.update(
-        PATH=path,
         HOME=str(tmp / "home"),
         DOCKER_CONFIG=str(tmp / "docker-config"),
         XDG_RUNTIME_DIR=str(tmp / "xdg-runtime"),
@@ -454,7 +306,7 @@ genrule(
 @dataclass
 class Shared:
     ws: Workspace
-    lock: dict[str, object]
+    lock: dict[str, Any]
     first_build_seconds: float
 
 
@@ -463,25 +315,22 @@ def shared(
     bazel_bin: str,
     bazel_root: Path,
     registry: ocitest.Registry,
-    fetcher_path: tuple[str, bool],
+    toolfetch_bin: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Shared]:
     tmp = tmp_path_factory.mktemp("bazel-shared")
-    path, real = fetcher_path
-    env = make_env(tmp, path)
+    env = make_env(tmp)
     root = tmp / "ws"
     root.mkdir()
-    hello_ref, hello = push_hello(registry, "t/bazel/hello")
-    greet_ref, greet = push_greet(registry, "t/bazel/greet")
+    hello = push_hello(registry, "t/bazel/hello")
+    greet = push_greet(registry, "t/bazel/greet")
     lock = write_lockfile(
-        root / "tools.lock.json",
-        {"hello": (hello_ref, "bin/hello"), "greet": (greet_ref, "greet")},
-        env,
-        real,
-        {"version": 1, "tools": {"hello": hello, "greet": greet}},
+        root / "tools.lock.json", {"hello": (hello, "bin/hello"), "greet": (greet, "greet")}, env
     )
+    assert sorted(lock["tools"]["hello"]["platforms"]) == PLATFORMS
+    assert list(lock["tools"]["greet"]["platforms"]) == ["*"]
     foreign = json.loads(json.dumps(lock))
-    foreign["tools"]["hello"]["platforms"].pop(HOST)  # type: ignore[index]
+    foreign["tools"]["hello"]["platforms"].pop(HOST)
     (root / "foreign.lock.json").write_text(json.dumps(foreign, indent=2, sort_keys=True) + "\n")
     (root / "WORKSPACE").write_text(
         workspace_file(
@@ -501,8 +350,8 @@ def shared(
     yield Shared(ws, lock, time.monotonic() - start)
 
 
-def layer_digests(lock: Mapping[str, object], tool: str, platform: str) -> set[str]:
-    entry = lock["tools"][tool]["platforms"][platform]  # type: ignore[index]
+def layer_digests(lock: Mapping[str, Any], tool: str, platform: str) -> set[str]:
+    entry = lock["tools"][tool]["platforms"][platform]
     return {layer["digest"] for layer in entry["layers"]}
 
 
@@ -594,10 +443,7 @@ def test_use_rctx_download(shared: Shared) -> None:
 
 
 @pytest.fixture
-def small_ws(
-    bazel_bin: str, bazel_root: Path, fetcher_path: tuple[str, bool], tmp_path: Path
-) -> Workspace:
-    path, _ = fetcher_path
+def small_ws(bazel_bin: str, bazel_root: Path, toolfetch_bin: str, tmp_path: Path) -> Workspace:
     root = tmp_path / "ws"
     root.mkdir()
     (root / "WORKSPACE").write_text(workspace_file([("tools", "//:tools.lock.json", "")]))
@@ -613,60 +459,41 @@ def small_ws(
             """
         )
     )
-    return Workspace(root, make_env(tmp_path, path), bazel_bin, bazel_root)
+    return Workspace(root, make_env(tmp_path), bazel_bin, bazel_root)
 
 
 def test_registry_down_with_empty_cache_fails_with_exit_meaning(
-    small_ws: Workspace,
-    make_registry: object,
-    fetcher_path: tuple[str, bool],
+    small_ws: Workspace, make_registry: Callable[..., ocitest.Registry]
 ) -> None:
-    reg = make_registry()  # type: ignore[operator]
-    ref, hello = push_hello(reg, "t/bazel/down")
-    write_lockfile(
-        small_ws.root / "tools.lock.json",
-        {"hello": (ref, "bin/hello")},
-        small_ws.env,
-        fetcher_path[1],
-        {"version": 1, "tools": {"hello": hello}},
-    )
+    reg = make_registry()
+    ref = push_hello(reg, "t/bazel/down", platforms=[HOST])
+    write_lockfile(small_ws.root / "tools.lock.json", {"hello": (ref, "bin/hello")}, small_ws.env)
     reg.stop()
+    start = time.monotonic()
     r = small_ws.build("//:out")
     assert r.returncode != 0
     assert "fetching tool 'hello' for platform " + HOST in r.stderr, r.stderr[-4000:]
     assert "exit code 6: registry unreachable" in r.stderr
     assert "fetcher stderr:" in r.stderr
+    assert reg.host in r.stderr  # the fetcher's own message names the registry
     assert not small_ws.cached_blobs()
+    assert time.monotonic() - start < 60
 
 
-def test_lockfile_change_refetches(
-    small_ws: Workspace, registry: ocitest.Registry, fetcher_path: tuple[str, bool]
-) -> None:
+def test_lockfile_change_refetches(small_ws: Workspace, registry: ocitest.Registry) -> None:
     for tag in ("1", "2"):
-        ref, hello = push_hello(registry, "t/bazel/versions", tag=tag, platforms=[HOST])
+        ref = push_hello(registry, "t/bazel/versions", tag=tag, platforms=[HOST])
         write_lockfile(
-            small_ws.root / "tools.lock.json",
-            {"hello": (ref, "bin/hello")},
-            small_ws.env,
-            fetcher_path[1],
-            {"version": 1, "tools": {"hello": hello}},
+            small_ws.root / "tools.lock.json", {"hello": (ref, "bin/hello")}, small_ws.env
         )
         small_ws.must_build("//:out")
         out = (small_ws.root / "bazel-bin" / "out.txt").read_text()
         assert f"hello from {HOST} v{tag} args: x" in out
 
 
-def test_missing_fetcher_is_explained(
-    small_ws: Workspace, registry: ocitest.Registry, fetcher_path: tuple[str, bool]
-) -> None:
-    ref, hello = push_hello(registry, "t/bazel/nofetcher", platforms=[HOST])
-    write_lockfile(
-        small_ws.root / "tools.lock.json",
-        {"hello": (ref, "bin/hello")},
-        small_ws.env,
-        fetcher_path[1],
-        {"version": 1, "tools": {"hello": hello}},
-    )
+def test_missing_fetcher_is_explained(small_ws: Workspace, registry: ocitest.Registry) -> None:
+    ref = push_hello(registry, "t/bazel/nofetcher", platforms=[HOST])
+    write_lockfile(small_ws.root / "tools.lock.json", {"hello": (ref, "bin/hello")}, small_ws.env)
     small_ws.env["PATH"] = "/usr/bin:/bin"  # no toolfetch
     r = small_ws.build("//:out")
     assert r.returncode != 0
