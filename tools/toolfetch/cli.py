@@ -212,7 +212,7 @@ def cmd_lock(args: argparse.Namespace) -> int:
     lockfile = _lockfile_path(args)
     config_path = (args.config or lockfile.parent / "tools.yaml").absolute()
     config = Config.load(config_path)
-    _, changed = run_lock(config, lockfile, args.tools, args.check, args.jobs)
+    _, changed = run_lock(config, lockfile, args.tools, args.check, args.jobs, _progress(args))
     if args.check:
         log.info("%s is up to date", lockfile)
     elif changed:

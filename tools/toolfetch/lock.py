@@ -24,6 +24,7 @@ from toolfetch.errors import (
 from toolfetch.lockfile import ANY_PLATFORM, LockedLayer, LockedPlatform, LockedTool, Lockfile
 from toolfetch.manifest import ANNOTATION_UNPACK, Descriptor, Manifest
 from toolfetch.platform import Platform
+from toolfetch.progress import Progress
 from toolfetch.reference import parse_any, rebase_layout_ref
 from toolfetch.sources import ContentSource, SourceFactory, parse_mirror_map
 from toolfetch.unpack import ORAS_DEFAULT_MEDIA_TYPE, check_title, detect_format
@@ -41,8 +42,10 @@ class _Job:
 
 
 class Resolver:
-    def __init__(self, config: Config, lockfile_path: Path, jobs: int = 8) -> None:
+    def __init__(self, config: Config, lockfile_path: Path, jobs: int = 8,
+                 progress: bool = False) -> None:
         self.config = config
+        self.progress = progress
         self.lockfile_path = lockfile_path
         self.jobs = jobs
         mirrors = parse_mirror_map(config.mirrors, config.path.parent)
@@ -62,8 +65,17 @@ class Resolver:
     def resolve(self, names: Iterable[str]) -> dict[str, LockedTool]:
         names = list(names)
         jobs = [(name, job) for name in names for job in self._jobs_for(self.config.tools[name])]
+        progress = Progress("locking", len(jobs), self.progress and len(jobs) > 1, "refs")
+
+        def job_done(job: _Job) -> dict[str, LockedPlatform]:
+            try:
+                return self._resolve_job(job)
+            finally:
+                progress.advance(1)
+
         with ThreadPoolExecutor(self.jobs, thread_name_prefix="lock") as pool:
-            futures = [(name, pool.submit(self._resolve_job, job)) for name, job in jobs]
+            futures = [(name, pool.submit(job_done, job)) for name, job in jobs]
+        progress.close()
         results: dict[str, dict[str, LockedPlatform]] = {n: {} for n in names}
         errors: dict[str, ToolfetchError] = {}
         for name, fut in futures:
@@ -163,7 +175,7 @@ def _key(p: Platform | None) -> str:
 
 
 def run_lock(config: Config, lockfile_path: Path, tools: list[str], check: bool,
-             jobs: int = 8) -> tuple[Lockfile, bool]:
+             jobs: int = 8, progress: bool = False) -> tuple[Lockfile, bool]:
     """Resolve and (unless ``check``) write; returns the lockfile and whether it changed."""
     unknown = [t for t in tools if t not in config.tools]
     if unknown:
@@ -175,7 +187,7 @@ def run_lock(config: Config, lockfile_path: Path, tools: list[str], check: bool,
         old_text = lockfile_path.read_text(encoding="utf-8")
         if tools:
             old = Lockfile.load(lockfile_path)
-    resolver = Resolver(config, lockfile_path, jobs)
+    resolver = Resolver(config, lockfile_path, jobs, progress)
     resolved = resolver.resolve(tools or sorted(config.tools))
     merged: dict[str, LockedTool] = {}
     for name in config.tools:

@@ -15,8 +15,9 @@ def enabled(requested: bool) -> bool:
 class Progress:
     """Thread-safe byte counter that redraws at most 10 times a second."""
 
-    def __init__(self, label: str, total: int, active: bool) -> None:
+    def __init__(self, label: str, total: int, active: bool, unit: str = "bytes") -> None:
         self.label = label
+        self.unit = unit
         self.total = total
         self.active = active
         self.done = 0
@@ -39,7 +40,11 @@ class Progress:
         width = 30
         frac = min(self.done / self.total, 1.0) if self.total else 1.0
         bar = "#" * int(frac * width)
-        text = f"{self.label} [{bar:<{width}}] {_human(self.done)}/{_human(self.total)}"
+        if self.unit == "bytes":
+            amount = f"{_human(self.done)}/{_human(self.total)}"
+        else:
+            amount = f"{self.done}/{self.total} {self.unit}"
+        text = f"{self.label} [{bar:<{width}}] {amount}"
         if self._color:
             text = f"\x1b[36m{text}\x1b[0m"
         sys.stderr.write(f"\r{text}\x1b[K")

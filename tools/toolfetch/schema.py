@@ -12,7 +12,8 @@ from toolfetch.errors import UsageError
 
 @cache
 def load_schema(name: str) -> dict[str, Any]:
-    text = resources.files("toolfetch").joinpath("schemas").joinpath(name).read_text(encoding="utf-8")
+    schemas = resources.files("toolfetch").joinpath("schemas")
+    text = schemas.joinpath(name).read_text(encoding="utf-8")
     data: dict[str, Any] = json.loads(text)
     return data
 
