@@ -222,3 +222,125 @@ def probe_heavy_imports(
     lines = [ln for ln in p.stdout.splitlines() if ln.startswith("HEAVY ")]
     assert lines, f"probe printed no HEAVY line (exit {p.returncode}):\n{p.stdout}\n{p.stderr}"
     return p, json.loads(lines[-1][len("HEAVY ") :])
+
+
+# --------------------------------------------------------------------------------------
+# The tool kinds the integration tests push: an OCI index of tar.gz image manifests, a
+# Docker manifest list, an ORAS raw file (oras's default ...layer.v1.tar type), an index of
+# ORAS zip artifacts, and a real tar labelled with oras's default type.
+# --------------------------------------------------------------------------------------
+
+
+def host() -> str:
+    from toolfetch.platform import host_platform
+
+    return str(host_platform())
+
+
+def other_platform() -> str:
+    return "linux/arm64" if host() != "linux/arm64" else "linux/amd64"
+
+
+@dataclasses.dataclass
+class Pushed:
+    """One tool as pushed, with everything a lockfile entry must say about it."""
+
+    name: str
+    ref: str
+    path: str
+    unpack: str
+    exit_code: int
+    index: str | None  # index digest, None for a single manifest (locked as "*")
+    manifests: dict[str, str]  # lock key -> manifest digest
+    layers: dict[str, list[dict[str, Any]]]  # lock key -> layer descriptors
+    executables: dict[str, bytes]  # lock key -> bytes of the executable
+    media_type: str  # of the top-level manifest / index
+
+    def config(self, with_path: bool = True) -> dict[str, str]:
+        return {"ref": self.ref, "path": self.path} if with_path else {"ref": self.ref}
+
+    def expect(self, key: str) -> str:
+        """What the executable prints first on *key*."""
+        return f"{self.name}-{key}"
+
+
+def push_kinds(reg: Any, base: str, tag: str = "1", salt: str = "") -> dict[str, Pushed]:
+    """Push the five kinds under repositories ``base/<kind>``; return them by tool name.
+
+    *salt* changes every payload (for re-tag-to-new-content tests).
+    """
+    import ocitest
+
+    plats = [host(), other_platform()]
+    out: dict[str, Pushed] = {}
+
+    def exe(name: str, key: str, code: int) -> bytes:
+        return script(f"{name}-{key}", code) + f"# {salt}\n".encode()
+
+    def from_index(name: str, idx: Any, path: str, unpack: str, code: int,
+                   exes: dict[str, bytes]) -> None:
+        out[name] = Pushed(name, idx.ref, path, unpack, code, idx.index_digest,
+                           dict(idx.manifests), {k: list(v) for k, v in idx.layers.items()},
+                           exes, idx.media_type)
+
+    # 1. OCI index of image manifests with one tar.gz layer each
+    exes = {p: exe("idx", p, 0) for p in plats}
+    idx = ocitest.push_tool_index(reg, f"{base}/idx", tag, {
+        p: ocitest.targz({"bin/": (b"", 0o755), "bin/idx": (exes[p], 0o755),
+                          "share/readme.txt": f"readme {p}".encode()})
+        for p in plats})
+    from_index("idx", idx, "bin/idx", "tar+gzip", 0, exes)
+
+    # 2. the same as a Docker manifest list
+    exes = {p: exe("dock", p, 11) for p in plats}
+    idx = ocitest.push_tool_index(reg, f"{base}/dock", tag,
+                                  {p: {"dock": exes[p]} for p in plats}, docker=True)
+    from_index("dock", idx, "dock", "tar+gzip", 11, exes)
+
+    # 3. an ORAS raw file with oras's default layer type, a single manifest
+    data = exe("raw", "*", 12)
+    art = ocitest.oras_artifact({"raw": data},
+                                layer_media_type=ocitest.ORAS_DEFAULT_LAYER_MEDIA_TYPE)
+    ocitest.push_artifact(reg, f"{base}/raw", tag, art)
+    out["raw"] = Pushed("raw", reg.ref(f"{base}/raw", tag), "raw", "raw", 12, None,
+                        {"*": art.digest}, {"*": art.layers}, {"*": data}, art.media_type)
+
+    # 4. an index of ORAS artifacts holding a zip each
+    exes = {p: exe("zip", p, 13) for p in plats}
+    idx = ocitest.push_tool_index(reg, f"{base}/zip", tag, {
+        p: ocitest.oras_artifact({"zip.zip": ocitest.zipbytes({
+            "bin/": (b"", 0o755), "bin/zip": (exes[p], 0o755)})}) for p in plats})
+    from_index("zip", idx, "bin/zip", "zip", 13, exes)
+
+    # 5. a real tar labelled with oras's default type (title without .tar: sniffed)
+    data = exe("tar", "*", 14)
+    art = ocitest.oras_artifact({"bundle": ocitest.tarbytes({"tar": (data, 0o755)})},
+                                layer_media_type=ocitest.ORAS_DEFAULT_LAYER_MEDIA_TYPE)
+    ocitest.push_artifact(reg, f"{base}/tar", tag, art)
+    out["tar"] = Pushed("tar", reg.ref(f"{base}/tar", tag), "tar", "tar", 14, None,
+                        {"*": art.digest}, {"*": art.layers}, {"*": data}, art.media_type)
+    return out
+
+
+def tools_config(pushed: Mapping[str, Pushed], **extra: Any) -> dict[str, Any]:
+    return {"tools": {n: p.config() for n, p in pushed.items()}, **extra}
+
+
+def expected_entry(p: Pushed, key: str) -> dict[str, Any]:
+    """The lockfile entry toolfetch must write for *p* on *key* (computed independently)."""
+    entry: dict[str, Any] = {
+        "layers": [],
+        "manifest": p.manifests[key],
+        "path": p.path,
+        "ref": p.ref,
+    }
+    if p.index is not None:
+        entry["index"] = p.index
+    for desc in p.layers[key]:
+        layer = {"digest": desc["digest"], "mediaType": desc["mediaType"], "size": desc["size"],
+                 "unpack": p.unpack}
+        title = (desc.get("annotations") or {}).get("org.opencontainers.image.title")
+        if title is not None:
+            layer["title"] = title
+        entry["layers"].append(layer)
+    return entry

@@ -81,7 +81,7 @@ class Resolver:
         for name, fut in futures:
             exc = fut.exception()
             if isinstance(exc, ToolfetchError):
-                errors.setdefault(name, exc)
+                errors.setdefault(name, _naming_tool(exc, name))
             elif exc is not None:
                 raise exc
             else:
@@ -165,6 +165,15 @@ class Resolver:
             raise UsageError(f"{what}: layer {desc.digest} is a plain file without an "
                              "org.opencontainers.image.title annotation")
         return LockedLayer(desc.digest, desc.size, desc.media_type, title, fmt)
+
+
+def _naming_tool(e: ToolfetchError, name: str) -> ToolfetchError:
+    """The error with the tool's name in front, unless it already names the tool."""
+    if f"tool {name} " in e.message or isinstance(e, MultipleErrors):
+        return e
+    named = type(e)(f"tool {name}: {e.message}")
+    named.__cause__ = e.__cause__
+    return named
 
 
 def _key(p: Platform | None) -> str:
