@@ -20,8 +20,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -124,7 +122,7 @@ class Cache:
 
     # -- temp space -------------------------------------------------------------------------
     def _temp_name(self, suffix: str) -> Path:
-        return self.tmp / f"{os.getpid()}-{uuid.uuid4().hex[:12]}{suffix}"
+        return self.tmp / f"{os.getpid()}-{os.urandom(6).hex()}{suffix}"
 
     @contextlib.contextmanager
     def temp_file(self) -> Iterator[tuple[BinaryIO, Path]]:
@@ -220,6 +218,7 @@ class Cache:
 
 def remove_tree(path: Path) -> None:
     """rmtree a read-only tree: restore write permission on directories first."""
+    import shutil
 
     def onerror(func: Callable[..., Any], p: str, _exc: Any) -> None:
         parent = os.path.dirname(p)

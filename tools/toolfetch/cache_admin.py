@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime
-import hashlib
 import json
 import os
 import sys
@@ -63,6 +61,8 @@ def cmd_path(args: argparse.Namespace) -> int:
 
 
 def _iso(ts: float | None) -> str | None:
+    import datetime
+
     if ts is None:
         return None
     return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).isoformat(timespec="seconds")
@@ -145,6 +145,8 @@ def cmd_gc(args: argparse.Namespace) -> int:
 
 
 def _hash_file(path: Path) -> str:
+    import hashlib
+
     h = hashlib.sha256()
     with path.open("rb") as f:
         while chunk := f.read(1 << 20):

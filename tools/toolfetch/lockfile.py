@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,6 +140,8 @@ class Lockfile:
 
     def write(self) -> None:
         """Atomic: temp file beside the target, fsync, rename."""
+        import tempfile
+
         text = self.dumps().encode()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
