@@ -34,8 +34,11 @@ CHUNK = 1 << 20
 class LayoutSource:
     """Read and write an OCI image layout directory."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, name: str | None = None) -> None:
         self.path = path
+        # As a mirror: the upstream ``registry/repository``, so that tags also match
+        # ``org.opencontainers.image.ref.name`` values that are full references (``export``).
+        self.name = name
 
     def __str__(self) -> str:
         return f"oci-layout:{self.path}"
@@ -71,14 +74,36 @@ class LayoutSource:
         return [Descriptor.parse(m, f"{self}/index.json manifests[{i}]")
                 for i, m in enumerate(index.get("manifests", []))]
 
+    def _full_ref_tag(self, ref_name: str) -> str | None:
+        """The tag of a full-reference ref.name of this mirror's repository, else None."""
+        if self.name is None or "/" not in ref_name:
+            return None
+        from toolfetch.reference import Reference
+
+        try:
+            ref = Reference.parse(ref_name)
+        except UsageError:
+            return None
+        return ref.tag if ref.name == self.name else None
+
     def list_tags(self) -> list[str]:
-        return sorted({d.annotations[ANNOTATION_REF_NAME] for d in self.entries()
-                       if ANNOTATION_REF_NAME in d.annotations})
+        names = {d.annotations[ANNOTATION_REF_NAME] for d in self.entries()
+                 if ANNOTATION_REF_NAME in d.annotations}
+        if self.name is None:
+            return sorted(names)
+        tags = {self._full_ref_tag(n) for n in names} | {n for n in names if "/" not in n}
+        return sorted(t for t in tags if t)
 
     def resolve(self, target: str) -> Digest:
         if target.startswith("sha256:"):
             return Digest.parse(target)
-        for d in self.entries():
+        entries = self.entries()
+        if self.name is not None:
+            for d in entries:
+                ref_name = d.annotations.get(ANNOTATION_REF_NAME)
+                if ref_name and self._full_ref_tag(ref_name) == target:
+                    return d.digest
+        for d in entries:
             if d.annotations.get(ANNOTATION_REF_NAME) == target:
                 return d.digest
         raise NotFoundError(f"{self}: no tag {target!r}; it has: "

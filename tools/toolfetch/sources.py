@@ -127,7 +127,7 @@ class SourceFactory:
             ref.registry, []
         ):
             if mirror.layout is not None:
-                out.append((str(mirror), LayoutSource(mirror.layout)))
+                out.append((str(mirror), LayoutSource(mirror.layout, ref.name)))
             elif not self.offline:
                 repo = f"{mirror.prefix}/{ref.repository}" if mirror.prefix else ref.repository
                 out.append((str(mirror), RegistryClient(self.transport, mirror.host, repo)))
