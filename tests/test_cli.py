@@ -88,8 +88,14 @@ def test_hit_path_with_unusable_lockfile_exits_2_without_jsonschema(tmp_path: Pa
     assert not {m.split(".")[0] for m in heavy} & HEAVY
 
 
-def test_run_passes_argv_and_exit_code(cached: dict[str, object]) -> None:
+def test_run_passes_argv_and_exit_code(cached: dict[str, object], tmp_path: Path) -> None:
     lockfile = str(cached["lockfile"])
+    # a cold cache: run fetches first, then execs
+    r = run_toolfetch("run", "--lockfile", lockfile, "t", "--", "cold",
+                      env={"TOOLFETCH_CACHE_DIR": str(tmp_path / "cold")})
+    assert r.returncode == 42, r.stderr
+    assert r.stdout.splitlines() == ["t", "arg:cold"]
+    assert (tmp_path / "cold" / "CACHEDIR.TAG").is_file()
     args = ["--", "-v", "--cache-dir", "/nope", "a  b", "", "--", "ünï"]
     r = run_toolfetch("run", "--lockfile", lockfile, "t", *args)
     assert r.returncode == 42, r.stderr

@@ -118,6 +118,14 @@ def test_second_fetch_and_hits_with_registry_stopped(make_registry: MakeRegistry
     assert Path(r.stdout.strip()).read_bytes() == pushed["idx"].executables[host()]
     rr = run_toolfetch("run", "--lockfile", ws.lockfile, "raw", "--", "x")
     assert rr.returncode == 12 and rr.stdout.splitlines() == ["raw-*", "arg:x"]
+    # a tree lost from the cache is rebuilt from its cached blob, still without a registry
+    from toolfetch.cache import Cache
+    from toolfetch.digest import Digest
+
+    Cache(cache_dir).drop_tree(Digest.parse(pushed["tar"].manifests["*"]))
+    assert pushed["tar"].manifests["*"] not in cache_trees(cache_dir)
+    assert_ok(ws.tf("fetch", "tar"))
+    assert pushed["tar"].manifests["*"] in cache_trees(cache_dir)
     # a platform not yet cached needs the registry: unreachable → 6
     r = ws.tf("fetch", "--platform", other_platform(), "idx")
     assert_error(r, 6, "127.0.0.1")
@@ -252,3 +260,24 @@ def test_malformed_lockfile(ws: Workspace) -> None:
     assert_error(r, 2, str(ws.lockfile), "$.tools.t.platforms.linux/amd64")
     r = ws.tf("which", "t", "--platform", "linux/amd64")
     assert_error(r, 2, str(ws.lockfile), "$.tools.t.platforms.linux/amd64")
+
+
+def test_concurrent_fetches_share_the_cache(registry: Registry, unique_repo: str,
+                                            ws: Workspace, cache_dir: Path) -> None:
+    import subprocess
+    import sys
+
+    big = os.urandom(1 << 20)
+    idx = ocitest.push_tool_index(registry, unique_repo, "1", {
+        host(): ocitest.targz({"bin/t": (script("t"), 0o755), "data": big})})
+    ws.lock({"tools": {"t": {"ref": idx.ref, "path": "bin/t"}}})
+    procs = [subprocess.Popen([sys.executable, "-m", "toolfetch", "fetch", "--lockfile",
+                               str(ws.lockfile)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+    assert set(cache_trees(cache_dir)) == {idx.manifests[host()]}
+    check_cache_layout(cache_dir)
+    tree = sharded(cache_dir, "trees", idx.manifests[host()])
+    assert (tree / "data").read_bytes() == big

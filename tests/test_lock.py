@@ -18,7 +18,6 @@ import ocitest
 import toolfetch
 from ocitest import Registry
 from tf import (
-    Pushed,
     assert_error,
     assert_ok,
     expected_entry,
@@ -156,6 +155,12 @@ def test_platform_lists_and_mapping(registry: Registry, unique_repo: str,
         assert entry["path"] == "sc"
         assert "index" not in entry
     jsonschema.Draft202012Validator(SCHEMA).validate(ws.data())
+    for p in singles:  # each platform gets its own artifact
+        r = tf_main("which", "--lockfile", ws.lockfile, "mapped", "--platform", p)
+        assert_ok(r)
+        assert Path(r.stdout.strip()).read_bytes() == script("sc " + p)
+    assert_error(tf_main("which", "--lockfile", ws.lockfile, "mapped", "--platform",
+                         "linux/arm64"), 4, "darwin/arm64, linux/amd64")
 
 
 def test_arm_variants_and_attestations(registry: Registry, unique_repo: str,
@@ -342,5 +347,41 @@ def test_unpack_formats_by_media_type_title_and_magic(registry: Registry, unique
         assert (layer["title"], layer["mediaType"], layer["unpack"]) == (title, mt, fmt)
 
 
-def _pushed_names(p: dict[str, Pushed]) -> list[str]:
-    return sorted(p)
+def test_oci_layout_refs_are_rebased_to_the_lockfile(registry: Registry, unique_repo: str,
+                                                     tmp_path: Path, cache_dir: Path) -> None:
+    idx = ocitest.push_tool_index(registry, unique_repo, "1", {
+        host(): {"hello": script("layout-hello")}, other_platform(): {"hello": script("o")}})
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    ocitest.skopeo_copy(f"docker://{idx.ref}", f"oci:{conf / 'layout'}:hello")
+    config = write_config(conf / "tools.yaml", {
+        "mirrors": {"ghcr.io": ["oci-layout:layout"]},
+        "tools": {"hello": {"ref": "oci-layout:layout:hello", "path": "hello"}}})
+    lockfile = tmp_path / "out" / "tools.lock.json"
+    assert_ok(tf_main("lock", "--config", config, "--lockfile", lockfile))
+    data = json.loads(lockfile.read_text())
+    hello = data["tools"]["hello"]
+    assert hello["ref"] == "oci-layout:layout:hello"  # as written
+    entry = hello["platforms"][host()]
+    assert entry["ref"] == "oci-layout:../conf/layout:hello"  # relative to the lockfile
+    assert data["mirrors"] == {"ghcr.io": ["oci-layout:../conf/layout"]}
+    assert entry["index"] == idx.index_digest  # skopeo --preserve-digests kept the bytes
+    assert entry["manifest"] == idx.manifests[host()]
+    r = tf_main("which", "--lockfile", lockfile, "hello")
+    assert_ok(r)
+    assert Path(r.stdout.strip()).read_bytes() == script("layout-hello")
+
+
+def test_path_problems(registry: Registry, unique_repo: str, ws: Workspace) -> None:
+    files = ocitest.oras_artifact({"a": script("a"), "b": script("b")})
+    ocitest.push_artifact(registry, unique_repo, "two", files)
+    tarred = ocitest.oras_artifact({"t.tar.gz": ocitest.targz({"x": script("x")})})
+    ocitest.push_artifact(registry, unique_repo, "tgz", tarred)
+    two, tgz = registry.ref(unique_repo, "two"), registry.ref(unique_repo, "tgz")
+    ws.write({"tools": {"t": {"ref": two, "path": "c"}}})
+    assert_error(ws.lock(), 4, "'c'", "a, b")  # not among the artifact's files
+    ws.write({"tools": {"t": {"ref": two}}})
+    assert_error(ws.lock(), 2, "path")  # two files: which one?
+    ws.write({"tools": {"t": {"ref": tgz}}})
+    assert_error(ws.lock(), 2, "path")  # an archive: path must be given
+    assert not ws.lockfile.exists()
