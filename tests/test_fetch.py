@@ -281,3 +281,58 @@ def test_concurrent_fetches_share_the_cache(registry: Registry, unique_repo: str
     check_cache_layout(cache_dir)
     tree = sharded(cache_dir, "trees", idx.manifests[host()])
     assert (tree / "data").read_bytes() == big
+
+
+def test_every_unpack_format_and_symlinks(registry: Registry, unique_repo: str,
+                                          ws: Workspace, cache_dir: Path,
+                                          tmp_path: Path) -> None:
+    zstandard = pytest.importorskip("zstandard")
+    exe = script("fmt")
+    members: dict[str, ocitest.TarValue] = {
+        "bin/": (b"", 0o755), "bin/t": (exe, 0o755), "bin/alias": ocitest.Symlink("t"),
+        "doc.txt": (b"doc", 0o600)}
+    tar = ocitest.tarbytes(members)
+    layers = {
+        "tar": ("t.tar", tar, ocitest.OCI_LAYER_TAR),
+        "tar+gzip": ("t.tar.gz", ocitest.gzipbytes(tar), ocitest.OCI_LAYER_TAR_GZIP),
+        "tar+zstd": ("t.tar.zst", zstandard.ZstdCompressor().compress(tar),
+                     ocitest.OCI_LAYER_TAR_ZSTD),
+        "zip": ("t.zip", ocitest.zipbytes({"bin/t": (exe, 0o755), "doc.txt": b"doc"}),
+                ocitest.ZIP),
+    }
+    tools = {}
+    for fmt, (title, data, mt) in layers.items():
+        tag = fmt.replace("+", "-")
+        art = ocitest.oras_artifact({title: data}, layer_media_type=mt)
+        ocitest.push_artifact(registry, unique_repo, tag, art)
+        tools[tag] = {"ref": registry.ref(unique_repo, tag), "path": "bin/t"}
+    ws.lock({"tools": tools})
+    assert [t["platforms"]["*"]["layers"][0]["unpack"]
+            for t in ws.data()["tools"].values()] == sorted(layers)
+    assert_ok(ws.tf("fetch"))
+    check_cache_layout(cache_dir)
+    for tag in tools:
+        r = ws.tf("which", tag)
+        assert_ok(r)
+        path = Path(r.stdout.strip())
+        assert path.read_bytes() == exe and os.access(path, os.X_OK)
+        doc = path.parent.parent / "doc.txt"
+        assert doc.read_bytes() == b"doc"
+        assert doc.stat().st_mode & 0o777 == 0o444  # only the executable bit is kept
+        if tag != "zip":
+            assert os.readlink(path.parent / "alias") == "t"
+    out = tmp_path / "out"
+    assert_ok(ws.tf("fetch", "tar-gzip", "--output", out))
+    assert os.readlink(out / "bin" / "alias") == "t"
+    assert (out / "bin" / "alias").read_bytes() == exe
+
+
+def test_wrong_path_is_reported_by_which(registry: Registry, unique_repo: str,
+                                         ws: Workspace) -> None:
+    art = ocitest.oras_artifact({"t.tar.gz": ocitest.targz({"bin/t": (script("t"), 0o755)})})
+    ocitest.push_artifact(registry, unique_repo, "1", art)
+    ws.lock({"tools": {"t": {"ref": registry.ref(unique_repo, "1"), "path": "bin/nope"}}})
+    r = ws.tf("fetch")
+    assert_ok(r)
+    assert "warning: " in r.stderr and "bin/nope" in r.stderr
+    assert_error(ws.tf("which", "t"), 2, "bin/nope")
