@@ -7,12 +7,13 @@ Credentials are looked up, first match wins, in:
    ``TOOLFETCH_REGISTRY_HOST`` (comma-separated; required so CI secrets never go to another
    registry). Explicit environment beats files, as CI users expect.
 2. docker's ``config.json`` (``$DOCKER_CONFIG`` or ``~/.docker``): ``credHelpers[host]``, then
-   ``credsStore``, then ``auths`` (keys with or without ``https://``; Docker Hub as
+   ``credsStore``, then ``auths`` (keys with or without a scheme or path; Docker Hub as
    ``https://index.docker.io/v1/``).
 3. ``$REGISTRY_AUTH_FILE``, then podman's ``$XDG_RUNTIME_DIR/containers/auth.json`` and
-   ``~/.config/containers/auth.json``.
+   ``$XDG_CONFIG_HOME/containers/auth.json`` (``~/.config/containers/auth.json``).
 
-Secrets never appear in messages or reprs.
+A credential helper that fails is warned about and skipped (anonymous access). Secrets never
+appear in messages or reprs. See docs/auth.md.
 """
 
 from __future__ import annotations
@@ -32,6 +33,11 @@ log = logging.getLogger("toolfetch")
 
 DOCKER_HUB_KEYS = ("https://index.docker.io/v1/", "index.docker.io", "docker.io",
                    "registry-1.docker.io")
+ENV_HOST = "TOOLFETCH_REGISTRY_HOST"
+ENV_USERNAME = "TOOLFETCH_REGISTRY_USERNAME"
+ENV_PASSWORD = "TOOLFETCH_REGISTRY_PASSWORD"
+ENV_TOKEN = "TOOLFETCH_REGISTRY_TOKEN"
+HELPER_TIMEOUT = 30.0
 
 
 @dataclass(frozen=True)
@@ -93,10 +99,33 @@ def docker_config_dir() -> Path:
     return Path(env) if env else Path.home() / ".docker"
 
 
-def _host_keys(host: str) -> list[str]:
-    if host in DOCKER_HUB_KEYS:
-        return list(DOCKER_HUB_KEYS)
-    return [host, f"https://{host}", f"http://{host}", f"https://{host}/v1/", f"https://{host}/v2/"]
+def is_docker_hub(host: str) -> bool:
+    return normalize_host(host) in DOCKER_HUB_KEYS
+
+
+def normalize_host(key: str) -> str:
+    """A config key or registry argument as docker compares them: no scheme, no path."""
+    key = key.strip()
+    for scheme in ("https://", "http://"):
+        if key.lower().startswith(scheme):
+            key = key[len(scheme):]
+            break
+    return key.split("/", 1)[0].lower()
+
+
+def config_key(host: str) -> str:
+    """The key docker writes for ``host`` in ``auths`` (and passes to helpers)."""
+    return DOCKER_HUB_KEYS[0] if is_docker_hub(host) else normalize_host(host)
+
+
+def matching_keys(keys: list[str], host: str) -> list[str]:
+    """Keys of a config mapping that name ``host``: exact spellings first, then normalised."""
+    wanted = {normalize_host(host)}
+    if is_docker_hub(host):
+        wanted = {normalize_host(k) for k in DOCKER_HUB_KEYS}
+    exact = [k for k in (host, config_key(host), f"https://{host}") if k in keys]
+    rest = [k for k in keys if k not in exact and normalize_host(k) in wanted]
+    return list(dict.fromkeys(exact + rest))
 
 
 def _read_json(path: Path) -> dict[str, object] | None:
@@ -113,7 +142,7 @@ def _from_auths(data: dict[str, object], host: str, source: str) -> Credentials 
     auths = data.get("auths")
     if not isinstance(auths, dict):
         return None
-    for key in _host_keys(host):
+    for key in matching_keys([str(k) for k in auths], host):
         entry = auths.get(key)
         if not isinstance(entry, dict):
             continue
@@ -138,16 +167,29 @@ def _from_auths(data: dict[str, object], host: str, source: str) -> Credentials 
     return None
 
 
+def _helper_program(helper: str) -> str:
+    return f"docker-credential-{helper}"
+
+
+def _call_helper(helper: str, action: str, payload: bytes,
+                 host: str) -> subprocess.CompletedProcess[bytes] | None:
+    program = _helper_program(helper)
+    try:
+        return subprocess.run([program, action], input=payload, capture_output=True,
+                              timeout=HELPER_TIMEOUT, check=False)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        reason = "not found on PATH" if isinstance(e, FileNotFoundError) else type(e).__name__
+        log.warning("credential helper %s %s failed for %s (%s)", program, action, host, reason)
+        return None
+
+
 def run_credential_helper(helper: str, host: str) -> Credentials | None:
     """``docker-credential-<helper> get``; a failing helper warns and yields nothing."""
-    program = f"docker-credential-{helper}"
-    try:
-        proc = subprocess.run(
-            [program, "get"], input=host.encode(), capture_output=True, timeout=30, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired) as e:
-        log.warning("credential helper %s failed for %s (%s); continuing anonymously",
-                    program, host, type(e).__name__)
+    program = _helper_program(helper)
+    proc = _call_helper(helper, "get", config_key(host).encode()
+                        if is_docker_hub(host) else host.encode(), host)
+    if proc is None:
+        log.warning("continuing without credentials for %s", host)
         return None
     if proc.returncode != 0:
         out = proc.stdout.decode(errors="replace").strip()
@@ -159,23 +201,47 @@ def run_credential_helper(helper: str, host: str) -> Credentials | None:
         data = json.loads(proc.stdout)
         user, secret = str(data["Username"]), str(data["Secret"])
     except (ValueError, KeyError, TypeError):
-        log.warning("credential helper %s returned malformed output for %s", program, host)
+        log.warning("credential helper %s returned malformed output for %s; continuing "
+                    "anonymously", program, host)
         return None
-    if user == "<token>":
-        return Credentials(identity_token=secret, source=f"credential helper {program}")
-    return Credentials(username=user, password=secret, source=f"credential helper {program}")
+    if not secret:
+        return None
+    source = f"credential helper {program}"
+    if user == "<token>":  # docker's convention: the secret is an identity (refresh) token
+        return Credentials(identity_token=secret, source=source)
+    return Credentials(username=user, password=secret, source=source)
+
+
+def store_with_helper(helper: str, server: str, username: str, secret: str) -> None:
+    """``docker-credential-<helper> store`` (as ``docker login`` with a helper)."""
+    payload = json.dumps({"ServerURL": server, "Username": username, "Secret": secret})
+    proc = _call_helper(helper, "store", payload.encode(), server)
+    if proc is None or proc.returncode != 0:
+        detail = "" if proc is None else f" (exit {proc.returncode})"
+        raise AuthError(f"credential helper {_helper_program(helper)} could not store the "
+                        f"credentials for {server}{detail}")
+
+
+def erase_with_helper(helper: str, server: str) -> bool:
+    """``docker-credential-<helper> erase``; False when it had nothing or failed."""
+    proc = _call_helper(helper, "erase", server.encode(), server)
+    return proc is not None and proc.returncode == 0
 
 
 def _from_env(host: str) -> Credentials | None:
-    hosts = [h.strip() for h in os.environ.get("TOOLFETCH_REGISTRY_HOST", "").split(",")]
-    if host not in hosts and not (host in DOCKER_HUB_KEYS and "docker.io" in hosts):
+    hosts = [h.strip() for h in os.environ.get(ENV_HOST, "").split(",") if h.strip()]
+    wanted = {normalize_host(h) for h in hosts}
+    if normalize_host(host) not in wanted and not (
+        is_docker_hub(host) and any(is_docker_hub(h) for h in hosts)
+    ):
         return None
-    return Credentials(
-        username=os.environ.get("TOOLFETCH_REGISTRY_USERNAME", ""),
-        password=os.environ.get("TOOLFETCH_REGISTRY_PASSWORD", ""),
-        identity_token=os.environ.get("TOOLFETCH_REGISTRY_TOKEN", ""),
-        source="environment TOOLFETCH_REGISTRY_*",
+    creds = Credentials(
+        username=os.environ.get(ENV_USERNAME, ""),
+        password=os.environ.get(ENV_PASSWORD, ""),
+        identity_token=os.environ.get(ENV_TOKEN, ""),
+        source=f"environment ({ENV_HOST}, {ENV_USERNAME}/{ENV_PASSWORD}/{ENV_TOKEN})",
     )
+    return creds if creds.has_basic or creds.identity_token else None
 
 
 def find_credentials(host: str) -> Credentials | None:
@@ -188,8 +254,8 @@ def find_credentials(host: str) -> Credentials | None:
     if config:
         helpers = config.get("credHelpers")
         if isinstance(helpers, dict):
-            for key in _host_keys(host):
-                if isinstance(helpers.get(key), str):
+            for key in matching_keys([str(k) for k in helpers], host):
+                if isinstance(helpers.get(key), str) and helpers[key]:
                     return run_credential_helper(str(helpers[key]), host)
         store = config.get("credsStore")
         if isinstance(store, str) and store:
@@ -204,7 +270,9 @@ def find_credentials(host: str) -> Credentials | None:
         candidates.append(Path(os.environ["REGISTRY_AUTH_FILE"]))
     if os.environ.get("XDG_RUNTIME_DIR"):
         candidates.append(Path(os.environ["XDG_RUNTIME_DIR"]) / "containers" / "auth.json")
-    candidates.append(Path.home() / ".config" / "containers" / "auth.json")
+    xdg_config = os.environ.get("XDG_CONFIG_HOME")
+    candidates.append((Path(xdg_config) if xdg_config else Path.home() / ".config")
+                      / "containers" / "auth.json")
     for path in candidates:
         data = _read_json(path)
         if data:
@@ -219,6 +287,16 @@ def basic_header(creds: Credentials) -> str:
     return "Basic " + base64.b64encode(raw).decode()
 
 
-def auth_failure(host: str, creds: Credentials | None, detail: str) -> AuthError:
-    tried = f"credentials from {creds.source}" if creds else "anonymous access (no credentials)"
+def describe_attempt(creds: Credentials | None, rejected: str | None = None) -> str:
+    """What was tried, for messages: never a secret, only where credentials came from."""
+    if creds is not None:
+        return f"credentials from {creds.source}"
+    if rejected:
+        return f"credentials from {rejected} (rejected), then anonymous access"
+    return "anonymous access (no stored credentials; see `toolfetch login` or docs/auth.md)"
+
+
+def auth_failure(host: str, creds: Credentials | None, detail: str,
+                 rejected: str | None = None) -> AuthError:
+    tried = describe_attempt(creds, rejected)
     return AuthError(f"authentication to {host} failed: {detail}; tried {tried}")

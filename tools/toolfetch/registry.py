@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Callable
 from typing import BinaryIO
 
 import requests
+import urllib3
 
 from toolfetch.digest import Digest, StreamVerifier
 from toolfetch.errors import (
@@ -23,7 +25,7 @@ from toolfetch.errors import (
     UnreachableError,
 )
 from toolfetch.manifest import ACCEPT, MAX_MANIFEST_BYTES, Manifest, verify_manifest_bytes
-from toolfetch.transport import Transport
+from toolfetch.transport import Transport, describe_network_error
 
 log = logging.getLogger("toolfetch")
 
@@ -53,8 +55,7 @@ class RegistryClient:
         if status == 404:
             return NotFoundError(f"{what}: not found (HTTP 404)")
         if status in (401, 403):
-            creds = self.transport.credentials(self.host)
-            tried = f"credentials from {creds.source}" if creds else "anonymous access"
+            tried = self.transport.describe_auth(self.host)
             return AuthError(f"{what}: access denied by {self.host} (HTTP {status}); tried {tried}")
         if status >= 500 or status in (408, 429):
             return UnreachableError(f"{what}: registry {self.host} answered HTTP {status}")
@@ -98,62 +99,73 @@ class RegistryClient:
     # -- blobs ----------------------------------------------------------------------------
     def fetch_blob(self, digest: Digest, size: int, sink: BinaryIO, what: str,
                    progress: Progress | None = None) -> None:
-        """Stream a blob into ``sink`` (positioned at 0), verifying size and digest."""
+        """Stream a blob into ``sink`` (positioned at 0), verifying size and digest.
+
+        An interrupted stream resumes with ``Range: bytes=N-`` against the registry URL (so
+        redirects are resolved afresh); only a ``206`` whose ``Content-Range`` starts at N
+        and ends at the declared size is appended, anything else restarts from byte 0. The
+        digest is computed over the final bytes as one stream. A blob longer than its
+        descriptor is an integrity failure; bytes the sink cannot take (``OSError``, e.g.
+        ENOSPC) propagate unchanged.
+        """
         verifier = StreamVerifier(digest, size, what)
         path = f"/v2/{self.repository}/blobs/{digest}"
         failures = 0
         attempts = self.transport.policy.attempts
         while True:
             headers = {"Accept-Encoding": "identity"}
-            if verifier.received:
+            resuming = verifier.received > 0
+            if resuming:
                 headers["Range"] = f"bytes={verifier.received}-"
             resp = self.transport.request("GET", self.host, path, scope=self.pull_scope,
                                           headers=headers, stream=True, what=what)
             with resp:
-                if resp.status_code == 206 and verifier.received:
+                if resp.status_code == 206 and resuming:
                     if not self._range_matches(resp, verifier.received, size):
-                        log.warning("%s: registry sent a mismatched range; restarting", what)
+                        log.warning("%s: %s answered a resume with a mismatched range (%s); "
+                                    "restarting from byte 0", what, self.host,
+                                    resp.headers.get("Content-Range", "none"))
                         verifier = self._restart(sink, digest, size, what)
                         continue
                 elif resp.status_code == 200:
-                    if verifier.received:
+                    if resuming:
                         log.debug("%s: server ignored Range; restarting from byte 0", what)
                         verifier = self._restart(sink, digest, size, what)
                 else:
                     raise self._fail(resp, what)
-                try:
-                    for chunk in resp.raw.stream(CHUNK, decode_content=False):
-                        verifier.update(chunk)
-                        sink.write(chunk)
-                        if progress:
-                            progress(len(chunk))
-                except (requests.exceptions.RequestException, OSError) as e:
-                    if isinstance(e, OSError) and not _is_network_error(e):
-                        raise
-                    failures += 1
-                    if failures >= attempts:
-                        raise UnreachableError(
-                            f"{what}: connection to {self.host} kept failing "
-                            f"({failures} interruptions)"
-                        ) from e
-                    log.debug("%s: interrupted at %d bytes; resuming", what, verifier.received)
-                    continue
-                except Exception as e:
-                    if _is_urllib3_protocol_error(e):
-                        failures += 1
-                        if failures >= attempts:
-                            raise UnreachableError(
-                                f"{what}: connection to {self.host} kept failing"
-                            ) from e
-                        continue
-                    raise
-            if verifier.received < size:
-                failures += 1
-                if failures >= attempts:
-                    verifier.finish()  # raises the size mismatch
-                continue
-            verifier.finish()
-            return
+                error = self._drain(resp, verifier, sink, progress)
+            if error is None and verifier.received >= size:
+                verifier.finish()
+                return
+            failures += 1
+            reason = error or f"stream ended at {verifier.received} of {size} bytes"
+            if failures >= attempts:
+                if error is None:
+                    verifier.finish()  # raises the size mismatch: the registry serves less
+                raise UnreachableError(f"{what}: connection to {self.host} kept failing "
+                                       f"({failures} interruptions, last: {reason})")
+            delay = self.transport.policy.delay(failures)
+            log.debug("%s: %s; resuming at byte %d in %.2fs", what, reason, verifier.received,
+                      delay)
+            time.sleep(delay)
+
+    @staticmethod
+    def _drain(resp: requests.Response, verifier: StreamVerifier, sink: BinaryIO,
+               progress: Progress | None) -> str | None:
+        """Copy the body into ``sink``; returns why the network failed, or None at its end."""
+        chunks = resp.raw.stream(CHUNK, decode_content=False)
+        while True:
+            try:
+                chunk = next(chunks)
+            except StopIteration:
+                return None
+            except (urllib3.exceptions.HTTPError, requests.exceptions.RequestException,
+                    OSError) as e:
+                return describe_network_error(e)
+            verifier.update(chunk)  # IntegrityError as soon as it exceeds the size
+            sink.write(chunk)
+            if progress:
+                progress(len(chunk))
 
     @staticmethod
     def _range_matches(resp: requests.Response, start: int, size: int) -> bool:
@@ -219,15 +231,3 @@ class RegistryClient:
                 raise IntegrityError(f"{what}: pagination link leaves {base}: {link}")
             path = next_url[len(base):]
         raise IntegrityError(f"{what}: more than {MAX_TAG_PAGES} pages of tags")
-
-
-def _is_network_error(e: OSError) -> bool:
-    import errno
-
-    return e.errno in (errno.ECONNRESET, errno.EPIPE, errno.ETIMEDOUT, errno.ECONNABORTED, None)
-
-
-def _is_urllib3_protocol_error(e: Exception) -> bool:
-    import urllib3
-
-    return isinstance(e, urllib3.exceptions.HTTPError)

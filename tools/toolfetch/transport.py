@@ -3,20 +3,36 @@
 Owns the ``requests`` session, scheme selection (HTTPS, or plain HTTP for insecure registries),
 retries with backoff, manual redirects (``Authorization`` never leaves the registry's origin),
 and the bearer-token cache. No filesystem access here.
+
+Retries (see docs/auth.md): 408, 429 and 5xx answers (but 501/505), connection resets and read
+timeouts are retried ``TOOLFETCH_RETRIES`` times in all (default 5) with exponential backoff
+from ``TOOLFETCH_RETRY_DELAY`` seconds (default 0.5, doubling, capped at 10 s, half-jittered);
+``Retry-After`` (seconds or an HTTP date) replaces the backoff, capped at
+``TOOLFETCH_RETRY_AFTER_MAX`` seconds (default 30). A host that refuses connections, does not
+resolve or does not accept within the connect timeout is given two attempts only, so a dead
+mirror is skipped fast. 401/403/404 are never retried, except for the one re-authentication
+of the token handshake. Timeouts: ``TOOLFETCH_CONNECT_TIMEOUT`` (default 10 s) and
+``TOOLFETCH_TIMEOUT`` (read, default 60 s) on every request, token requests included.
+
+Tokens: one per (host, scope set), fetched once even when several threads meet the same
+challenge, reused by every request of the command until shortly before ``expires_in``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import ipaddress
 import json
 import logging
 import os
 import random
+import socket
+import ssl
 import threading
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from http.cookiejar import DefaultCookiePolicy
 from typing import Any
@@ -25,14 +41,41 @@ from urllib.parse import urljoin, urlsplit
 import requests
 import urllib3
 
-from toolfetch.auth import Challenge, Credentials, auth_failure, basic_header, find_credentials
-from toolfetch.errors import AuthError, UnreachableError
+from toolfetch.auth import (
+    Challenge,
+    Credentials,
+    auth_failure,
+    basic_header,
+    describe_attempt,
+    find_credentials,
+)
+from toolfetch.errors import AuthError, ToolfetchError, UnreachableError, UsageError
 
 log = logging.getLogger("toolfetch")
 
-RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+NO_RETRY_5XX = frozenset({501, 505})
 MAX_TOKEN_RESPONSE = 1 << 20
 MAX_REDIRECTS = 5
+FAST_FAIL_ATTEMPTS = 2
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+DEFAULT_TOKEN_LIFETIME = 60.0
+
+
+def is_retry_status(status: int) -> bool:
+    return status in (408, 429) or (500 <= status <= 599 and status not in NO_RETRY_5XX)
+
+
+def _env_number(name: str, default: float, minimum: float = 0.0) -> float:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise UsageError(f"{name}={text!r}: expected a number") from None
+    if value < minimum or value != value:
+        raise UsageError(f"{name}={text!r}: must be at least {minimum:g}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -46,21 +89,30 @@ class RetryPolicy:
 
     @classmethod
     def from_env(cls) -> RetryPolicy:
-        """``TOOLFETCH_RETRIES``, ``TOOLFETCH_RETRY_DELAY`` and ``TOOLFETCH_TIMEOUT`` tune it."""
-        default = cls()
+        """``TOOLFETCH_RETRIES``, ``_RETRY_DELAY``, ``_RETRY_AFTER_MAX``, ``_CONNECT_TIMEOUT``
+        and ``_TIMEOUT`` tune it (docs/auth.md)."""
+        d = cls()
         return cls(
-            attempts=max(1, int(os.environ.get("TOOLFETCH_RETRIES", default.attempts))),
-            base_delay=float(os.environ.get("TOOLFETCH_RETRY_DELAY", default.base_delay)),
-            read_timeout=float(os.environ.get("TOOLFETCH_TIMEOUT", default.read_timeout)),
+            attempts=int(_env_number("TOOLFETCH_RETRIES", d.attempts, 1)),
+            base_delay=_env_number("TOOLFETCH_RETRY_DELAY", d.base_delay),
+            max_delay=max(d.max_delay, _env_number("TOOLFETCH_RETRY_DELAY", d.base_delay)),
+            max_retry_after=_env_number("TOOLFETCH_RETRY_AFTER_MAX", d.max_retry_after),
+            connect_timeout=_env_number("TOOLFETCH_CONNECT_TIMEOUT", d.connect_timeout, 0.001),
+            read_timeout=_env_number("TOOLFETCH_TIMEOUT", d.read_timeout, 0.001),
         )
 
-    def delay(self, attempt: int, retry_after: str | None) -> float:
+    @property
+    def timeout(self) -> tuple[float, float]:
+        return (self.connect_timeout, self.read_timeout)
+
+    def delay(self, attempt: int, retry_after: str | None = None) -> float:
+        """Seconds to wait before attempt ``attempt + 1`` (``attempt`` >= 1 were made)."""
         if retry_after:
             seconds = _parse_retry_after(retry_after)
             if seconds is not None:
                 return min(max(seconds, 0.0), self.max_retry_after)
-        backoff = min(self.base_delay * 2.0**attempt, self.max_delay)
-        return backoff / 2 + random.uniform(0, backoff / 2)
+        backoff = min(self.base_delay * (2 ** max(attempt - 1, 0)), self.max_delay)
+        return float(backoff / 2 + random.uniform(0, backoff / 2))
 
 
 def _parse_retry_after(value: str) -> float | None:
@@ -69,15 +121,21 @@ def _parse_retry_after(value: str) -> float | None:
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
         return None
     return when.timestamp() - time.time()
 
 
+def _listed_insecure() -> set[str]:
+    return {h.strip() for h in os.environ.get("TOOLFETCH_INSECURE_REGISTRIES", "").split(",")
+            if h.strip()}
+
+
 def is_insecure_host(host: str) -> bool:
     """Loopback hosts and ``TOOLFETCH_INSECURE_REGISTRIES`` get TLS-unverified/plain HTTP."""
-    listed = {h.strip() for h in os.environ.get("TOOLFETCH_INSECURE_REGISTRIES", "").split(",")}
-    if host in listed:
+    if host in _listed_insecure():
         return True
     hostname = urlsplit(f"//{host}").hostname or host
     if hostname == "localhost":
@@ -100,10 +158,84 @@ def same_origin(a: str, b: str) -> bool:
     return (sa.scheme, sa.hostname, sa.port) == (sb.scheme, sb.hostname, sb.port)
 
 
-class Transport:
-    """One per command; thread-safe enough for parallel fetches."""
+def _chain(e: BaseException) -> Iterator[BaseException]:
+    """``e``, its causes and contexts, and the reasons urllib3 wraps inside ``args``."""
+    seen: set[int] = set()
+    todo = [e]
+    while todo:
+        cur = todo.pop()
+        if id(cur) in seen:
+            continue
+        seen.add(id(cur))
+        yield cur
+        for nxt in (cur.__cause__, cur.__context__, getattr(cur, "reason", None),
+                    *[a for a in getattr(cur, "args", ()) if isinstance(a, BaseException)]):
+            if isinstance(nxt, BaseException):
+                todo.append(nxt)
 
-    def __init__(self, policy: RetryPolicy | None = None) -> None:
+
+def describe_network_error(e: BaseException) -> str:
+    """A short, secret-free reason (exception texts can hold pre-signed redirect URLs)."""
+    chain = list(_chain(e))
+    kinds: list[tuple[type[BaseException] | tuple[type[BaseException], ...], str]] = [
+        (ConnectionRefusedError, "connection refused"),
+        (urllib3.exceptions.NameResolutionError, "host name does not resolve"),
+        (socket.gaierror, "host name does not resolve"),
+        (requests.exceptions.ConnectTimeout, "connect timed out"),
+        ((requests.exceptions.ReadTimeout, urllib3.exceptions.ReadTimeoutError,
+          TimeoutError, socket.timeout), "read timed out"),
+        ((requests.exceptions.SSLError, ssl.SSLError), "TLS error"),
+        (ConnectionResetError, "connection reset"),
+        ((urllib3.exceptions.IncompleteRead, urllib3.exceptions.ProtocolError,
+          requests.exceptions.ChunkedEncodingError, ConnectionAbortedError, BrokenPipeError),
+         "connection broken"),
+    ]
+    for kind, text in kinds:
+        if any(isinstance(x, kind) for x in chain):
+            return text
+    return type(e).__name__
+
+
+def is_connect_failure(e: BaseException) -> bool:
+    """Nothing was ever sent: refused, unresolvable, or no connection within the timeout."""
+    return any(isinstance(x, (urllib3.exceptions.ConnectTimeoutError,
+                              requests.exceptions.ConnectTimeout, ConnectionRefusedError,
+                              socket.gaierror))
+               for x in _chain(e))
+
+
+class _Body:
+    """Remembers where a request body starts so a retry can send it again."""
+
+    def __init__(self, data: Any) -> None:
+        self.data = data
+        self.start: int | None = None
+        self.replayable = data is None or isinstance(data, bytes | bytearray | str | dict |
+                                                     list | tuple)
+        if not self.replayable and hasattr(data, "seek") and hasattr(data, "tell"):
+            try:
+                self.start = int(data.tell())
+                self.replayable = True
+            except (OSError, ValueError):
+                self.replayable = False
+
+    def rewind(self) -> bool:
+        if self.start is not None:
+            try:
+                self.data.seek(self.start)
+            except (OSError, ValueError):
+                return False
+        return self.replayable
+
+
+class Transport:
+    """One per command; thread-safe for parallel fetches."""
+
+    def __init__(self, policy: RetryPolicy | None = None, *,
+                 credentials: Mapping[str, Credentials | None] | None = None,
+                 anonymous_fallback: bool = True) -> None:
+        """``credentials`` overrides the stored ones per host (``login`` checks with them);
+        ``anonymous_fallback=False`` makes rejected credentials an error, never a retry."""
         self.policy = policy or RetryPolicy.from_env()
         self.session = requests.Session()
         self.session.auth = _NoNetrc()
@@ -112,23 +244,43 @@ class Transport:
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
         self.session.headers["User-Agent"] = "toolfetch/0.1"
+        self.anonymous_fallback = anonymous_fallback
+        self._overrides = dict(credentials or {})
         self._bases: dict[str, str] = {}
-        self._tokens: dict[tuple[str, str], tuple[str, float]] = {}
+        self._tokens: dict[tuple[str, frozenset[str]], tuple[str, float]] = {}
+        self._needed: dict[tuple[str, str], frozenset[str]] = {}
         self._basic: dict[str, str] = {}
         self._creds: dict[str, Credentials | None] = {}
-        self._anonymous_only: set[str] = set()
+        self._rejected: dict[str, str] = {}
         self._lock = threading.Lock()
+        self._flights: dict[tuple[str, ...], threading.Lock] = {}
         self.token_requests = 0
         self.requests_made = 0
+        self.clock: Callable[[], float] = time.monotonic  # token expiry; tests replace it
+
+    def close(self) -> None:
+        self.session.close()
+
+    @contextlib.contextmanager
+    def _flight(self, *key: str) -> Iterator[None]:
+        """Serialise work on ``key`` (token fetches, credential lookups) across threads."""
+        with self._lock:
+            lock = self._flights.setdefault(key, threading.Lock())
+        with lock:
+            yield
 
     # -- origin ---------------------------------------------------------------------------
     def base_url(self, host: str) -> str:
         with self._lock:
             if host in self._bases:
                 return self._bases[host]
-        base = self._probe_insecure(host) if is_insecure_host(host) else f"https://{host}"
-        with self._lock:
-            self._bases[host] = base
+        with self._flight("base", host):
+            with self._lock:
+                if host in self._bases:
+                    return self._bases[host]
+            base = self._probe_insecure(host) if is_insecure_host(host) else f"https://{host}"
+            with self._lock:
+                self._bases[host] = base
         return base
 
     def _probe_insecure(self, host: str) -> str:
@@ -136,20 +288,34 @@ class Transport:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
             try:
-                self.session.get(f"https://{host}/v2/", verify=False, timeout=(3, 10),
-                                 allow_redirects=False)
+                resp = self.session.get(f"https://{host}/v2/", verify=False,
+                                        timeout=(min(3.0, self.policy.connect_timeout),
+                                                 min(10.0, self.policy.read_timeout)),
+                                        allow_redirects=False)
+                resp.close()
                 return f"https://{host}"
             except requests.exceptions.RequestException:
                 return f"http://{host}"
 
     def credentials(self, host: str) -> Credentials | None:
+        """Credentials for ``host``, looked up once per command (a helper runs once)."""
+        if host in self._overrides:
+            return self._overrides[host]
         with self._lock:
             if host in self._creds:
                 return self._creds[host]
-        creds = None if host in self._anonymous_only else find_credentials(host)
-        with self._lock:
-            self._creds[host] = creds
+        with self._flight("creds", host):
+            with self._lock:
+                if host in self._creds:
+                    return self._creds[host]
+            creds = find_credentials(host)
+            with self._lock:
+                self._creds[host] = creds
         return creds
+
+    def describe_auth(self, host: str) -> str:
+        """What was tried against ``host``, for error messages (never a secret)."""
+        return describe_attempt(self.credentials(host), self._rejected.get(host))
 
     # -- requests -------------------------------------------------------------------------
     def request(
@@ -166,171 +332,272 @@ class Transport:
         follow_redirects: bool = True,
         what: str = "",
     ) -> requests.Response:
-        """Send with auth, retries and safe redirects; returns any final response."""
+        """Send with auth, retries and safe redirects; returns any final response.
+
+        ``scope`` is the space-separated token scope the request needs. ``data`` is resent
+        on a retry when it is bytes or a seekable file; other bodies are sent once.
+        """
         url = self.base_url(host) + path
         what = what or f"{method} {url}"
+        body = _Body(data)
         reauthenticated = False
         attempt = 0
         while True:
             hdrs = dict(headers or {})
-            auth = self._authorization(host, scope)
-            if auth:
-                hdrs["Authorization"] = auth
+            sent = self._authorization(host, scope)
+            if sent:
+                hdrs["Authorization"] = sent
+            attempt += 1
             try:
                 resp = self._send_following(method, url, hdrs, stream, data, params,
-                                            follow_redirects)
+                                            follow_redirects, what)
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
                     requests.exceptions.ChunkedEncodingError) as e:
-                attempt += 1
-                if attempt >= self.policy.attempts:
+                limit = self.policy.attempts
+                if is_connect_failure(e):
+                    limit = min(limit, FAST_FAIL_ATTEMPTS)
+                reason = describe_network_error(e)
+                if attempt >= limit or not body.rewind():
                     raise UnreachableError(
-                        f"{what}: registry {host} unreachable after {attempt} attempts"
-                    ) from e
-                time.sleep(self.policy.delay(attempt, None))
+                        f"{what}: registry {host} unreachable after {attempt} "
+                        f"attempt{'s' if attempt > 1 else ''} ({reason})"
+                    ) from None
+                delay = self.policy.delay(attempt)
+                log.debug("%s: %s; retrying in %.2fs", what, reason, delay)
+                time.sleep(delay)
                 continue
-            if resp.status_code == 401 and not reauthenticated:
+            status = resp.status_code
+            challenge = resp.headers.get("WWW-Authenticate", "")
+            if (status == 401 or (status == 403 and "insufficient_scope" in challenge)) and (
+                not reauthenticated
+            ):
                 reauthenticated = True
-                challenge_header = resp.headers.get("WWW-Authenticate", "")
                 resp.close()
-                self._handle_challenge(host, challenge_header, scope, what)
+                self._handle_challenge(host, challenge, scope, sent, what)
+                if not body.rewind():
+                    raise ToolfetchError(f"{what}: cannot resend the request body after "
+                                         "authenticating")
+                attempt -= 1  # the handshake is not a failed attempt
                 continue
-            if resp.status_code in RETRY_STATUSES and attempt + 1 < self.policy.attempts:
-                attempt += 1
+            if is_retry_status(status) and attempt < self.policy.attempts and body.rewind():
                 delay = self.policy.delay(attempt, resp.headers.get("Retry-After"))
-                log.debug("%s: HTTP %d, retrying in %.1fs", what, resp.status_code, delay)
+                log.debug("%s: HTTP %d, retrying in %.2fs", what, status, delay)
                 resp.close()
                 time.sleep(delay)
                 continue
             return resp
 
     def _send_following(self, method: str, url: str, headers: dict[str, str], stream: bool,
-                        data: Any, params: Mapping[str, str] | None,
-                        follow: bool) -> requests.Response:
+                        data: Any, params: Mapping[str, str] | None, follow: bool,
+                        what: str) -> requests.Response:
         origin = url
         for _ in range(MAX_REDIRECTS + 1):
-            self.requests_made += 1
+            with self._lock:
+                self.requests_made += 1
             verify = not is_insecure_host(urlsplit(url).netloc)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
                 resp = self.session.request(
                     method, url, headers=headers, stream=stream, data=data, params=params,
-                    allow_redirects=False, verify=verify,
-                    timeout=(self.policy.connect_timeout, self.policy.read_timeout),
+                    allow_redirects=False, verify=verify, timeout=self.policy.timeout,
                 )
             params = None
-            if not follow or resp.status_code not in (301, 302, 303, 307, 308):
+            if not follow or resp.status_code not in REDIRECT_STATUSES:
                 return resp
             location = resp.headers.get("Location")
             resp.close()
             if not location:
                 return resp
             url = urljoin(url, location)
+            if urlsplit(url).scheme not in ("http", "https"):
+                raise ToolfetchError(f"{what}: refusing a redirect to a non-HTTP URL "
+                                     f"({urlsplit(url).scheme}:)")
             if not same_origin(origin, url):
                 # Object storage redirects carry their own signature; never leak our token.
                 headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
-            if resp.status_code == 303:
+            if resp.status_code == 303 or (resp.status_code in (301, 302) and method == "POST"):
                 method, data = "GET", None
-        raise UnreachableError(f"too many redirects from {origin}")
+        raise ToolfetchError(f"{what}: more than {MAX_REDIRECTS} redirects")
 
     # -- auth -----------------------------------------------------------------------------
+    def _needed_scopes(self, host: str, scope: str) -> frozenset[str]:
+        return self._needed.get((host, scope)) or frozenset(scope.split())
+
     def _authorization(self, host: str, scope: str) -> str | None:
         with self._lock:
             if host in self._basic:
                 return self._basic[host]
-            wanted = set(scope.split())
+            needed = self._needed_scopes(host, scope)
+            now = self.clock()
+            best: str | None = None
             for (h, scopes), (token, expiry) in self._tokens.items():
-                if h == host and wanted <= set(scopes.split()) and time.monotonic() < expiry:
-                    return f"Bearer {token}"
-        return None
+                if h == host and needed <= scopes and now < expiry:
+                    best = token  # the newest covering token wins
+        return f"Bearer {best}" if best else None
 
-    def _handle_challenge(self, host: str, header: str, scope: str, what: str) -> None:
+    def _handle_challenge(self, host: str, header: str, scope: str, sent: str | None,
+                          what: str) -> None:
         challenges = Challenge.parse_all(header)
-        creds = self.credentials(host)
         bearer = next((c for c in challenges if c.scheme == "bearer"), None)
         if bearer is not None:
-            scopes = set(scope.split())  # several scopes: a cross-repository mount
-            if bearer.params.get("scope"):
-                scopes.update(bearer.params["scope"].split(" "))
-            self._fetch_token(host, bearer, " ".join(sorted(s for s in scopes if s)), creds)
+            needed = set(self._needed_scopes(host, scope))
+            needed.update(bearer.params.get("scope", "").split())
+            frozen = frozenset(needed)
+            with self._lock:
+                if frozen != frozenset(scope.split()):  # e.g. error="insufficient_scope"
+                    self._needed[(host, scope)] = frozen
+            with self._flight("token", host, *sorted(frozen)):
+                current = self._authorization(host, scope)
+                if current is not None and current != sent:
+                    return  # another thread fetched a fresh token meanwhile
+                self._fetch_token(host, bearer, frozen, what)
             return
         if any(c.scheme == "basic" for c in challenges):
+            creds = self.credentials(host)
             if creds is None or not creds.has_basic:
-                raise auth_failure(host, creds, f"{what} needs credentials")
+                raise auth_failure(host, creds, f"{what} needs a username and password",
+                                   self._rejected.get(host))
+            value = basic_header(creds)
             with self._lock:
-                if self._basic.get(host) == basic_header(creds):
-                    raise auth_failure(host, creds, f"{what}: credentials rejected")
-                self._basic[host] = basic_header(creds)
+                current = self._basic.get(host)
+                if current is not None and current != sent:
+                    return
+                if sent == value:
+                    raise auth_failure(host, creds, f"{what}: credentials rejected (HTTP 401)")
+                self._basic[host] = value
             return
-        raise auth_failure(host, creds, f"{what}: unsupported challenge {header[:100]!r}")
+        shown = ", ".join(sorted({c.scheme for c in challenges})) or "none"
+        raise auth_failure(host, self.credentials(host),
+                           f"{what}: HTTP 401 with no usable challenge (schemes: {shown})",
+                           self._rejected.get(host))
 
-    def _fetch_token(self, host: str, challenge: Challenge, scopes: str,
-                     creds: Credentials | None) -> None:
+    def _fetch_token(self, host: str, challenge: Challenge, scopes: frozenset[str],
+                     what: str) -> None:
         realm = challenge.params.get("realm", "")
-        base = self.base_url(host)
-        if not realm.startswith(("https://", "http://")):
-            raise AuthError(f"registry {host} sent a bearer challenge without a usable realm")
-        if base.startswith("https://") and realm.startswith("http://") and not is_insecure_host(
-            urlsplit(realm).netloc
-        ):
-            raise AuthError(f"registry {host} token realm {realm} downgrades https to http")
+        parts = urlsplit(realm)
+        if parts.scheme not in ("https", "http") or not parts.netloc:
+            raise AuthError(f"{what}: registry {host} sent a bearer challenge without a "
+                            "usable realm")
+        if (self.base_url(host).startswith("https://") and parts.scheme == "http"
+                and parts.netloc not in _listed_insecure()):
+            raise AuthError(f"{what}: registry {host} is HTTPS but its token realm {realm} is "
+                            "plain HTTP; refusing to send credentials or trust tokens over it "
+                            "(list the realm host in TOOLFETCH_INSECURE_REGISTRIES to allow)")
         service = challenge.params.get("service", "")
+        creds = self.credentials(host)
         try:
-            token, expires_in = self._request_token(realm, service, scopes, creds)
-        except AuthError:
-            if creds is None:
+            token, expires_in = self._request_token(realm, service, scopes, creds, host)
+        except AuthError as e:
+            if creds is None or not self.anonymous_fallback:
                 raise
             # Stale stored credentials are the most common failure on public pulls.
-            log.warning("stored credentials for %s (%s) were rejected; retrying anonymously",
-                        host, creds.source)
-            token, expires_in = self._request_token(realm, service, scopes, None)
+            log.warning("%s: the token server rejected the credentials from %s; retrying "
+                        "anonymously", host, creds.source)
+            log.debug("%s: %s", host, e)
             with self._lock:
                 self._creds[host] = None
+                self._rejected[host] = creds.source
+            token, expires_in = self._request_token(realm, service, scopes, None, host)
+        now = self.clock()
+        margin = min(10.0, expires_in * 0.1)
         with self._lock:
-            self._tokens[(host, scopes)] = (token, time.monotonic() + max(expires_in - 10, 5))
+            self._tokens = {k: v for k, v in self._tokens.items() if v[1] > now}
+            self._tokens[(host, scopes)] = (token, now + max(expires_in - margin, 0.0))
 
-    def _request_token(self, realm: str, service: str, scopes: str,
-                       creds: Credentials | None) -> tuple[str, float]:
-        scope_list = [s for s in scopes.split(" ") if s]
-        self.token_requests += 1
-        timeout = (self.policy.connect_timeout, self.policy.read_timeout)
-        host = urlsplit(realm).netloc
-        verify = not is_insecure_host(host)
+    def _token_call(self, method: str, realm: str, **kw: Any) -> requests.Response:
+        """One token-endpoint request with the usual retries (no redirects followed)."""
+        verify = not is_insecure_host(urlsplit(realm).netloc)
+        attempt = 0
+        while True:
+            attempt += 1
+            with self._lock:
+                self.token_requests += 1
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+                    resp = self.session.request(method, realm, timeout=self.policy.timeout,
+                                                verify=verify, allow_redirects=False,
+                                                stream=True, **kw)
+            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as e:
+                limit = FAST_FAIL_ATTEMPTS if is_connect_failure(e) else self.policy.attempts
+                if attempt >= min(limit, self.policy.attempts):
+                    raise UnreachableError(
+                        f"token endpoint {_strip_query(realm)} unreachable after {attempt} "
+                        f"attempt{'s' if attempt > 1 else ''} ({describe_network_error(e)})"
+                    ) from None
+                time.sleep(self.policy.delay(attempt))
+                continue
+            if is_retry_status(resp.status_code) and attempt < self.policy.attempts:
+                delay = self.policy.delay(attempt, resp.headers.get("Retry-After"))
+                resp.close()
+                time.sleep(delay)
+                continue
+            if is_retry_status(resp.status_code):
+                resp.close()
+                raise UnreachableError(f"token endpoint {_strip_query(realm)} answered HTTP "
+                                       f"{resp.status_code} after {attempt} attempts")
+            return resp
+
+    def _request_token(self, realm: str, service: str, scopes: frozenset[str],
+                       creds: Credentials | None, host: str) -> tuple[str, float]:
+        scope_list = sorted(s for s in scopes if s)
         if creds and creds.registry_token:
-            return creds.registry_token, 300.0
+            return creds.registry_token, 3600.0
         if creds and creds.identity_token:
             form = {"grant_type": "refresh_token", "refresh_token": creds.identity_token,
-                    "service": service, "client_id": "toolfetch", "scope": " ".join(scope_list)}
-            resp = self.session.post(realm, data=form, timeout=timeout, verify=verify,
-                                     allow_redirects=False, stream=True)
-            if resp.status_code not in (404, 405):
-                return self._parse_token(resp, realm, creds)
+                    "service": service, "client_id": "toolfetch"}
+            if scope_list:
+                form["scope"] = " ".join(scope_list)
+            resp = self._token_call("POST", realm, data=form)
+            if resp.status_code not in (401, 404, 405):
+                return self._parse_token(resp, realm, creds, host)
+            # Registries without the OAuth2 POST endpoint: the GET flow with the token as
+            # the password (containerd does the same).
+            log.debug("token endpoint %s refused POST (HTTP %d); using GET",
+                      _strip_query(realm), resp.status_code)
             resp.close()
         params: list[tuple[str, str]] = [("service", service)] if service else []
         params += [("scope", s) for s in scope_list]
         headers = {}
         if creds and creds.has_basic:
             headers["Authorization"] = basic_header(creds)
-        resp = self.session.get(realm, params=params, headers=headers, timeout=timeout,
-                                verify=verify, allow_redirects=False, stream=True)
-        return self._parse_token(resp, realm, creds)
+        elif creds and creds.identity_token:
+            headers["Authorization"] = basic_header(
+                Credentials(username=creds.username or "<token>", password=creds.identity_token))
+        resp = self._token_call("GET", realm, params=params, headers=headers)
+        return self._parse_token(resp, realm, creds, host)
 
-    def _parse_token(self, resp: requests.Response, realm: str,
-                     creds: Credentials | None) -> tuple[str, float]:
+    def _parse_token(self, resp: requests.Response, realm: str, creds: Credentials | None,
+                     host: str) -> tuple[str, float]:
+        shown = _strip_query(realm)
         with resp:
-            if resp.status_code in (401, 403):
-                raise auth_failure(urlsplit(realm).netloc, creds,
-                                   f"token endpoint {realm} answered HTTP {resp.status_code}")
             if resp.status_code != 200:
-                raise AuthError(f"token endpoint {realm} answered HTTP {resp.status_code}")
-            body = resp.raw.read(MAX_TOKEN_RESPONSE + 1, decode_content=True)
+                raise auth_failure(host, creds, f"token endpoint {shown} answered HTTP "
+                                   f"{resp.status_code}", self._rejected.get(host))
+            length = resp.headers.get("Content-Length", "")
+            if length.isdigit() and int(length) > MAX_TOKEN_RESPONSE:
+                raise AuthError(f"token endpoint {shown} sent an oversized response "
+                                f"({length} bytes, at most {MAX_TOKEN_RESPONSE})")
+            try:
+                body = resp.raw.read(MAX_TOKEN_RESPONSE + 1, decode_content=True)
+            except (urllib3.exceptions.HTTPError, OSError) as e:
+                raise UnreachableError(f"token endpoint {shown}: "
+                                       f"{describe_network_error(e)}") from None
         if len(body) > MAX_TOKEN_RESPONSE:
-            raise AuthError(f"token endpoint {realm} sent an oversized response")
+            raise AuthError(f"token endpoint {shown} sent an oversized response "
+                            f"(more than {MAX_TOKEN_RESPONSE} bytes)")
         try:
             data = json.loads(body)
             token = data.get("token") or data.get("access_token")
-            expires_in = float(data.get("expires_in") or 60)
-        except (ValueError, AttributeError, TypeError) as e:
-            raise AuthError(f"token endpoint {realm} sent malformed JSON") from e
+            expires_in = float(data.get("expires_in") or DEFAULT_TOKEN_LIFETIME)
+        except (ValueError, AttributeError, TypeError):
+            raise AuthError(f"token endpoint {shown} sent malformed JSON") from None
         if not isinstance(token, str) or not token:
-            raise AuthError(f"token endpoint {realm} sent no token")
+            raise AuthError(f"token endpoint {shown} sent no token")
+        if expires_in <= 0 or expires_in != expires_in:
+            expires_in = DEFAULT_TOKEN_LIFETIME
         return token, expires_in
+
+
+def _strip_query(url: str) -> str:
+    return url.split("?", 1)[0]
