@@ -385,3 +385,20 @@ def test_path_problems(registry: Registry, unique_repo: str, ws: Workspace) -> N
     ws.write({"tools": {"t": {"ref": tgz}}})
     assert_error(ws.lock(), 2, "path")  # an archive: path must be given
     assert not ws.lockfile.exists()
+
+
+def test_corrupted_manifest_exit_3(make_registry: Any, ws: Workspace) -> None:
+    reg = make_registry()
+    idx = ocitest.push_tool_index(reg, "acme/m", "1", {"linux/amd64": {"t": script("a")}})
+    ws.write({"tools": {"m": {"ref": idx.ref, "path": "t"}}})
+    assert_ok(ws.lock())
+    before = ws.lockfile.read_bytes()
+    digest = idx.manifests["linux/amd64"]
+    raw = idx.manifest_bytes["linux/amd64"]
+    # flip a byte inside a JSON string: still JSON, the registry serves it, wrong digest
+    ocitest.corrupt_blob(reg, digest, offset=raw.index(b"toolfetch"))
+    served = ocitest.get_manifest(reg, "acme/m", digest)
+    assert served.status_code == 200 and sha(served.content) != digest
+    for args in ((), ("--check",)):
+        assert_error(ws.lock(*args), 3, digest, "tool m")
+        assert ws.lockfile.read_bytes() == before
