@@ -73,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="default: tools.yaml beside the lockfile")
     _lockfile_arg(p)
     p.add_argument("--check", action="store_true", help="write nothing; exit 7 if out of date")
+    p.add_argument("--upgrade", action="store_true", help="move tools with a `version` "
+                   "constraint to the highest matching tag (prints old -> new)")
     p.add_argument("--jobs", type=int, default=8, metavar="N")
     p.add_argument("tools", nargs="*", metavar="TOOL")
 
@@ -212,6 +214,15 @@ def cmd_lock(args: argparse.Namespace) -> int:
     lockfile = _lockfile_path(args)
     config_path = (args.config or lockfile.parent / "tools.yaml").absolute()
     config = Config.load(config_path)
+    if args.upgrade:
+        if args.check:
+            raise UsageError("lock: --upgrade and --check exclude each other")
+        from toolfetch.upgrade import upgrade_refs
+
+        for tool, (old, new) in upgrade_refs(config, lockfile, args.tools).items():
+            print(f"{tool}: {old or '(not locked)'} -> {new}" if old != new
+                  else f"{tool}: {new} (up to date)")
+        return 0
     _, changed = run_lock(config, lockfile, args.tools, args.check, args.jobs, _progress(args))
     if args.check:
         log.info("%s is up to date", lockfile)

@@ -50,6 +50,7 @@ class Resolver:
         self.jobs = jobs
         mirrors = parse_mirror_map(config.mirrors, config.path.parent)
         self.sources = SourceFactory(mirrors)
+        self.ref_overrides: dict[str, str] = {}  # tools with `version`: the tag chosen
 
     def _ref_for_lock(self, ref: str) -> str:
         return rebase_layout_ref(ref, self.config.path.parent, self.lockfile_path.parent)
@@ -60,7 +61,8 @@ class Resolver:
                     for p, spec in sorted(tool.per_platform.items())]
         assert tool.ref is not None
         wanted = tool.platform_list or self.config.platforms
-        return [_Job(tool, tool.ref, tool.path, wanted, None)]
+        ref = self.ref_overrides.get(tool.name, tool.ref)
+        return [_Job(tool, ref, tool.path, wanted, None)]
 
     def resolve(self, names: Iterable[str]) -> dict[str, LockedTool]:
         names = list(names)
@@ -184,8 +186,13 @@ def _key(p: Platform | None) -> str:
 
 
 def run_lock(config: Config, lockfile_path: Path, tools: list[str], check: bool,
-             jobs: int = 8, progress: bool = False) -> tuple[Lockfile, bool]:
-    """Resolve and (unless ``check``) write; returns the lockfile and whether it changed."""
+             jobs: int = 8, progress: bool = False,
+             upgrade: bool = False) -> tuple[Lockfile, bool]:
+    """Resolve and (unless ``check``) write; returns the lockfile and whether it changed.
+
+    Tools with a ``version`` keep their locked tag while it satisfies the constraint; with
+    ``upgrade`` they move to the highest matching tag (see :mod:`toolfetch.upgrade`).
+    """
     unknown = [t for t in tools if t not in config.tools]
     if unknown:
         raise NotFoundError(f"{config.path}: no tool {', '.join(map(repr, unknown))}; "
@@ -197,7 +204,13 @@ def run_lock(config: Config, lockfile_path: Path, tools: list[str], check: bool,
         if tools:
             old = Lockfile.load(lockfile_path)
     resolver = Resolver(config, lockfile_path, jobs, progress)
-    resolved = resolver.resolve(tools or sorted(config.tools))
+    names = tools or sorted(config.tools)
+    if any(config.tools[n].version for n in names):
+        from toolfetch.upgrade import version_refs
+
+        resolver.ref_overrides = version_refs(config, lockfile_path, names, upgrade,
+                                              resolver.sources)
+    resolved = resolver.resolve(names)
     merged: dict[str, LockedTool] = {}
     for name in config.tools:
         if name in resolved:
