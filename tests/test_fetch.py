@@ -336,3 +336,21 @@ def test_wrong_path_is_reported_by_which(registry: Registry, unique_repo: str,
     assert_ok(r)
     assert "warning: " in r.stderr and "bin/nope" in r.stderr
     assert_error(ws.tf("which", "t"), 2, "bin/nope")
+
+
+def test_unsafe_archive_exit_3_leaves_no_tree(registry: Registry, unique_repo: str,
+                                              ws: Workspace, cache_dir: Path) -> None:
+    evil = ocitest.targz({"bin/t": (script("t"), 0o755), "../escape": b"x"})
+    art = ocitest.oras_artifact({"t.tar.gz": evil})
+    ocitest.push_artifact(registry, unique_repo, "1", art)
+    ws.lock({"tools": {"t": {"ref": registry.ref(unique_repo, "1"), "path": "bin/t"}}})
+    r = ws.tf("fetch")
+    assert_error(r, 3, "../escape")
+    assert cache_trees(cache_dir) == {}
+    assert not list((cache_dir / "trees").rglob("*.json"))
+    assert tmp_entries(cache_dir) == []
+    assert not (cache_dir / "trees" / "escape").exists()
+    assert not list(cache_dir.rglob("escape"))
+    # the blob itself was verified: it may stay, named by its digest
+    assert set(cache_blobs(cache_dir)) <= {art.layers[0]["digest"]}
+    check_cache_layout(cache_dir)
