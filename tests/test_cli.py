@@ -4,6 +4,7 @@ through of ``run``, default paths, global options, and the hit path's imports.""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -49,8 +50,13 @@ def cached(registry: Registry, unique_repo: str, tmp_path: Path,
                                                                       raw.digest)}
 
 
-def test_hit_path_imports_no_heavy_module(cached: dict[str, object]) -> None:
+def test_hit_path_imports_no_heavy_module(cached: dict[str, object], cache_dir: Path) -> None:
     lockfile = cached["lockfile"]
+    t_tree = cached["t_tree"]
+    assert isinstance(t_tree, Path)
+    record = t_tree.with_name(t_tree.name + ".json")
+    os.utime(record, (1_000_000, 1_000_000))
+    files_before = sorted(cache_dir.rglob("*"))
     p, heavy = probe_heavy_imports("which", "--lockfile", lockfile, "t")
     assert p.returncode == 0, p.stderr
     assert p.stdout.splitlines()[0] == str(cached["t_tree"]) + "/bin/t"
@@ -60,6 +66,9 @@ def test_hit_path_imports_no_heavy_module(cached: dict[str, object]) -> None:
     exe = str(cached["r_tree"]) + "/r"
     assert json.loads(exec_line[5:]) == [exe, [exe, "x"]]
     assert heavy == []
+    # a hit takes no lock and writes nothing; it only touches the record (the LRU clock)
+    assert sorted(cache_dir.rglob("*")) == files_before
+    assert record.stat().st_mtime > 1_000_000
 
 
 def test_import_probe_detects_heavy_modules(cached: dict[str, object], tmp_path: Path) -> None:
