@@ -247,8 +247,10 @@ def publish(target: Target, tag: str, per_platform: Sequence[tuple[Platform, lis
     for platform, files in per_platform:
         desc, _ = push_files(target, files, None, artifact_type=artifact_type,
                              mount_from=mount_from)
-        entries.append(Descriptor(desc.media_type, desc.digest, desc.size, {}, platform,
-                                  artifact_type).to_json())
+        # No artifactType on the entries: skopeo 1.9 (containers/image) cannot copy such an
+        # index with digests preserved; the index itself carries it.
+        entries.append(Descriptor(desc.media_type, desc.digest, desc.size, {},
+                                  platform).to_json())
     index: dict[str, Any] = {"schemaVersion": 2, "mediaType": OCI_INDEX,
                              "artifactType": artifact_type, "manifests": entries}
     if annotations:
