@@ -78,10 +78,11 @@ def toolfetch_bin() -> str:
 # ---- tools in the registry and their lockfiles -------------------------------------------
 
 HELLO = """#!/bin/sh
-# A tool that needs its tree: it reads share/data.txt beside its real location.
+# A tool that needs its tree: share/data.txt, found beside $0 and beside its real path.
 here=$(dirname "$(readlink -f "$0")")
 echo "hello from {platform} args: $*"
 echo "data: $(cat "$here/../share/data.txt")"
+echo "data via \\$0: $(cat "$(dirname "$0")/../share/data.txt")"
 if [ "$1" = "--exit" ]; then exit "$2"; fi
 """
 
@@ -249,7 +250,7 @@ def _use_hello_impl(ctx):
     out = ctx.actions.declare_file(ctx.label.name + ".txt")
     ctx.actions.run_shell(
         outputs = [out],
-        tools = [tc.files_to_run],
+        tools = tc.tool_files,
         command = '"$1" from-toolchain > "$2"',
         arguments = [tc.executable.path, out.path],
     )
@@ -362,6 +363,7 @@ def test_genrule_runs_the_host_tool_with_its_tree(shared: Shared) -> None:
     out = (shared.ws.root / "bazel-bin" / "hello.txt").read_text()
     assert f"hello from {HOST} v1 args: one two" in out
     assert f"data: DATA {HOST} v1" in out  # found beside the executable's real path
+    assert f"data via $0: DATA {HOST} v1" in out  # and beside the path it was run as
     greet = (shared.ws.root / "bazel-bin" / "greet.txt").read_text()
     assert greet == "greetings, world (single manifest)\n"
     assert shared.first_build_seconds < 120
@@ -394,6 +396,7 @@ def test_bazel_run_passes_args_and_exit_code(shared: Shared) -> None:
     assert r.returncode == 0, r.stderr[-4000:]
     assert f"hello from {HOST} v1 args: a b c" in r.stdout
     assert f"data: DATA {HOST} v1" in r.stdout
+    assert f"data via $0: DATA {HOST} v1" in r.stdout
     r = shared.ws.bazel("run", "--color=no", "--curses=no", "@tools//:hello", "--", "--exit", "3")
     assert r.returncode == 3, r.stderr[-4000:]
     assert "args: --exit 3" in r.stdout
@@ -402,9 +405,10 @@ def test_bazel_run_passes_args_and_exit_code(shared: Shared) -> None:
 def test_runfiles_carry_the_unpacked_tree(shared: Shared) -> None:
     shared.ws.must_build("@tools//:hello")
     repo = "tools__hello__" + HOST.replace("/", "_")
-    exe = shared.ws.root / "bazel-bin" / "external" / repo / "bin" / "hello"
+    exe = shared.ws.root / "bazel-bin" / "external" / repo / "tool" / "bin" / "hello"
     assert os.access(exe, os.X_OK)
-    runfiles = exe.parent / "hello.runfiles" / repo / "files"
+    assert (exe.parent.parent / "share" / "data.txt").is_file()  # the tree, mirrored
+    runfiles = exe.parent / "hello.runfiles" / repo / "tool"
     assert (runfiles / "share" / "data.txt").read_text() == f"DATA {HOST} v1\n"
     assert (runfiles / "bin" / "hello").is_file()
 
@@ -413,6 +417,7 @@ def test_toolchain_resolution(shared: Shared) -> None:
     shared.ws.must_build("//:toolchain_out")
     out = (shared.ws.root / "bazel-bin" / "toolchain_out.txt").read_text()
     assert f"hello from {HOST} v1 args: from-toolchain" in out
+    assert f"data via $0: DATA {HOST} v1" in out
 
 
 def test_platform_missing_from_lockfile_names_the_locked_ones(shared: Shared) -> None:

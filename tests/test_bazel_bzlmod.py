@@ -482,7 +482,7 @@ def test_generated_tool_repository_build(harness: Harness) -> None:
     build.evaluate("BUILD.bazel", text)
     targets = build.targets()
     assert targets["files"]["attrs"]["srcs"] == {"glob": ["files/**"]}
-    assert targets["tool"]["attrs"] == {"src": "files/bin/hello", "data": [":files"]}
+    assert targets["tool"]["attrs"] == {"src": "files/bin/hello", "data": [":files"], "tree": "files"}
     assert targets["tool"]["executable"] is True
     assert targets["toolchain"]["attrs"] == {"tool": ":tool", "files": ":files"}
 
