@@ -1,0 +1,165 @@
+"""``copy`` (registry <-> OCI layout <-> registry, digests preserved, mounts) and ``pull``."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import ocitest
+from accesslog import LogMark
+from ocischema import validate_layout
+from ocitest import Registry
+from tf import assert_error, assert_ok, host, other_platform, tf_main
+
+MakeRegistry = Callable[..., Registry]
+
+
+def sha(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def push_index(reg: Registry, repo: str, docker: bool = False) -> ocitest.ToolIndex:
+    plats = [host(), other_platform()]
+    return ocitest.push_tool_index(reg, repo, "1", {
+        p: {"tool": f"#!/bin/sh\necho {p}\n".encode(), "shared.txt": b"same everywhere"}
+        for p in plats}, docker=docker)
+
+
+def all_blobs(ti: ocitest.ToolIndex) -> set[str]:
+    return {d for a in ti.artifacts.values() for d in a.blobs}
+
+
+def test_registry_to_layout_to_registry(registry: Registry, unique_repo: str,
+                                        make_registry: MakeRegistry, tmp_path: Path) -> None:
+    ti = push_index(registry, unique_repo)
+    layout = tmp_path / "layout"
+    r = tf_main("copy", "--all-platforms", ti.ref, f"oci-layout:{layout}:v1")
+    assert_ok(r)
+    assert r.stdout.strip() == ti.index_digest
+    index = validate_layout(layout)
+    assert index["manifests"] == [{"mediaType": ocitest.OCI_INDEX, "digest": ti.index_digest,
+                                   "size": len(ti.index_bytes),
+                                   "annotations": {ocitest.REF_NAME: "v1"}}]
+    blobs = layout / "blobs" / "sha256"
+    assert (blobs / ti.index_digest.partition(":")[2]).read_bytes() == ti.index_bytes
+    for p, raw in ti.manifest_bytes.items():
+        assert (blobs / ti.manifests[p].partition(":")[2]).read_bytes() == raw
+    assert {f"sha256:{b.name}" for b in blobs.iterdir()} == (
+        all_blobs(ti) | set(ti.manifests.values()) | {ti.index_digest})
+    # skopeo reads toolfetch's layout
+    assert ocitest.skopeo("inspect", "--raw", f"oci:{layout}:v1").stdout == ti.index_bytes
+    # ...and back into another registry, byte for byte
+    other = make_registry()
+    r = tf_main("copy", "--all-platforms", f"oci-layout:{layout}:v1", other.ref("mirror/x", "v1"))
+    assert_ok(r)
+    assert ocitest.skopeo_inspect_raw(other, "mirror/x", "v1") == ti.index_bytes
+    for p, raw in ti.manifest_bytes.items():
+        assert ocitest.skopeo_inspect_raw(other, "mirror/x", ti.manifests[p]) == raw
+        for layer in ti.layers[p]:
+            data = ocitest.get_blob(other, "mirror/x", layer["digest"])
+            assert sha(data) == layer["digest"]
+
+
+def test_copy_docker_list_between_registries(registry: Registry, unique_repo: str,
+                                             make_registry: MakeRegistry) -> None:
+    ti = push_index(registry, unique_repo, docker=True)
+    other = make_registry()
+    assert_ok(tf_main("copy", "--all-platforms", ti.ref, other.ref("d/list", "1")))
+    r = ocitest.get_manifest(other, "d/list", "1")
+    assert r.content == ti.index_bytes
+    assert r.headers["Content-Type"] == ocitest.DOCKER_MANIFEST_LIST
+    for p in ti.manifests:
+        got = ocitest.get_manifest(other, "d/list", ti.manifests[p])
+        assert got.content == ti.manifest_bytes[p]
+        assert got.headers["Content-Type"] == ocitest.DOCKER_MANIFEST
+
+
+def test_copy_one_platform_by_default(registry: Registry, make_repo: Callable[..., str]) -> None:
+    src, dst = make_repo("src"), make_repo("dst")
+    ti = push_index(registry, src)
+    r = tf_main("copy", ti.ref, registry.ref(dst, "host"))
+    assert_ok(r)
+    assert r.stdout.strip() == ti.manifests[host()]
+    assert ocitest.get_manifest(registry, dst, "host").content == ti.manifest_bytes[host()]
+    assert_ok(tf_main("copy", "--platform", other_platform(), ti.ref, registry.ref(dst, "o")))
+    assert sha(ocitest.get_manifest(registry, dst, "o").content) == ti.manifests[other_platform()]
+    assert_error(tf_main("copy", "--platform", "plan9/mips", ti.ref, registry.ref(dst, "x")),
+                 4, "plan9/mips", host())
+
+
+def test_copy_within_a_registry_mounts(registry: Registry, make_repo: Callable[..., str]) -> None:
+    src, dst = make_repo("src"), make_repo("dst")
+    ti = push_index(registry, src)
+    mark = LogMark(registry)
+    assert_ok(tf_main("copy", "--all-platforms", ti.ref, registry.ref(dst, "1")))
+    assert mark.count("POST", f"/v2/{dst}/blobs/uploads/?mount=", 201) == len(all_blobs(ti))
+    assert mark.count("PATCH") == 0 and mark.count("PUT", "/blobs/uploads/") == 0
+    assert mark.count("GET", "/blobs/") == 0  # nothing was transferred through toolfetch
+    assert ocitest.get_manifest(registry, dst, "1").content == ti.index_bytes
+    # copying again transfers nothing
+    mark = LogMark(registry)
+    assert_ok(tf_main("copy", "--all-platforms", ti.ref, registry.ref(dst, "1")))
+    assert mark.count("POST") == 0
+
+
+def test_copy_from_a_skopeo_layout(registry: Registry, unique_repo: str, tmp_path: Path,
+                                   make_registry: MakeRegistry) -> None:
+    ti = push_index(registry, unique_repo)
+    sk = tmp_path / "sk"
+    ocitest.skopeo_copy(f"docker://{ti.ref}", f"oci:{sk}:tagged")
+    other = make_registry()
+    r = tf_main("copy", "--all-platforms", f"oci-layout:{sk}:tagged", other.ref("from/sk", "2"))
+    assert_ok(r)
+    assert r.stdout.strip() == ti.index_digest
+    assert ocitest.get_manifest(other, "from/sk", "2").content == ti.index_bytes
+    assert_error(tf_main("copy", f"oci-layout:{sk}:nope", other.ref("from/sk", "3")), 4,
+                 "nope", "tagged")
+
+
+def test_pull(registry: Registry, unique_repo: str, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    (src / "pkg" / "bin").mkdir(parents=True)
+    (src / "pkg" / "bin" / "run").write_bytes(b"#!/bin/sh\necho run\n")
+    (src / "pkg" / "bin" / "run").chmod(0o755)
+    (src / "note.txt").write_bytes(b"note")
+    (src / "other.txt").write_bytes(b"other")
+    ref = registry.ref(unique_repo, "1")
+    assert_ok(tf_main("publish", ref, "--platform", f"{host()}={src / 'note.txt'},{src / 'pkg'}",
+                      "--platform", f"{other_platform()}={src / 'other.txt'}"))
+    out = tmp_path / "out"
+    assert_ok(tf_main("pull", ref, "-o", out))
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == [
+        "note.txt", "pkg", "pkg/bin", "pkg/bin/run"]
+    assert (out / "note.txt").read_bytes() == b"note"
+    assert (out / "pkg" / "bin" / "run").read_bytes() == b"#!/bin/sh\necho run\n"
+    assert os.access(out / "pkg" / "bin" / "run", os.X_OK | os.W_OK)
+    # pulling again overwrites; --platform picks another manifest
+    assert_ok(tf_main("pull", ref, "-o", out))
+    assert_ok(tf_main("pull", ref, "-o", out, "--platform", other_platform()))
+    assert (out / "other.txt").read_bytes() == b"other"
+    assert not list(out.glob(".toolfetch-pull-*"))
+
+
+def test_pull_refuses_corrupt_content(fresh_registry: Registry, tmp_path: Path) -> None:
+    art = ocitest.oras_artifact({"tool": b"genuine bytes"})
+    ocitest.push_artifact(fresh_registry, "t/corrupt", "1", art)
+    ocitest.corrupt_blob(fresh_registry, art.layers[0]["digest"])
+    out = tmp_path / "out"
+    assert_error(tf_main("pull", fresh_registry.ref("t/corrupt", "1"), "-o", out), 3,
+                 "digest mismatch")
+    assert not (out / "tool").exists()
+    assert_error(tf_main("pull", fresh_registry.ref("t/missing", "1"), "-o", out), 4)
+
+
+def test_copy_index_json_is_merged(registry: Registry, unique_repo: str, tmp_path: Path) -> None:
+    ti = push_index(registry, unique_repo)
+    layout = tmp_path / "layout"
+    assert_ok(tf_main("copy", "--all-platforms", ti.ref, f"oci-layout:{layout}:a"))
+    assert_ok(tf_main("copy", ti.ref, f"oci-layout:{layout}:b"))
+    index = json.loads((layout / "index.json").read_text())
+    assert {m["annotations"][ocitest.REF_NAME]: m["digest"] for m in index["manifests"]} == {
+        "a": ti.index_digest, "b": ti.manifests[host()]}
+    validate_layout(layout, complete=False)
