@@ -503,3 +503,37 @@ def test_missing_fetcher_is_explained(small_ws: Workspace, registry: ocitest.Reg
     r = small_ws.build("//:out")
     assert r.returncode != 0
     assert "the `toolfetch` command is not on PATH" in r.stderr, r.stderr[-4000:]
+
+
+# ---- the example workspace ----------------------------------------------------------------
+
+EXAMPLE = REPO_ROOT / "examples" / "bazel"
+
+
+def test_example_workspace_builds_offline(
+    bazel_bin: str, bazel_root: Path, toolfetch_bin: str, tmp_path: Path
+) -> None:
+    """examples/bazel as a user runs it, offline (its tools come from an OCI layout).
+
+    Built in place with --symlink_prefix=/ so nothing is written into the checkout.
+    """
+    env = make_env(tmp_path)
+    env["TOOLFETCH_OFFLINE"] = "1"
+    ws = Workspace(EXAMPLE, env, bazel_bin, bazel_root)
+    r = ws.bazel("build", "--color=no", "--curses=no", "--symlink_prefix=/", "//:all")
+    assert r.returncode == 0, r.stderr[-6000:]
+    info = ws.bazel("info", "bazel-bin")
+    assert info.returncode == 0, info.stderr
+    out = Path(info.stdout.strip())
+    hello = (out / "hello.txt").read_text()
+    assert f"(hello 1.0, {HOST})" in hello and "args: from a genrule" in hello
+    assert f"(greet 1.0, {HOST})" in (out / "greet.txt").read_text()
+    assert (out / "say.txt").read_text() == "say: built by bazel\n"
+    files = (out / "hello_files.txt").read_text().split()
+    assert "bin/hello" in files and "share/hello/greeting.txt" in files
+    run = ws.bazel(
+        "run", "--color=no", "--curses=no", "--symlink_prefix=/", "@tools//:say", "--", "hi"
+    )
+    assert run.returncode == 0, run.stderr[-4000:]
+    assert run.stdout == "say: hi\n"
+    assert not list(EXAMPLE.glob("bazel-*"))

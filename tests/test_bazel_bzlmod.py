@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
+import subprocess
+import sys
 import tokenize
 from collections.abc import Iterator
 from pathlib import Path
@@ -106,6 +109,7 @@ class Harness:
         source = (FAKES / "bazel.star").read_text()
         sl.eval(fakes, sl.parse("fakes/bazel.star", source), self.globals, self.loader)
         self.fake_names: list[str] = fakes["FAKE_NAMES"]
+        self.module_fake_names: list[str] = fakes["MODULE_FAKE_NAMES"]
         self.cache[FAKES_ID] = fakes.freeze()
 
     # -- the Python side of the fakes --
@@ -148,10 +152,18 @@ class Harness:
     def evaluate(self, filename: str, source: str) -> Any:
         """Evaluate with the fakes in scope (prepended on line 1: line numbers are kept)."""
         names = ", ".join(json.dumps(n) for n in self.fake_names)
-        prefixed = f"load({json.dumps(FAKES_ID)}, {names}); " + source
+        # `load(...); <first statement>` unless that statement is compound (def, if, for).
+        sep = "\n" if re.match(r"(def|if|for)\b", source) else "; "
+        prefixed = f"load({json.dumps(FAKES_ID)}, {names}){sep}" + source
         module = sl.Module()
         sl.eval(module, sl.parse(filename, prefixed), self.globals, self.loader)
         return module
+
+    def evaluate_module_file(self, path: Path) -> None:
+        """A MODULE.bazel, with the fakes' MODULE.bazel globals in scope."""
+        names = ", ".join(json.dumps(n) for n in self.module_fake_names)
+        source = f"load({json.dumps(FAKES_ID)}, {names}); " + path.read_text()
+        sl.eval(sl.Module(), sl.parse(path.name, source), self.globals, self.loader)
 
     def call(self, module_id: str, function: str, *args: Any, **kwargs: Any) -> Any:
         return self.load(module_id).call(function, *args, **kwargs)
@@ -229,8 +241,10 @@ def test_bzl_uses_only_bazel4_constructs(path: Path) -> None:
 def test_module_files_parse() -> None:
     for name in ("MODULE.bazel", "WORKSPACE", "BUILD", "rules/bazel/BUILD"):
         sl.parse(name, (ROOT / name).read_text(), sl.Dialect.standard())
-    assert 'name = "toolfetch"' in (ROOT / "MODULE.bazel").read_text()
-    assert 'bazel_dep(name = "platforms"' in (ROOT / "MODULE.bazel").read_text()
+    h = Harness()
+    h.evaluate_module_file(ROOT / "MODULE.bazel")
+    assert [m["name"] for m in h.of("module")] == ["toolfetch"]
+    assert [d["name"] for d in h.of("bazel_dep")] == ["platforms"]  # for @platforms//os:*
 
 
 # ---- platforms -----------------------------------------------------------------------------
@@ -482,7 +496,11 @@ def test_generated_tool_repository_build(harness: Harness) -> None:
     build.evaluate("BUILD.bazel", text)
     targets = build.targets()
     assert targets["files"]["attrs"]["srcs"] == {"glob": ["files/**"]}
-    assert targets["tool"]["attrs"] == {"src": "files/bin/hello", "data": [":files"], "tree": "files"}
+    assert targets["tool"]["attrs"] == {
+        "src": "files/bin/hello",
+        "data": [":files"],
+        "tree": "files",
+    }
     assert targets["tool"]["executable"] is True
     assert targets["toolchain"]["attrs"] == {"tool": ":tool", "files": ":files"}
 
@@ -490,43 +508,20 @@ def test_generated_tool_repository_build(harness: Harness) -> None:
 def test_example_module_file_drives_the_extension() -> None:
     """examples/bazel/bzlmod/MODULE.bazel, evaluated with fake use_extension/use_repo."""
     module_file = ROOT / "examples" / "bazel" / "bzlmod" / "MODULE.bazel"
-    if not module_file.exists():
-        pytest.skip("no bzlmod example")
     h = Harness()
-    proxy = h.evaluate(
-        "module_fakes.bzl",
-        "def _record(**kwargs):\n"
-        "    host('tag', kwargs)\n"
-        "def use_extension(bzl, name, **kwargs):\n"
-        "    host('use_extension', {'bzl': bzl, 'name': name})\n"
-        "    return struct(lock = _record)\n"
-        "def use_repo(ext, *names, **kwargs):\n"
-        "    host('use_repo', {'names': list(names)})\n"
-        "def module(**kwargs):\n"
-        "    pass\n"
-        "def bazel_dep(**kwargs):\n"
-        "    pass\n"
-        "def local_path_override(**kwargs):\n"
-        "    pass\n"
-        "def register_toolchains(*labels):\n"
-        "    host('register_toolchains', {'labels': list(labels)})\n",
-    ).freeze()
-    h.cache["//fakes:module.bzl"] = proxy
-    names = ["use_extension", "use_repo", "module", "bazel_dep", "local_path_override"]
-    names.append("register_toolchains")
-    loads = f"load({json.dumps('//fakes:module.bzl')}, {', '.join(json.dumps(n) for n in names)}); "
-    sl.eval(
-        sl.Module(),
-        sl.parse("MODULE.bazel", loads + module_file.read_text()),
-        h.globals,
-        h.loader,
-    )
+    h.evaluate_module_file(module_file)
     assert h.of("use_extension") == [
         {"bzl": "@toolfetch//rules/bazel:extensions.bzl", "name": "toolfetch"}
     ]
-    tag_values = h.of("tag")
+    assert h.of("override") == [{"module_name": "toolfetch", "path": "../../.."}]
+    tags = h.of("tag")
+    assert [(t["extension"], t["tag"]) for t in tags] == [
+        ("@toolfetch//rules/bazel:extensions.bzl%toolfetch", "lock")
+    ]
+    tag_values = [t["attrs"] for t in tags]
     assert tag_values == [{"name": "tools", "lockfile": "//:tools.lock.json"}]
-    assert h.of("use_repo") == [{"names": ["tools"]}]
+    assert h.of("use_repo") == [{"names": ["tools"], "aliases": {}}]
+    assert h.of("register_toolchains") == [{"labels": ["@tools//toolchains:all"]}]
     lockfile = module_file.parent / "tools.lock.json"
     h.run_extension([root_module(*tag_values)], {"//:tools.lock.json": lockfile.read_text()})
     lock = json.loads(lockfile.read_text())
@@ -648,3 +643,22 @@ def test_bundled_lockfile_is_usable(harness: Harness) -> None:
     harness.run_extension([root_module(lock_tag(lockfile=label))], {label: lockfile.read_text()})
     lock = json.loads(lockfile.read_text())
     assert len(harness.repos()) == 1 + sum(len(t["platforms"]) for t in lock["tools"].values())
+
+
+TOOLFETCH = [sys.executable, "-m", "toolfetch"]
+
+
+def test_example_lockfile_is_up_to_date(tmp_path: Path) -> None:
+    """examples/bazel/tools.lock.json is what `toolfetch lock` writes for its tools.yaml."""
+    example = ROOT / "examples" / "bazel"
+    r = subprocess.run(
+        [*TOOLFETCH, "lock", "--check", "--config", "tools.yaml", "--lockfile", "tools.lock.json"],
+        cwd=example,
+        env={**os.environ, "TOOLFETCH_CACHE_DIR": str(tmp_path / "cache")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert r.returncode == 0, r.stderr
+    assert (example / "bzlmod" / "tools.lock.json").resolve() == example / "tools.lock.json"
