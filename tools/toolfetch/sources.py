@@ -139,6 +139,24 @@ class SourceFactory:
         upstream = (ref.api_host, RegistryClient(self.transport, ref.api_host, ref.repository))
         return [upstream, *out] if upstream_first else [*out, upstream]
 
+    def _is_down(self, source: ContentSource) -> bool:
+        """Whether a registry that failed accepts no connection at all (then skip it for the
+        rest of the command). One answering 5xx, e.g. a pull-through cache whose upstream is
+        down, may still serve other content, so it stays in the rotation."""
+        import socket
+        from urllib.parse import urlsplit
+
+        host = getattr(source, "host", None)
+        if host is None:
+            return False
+        url = urlsplit(self.transport.base_url(host))
+        port = url.port or (443 if url.scheme == "https" else 80)
+        try:
+            with socket.create_connection((url.hostname or host, port), timeout=2):
+                return False
+        except OSError:
+            return True
+
     def first_success(self, ref: AnyReference, what: str, action: Callable[[ContentSource], T],
                       upstream_first: bool = False) -> T:
         """Run ``action`` on each source in order until one succeeds.
@@ -163,7 +181,7 @@ class SourceFactory:
                 integrity = integrity or e
                 last = e
             except ToolfetchError as e:
-                if isinstance(e, UnreachableError):
+                if isinstance(e, UnreachableError) and not is_last and self._is_down(source):
                     with self._lock:
                         self._dead.add(label)
                 if not is_last:
