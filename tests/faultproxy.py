@@ -50,7 +50,7 @@ class Rule:
     ``short`` (honest headers for only ``keep`` bytes), ``pad`` (append ``body``),
     ``ignore_range`` (drop the request's Range: a full 200), ``bad_range`` (answer a ranged
     request with a 206 whose Content-Range starts at 0), ``redirect`` (``status`` 307 to
-    ``target``: ``"storage"``, ``"same"`` or a URL), ``cookie`` (add Set-Cookie), ``link``
+    ``target``: ``"storage"``, ``"same"`` or a URL), ``relay`` (no fault), ``link``
     (add ``Link: <link>; rel="next"``), ``slow`` (``rate`` bytes per second), ``replace``
     (serve ``body`` instead, chunked when ``chunked``).
     """
@@ -70,9 +70,13 @@ class Rule:
     link: str = ""
     chunked: bool = False
     content_type: str | None = None
+    server: str = "proxy"  # or "storage"
+    set_cookie: bool = False  # also add a Set-Cookie header to the answer
     hits: int = 0
 
-    def matches(self, method: str, path: str, headers: Mapping[str, str]) -> bool:
+    def matches(self, server: str, method: str, path: str, headers: Mapping[str, str]) -> bool:
+        if server != self.server:
+            return False
         if self.times is not None and self.hits >= self.times:
             return False
         if self.method is not None and method != self.method:
@@ -112,7 +116,7 @@ class FaultProxy:
         server.daemon_threads = True
         server.fault = self  # type: ignore[attr-defined]
         server.kind = kind  # type: ignore[attr-defined]
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
         return server
 
     @property
@@ -157,10 +161,11 @@ class FaultProxy:
             return sum(s.sent for s in self.seen if re.search(path, s.path)
                        and (server is None or s.server == server))
 
-    def _rule_for(self, method: str, path: str, headers: Mapping[str, str]) -> Rule | None:
+    def _rule_for(self, server: str, method: str, path: str,
+                  headers: Mapping[str, str]) -> Rule | None:
         with self.lock:
             for rule in self.rules:
-                if rule.matches(method, path, headers):
+                if rule.matches(server, method, path, headers):
                     rule.hits += 1
                     return rule
         return None
@@ -169,6 +174,7 @@ class FaultProxy:
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: ThreadingHTTPServer
+    rule: Rule | None = None
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -191,7 +197,8 @@ class _Handler(BaseHTTPRequestHandler):
         seen = Seen(self.server.kind, self.command, self.path, headers)  # type: ignore
         with self.fault.lock:
             self.fault.seen.append(seen)
-        rule = self.fault._rule_for(self.command, self.path, headers)
+        rule = self.fault._rule_for(seen.server, self.command, self.path, headers)
+        self.rule = rule
         seen.action = rule.action if rule else ""
         try:
             if self.server.kind == "storage":  # type: ignore[attr-defined]
@@ -277,8 +284,6 @@ class _Handler(BaseHTTPRequestHandler):
         action = rule.action if rule else ""
         if action == "bad_range" and status == 206:
             headers["Content-Range"] = f"bytes 0-{len(data) - 1}/{len(data) + 1}"
-        if action == "cookie":
-            headers["Set-Cookie"] = "session=from-registry; Path=/"
         if action == "link":
             headers["Link"] = f'<{rule.link}>; rel="next"'  # type: ignore[union-attr]
         if action == "replace":
@@ -310,6 +315,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         for k, v in headers.items():
             self.send_header(k, v)
+        if self.rule is not None and self.rule.set_cookie:
+            self.send_header("Set-Cookie", f"session={self.server.kind}; Path=/")  # type: ignore
         self.send_header("Content-Length", str(len(data)))
         self.send_header("Connection", "close")
         self.end_headers()
@@ -324,8 +331,9 @@ class _Handler(BaseHTTPRequestHandler):
             seen.sent += len(piece)
             if rate:
                 time.sleep(len(piece) / rate)
-        if stop_after is not None:
-            self._reset()
+        if stop_after is not None:  # FIN, not RST: the client keeps what it already received
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_WR)
 
     def _chunked(self, seen: Seen, status: int, headers: Mapping[str, str], data: bytes) -> None:
         seen.status = status

@@ -87,7 +87,7 @@ class TokenServer:
         server.token_server = self  # type: ignore[attr-defined]
         self._server = server
         self.port = int(server.server_address[1])
-        self._thread = threading.Thread(target=server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
 
     @property

@@ -150,8 +150,14 @@ class Cache:
         import filelock
 
         lock = filelock.FileLock(str(self.locks / f"{kind}-{digest.hex}.lock"))
-        with lock:
+        try:
+            lock.acquire()
+        except OSError as e:  # read-only or full cache: say so, not "internal error"
+            raise cache_error(e, f"cannot lock {kind} {digest} in {self.root}") from e
+        try:
             yield
+        finally:
+            lock.release()
 
     # -- placement --------------------------------------------------------------------------
     def store_blob(self, digest: Digest, write: Callable[[BinaryIO], None]) -> Path:

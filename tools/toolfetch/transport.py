@@ -410,14 +410,14 @@ class Transport:
                 return resp
             url = urljoin(url, location)
             if urlsplit(url).scheme not in ("http", "https"):
-                raise ToolfetchError(f"{what}: refusing a redirect to a non-HTTP URL "
-                                     f"({urlsplit(url).scheme}:)")
+                raise UnreachableError(f"{what}: refusing a redirect to a non-HTTP URL "
+                                       f"({urlsplit(url).scheme}:)")
             if not same_origin(origin, url):
                 # Object storage redirects carry their own signature; never leak our token.
                 headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
             if resp.status_code == 303 or (resp.status_code in (301, 302) and method == "POST"):
                 method, data = "GET", None
-        raise ToolfetchError(f"{what}: more than {MAX_REDIRECTS} redirects")
+        raise UnreachableError(f"{what}: more than {MAX_REDIRECTS} redirects")
 
     # -- auth -----------------------------------------------------------------------------
     def _needed_scopes(self, host: str, scope: str) -> frozenset[str]:
