@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import textwrap
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -296,6 +297,20 @@ genrule(
 )
 
 genrule(
+    name = "py_out",
+    outs = ["py.txt"],
+    tools = ["@py//:greet"],
+    cmd = "$(execpath @py//:greet) python > $@",
+)
+
+genrule(
+    name = "abs_out",
+    outs = ["abs.txt"],
+    tools = ["@abs//:greet"],
+    cmd = "$(execpath @abs//:greet) absolute > $@",
+)
+
+genrule(
     name = "dl_out",
     outs = ["dl.txt"],
     tools = ["@dl//:hello", "@dl//:greet"],
@@ -339,6 +354,8 @@ def shared(
                 ("tools", "//:tools.lock.json", ""),
                 ("foreign", "//:foreign.lock.json", ""),
                 ("dl", "//:tools.lock.json", ", use_rctx_download = True"),
+                ("py", "//:tools.lock.json", f", python = {sys.executable!r}"),
+                ("abs", "//:tools.lock.json", f", toolfetch = {toolfetch_bin!r}"),
             ],
             offline_rules=True,
         )
@@ -430,6 +447,14 @@ def test_platform_missing_from_lockfile_names_the_locked_ones(shared: Shared) ->
     assert not list(external.glob("foreign__hello__*/files"))
 
 
+def test_fetcher_as_python_module_or_absolute_path(shared: Shared) -> None:
+    """`python = ...` runs `python -m toolfetch` from this checkout; `toolfetch = ...` a path."""
+    shared.ws.must_build("//:py_out", "//:abs_out")
+    bin_dir = shared.ws.root / "bazel-bin"
+    assert (bin_dir / "py.txt").read_text() == "greetings, python (single manifest)\n"
+    assert (bin_dir / "abs.txt").read_text() == "greetings, absolute (single manifest)\n"
+
+
 def test_use_rctx_download(shared: Shared) -> None:
     shared.ws.must_build("//:dl_out")
     out = (shared.ws.root / "bazel-bin" / "dl.txt").read_text()
@@ -494,6 +519,16 @@ def test_lockfile_change_refetches(small_ws: Workspace, registry: ocitest.Regist
         small_ws.must_build("//:out")
         out = (small_ws.root / "bazel-bin" / "out.txt").read_text()
         assert f"hello from {HOST} v{tag} args: x" in out
+    # Bazel deleted the v1 repository (hardlinked from the cache): the cache is intact.
+    r = subprocess.run(
+        ["toolfetch", "cache", "verify"],
+        env=small_ws.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
 
 
 def test_missing_fetcher_is_explained(small_ws: Workspace, registry: ocitest.Registry) -> None:
