@@ -8,8 +8,8 @@ Constraints are comma-separated clauses: ``>=V``, ``>V``, ``<=V``, ``<V``, ``==V
 ``!=V``, ``~=V`` (compatible: ``~=1.4`` is ``>=1.4,<2``; ``~=1.4.2`` is ``>=1.4.2,<1.5``),
 ``^V`` (same major; for ``0.x`` same minor), ``~V`` (same minor), and a bare ``V`` or ``V.*``
 (that prefix: ``25`` matches ``25``, ``25.1``, ``v25.1.0``). Tags are versions when they look
-like ``[v]N[.N[.N[.N]]][-PRE]``; other tags are ignored. Pre-releases (any ``-suffix``) are
-chosen only when the constraint itself names one.
+like ``[v]N[.N[.N[.N]]][-PRE]``; other tags are ignored. A pre-release (any ``-suffix``) is
+chosen only when a clause names a pre-release of the same version (as npm does).
 
 ``lock`` keeps the tag already locked while it satisfies the constraint, so ``lock --check``
 does not fail just because a newer tag appeared; ``lock --upgrade`` picks the highest match.
@@ -54,7 +54,7 @@ class Version:
     def key(self) -> tuple[Any, ...]:
         """Sort key: release, then a release above its pre-releases, then pre-release parts."""
         parts = tuple((0, int(p), "") if p.isdigit() else (1, 0, p)
-                      for p in re.split(r"[.-]", self.pre) if p)
+                      for p in re.findall(r"\d+|[A-Za-z]+", self.pre))  # rc2 < rc10
         return self.padded(), 0 if self.pre else 1, parts
 
 
@@ -126,12 +126,10 @@ class Constraint:
             clauses.append(Clause(op, version, wildcard))
         return cls(text, tuple(clauses))
 
-    @property
-    def allows_prerelease(self) -> bool:
-        return any(c.version.pre for c in self.clauses)
-
     def matches(self, v: Version) -> bool:
-        if v.pre and not self.allows_prerelease:
+        # As npm: a pre-release only matches a clause naming a pre-release of that version.
+        if v.pre and not any(c.version.pre and c.version.padded() == v.padded()
+                             for c in self.clauses):
             return False
         return all(c.matches(v) for c in self.clauses)
 
