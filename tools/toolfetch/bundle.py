@@ -19,7 +19,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import BinaryIO
 
 from toolfetch.cache import Cache
 from toolfetch.digest import Digest, StreamVerifier
@@ -93,7 +93,7 @@ class Exporter:
             self.sources.first_success(ref, what, fetch)
         self.stats.blobs += 1
 
-    def _write(self, digest: Digest, write: Callable[[IO[bytes]], None]) -> None:
+    def _write(self, digest: Digest, write: Callable[[BinaryIO], None]) -> None:
         dest = self.layout.blob_path(digest)
         fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".tmp-")
         try:
@@ -106,7 +106,7 @@ class Exporter:
             raise
 
 
-def _copy_verified(src: Path, out: IO[bytes], digest: Digest, size: int, what: str) -> None:
+def _copy_verified(src: Path, out: BinaryIO, digest: Digest, size: int, what: str) -> None:
     verifier = StreamVerifier(digest, size, what)
     with src.open("rb") as f:
         while chunk := f.read(1 << 20):
@@ -157,14 +157,14 @@ def import_layout(path: Path, cache: Cache) -> BundleStats:
 
 
 def _store_bytes(cache: Cache, raw: bytes, digest: Digest) -> None:
-    def write(f: IO[bytes]) -> None:
+    def write(f: BinaryIO) -> None:
         f.write(raw)
 
     cache.store_blob(digest, write)
 
 
 def _store_from(cache: Cache, layout: LayoutSource, desc: Descriptor, what: str) -> None:
-    def write(f: IO[bytes]) -> None:
+    def write(f: BinaryIO) -> None:
         layout.fetch_blob(desc.digest, desc.size, f, what)
 
     cache.store_blob(desc.digest, write)
