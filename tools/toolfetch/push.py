@@ -38,7 +38,7 @@ from toolfetch.manifest import (
 )
 from toolfetch.platform import Platform
 from toolfetch.reference import AnyReference, parse_any
-from toolfetch.targets import Target, add_referrer, describe, open_source, open_target
+from toolfetch.targets import Target, add_referrer, open_source, open_target
 
 log = logging.getLogger("toolfetch")
 
@@ -289,9 +289,8 @@ def cmd_attach(args: argparse.Namespace) -> int:
 
     ref = parse_any(args.subject)
     transport = Transport()
-    subject_manifest = open_source(ref, transport).get_manifest(ref.target, ref.digest)
-    subject = describe(subject_manifest)
-    subject = Descriptor(subject.media_type, subject.digest, subject.size)
+    manifest = open_source(ref, transport).get_manifest(ref.target, ref.digest)
+    subject = Descriptor(manifest.media_type, manifest.digest, len(manifest.raw))
     target = open_target(ref, transport)
     desc, ack = push_files(target, args.files, None, artifact_type=args.artifact_type,
                            annotations=parse_annotations(args.annotation), subject=subject)

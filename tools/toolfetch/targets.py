@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from toolfetch.digest import Digest
-from toolfetch.errors import NotFoundError, UsageError
-from toolfetch.manifest import OCI_INDEX, Descriptor, Manifest, canonical_json
+from toolfetch.errors import NotFoundError
+from toolfetch.manifest import OCI_INDEX, Descriptor, canonical_json
 from toolfetch.oci_layout import LayoutSource
 from toolfetch.reference import AnyReference, LayoutReference, Reference
 from toolfetch.sources import ContentSource
@@ -40,8 +40,6 @@ class Target(Protocol):
     def put_manifest(self, raw: bytes, media_type: str, tag: str | None) -> bool:
         """Store (and tag); True when the store indexes ``subject`` referrers itself."""
         ...
-
-    def registry_repo(self) -> tuple[str, str] | None: ...
 
 
 def referrers_tag(subject: Digest) -> str:
@@ -79,9 +77,6 @@ class RegistryTarget:
     def __str__(self) -> str:
         return str(self.uploader)
 
-    def registry_repo(self) -> tuple[str, str]:
-        return self.uploader.host, self.uploader.repository
-
     def put_blob(self, digest: Digest, size: int, provide: Provide,
                  mount_from: Sequence[str] = ()) -> str:
         return self.uploader.upload(digest, size, provide, mount_from)
@@ -98,9 +93,6 @@ class LayoutTarget:
 
     def __str__(self) -> str:
         return str(self.layout)
-
-    def registry_repo(self) -> None:
-        return None
 
     def _init(self) -> None:
         if not self._ready:
@@ -121,13 +113,6 @@ class LayoutTarget:
         if tag is not None:
             self.layout.tag(Descriptor(media_type, digest, len(raw)), tag)
         return False
-
-
-def describe(manifest: Manifest) -> Descriptor:
-    """A descriptor of a manifest (what an index or a ``subject`` points at)."""
-    artifact_type = manifest.data.get("artifactType")
-    return Descriptor(manifest.media_type, manifest.digest, len(manifest.raw),
-                      artifact_type=artifact_type if isinstance(artifact_type, str) else None)
 
 
 def add_referrer(target: Target, subject: Digest, referrer: Descriptor) -> None:
@@ -167,13 +152,6 @@ class BlobSpool:
                 part.replace(path)
             return path
         return provide
-
-
-def require_tag(ref: AnyReference, command: str) -> str:
-    if ref.tag is None:
-        raise UsageError(f"{command}: {ref} has no tag to write (a digest names content, "
-                         "it cannot be assigned)")
-    return ref.tag
 
 
 def same_registry(a: AnyReference, b: AnyReference) -> bool:
