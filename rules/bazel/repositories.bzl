@@ -92,6 +92,8 @@ def _fetcher(rctx):
             if found == None:
                 fail("toolfetch: toolfetch = %r is not on PATH" % path)
             path = str(found)
+        elif not (path.startswith("/") or (len(path) > 2 and path[1] == ":")):
+            fail("toolfetch: toolfetch = %r must be an absolute path or a command on PATH" % path)
         return [path], {}
     if rctx.attr.python:
         env = {}
