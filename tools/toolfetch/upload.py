@@ -114,8 +114,11 @@ class Uploader:
     def _request(self, method: str, path: str, what: str, scope: str | None = None,
                  headers: dict[str, str] | None = None, data: bytes | None = None,
                  ) -> requests.Response:
+        # Writes answer 201/202 with a Location to use next; a 3xx on a write would turn a
+        # POST into a GET or send the content elsewhere, so only HEAD follows redirects.
         return self.transport.request(method, self.host, path, scope=scope or self.scope,
-                                      headers=headers, data=data, what=what)
+                                      headers=headers, data=data, what=what,
+                                      follow_redirects=method == "HEAD")
 
     def _location(self, resp: requests.Response, request_path: str, what: str) -> str:
         """The upload ``Location`` as a path on the registry's origin."""
