@@ -1,9 +1,10 @@
 """rules/bazel under a real Bazel (Debian's 4.2.3, WORKSPACE mode) against a real registry.
 
-One workspace per module (`ws`) holds three hubs over lockfiles built from tools pushed to
-the session registry: `@tools` (fetched by toolfetch found on PATH), `@foreign` (a lockfile
-without the host platform) and `@dl` (use_rctx_download). Failure and refetch scenarios
-get small workspaces of their own. Every Bazel run is `--batch` with one session-wide
+One workspace per module (`shared`) holds five hubs over lockfiles built from tools pushed
+to the session registry: `@tools` (fetched by toolfetch found on PATH), `@foreign` (a
+lockfile without the host platform), `@dl` (use_rctx_download), `@py` (`python = ...`) and
+`@abs` (`toolfetch = /abs/path`). Failure and refetch scenarios and examples/bazel get
+workspaces of their own. Every Bazel run is `--batch` with one session-wide
 `--output_user_root`, so Bazel extracts itself once.
 
 The rules find the real `toolfetch` on PATH, as a user's build does; lockfiles are
