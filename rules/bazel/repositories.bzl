@@ -100,7 +100,8 @@ def _fetcher(rctx):
         source = rctx.path(_SOURCE_MARKER).dirname.get_child("tools")
         if source.exists:
             old = rctx.os.environ.get("PYTHONPATH", "")
-            env["PYTHONPATH"] = str(source) + (":" + old if old else "")
+            sep = ";" if rctx.os.name.lower().startswith("windows") else ":"
+            env["PYTHONPATH"] = str(source) + (sep + old if old else "")
         return [rctx.attr.python, "-m", "toolfetch"], env
     found = rctx.which("toolfetch")
     if found == None:
