@@ -223,3 +223,34 @@ def test_push_errors(registry: Registry, unique_repo: str, tmp_path: Path,
     assert_error(tf_main("push", proxy.ref(unique_repo, "1"), f), 2, proxy.host,
                  "does not accept pushes")
     assert ocitest.list_tags(registry, unique_repo) == []
+
+
+def test_push_and_mount_with_bearer_tokens(make_registry: MakeRegistry, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Token auth: push asks for pull,push; a mount asks for one token covering both
+    repositories, reused for every blob."""
+    pytest.importorskip("jwt")
+    pytest.importorskip("cryptography")
+    import base64
+    import os
+
+    from tokenserver import TokenServer
+
+    with TokenServer(users={"alice": "secret pw"}) as ts:
+        reg = make_registry(token_auth=ts.registry_auth(tmp_path / "ts"))
+        f, d = make_inputs(tmp_path / "in")
+        ref = reg.ref("team/src", "1")
+        assert_error(tf_main("push", ref, f), 5, reg.host)  # anonymous: no push
+        auth = base64.b64encode(b"alice:secret pw").decode()
+        config = Path(os.environ["DOCKER_CONFIG"]) / "config.json"
+        config.write_text(json.dumps({"auths": {reg.host: {"auth": auth}}}))
+        assert_ok(tf_main("push", ref, f, d))
+        assert any("repository:team/src:pull,push" in r.scopes for r in ts.requests)
+        before = len(ts.requests)
+        mark = LogMark(reg)
+        assert_ok(tf_main("copy", ref, reg.ref("team/dst", "1")))
+        assert mark.count("POST", "/v2/team/dst/blobs/uploads/?mount=", 201) == 3
+        mount_tokens = [r for r in ts.requests[before:]
+                        if {"repository:team/dst:pull,push", "repository:team/src:pull"}
+                        <= set(r.scopes)]
+        assert len(mount_tokens) == 1, ts.requests[before:]
