@@ -197,3 +197,18 @@ def test_example_layout_is_a_valid_oci_layout() -> None:
         >= {"hello-1.0", "say-1.0", "greet-1.0-windows-amd64"}
     for blob in (layout / "blobs" / "sha256").iterdir():
         assert hashlib.sha256(blob.read_bytes()).hexdigest() == blob.name
+
+
+def test_a_symlinked_lockfile_resolves_layout_refs_from_its_real_directory(
+    tmp_path: Path,
+) -> None:
+    """Build systems symlink lockfiles into their own trees; relative oci-layout: refs must
+    still resolve beside the real file."""
+    lockfile = _example(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "tools.lock.json").symlink_to(lockfile)
+    r = run_toolfetch("which", "say", "--lockfile", elsewhere / "tools.lock.json")
+    assert_ok(r)
+    p = subprocess.run([r.stdout.strip()], capture_output=True, text=True)
+    assert p.stdout == "say: hello\n"

@@ -47,7 +47,7 @@ class Exporter:
         self.lockfile = lockfile
         self.layout = layout
         self.cache = cache
-        self.sources = SourceFactory(parse_mirror_map(lockfile.mirrors, lockfile.path.parent))
+        self.sources = SourceFactory(parse_mirror_map(lockfile.mirrors, lockfile.base_dir))
         self.stats = BundleStats()
 
     def export(self, platform: Platform | None) -> BundleStats:
@@ -58,7 +58,7 @@ class Exporter:
         roots: dict[str, Descriptor] = {}
         for want in wants:
             entry = want.entry
-            ref = parse_any(entry.ref, self.lockfile.path.parent)
+            ref = parse_any(entry.ref, self.lockfile.base_dir)
             manifest = self._manifest(ref, entry.manifest, want.what)
             for desc in _blobs_of(manifest, want.what):
                 self._blob(ref, desc.digest, desc.size, f"{want.what}: blob {desc.digest}")

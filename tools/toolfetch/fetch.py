@@ -74,7 +74,7 @@ class Fetcher:
         self.offline = offline
         self.jobs = max(1, jobs)
         self.progress_enabled = progress
-        mirrors = parse_mirror_map(lockfile.mirrors, lockfile.path.parent)
+        mirrors = parse_mirror_map(lockfile.mirrors, lockfile.base_dir)
         self.sources = SourceFactory(mirrors, offline=offline)
 
     def fetch(self, wants: list[Want]) -> dict[Want, Path]:
@@ -135,7 +135,7 @@ class Fetcher:
 
     def _fetch_blob(self, want: Want, layer: LockedLayer, progress: Progress) -> None:
         what = f"blob {layer.digest}" + (f" ({layer.title})" if layer.title else "")
-        ref = parse_any(want.entry.ref, self.lockfile.path.parent)
+        ref = parse_any(want.entry.ref, self.lockfile.base_dir)
 
         def attempt(source: ContentSource) -> None:
             def write(f: BinaryIO) -> None:

@@ -121,6 +121,12 @@ class Lockfile:
                    for h, ms in (data.get("mirrors") or {}).items()}
         return cls(path, tools, mirrors)
 
+    @property
+    def base_dir(self) -> Path:
+        """Where relative ``oci-layout:`` refs start: the real lockfile's directory, so a
+        symlinked lockfile (as build systems like to make) resolves them correctly."""
+        return self.path.resolve().parent
+
     def tool(self, name: str) -> LockedTool:
         try:
             return self.tools[name]
