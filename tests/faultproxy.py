@@ -29,7 +29,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -72,6 +72,7 @@ class Rule:
     content_type: str | None = None
     server: str = "proxy"  # or "storage"
     set_cookie: bool = False  # also add a Set-Cookie header to the answer
+    headers: dict[str, str] = field(default_factory=dict)  # extra headers for ``status``
     hits: int = 0
 
     def matches(self, server: str, method: str, path: str, headers: Mapping[str, str]) -> bool:
@@ -175,6 +176,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: ThreadingHTTPServer
     rule: Rule | None = None
+    timeout = 10  # a client that promises a body and sends none must not hang a test
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -221,8 +223,8 @@ class _Handler(BaseHTTPRequestHandler):
             return False
         if rule.action == "status":
             extra = {"Retry-After": rule.retry_after} if rule.retry_after else {}
-            self._respond(seen, rule.status, {"Content-Type": "application/json", **extra},
-                          rule.body)
+            self._respond(seen, rule.status, {"Content-Type": "application/json", **extra,
+                                              **rule.headers}, rule.body)
             return True
         if rule.action == "reset":
             seen.status = -1

@@ -8,6 +8,7 @@ per command.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import os
@@ -22,7 +23,7 @@ from typing import Any
 import pytest
 
 import ocitest
-from faultproxy import push_tool, run_cli, write_lockfile
+from faultproxy import FaultProxy, push_tool, run_cli, write_lockfile
 from tokenserver import TokenServer
 from toolfetch import auth, login
 from toolfetch.auth import Challenge, Credentials, find_credentials
@@ -134,7 +135,9 @@ class TokenRegistry:
     def host(self) -> str:
         return self.reg.host
 
-    def push(self, repo: str, files: dict[str, bytes], tag: str = "1") -> dict[str, Any]:
+    @contextlib.contextmanager
+    def pushing(self, repo: str) -> Iterator[None]:
+        """ocitest's push helpers, with a bearer token for ``repo``."""
         token = self.ts.mint("pusher", [f"repository:{repo}:pull,push"])
         original = self.reg.request
 
@@ -144,10 +147,13 @@ class TokenRegistry:
 
         self.reg.request = request  # type: ignore[method-assign]
         try:
-            _, entry = push_tool(self.reg, repo, files, tag=tag)
+            yield
         finally:
             del self.reg.request
-        return entry
+
+    def push(self, repo: str, files: dict[str, bytes], tag: str = "1") -> dict[str, Any]:
+        with self.pushing(repo):
+            return push_tool(self.reg, repo, files, tag=tag)[1]
 
 
 @pytest.fixture(scope="module")
@@ -533,6 +539,44 @@ def test_insufficient_scope_adds_the_scope(tr: TokenRegistry, tok_lock: Path,
             assert resp.status_code == 200
     assert [sorted(q.scopes) for q in tr.ts.requests] == [
         [scope_a], sorted([scope_a, f"repository:{b}:pull"])]
+    # the narrow token being the newest must not matter: the wider one is remembered
+    key = (tr.host, frozenset({scope_a}))
+    t._tokens[key] = t._tokens.pop(key)
+    with t.request("GET", tr.host, f"/v2/{b}/tags/list", scope=scope_a) as resp:
+        assert resp.status_code == 200
+    assert tr.ts.count() == 2
+
+
+def test_insufficient_scope_on_403(tr: TokenRegistry, tok_lock: Path, unique_repo: str) -> None:
+    a, b = f"public/{unique_repo}", f"private/{unique_repo}"
+    with FaultProxy(tr.host) as proxy:
+        write_config({"auths": {proxy.host: auths_entry()}})
+        challenge = (f'Bearer realm="{tr.ts.realm}",service="toolfetch-tests",'
+                     f'scope="repository:{b}:pull",error="insufficient_scope"')
+        proxy.add("status", path="/tags/list", status=403,
+                  headers={"WWW-Authenticate": challenge})
+        t = Transport()
+        with t.request("GET", proxy.host, f"/v2/{b}/tags/list",
+                       scope=f"repository:{a}:pull") as resp:
+            assert resp.status_code == 200
+    assert [sorted(q.scopes) for q in tr.ts.requests] == [
+        sorted([f"repository:{a}:pull", f"repository:{b}:pull"])]
+
+
+def test_lock_uses_one_token(tr: TokenRegistry, tmp_path: Path, unique_repo: str) -> None:
+    repo = f"public/{unique_repo}/idx"
+    with tr.pushing(repo):
+        idx = ocitest.push_tool_index(tr.reg, repo, "1", {
+            p: {"tool": p.encode()} for p in ("linux/amd64", "linux/arm64", "darwin/arm64")})
+    tr.ts.requests.clear()
+    (tmp_path / "tools.yaml").write_text(f"tools:\n  t:\n    ref: {idx.ref}\n    path: tool\n")
+    r = run_cli("lock", "--lockfile", str(tmp_path / "tools.lock.json"))
+    assert r.code == 0, r
+    assert tr.ts.count() == 1  # index, 3 manifests, 3 blob heads: one token
+    tr.ts.requests.clear()
+    r = run_cli("fetch", "--lockfile", str(tmp_path / "tools.lock.json"), "--all-platforms")
+    assert r.code == 0, r
+    assert tr.ts.count() == 1  # 3 blobs
 
 
 def test_realm_must_not_downgrade_https(tr: TokenRegistry) -> None:

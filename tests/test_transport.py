@@ -7,6 +7,7 @@ its second port plays object storage for redirected blobs.
 from __future__ import annotations
 
 import email.utils
+import io
 import json
 import os
 import random
@@ -14,6 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -272,6 +274,28 @@ def test_dead_mirror_is_skipped_quickly(proxy: FaultProxy, tool: Path, blob: byt
     assert_fetched(tool, blob)
 
 
+def test_request_bodies_are_resent_on_retry(proxy: FaultProxy, unique_repo: str) -> None:
+    data = b"uploaded bytes " * 100
+    digest = ocitest.sha256_digest(data)
+    t = Transport()
+    scope = f"repository:{unique_repo}:pull,push"
+    with t.request("POST", proxy.host, f"/v2/{unique_repo}/blobs/uploads/", scope=scope) as r:
+        assert r.status_code == 202
+        loc = urlsplit(r.headers["Location"])
+        location = f"{loc.path}?{loc.query}" if loc.query else loc.path
+    proxy.add("status", path="/uploads/", method="PUT", status=503, times=2)
+    sep = "&" if "?" in location else "?"
+    with t.request("PUT", proxy.host, f"{location}{sep}digest={digest}", scope=scope,
+                   data=io.BytesIO(data), headers={"Content-Type": "application/octet-stream",
+                                                   "Content-Length": str(len(data))}) as r:
+        assert r.status_code == 201, r.text
+    puts = proxy.requests("/uploads/", method="PUT")
+    assert [p.status for p in puts] == [503, 503, 201]
+    assert all(p.headers["content-length"] == str(len(data)) for p in puts)
+    with t.request("GET", proxy.host, f"/v2/{unique_repo}/blobs/{digest}", scope=scope) as r:
+        assert r.content == data
+
+
 # ------------------------------------------------------------------------------------------
 # redirects: Authorization stays home, no netrc, no cookies
 # ------------------------------------------------------------------------------------------
@@ -294,8 +318,10 @@ def test_redirects_never_leak_authorization(htreg: ocitest.Registry, unique_repo
         proxy.add("redirect", target="same", set_cookie=True)  # same origin: keeps auth
         proxy.add("redirect", target="storage", times=None, set_cookie=True)  # another port
         proxy.add("cut", path="/storage/", server="storage", keep=200_000, set_cookie=True)
-        r = fetch(lock)
+        r = fetch(lock, "-v")
         assert r.code == 0, r
+        for secret in (PASSWORD, "presigned-secret"):
+            assert secret not in r.text
         blob_gets = proxy.requests("/blobs/")
         stored = proxy.requests(server="storage")
         # unauthenticated, challenge, then: same-origin hop, storage (cut), resume at the
