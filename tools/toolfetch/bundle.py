@@ -116,7 +116,7 @@ def _copy_verified(src: Path, out: BinaryIO, digest: Digest, size: int, what: st
 
 
 def _blobs_of(manifest: Manifest, what: str) -> list[Descriptor]:
-    from toolfetch.copy import manifest_blobs
+    from toolfetch.transfer import manifest_blobs
 
     return manifest_blobs(manifest, what)
 

@@ -64,7 +64,7 @@ def register(command: Command) -> None:
     p.add_argument("ref", metavar="REF")
     p.add_argument("-o", "--output", type=Path, default=Path("."), metavar="DIR")
     p.add_argument("--platform", metavar="OS/ARCH", help="for an index (default: this host)")
-    p.set_defaults(run=_lazy("copy", "cmd_pull"))
+    p.set_defaults(run=_lazy("transfer", "cmd_pull"))
 
     p = command("copy", "copy manifests, indexes and blobs between registries and OCI layouts, "
                 "digests preserved")
@@ -75,7 +75,7 @@ def register(command: Command) -> None:
                    help="copy a whole index (default: only this host's manifest)")
     g.add_argument("--platform", metavar="OS/ARCH", help="the manifest to copy out of an index")
     p.add_argument("--jobs", type=int, default=4, metavar="N")
-    p.set_defaults(run=_lazy("copy", "cmd_copy"))
+    p.set_defaults(run=_lazy("transfer", "cmd_copy"))
 
     p = command("tag", "give a manifest more tags; prints its digest")
     p.add_argument("ref", metavar="REF")
@@ -85,16 +85,16 @@ def register(command: Command) -> None:
     p = command("tags", "list a repository's tags")
     p.add_argument("repo", metavar="REPO", help="host/repo or oci-layout:DIR")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(run=_lazy("inspect", "cmd_tags"))
+    p.set_defaults(run=_lazy("describe", "cmd_tags"))
 
     p = command("inspect", "describe a manifest or index: type, platforms, layers, annotations")
     p.add_argument("ref", metavar="REF")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(run=_lazy("inspect", "cmd_inspect"))
+    p.set_defaults(run=_lazy("describe", "cmd_inspect"))
 
     p = command("exists", "exit 0 if REF exists (printing its digest), 4 if not")
     p.add_argument("ref", metavar="REF")
-    p.set_defaults(run=_lazy("inspect", "cmd_exists"))
+    p.set_defaults(run=_lazy("describe", "cmd_exists"))
 
     p = command("attach", "push an artifact that refers to SUBJECT (signature, SBOM, …)")
     p.add_argument("subject", metavar="SUBJECT")
@@ -106,7 +106,7 @@ def register(command: Command) -> None:
     p.add_argument("subject", metavar="SUBJECT")
     p.add_argument("--artifact-type", metavar="TYPE", help="only this type")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(run=_lazy("inspect", "cmd_referrers"))
+    p.set_defaults(run=_lazy("describe", "cmd_referrers"))
 
     p = command("export", "write everything a lockfile needs as an OCI image layout")
     p.add_argument("--lockfile", type=Path, metavar="F",
