@@ -326,8 +326,12 @@ def test_read_only_cache(registry: ocitest.Registry, unique_repo: str, tmp_path:
         else:
             for d in [root, *(p for p in root.rglob("*") if p.is_dir())]:
                 d.chmod(0o555)
-            stack.callback(lambda: [d.chmod(0o755) for d in [root, *root.rglob("*")]
-                                    if d.is_dir()])
+            def writable() -> None:
+                for d in [root, *root.rglob("*")]:
+                    if d.is_dir():
+                        d.chmod(0o755)
+
+            stack.callback(writable)
             reason = "permission denied"
         r = run_cli("which", "--lockfile", str(lock), "--cache-dir", str(cache), "a")
         assert r.code == 0 and r.out.strip().endswith("/a"), r  # hits still work
