@@ -126,6 +126,8 @@ class LayoutReference:
                 digest = Digest.parse(digest_text)
             except UsageError as e:
                 raise UsageError(f"malformed layout reference {text!r}: {e}") from e
+        if body.startswith(":"):
+            raise UsageError(f"malformed layout reference {text!r}: missing directory")
         colon = body.rfind(":")
         if colon > body.rfind("/") and colon > 0 and not _is_drive(body, colon):
             body, tag = body[:colon], body[colon + 1 :]
