@@ -25,7 +25,7 @@ import pytest
 import ocitest
 from faultproxy import FaultProxy, push_tool, run_cli, write_lockfile
 from tokenserver import TokenServer
-from toolfetch import auth, login
+from toolfetch import auth, login, tokens
 from toolfetch.auth import Challenge, Credentials, find_credentials
 from toolfetch.errors import AuthError
 from toolfetch.transport import Transport
@@ -697,7 +697,7 @@ def test_no_secret_in_tracebacks(tr: TokenRegistry, tok_lock: Path,
         raise RuntimeError("unexpected")
 
     write_config({"auths": {tr.host: auths_entry()}})
-    monkeypatch.setattr(Transport, "_parse_token", boom)
+    monkeypatch.setattr(tokens, "_parse_token", boom)
     r = fetch(tok_lock, "priv", verbose=True)
     assert r.code == 1 and "Traceback" in r.err, r
     assert_no_secret(r.text)

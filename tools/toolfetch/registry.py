@@ -25,7 +25,8 @@ from toolfetch.errors import (
     UnreachableError,
 )
 from toolfetch.manifest import ACCEPT, MAX_MANIFEST_BYTES, Manifest, verify_manifest_bytes
-from toolfetch.transport import Transport, describe_network_error
+from toolfetch.retry import describe_network_error
+from toolfetch.transport import Transport
 
 log = logging.getLogger("toolfetch")
 

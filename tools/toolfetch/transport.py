@@ -21,19 +21,13 @@ challenge, reused by every request of the command until shortly before ``expires
 from __future__ import annotations
 
 import contextlib
-import email.utils
 import ipaddress
-import json
 import logging
 import os
-import random
-import socket
-import ssl
 import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from http.cookiejar import DefaultCookiePolicy
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -49,83 +43,19 @@ from toolfetch.auth import (
     describe_attempt,
     find_credentials,
 )
-from toolfetch.errors import AuthError, ToolfetchError, UnreachableError, UsageError
+from toolfetch.errors import AuthError, ToolfetchError, UnreachableError
+from toolfetch.retry import (
+    RetryPolicy,
+    describe_network_error,
+    is_connect_failure,
+    is_retry_status,
+)
+from toolfetch.tokens import FAST_FAIL_ATTEMPTS, request_token
 
 log = logging.getLogger("toolfetch")
 
-NO_RETRY_5XX = frozenset({501, 505})
-MAX_TOKEN_RESPONSE = 1 << 20
 MAX_REDIRECTS = 5
-FAST_FAIL_ATTEMPTS = 2
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-DEFAULT_TOKEN_LIFETIME = 60.0
-
-
-def is_retry_status(status: int) -> bool:
-    return status in (408, 429) or (500 <= status <= 599 and status not in NO_RETRY_5XX)
-
-
-def _env_number(name: str, default: float, minimum: float = 0.0) -> float:
-    text = os.environ.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        raise UsageError(f"{name}={text!r}: expected a number") from None
-    if value < minimum or value != value:
-        raise UsageError(f"{name}={text!r}: must be at least {minimum:g}")
-    return value
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    attempts: int = 5
-    base_delay: float = 0.5
-    max_delay: float = 10.0
-    max_retry_after: float = 30.0
-    connect_timeout: float = 10.0
-    read_timeout: float = 60.0
-
-    @classmethod
-    def from_env(cls) -> RetryPolicy:
-        """``TOOLFETCH_RETRIES``, ``_RETRY_DELAY``, ``_RETRY_AFTER_MAX``, ``_CONNECT_TIMEOUT``
-        and ``_TIMEOUT`` tune it (docs/auth.md)."""
-        d = cls()
-        return cls(
-            attempts=int(_env_number("TOOLFETCH_RETRIES", d.attempts, 1)),
-            base_delay=_env_number("TOOLFETCH_RETRY_DELAY", d.base_delay),
-            max_delay=max(d.max_delay, _env_number("TOOLFETCH_RETRY_DELAY", d.base_delay)),
-            max_retry_after=_env_number("TOOLFETCH_RETRY_AFTER_MAX", d.max_retry_after),
-            connect_timeout=_env_number("TOOLFETCH_CONNECT_TIMEOUT", d.connect_timeout, 0.001),
-            read_timeout=_env_number("TOOLFETCH_TIMEOUT", d.read_timeout, 0.001),
-        )
-
-    @property
-    def timeout(self) -> tuple[float, float]:
-        return (self.connect_timeout, self.read_timeout)
-
-    def delay(self, attempt: int, retry_after: str | None = None) -> float:
-        """Seconds to wait before attempt ``attempt + 1`` (``attempt`` >= 1 were made)."""
-        if retry_after:
-            seconds = _parse_retry_after(retry_after)
-            if seconds is not None:
-                return min(max(seconds, 0.0), self.max_retry_after)
-        backoff = min(self.base_delay * (2 ** max(attempt - 1, 0)), self.max_delay)
-        return float(backoff / 2 + random.uniform(0, backoff / 2))
-
-
-def _parse_retry_after(value: str) -> float | None:
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when is None:
-        return None
-    return when.timestamp() - time.time()
 
 
 def _listed_insecure() -> set[str]:
@@ -156,52 +86,6 @@ class _NoNetrc(requests.auth.AuthBase):
 def same_origin(a: str, b: str) -> bool:
     sa, sb = urlsplit(a), urlsplit(b)
     return (sa.scheme, sa.hostname, sa.port) == (sb.scheme, sb.hostname, sb.port)
-
-
-def _chain(e: BaseException) -> Iterator[BaseException]:
-    """``e``, its causes and contexts, and the reasons urllib3 wraps inside ``args``."""
-    seen: set[int] = set()
-    todo = [e]
-    while todo:
-        cur = todo.pop()
-        if id(cur) in seen:
-            continue
-        seen.add(id(cur))
-        yield cur
-        for nxt in (cur.__cause__, cur.__context__, getattr(cur, "reason", None),
-                    *[a for a in getattr(cur, "args", ()) if isinstance(a, BaseException)]):
-            if isinstance(nxt, BaseException):
-                todo.append(nxt)
-
-
-def describe_network_error(e: BaseException) -> str:
-    """A short, secret-free reason (exception texts can hold pre-signed redirect URLs)."""
-    chain = list(_chain(e))
-    kinds: list[tuple[type[BaseException] | tuple[type[BaseException], ...], str]] = [
-        (ConnectionRefusedError, "connection refused"),
-        (urllib3.exceptions.NameResolutionError, "host name does not resolve"),
-        (socket.gaierror, "host name does not resolve"),
-        (requests.exceptions.ConnectTimeout, "connect timed out"),
-        ((requests.exceptions.ReadTimeout, urllib3.exceptions.ReadTimeoutError,
-          TimeoutError, socket.timeout), "read timed out"),
-        ((requests.exceptions.SSLError, ssl.SSLError), "TLS error"),
-        (ConnectionResetError, "connection reset"),
-        ((urllib3.exceptions.IncompleteRead, urllib3.exceptions.ProtocolError,
-          requests.exceptions.ChunkedEncodingError, ConnectionAbortedError, BrokenPipeError),
-         "connection broken"),
-    ]
-    for kind, text in kinds:
-        if any(isinstance(x, kind) for x in chain):
-            return text
-    return type(e).__name__
-
-
-def is_connect_failure(e: BaseException) -> bool:
-    """Nothing was ever sent: refused, unresolvable, or no connection within the timeout."""
-    return any(isinstance(x, (urllib3.exceptions.ConnectTimeoutError,
-                              requests.exceptions.ConnectTimeout, ConnectionRefusedError,
-                              socket.gaierror))
-               for x in _chain(e))
 
 
 class _Body:
@@ -251,8 +135,8 @@ class Transport:
         self._needed: dict[tuple[str, str], frozenset[str]] = {}
         self._basic: dict[str, str] = {}
         self._creds: dict[str, Credentials | None] = {}
-        self._rejected: dict[str, str] = {}
-        self._lock = threading.Lock()
+        self.rejected: dict[str, str] = {}
+        self.lock = threading.Lock()
         self._flights: dict[tuple[str, ...], threading.Lock] = {}
         self.token_requests = 0
         self.requests_made = 0
@@ -264,22 +148,22 @@ class Transport:
     @contextlib.contextmanager
     def _flight(self, *key: str) -> Iterator[None]:
         """Serialise work on ``key`` (token fetches, credential lookups) across threads."""
-        with self._lock:
+        with self.lock:
             lock = self._flights.setdefault(key, threading.Lock())
         with lock:
             yield
 
     # -- origin ---------------------------------------------------------------------------
     def base_url(self, host: str) -> str:
-        with self._lock:
+        with self.lock:
             if host in self._bases:
                 return self._bases[host]
         with self._flight("base", host):
-            with self._lock:
+            with self.lock:
                 if host in self._bases:
                     return self._bases[host]
             base = self._probe_insecure(host) if is_insecure_host(host) else f"https://{host}"
-            with self._lock:
+            with self.lock:
                 self._bases[host] = base
         return base
 
@@ -301,21 +185,21 @@ class Transport:
         """Credentials for ``host``, looked up once per command (a helper runs once)."""
         if host in self._overrides:
             return self._overrides[host]
-        with self._lock:
+        with self.lock:
             if host in self._creds:
                 return self._creds[host]
         with self._flight("creds", host):
-            with self._lock:
+            with self.lock:
                 if host in self._creds:
                     return self._creds[host]
             creds = find_credentials(host)
-            with self._lock:
+            with self.lock:
                 self._creds[host] = creds
         return creds
 
     def describe_auth(self, host: str) -> str:
         """What was tried against ``host``, for error messages (never a secret)."""
-        return describe_attempt(self.credentials(host), self._rejected.get(host))
+        return describe_attempt(self.credentials(host), self.rejected.get(host))
 
     # -- requests -------------------------------------------------------------------------
     def request(
@@ -392,7 +276,7 @@ class Transport:
                         what: str) -> requests.Response:
         origin = url
         for _ in range(MAX_REDIRECTS + 1):
-            with self._lock:
+            with self.lock:
                 self.requests_made += 1
             verify = not is_insecure_host(urlsplit(url).netloc)
             with warnings.catch_warnings():
@@ -424,7 +308,7 @@ class Transport:
         return self._needed.get((host, scope)) or frozenset(scope.split())
 
     def _authorization(self, host: str, scope: str) -> str | None:
-        with self._lock:
+        with self.lock:
             if host in self._basic:
                 return self._basic[host]
             needed = self._needed_scopes(host, scope)
@@ -443,7 +327,7 @@ class Transport:
             needed = set(self._needed_scopes(host, scope))
             needed.update(bearer.params.get("scope", "").split())
             frozen = frozenset(needed)
-            with self._lock:
+            with self.lock:
                 if frozen != frozenset(scope.split()):  # e.g. error="insufficient_scope"
                     self._needed[(host, scope)] = frozen
             with self._flight("token", host, *sorted(frozen)):
@@ -456,9 +340,9 @@ class Transport:
             creds = self.credentials(host)
             if creds is None or not creds.has_basic:
                 raise auth_failure(host, creds, f"{what} needs a username and password",
-                                   self._rejected.get(host))
+                                   self.rejected.get(host))
             value = basic_header(creds)
-            with self._lock:
+            with self.lock:
                 current = self._basic.get(host)
                 if current is not None and current != sent:
                     return
@@ -469,7 +353,7 @@ class Transport:
         shown = ", ".join(sorted({c.scheme for c in challenges})) or "none"
         raise auth_failure(host, self.credentials(host),
                            f"{what}: HTTP 401 with no usable challenge (schemes: {shown})",
-                           self._rejected.get(host))
+                           self.rejected.get(host))
 
     def _fetch_token(self, host: str, challenge: Challenge, scopes: frozenset[str],
                      what: str) -> None:
@@ -486,7 +370,7 @@ class Transport:
         service = challenge.params.get("service", "")
         creds = self.credentials(host)
         try:
-            token, expires_in = self._request_token(realm, service, scopes, creds, host)
+            token, expires_in = request_token(self, realm, service, scopes, creds, host)
         except AuthError as e:
             if creds is None or not self.anonymous_fallback:
                 raise
@@ -494,110 +378,12 @@ class Transport:
             log.warning("%s: the token server rejected the credentials from %s; retrying "
                         "anonymously", host, creds.source)
             log.debug("%s: %s", host, e)
-            with self._lock:
+            with self.lock:
                 self._creds[host] = None
-                self._rejected[host] = creds.source
-            token, expires_in = self._request_token(realm, service, scopes, None, host)
+                self.rejected[host] = creds.source
+            token, expires_in = request_token(self, realm, service, scopes, None, host)
         now = self.clock()
         margin = min(10.0, expires_in * 0.1)
-        with self._lock:
+        with self.lock:
             self._tokens = {k: v for k, v in self._tokens.items() if v[1] > now}
             self._tokens[(host, scopes)] = (token, now + max(expires_in - margin, 0.0))
-
-    def _token_call(self, method: str, realm: str, **kw: Any) -> requests.Response:
-        """One token-endpoint request with the usual retries (no redirects followed)."""
-        verify = not is_insecure_host(urlsplit(realm).netloc)
-        attempt = 0
-        while True:
-            attempt += 1
-            with self._lock:
-                self.token_requests += 1
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
-                    resp = self.session.request(method, realm, timeout=self.policy.timeout,
-                                                verify=verify, allow_redirects=False,
-                                                stream=True, **kw)
-            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as e:
-                limit = FAST_FAIL_ATTEMPTS if is_connect_failure(e) else self.policy.attempts
-                if attempt >= min(limit, self.policy.attempts):
-                    raise UnreachableError(
-                        f"token endpoint {_strip_query(realm)} unreachable after {attempt} "
-                        f"attempt{'s' if attempt > 1 else ''} ({describe_network_error(e)})"
-                    ) from None
-                time.sleep(self.policy.delay(attempt))
-                continue
-            if is_retry_status(resp.status_code) and attempt < self.policy.attempts:
-                delay = self.policy.delay(attempt, resp.headers.get("Retry-After"))
-                resp.close()
-                time.sleep(delay)
-                continue
-            if is_retry_status(resp.status_code):
-                resp.close()
-                raise UnreachableError(f"token endpoint {_strip_query(realm)} answered HTTP "
-                                       f"{resp.status_code} after {attempt} attempts")
-            return resp
-
-    def _request_token(self, realm: str, service: str, scopes: frozenset[str],
-                       creds: Credentials | None, host: str) -> tuple[str, float]:
-        scope_list = sorted(s for s in scopes if s)
-        if creds and creds.registry_token:
-            return creds.registry_token, 3600.0
-        if creds and creds.identity_token:
-            form = {"grant_type": "refresh_token", "refresh_token": creds.identity_token,
-                    "service": service, "client_id": "toolfetch"}
-            if scope_list:
-                form["scope"] = " ".join(scope_list)
-            resp = self._token_call("POST", realm, data=form)
-            if resp.status_code not in (401, 404, 405):
-                return self._parse_token(resp, realm, creds, host)
-            # Registries without the OAuth2 POST endpoint: the GET flow with the token as
-            # the password (containerd does the same).
-            log.debug("token endpoint %s refused POST (HTTP %d); using GET",
-                      _strip_query(realm), resp.status_code)
-            resp.close()
-        params: list[tuple[str, str]] = [("service", service)] if service else []
-        params += [("scope", s) for s in scope_list]
-        headers = {}
-        if creds and creds.has_basic:
-            headers["Authorization"] = basic_header(creds)
-        elif creds and creds.identity_token:
-            headers["Authorization"] = basic_header(
-                Credentials(username=creds.username or "<token>", password=creds.identity_token))
-        resp = self._token_call("GET", realm, params=params, headers=headers)
-        return self._parse_token(resp, realm, creds, host)
-
-    def _parse_token(self, resp: requests.Response, realm: str, creds: Credentials | None,
-                     host: str) -> tuple[str, float]:
-        shown = _strip_query(realm)
-        with resp:
-            if resp.status_code != 200:
-                raise auth_failure(host, creds, f"token endpoint {shown} answered HTTP "
-                                   f"{resp.status_code}", self._rejected.get(host))
-            length = resp.headers.get("Content-Length", "")
-            if length.isdigit() and int(length) > MAX_TOKEN_RESPONSE:
-                raise AuthError(f"token endpoint {shown} sent an oversized response "
-                                f"({length} bytes, at most {MAX_TOKEN_RESPONSE})")
-            try:
-                body = resp.raw.read(MAX_TOKEN_RESPONSE + 1, decode_content=True)
-            except (urllib3.exceptions.HTTPError, OSError) as e:
-                raise UnreachableError(f"token endpoint {shown}: "
-                                       f"{describe_network_error(e)}") from None
-        if len(body) > MAX_TOKEN_RESPONSE:
-            raise AuthError(f"token endpoint {shown} sent an oversized response "
-                            f"(more than {MAX_TOKEN_RESPONSE} bytes)")
-        try:
-            data = json.loads(body)
-            token = data.get("token") or data.get("access_token")
-            expires_in = float(data.get("expires_in") or DEFAULT_TOKEN_LIFETIME)
-        except (ValueError, AttributeError, TypeError):
-            raise AuthError(f"token endpoint {shown} sent malformed JSON") from None
-        if not isinstance(token, str) or not token:
-            raise AuthError(f"token endpoint {shown} sent no token")
-        if expires_in <= 0 or expires_in != expires_in:
-            expires_in = DEFAULT_TOKEN_LIFETIME
-        return token, expires_in
-
-
-def _strip_query(url: str) -> str:
-    return url.split("?", 1)[0]

@@ -1,0 +1,136 @@
+"""The token endpoint of the bearer challenge flow: requests, retries, response parsing.
+
+Credentials go as Basic auth on the GET flow, or as an OAuth2 refresh token (``POST``,
+falling back to ``GET`` where the endpoint refuses it); a ``registrytoken`` is used as is.
+Responses are capped at 1 MiB; nothing secret ends up in a message.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import warnings
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import requests
+import urllib3
+
+from toolfetch.auth import Credentials, auth_failure, basic_header
+from toolfetch.errors import AuthError, UnreachableError
+from toolfetch.retry import describe_network_error, is_connect_failure, is_retry_status
+
+if TYPE_CHECKING:
+    from toolfetch.transport import Transport
+
+log = logging.getLogger("toolfetch")
+
+MAX_TOKEN_RESPONSE = 1 << 20
+FAST_FAIL_ATTEMPTS = 2
+DEFAULT_TOKEN_LIFETIME = 60.0
+
+
+def strip_query(url: str) -> str:
+    return url.split("?", 1)[0]
+
+
+def _insecure(netloc: str) -> bool:
+    from toolfetch.transport import is_insecure_host
+
+    return is_insecure_host(netloc)
+
+
+def _token_call(t: Transport, method: str, realm: str, **kw: Any) -> requests.Response:
+    """One token-endpoint request with the usual retries (no redirects followed)."""
+    verify = not _insecure(urlsplit(realm).netloc)
+    attempt = 0
+    while True:
+        attempt += 1
+        with t.lock:
+            t.token_requests += 1
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+                resp = t.session.request(method, realm, timeout=t.policy.timeout,
+                                            verify=verify, allow_redirects=False,
+                                            stream=True, **kw)
+        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as e:
+            limit = FAST_FAIL_ATTEMPTS if is_connect_failure(e) else t.policy.attempts
+            if attempt >= min(limit, t.policy.attempts):
+                raise UnreachableError(
+                    f"token endpoint {strip_query(realm)} unreachable after {attempt} "
+                    f"attempt{'s' if attempt > 1 else ''} ({describe_network_error(e)})"
+                ) from None
+            time.sleep(t.policy.delay(attempt))
+            continue
+        if is_retry_status(resp.status_code) and attempt < t.policy.attempts:
+            delay = t.policy.delay(attempt, resp.headers.get("Retry-After"))
+            resp.close()
+            time.sleep(delay)
+            continue
+        if is_retry_status(resp.status_code):
+            resp.close()
+            raise UnreachableError(f"token endpoint {strip_query(realm)} answered HTTP "
+                                   f"{resp.status_code} after {attempt} attempts")
+        return resp
+
+def request_token(t: Transport, realm: str, service: str, scopes: frozenset[str],
+                  creds: Credentials | None, host: str) -> tuple[str, float]:
+    scope_list = sorted(s for s in scopes if s)
+    if creds and creds.registry_token:
+        return creds.registry_token, 3600.0
+    if creds and creds.identity_token:
+        form = {"grant_type": "refresh_token", "refresh_token": creds.identity_token,
+                "service": service, "client_id": "toolfetch"}
+        if scope_list:
+            form["scope"] = " ".join(scope_list)
+        resp = _token_call(t, "POST", realm, data=form)
+        if resp.status_code not in (401, 404, 405):
+            return _parse_token(t, resp, realm, creds, host)
+        # Registries without the OAuth2 POST endpoint: the GET flow with the token as
+        # the password (containerd does the same).
+        log.debug("token endpoint %s refused POST (HTTP %d); using GET",
+                  strip_query(realm), resp.status_code)
+        resp.close()
+    params: list[tuple[str, str]] = [("service", service)] if service else []
+    params += [("scope", s) for s in scope_list]
+    headers = {}
+    if creds and creds.has_basic:
+        headers["Authorization"] = basic_header(creds)
+    elif creds and creds.identity_token:
+        headers["Authorization"] = basic_header(
+            Credentials(username=creds.username or "<token>", password=creds.identity_token))
+    resp = _token_call(t, "GET", realm, params=params, headers=headers)
+    return _parse_token(t, resp, realm, creds, host)
+
+def _parse_token(t: Transport, resp: requests.Response, realm: str,
+                 creds: Credentials | None, host: str) -> tuple[str, float]:
+    shown = strip_query(realm)
+    with resp:
+        if resp.status_code != 200:
+            raise auth_failure(host, creds, f"token endpoint {shown} answered HTTP "
+                               f"{resp.status_code}", t.rejected.get(host))
+        length = resp.headers.get("Content-Length", "")
+        if length.isdigit() and int(length) > MAX_TOKEN_RESPONSE:
+            raise AuthError(f"token endpoint {shown} sent an oversized response "
+                            f"({length} bytes, at most {MAX_TOKEN_RESPONSE})")
+        try:
+            body = resp.raw.read(MAX_TOKEN_RESPONSE + 1, decode_content=True)
+        except (urllib3.exceptions.HTTPError, OSError) as e:
+            raise UnreachableError(f"token endpoint {shown}: "
+                                   f"{describe_network_error(e)}") from None
+    if len(body) > MAX_TOKEN_RESPONSE:
+        raise AuthError(f"token endpoint {shown} sent an oversized response "
+                        f"(more than {MAX_TOKEN_RESPONSE} bytes)")
+    try:
+        data = json.loads(body)
+        token = data.get("token") or data.get("access_token")
+        expires_in = float(data.get("expires_in") or DEFAULT_TOKEN_LIFETIME)
+    except (ValueError, AttributeError, TypeError):
+        raise AuthError(f"token endpoint {shown} sent malformed JSON") from None
+    if not isinstance(token, str) or not token:
+        raise AuthError(f"token endpoint {shown} sent no token")
+    if expires_in <= 0 or expires_in != expires_in:
+        expires_in = DEFAULT_TOKEN_LIFETIME
+    return token, expires_in
