@@ -17,7 +17,7 @@ from toolfetch.cache import CACHEDIR_TAG, Cache, default_root
 from toolfetch.digest import Digest
 from toolfetch.errors import IntegrityError, ToolfetchError, UsageError
 from toolfetch.fetch import materialize
-from toolfetch.unpack import tree_digest
+from toolfetch.trees import tree_digest
 
 DATA = b"#!/bin/sh\necho cached\n"
 DIGEST = Digest.of_bytes(DATA)

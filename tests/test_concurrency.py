@@ -40,7 +40,7 @@ from faultproxy import (
 from toolfetch.cache import Cache
 from toolfetch.fetch import Fetcher, plan
 from toolfetch.lockfile import Lockfile
-from toolfetch.unpack import tree_digest
+from toolfetch.trees import tree_digest
 
 N = 8
 

@@ -17,15 +17,13 @@ from pathlib import Path
 import pytest
 
 from toolfetch.errors import IntegrityError, UsageError
+from toolfetch.trees import make_read_only, make_writable, tree_digest
 from toolfetch.unpack import (
     DEFAULT_MAX_UNPACKED,
     UNPACK_FORMATS,
     check_title,
     detect_format,
-    make_read_only,
-    make_writable,
     max_unpack_bytes,
-    tree_digest,
     unpack_layer,
 )
 

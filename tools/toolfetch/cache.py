@@ -194,7 +194,7 @@ class Cache:
                     content = work / "t"
                     content.mkdir()
                     record = build(content)
-                    from toolfetch.unpack import make_read_only
+                    from toolfetch.trees import make_read_only
 
                     make_read_only(content)
                     dest.parent.mkdir(parents=True, exist_ok=True)

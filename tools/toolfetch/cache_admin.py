@@ -157,7 +157,7 @@ def _hash_file(path: Path) -> str:
 def verify(cache: Cache) -> list[tuple[str, Digest, str]]:
     """Every bad entry as (kind, digest, why)."""
     from toolfetch.gc import _digests_under
-    from toolfetch.unpack import tree_digest
+    from toolfetch.trees import tree_digest
 
     bad: list[tuple[str, Digest, str]] = []
     for digest, path in _digests_under(cache.blobs):

@@ -146,7 +146,8 @@ class Fetcher:
         self.sources.first_success(ref, what, attempt)
 
     def _build_tree(self, want: Want) -> None:
-        from toolfetch.unpack import tree_digest, unpack_layer
+        from toolfetch.trees import tree_digest
+        from toolfetch.unpack import unpack_layer
 
         def build(dest: Path) -> dict[str, Any]:
             for layer in want.entry.layers:

@@ -154,7 +154,8 @@ def _place_file(blob: Path, output: Path, title: str, what: str) -> Path:
 
 def _unpack_into(blob: Path, tree: Path, output: Path, desc: Descriptor,
                  what: str) -> list[Path]:
-    from toolfetch.unpack import detect_format, make_writable, unpack_layer
+    from toolfetch.trees import make_writable
+    from toolfetch.unpack import detect_format, unpack_layer
 
     with blob.open("rb") as f:
         fmt = detect_format(desc.media_type, None, f.read(512))

@@ -24,14 +24,12 @@ from __future__ import annotations
 import contextlib
 import errno
 import gzip
-import hashlib
-import json
 import os
 import stat
 import sys
 import tarfile
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, cast
 
@@ -444,72 +442,3 @@ def _zstd_reader(raw: IO[bytes], what: str) -> Callable[[int], bytes]:
                          "(pip install 'toolfetch[zstd]')") from e
     reader = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
     return reader.read
-
-
-def _walk(root: Path) -> Iterator[tuple[str, os.stat_result, str]]:
-    stack = [("", str(root))]
-    while stack:
-        prefix, directory = stack.pop()
-        with os.scandir(directory) as it:
-            for entry in it:
-                st = entry.stat(follow_symlinks=False)
-                yield prefix + entry.name, st, entry.path
-                if stat.S_ISDIR(st.st_mode):
-                    stack.append((prefix + entry.name + "/", entry.path))
-
-
-def _file_digest(path: str) -> str:
-    h = hashlib.sha256()
-    with open(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC), "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return f"sha256:{h.hexdigest()}"
-
-
-def tree_digest(root: Path) -> tuple[str, list[dict[str, str | int]]]:
-    """``sha256:…`` over the sorted entries, and the entries themselves.
-
-    Entries: files ``{path, type: "file", mode, digest, size}``, symlinks ``{path, type:
-    "symlink", mode: 0o777, target}``, directories ``{path, type: "dir"}`` (their mode is left
-    out: it changes when the tree is made read-only).  Paths are relative, ``/``-separated.
-    """
-    entries: list[dict[str, str | int]] = []
-    for rel, st, full in _walk(root):
-        if stat.S_ISREG(st.st_mode):
-            entries.append({"path": rel, "type": "file", "mode": stat.S_IMODE(st.st_mode),
-                            "digest": _file_digest(full), "size": st.st_size})
-        elif stat.S_ISLNK(st.st_mode):
-            entries.append({"path": rel, "type": "symlink", "mode": 0o777,
-                            "target": os.readlink(full)})
-        elif stat.S_ISDIR(st.st_mode):
-            entries.append({"path": rel, "type": "dir"})
-        else:
-            entries.append({"path": rel, "type": "other", "mode": stat.S_IMODE(st.st_mode)})
-    entries.sort(key=lambda e: str(e["path"]))
-    blob = json.dumps(entries, sort_keys=True, separators=(",", ":")).encode()
-    return f"sha256:{hashlib.sha256(blob).hexdigest()}", entries
-
-
-def make_read_only(root: Path) -> None:
-    """Files 0o555 (any x bit) or 0o444, directories 0o555, bottom-up; symlinks untouched."""
-    for dirpath, _dirs, files in os.walk(root, topdown=False):
-        for name in files:
-            path = os.path.join(dirpath, name)
-            st = os.lstat(path)
-            want = 0o555 if st.st_mode & 0o111 else 0o444
-            if stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) != want:
-                os.chmod(path, want)
-        os.chmod(dirpath, 0o555)
-
-
-def make_writable(root: Path) -> None:
-    """Directories 0o755 top-down so the tree can be deleted; file modes are left alone
-    (a raw file shares its inode with the read-only blob)."""
-    if not os.path.isdir(root) or os.path.islink(root):
-        return
-    os.chmod(root, 0o755)
-    for dirpath, dirs, _files in os.walk(root):
-        for name in dirs:
-            path = os.path.join(dirpath, name)
-            if not os.path.islink(path):
-                os.chmod(path, 0o755)
