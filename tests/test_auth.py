@@ -701,3 +701,19 @@ def test_no_secret_in_tracebacks(tr: TokenRegistry, tok_lock: Path,
     r = fetch(tok_lock, "priv", verbose=True)
     assert r.code == 1 and "Traceback" in r.err, r
     assert_no_secret(r.text)
+
+
+def test_scopes_are_normalised_and_coverage_is_by_action() -> None:
+    """Registries reorder actions (``push,pull``); one token must still serve both spellings."""
+    from toolfetch.transport import normalize_scopes, scopes_cover
+
+    assert normalize_scopes(["repository:a/b:push,pull", "repository:a/b:pull",
+                             "repository:c:pull"]) == frozenset(
+        {"repository:a/b:pull,push", "repository:c:pull"})
+    granted = normalize_scopes(["repository:a/b:pull,push"])
+    assert scopes_cover(granted, ["repository:a/b:pull"])
+    assert scopes_cover(granted, ["repository:a/b:push,pull"])
+    assert not scopes_cover(["repository:a/b:pull"], ["repository:a/b:push"])
+    assert not scopes_cover(granted, ["repository:other:pull"])
+    # A registry name with a port keeps its colon.
+    assert normalize_scopes(["repository:host:5000/x:pull"]) == {"repository:host:5000/x:pull"}

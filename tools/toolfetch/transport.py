@@ -27,7 +27,7 @@ import os
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from http.cookiejar import DefaultCookiePolicy
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -305,7 +305,7 @@ class Transport:
 
     # -- auth -----------------------------------------------------------------------------
     def _needed_scopes(self, host: str, scope: str) -> frozenset[str]:
-        return self._needed.get((host, scope)) or frozenset(scope.split())
+        return self._needed.get((host, scope)) or normalize_scopes(scope.split())
 
     def _authorization(self, host: str, scope: str) -> str | None:
         with self.lock:
@@ -315,7 +315,7 @@ class Transport:
             now = self.clock()
             best: str | None = None
             for (h, scopes), (token, expiry) in self._tokens.items():
-                if h == host and needed <= scopes and now < expiry:
+                if h == host and scopes_cover(scopes, needed) and now < expiry:
                     best = token  # the newest covering token wins
         return f"Bearer {best}" if best else None
 
@@ -324,11 +324,10 @@ class Transport:
         challenges = Challenge.parse_all(header)
         bearer = next((c for c in challenges if c.scheme == "bearer"), None)
         if bearer is not None:
-            needed = set(self._needed_scopes(host, scope))
-            needed.update(bearer.params.get("scope", "").split())
-            frozen = frozenset(needed)
+            frozen = normalize_scopes([*self._needed_scopes(host, scope),
+                                       *bearer.params.get("scope", "").split()])
             with self.lock:
-                if frozen != frozenset(scope.split()):  # e.g. error="insufficient_scope"
+                if frozen != normalize_scopes(scope.split()):  # e.g. insufficient_scope
                     self._needed[(host, scope)] = frozen
             with self._flight("token", host, *sorted(frozen)):
                 current = self._authorization(host, scope)
@@ -387,3 +386,32 @@ class Transport:
         with self.lock:
             self._tokens = {k: v for k, v in self._tokens.items() if v[1] > now}
             self._tokens[(host, scopes)] = (token, now + max(expires_in - margin, 0.0))
+
+
+def _parse_scopes(scopes: Iterable[str]) -> dict[tuple[str, str], set[str]]:
+    """``type:name:a,b`` scopes as {(type, name): actions}; the name may contain ``:``."""
+    merged: dict[tuple[str, str], set[str]] = {}
+    for scope in scopes:
+        head, sep, actions = scope.rpartition(":")
+        kind, _, name = head.partition(":")
+        if not sep or not name:
+            merged.setdefault((scope, ""), set())
+            continue
+        merged.setdefault((kind, name), set()).update(a for a in actions.split(",") if a)
+    return merged
+
+
+def normalize_scopes(scopes: Iterable[str]) -> frozenset[str]:
+    """One canonical spelling per resource: ``repository:a:push,pull`` and
+    ``repository:a:pull`` become ``repository:a:pull,push`` (registries reorder actions)."""
+    out = set()
+    for (kind, name), actions in _parse_scopes(scopes).items():
+        out.add(f"{kind}:{name}:{','.join(sorted(actions))}" if name else kind)
+    return frozenset(out)
+
+
+def scopes_cover(have: Iterable[str], need: Iterable[str]) -> bool:
+    """Whether a token granted ``have`` allows every action of ``need``."""
+    granted = _parse_scopes(have)
+    return all(actions <= granted.get(key, set()) and key in granted
+               for key, actions in _parse_scopes(need).items())
