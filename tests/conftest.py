@@ -20,6 +20,12 @@ if _HERE not in sys.path:
 
 import ocitest  # noqa: E402
 
+# The console script `toolfetch` (tests and Buck2/Bazel fetch actions run it) sits beside this
+# interpreter; put it first on PATH also when pytest runs without tools/test or an active venv.
+_BIN = os.path.dirname(sys.executable)
+if os.environ.get("PATH", "").split(os.pathsep)[0] != _BIN:
+    os.environ["PATH"] = _BIN + os.pathsep + os.environ.get("PATH", "")
+
 atexit.register(ocitest.stop_all_registries)
 
 REGISTRY_FIXTURES = frozenset({"registry", "fresh_registry", "make_registry", "need_registry"})

@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from toolfetch import hitpath
 from toolfetch import platform as tf_platform
 
 sl = pytest.importorskip("starlark", reason="starlark-pyo3 is not installed")
@@ -290,7 +291,7 @@ def test_host_platform_detection(harness: Harness, os_name: str, machine: str, w
 
 
 def test_machine_table_agrees_with_platform_py(harness: Harness) -> None:
-    for machine, (arch, variant) in tf_platform._MACHINE_TO_ARCH.items():
+    for machine, (arch, variant) in hitpath.MACHINE_TO_ARCH.items():
         want = f"linux/{arch}/{variant}" if variant else f"linux/{arch}"
         assert harness.call(":platforms.bzl", "oci_platform", "linux", machine) == want
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from toolfetch import platform as tfplatform
+from toolfetch import hitpath
 from toolfetch.errors import NotFoundError, UsageError
 from toolfetch.manifest import OCI_INDEX, OCI_MANIFEST, Manifest
 from toolfetch.platform import (
@@ -61,8 +61,8 @@ def test_malformed_platforms(text: str) -> None:
 def test_host_detection_maps_uname(
     monkeypatch: pytest.MonkeyPatch, sys_platform: str, machine: str, expected: str
 ) -> None:
-    monkeypatch.setattr(tfplatform.sys, "platform", sys_platform)
-    monkeypatch.setattr(tfplatform._stdlib_platform, "machine", lambda: machine)
+    monkeypatch.setattr(hitpath.sys, "platform", sys_platform)
+    monkeypatch.setattr(hitpath, "machine", lambda: machine.lower())
     assert str(host_platform()) == expected
 
 

@@ -26,6 +26,7 @@ from typing import Any, BinaryIO
 
 from toolfetch.digest import Digest
 from toolfetch.errors import ToolfetchError, UsageError
+from toolfetch.hitpath import cache_root
 
 LAYOUT_VERSION = 1
 CACHEDIR_TAG = (
@@ -36,14 +37,8 @@ CACHEDIR_TAG = (
 
 
 def default_root(cli_value: str | None = None) -> Path:
-    if cli_value:
-        return Path(cli_value).expanduser().absolute()
-    env = os.environ.get("TOOLFETCH_CACHE_DIR")
-    if env:
-        return Path(env).expanduser().absolute()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg) if xdg else Path.home() / ".cache"
-    return (base / "toolfetch").absolute()
+    """The cache root (the rule lives in :func:`toolfetch.hitpath.cache_root`)."""
+    return Path(cache_root(cli_value))
 
 
 def _sharded(base: Path, digest: Digest) -> Path:

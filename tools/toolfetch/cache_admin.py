@@ -18,7 +18,7 @@ Command = Callable[[str, str], argparse.ArgumentParser]
 
 
 def register(command: Command) -> None:
-    from toolfetch.cli import add_global_options
+    from toolfetch.parser import add_global_options
 
     p = command("cache", "cache management: path, info, gc, verify")
     sub = p.add_subparsers(dest="cache_command", metavar="ACTION")

@@ -1,134 +1,58 @@
 """Command line. The only module that prints errors and exits.
 
-Heavy modules (requests, yaml, jsonschema) are imported inside the commands that need them,
-so the cache-hit path of ``which`` and ``run`` stays fast.
+A cache hit of ``which``/``run`` is served by :mod:`toolfetch.hitpath` before anything else
+is imported (not even argparse or logging). Heavy modules (requests, yaml, jsonschema) are
+imported inside the commands that need them.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import logging
 import os
 import sys
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any, NoReturn
 
-from toolfetch import __version__
+from toolfetch import hitpath
 from toolfetch.errors import MultipleErrors, ToolfetchError, UsageError
 
-log = logging.getLogger("toolfetch")
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING (mypy knows the name) without importing typing
+if TYPE_CHECKING:
+    import argparse
+    import logging
+    from collections.abc import Callable
+    from pathlib import Path
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        sys.stderr.write(f"error: {message}\n")
-        raise SystemExit(2)
+def _log() -> logging.Logger:
+    import logging
+
+    return logging.getLogger("toolfetch")
 
 
 def repo_root(start: Path | None = None) -> Path:
     """The nearest parent holding ``.git``, else the current directory."""
-    here = (start or Path.cwd()).absolute()
-    for candidate in (here, *here.parents):
-        if (candidate / ".git").exists():
-            return candidate
-    return here
+    from pathlib import Path
+
+    return Path(hitpath.repo_root(str(start) if start else None))
 
 
 def default_lockfile() -> Path:
-    return repo_root() / "lockfiles" / "tools.lock.json"
+    from pathlib import Path
 
-
-def add_global_options(p: argparse.ArgumentParser, suppress: bool) -> None:
-    d: dict[str, Any] = {"default": argparse.SUPPRESS} if suppress else {}
-    p.add_argument("--cache-dir", metavar="DIR", help="cache root (default: $TOOLFETCH_CACHE_DIR, "
-                   "$XDG_CACHE_HOME/toolfetch or ~/.cache/toolfetch)", **d)
-    p.add_argument("-v", "--verbose", action="count", help="more output", **(
-        d if suppress else {"default": 0}))
-    p.add_argument("-q", "--quiet", action="store_true", help="only errors", **d)
-    p.add_argument("--no-progress", action="store_true", help="no progress bars", **d)
-
-
-def _lockfile_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--lockfile", type=Path, metavar="F",
-                   help="default: lockfiles/tools.lock.json at the repository root")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="toolfetch", description="Hermetic, OCI-native tool fetcher.")
-    parser.add_argument("--version", action="version", version=f"toolfetch {__version__}")
-    add_global_options(parser, suppress=False)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    sub.required = True
-
-    def command(name: str, help_text: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        add_global_options(p, suppress=True)
-        return p
-
-    p = command("lock", "resolve tools.yaml references into the lockfile")
-    p.add_argument("--config", type=Path, metavar="F",
-                   help="default: tools.yaml beside the lockfile")
-    _lockfile_arg(p)
-    p.add_argument("--check", action="store_true", help="write nothing; exit 7 if out of date")
-    p.add_argument("--upgrade", action="store_true", help="move tools with a `version` "
-                   "constraint to the highest matching tag (prints old -> new)")
-    p.add_argument("--jobs", type=int, default=8, metavar="N")
-    p.add_argument("tools", nargs="*", metavar="TOOL")
-
-    p = command("fetch", "make locked tools present in the cache")
-    _lockfile_arg(p)
-    p.add_argument("tools", nargs="*", metavar="TOOL")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--platform", metavar="OS/ARCH", help="default: this host")
-    g.add_argument("--all-platforms", action="store_true")
-    p.add_argument("--offline", action="store_true", help="never touch the network (exit 6 if "
-                   "something is missing)")
-    p.add_argument("--jobs", type=int, default=4, metavar="N", help="parallel downloads")
-    p.add_argument("--output", type=Path, metavar="DIR", help="also materialise the (single) "
-                   "tool's tree into DIR by hardlinks or copies (for build-system shims)")
-    p.add_argument("--json", action="store_true", help="print what was fetched as JSON")
-
-    p = command("which", "print the absolute path of a tool's executable")
-    _lockfile_arg(p)
-    p.add_argument("tool", metavar="TOOL")
-    p.add_argument("--platform", metavar="OS/ARCH")
-    p.add_argument("--offline", action="store_true")
-    p.add_argument("--json", action="store_true")
-
-    p = command("run", "run a tool (its exit code passes through)")
-    _lockfile_arg(p)
-    p.add_argument("--offline", action="store_true")
-    p.add_argument("tool", metavar="TOOL")
-    p.add_argument("args", nargs=argparse.REMAINDER, metavar="-- ARGS")
-
-    p = command("bootstrap", "fetch every tool for this host and write launchers")
-    _lockfile_arg(p)
-    p.add_argument("--bin-dir", type=Path, default=Path("bin"), metavar="DIR")
-    p.add_argument("--offline", action="store_true")
-    p.add_argument("--jobs", type=int, default=4, metavar="N")
-
-    from toolfetch import cache_admin, commands, login
-
-    cache_admin.register(command)
-    commands.register(command)
-    login.register(command)
-    return parser
+    return Path(hitpath.default_lockfile())
 
 
 def _setup_logging(verbose: int, quiet: bool) -> None:
+    import logging
+
+    class _Formatter(logging.Formatter):
+        def format(self, record: logging.LogRecord) -> str:
+            return f"{record.levelname.lower()}: {record.getMessage()}"
+
+    log = _log()
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_Formatter())
     log.addHandler(handler)
     log.propagate = False
     log.setLevel(logging.ERROR if quiet else logging.DEBUG if verbose else logging.WARNING)
-
-
-class _Formatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        return f"{record.levelname.lower()}: {record.getMessage()}"
 
 
 def _print_error(e: BaseException, verbose: int) -> None:
@@ -151,6 +75,16 @@ def _print_error(e: BaseException, verbose: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    served = hitpath.try_hit(argv)
+    if served is not None:
+        return served
+    return full_main(argv)
+
+
+def full_main(argv: list[str]) -> int:
+    """Every command, validated by argparse (the path when the hit path did not serve)."""
+    from toolfetch.parser import build_parser
+
     parser = build_parser()
     args = parser.parse_args(argv)
     verbose = getattr(args, "verbose", 0) or 0
@@ -224,6 +158,7 @@ def cmd_lock(args: argparse.Namespace) -> int:
                   else f"{tool}: {new} (up to date)")
         return 0
     _, changed = run_lock(config, lockfile, args.tools, args.check, args.jobs, _progress(args))
+    log = _log()
     if args.check:
         log.info("%s is up to date", lockfile)
     elif changed:
@@ -254,10 +189,12 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     if args.json:
         out = [{"tool": w.tool, "platform": w.key, "tree": str(t),
                 "path": str(t / w.entry.path)} for w, t in trees.items()]
+        import json
+
         print(json.dumps(out, indent=2))
     else:
         for w, t in trees.items():
-            log.debug("%s: %s", w.what, t)
+            _log().debug("%s: %s", w.what, t)
     return 0
 
 
@@ -288,10 +225,7 @@ def _locate(args: argparse.Namespace, platform_text: str | None) -> tuple[Path, 
 
 def cmd_which(args: argparse.Namespace) -> int:
     exe, tree, key = _locate(args, args.platform)
-    if args.json:
-        print(json.dumps({"tool": args.tool, "platform": key, "path": str(exe), "tree": tree}))
-    else:
-        print(exe)
+    print(hitpath.which_output(args.tool, key, str(exe), tree, args.json))
     return 0
 
 

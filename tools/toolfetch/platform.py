@@ -1,33 +1,17 @@
 """OCI platform strings, host detection, index matching, build-system constraints.
 
 One spelling everywhere: ``os/arch[/variant]`` (``linux/amd64``, ``linux/arm/v7``).
-This module is on the cache-hit path: standard library only.
+Standard library only. The ``uname`` table lives in :mod:`toolfetch.hitpath`, which the
+cache-hit path uses without importing this module.
 """
 
 from __future__ import annotations
 
-import platform as _stdlib_platform
-import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from toolfetch.errors import NotFoundError, UsageError
-
-# uname machine -> OCI (arch, variant)
-_MACHINE_TO_ARCH: dict[str, tuple[str, str]] = {
-    "x86_64": ("amd64", ""),
-    "amd64": ("amd64", ""),
-    "aarch64": ("arm64", ""),
-    "arm64": ("arm64", ""),
-    "armv7l": ("arm", "v7"),
-    "armv6l": ("arm", "v6"),
-    "i386": ("386", ""),
-    "i686": ("386", ""),
-    "ppc64le": ("ppc64le", ""),
-    "s390x": ("s390x", ""),
-    "riscv64": ("riscv64", ""),
-}
-_SYS_TO_OS = {"linux": "linux", "darwin": "darwin", "win32": "windows", "cygwin": "windows"}
+from toolfetch.hitpath import host_parts
 
 # The one mapping table: OCI os/arch -> (Bazel @platforms, Buck2 prelude) constraints.
 # rules/bazel/platforms.bzl and rules/buck2/platforms.bzl mirror it; a test keeps them equal.
@@ -97,11 +81,8 @@ class Platform:
 
 
 def host_platform() -> Platform:
-    """The platform this process runs on, mapped from ``uname``."""
-    os_name = _SYS_TO_OS.get(sys.platform, sys.platform)
-    machine = _stdlib_platform.machine().lower()
-    arch, variant = _MACHINE_TO_ARCH.get(machine, (machine, ""))
-    return Platform(os_name, arch, variant)
+    """The platform this process runs on, mapped from ``uname`` (see :mod:`toolfetch.hitpath`)."""
+    return Platform(*host_parts())
 
 
 def select_platform(wanted: Platform, offered: Iterable[Platform], what: str) -> int:
