@@ -452,3 +452,47 @@ def test_make_read_only_and_writable(dest: Path) -> None:
     assert mode_of(dest / "doc/a.txt") == 0o444
     shutil.rmtree(dest)
     make_writable(dest)  # a missing tree is fine
+
+
+def test_unpacking_records_digests_so_the_tree_digest_reads_nothing_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every file written (tar, zip, hardlinked raw, later layers replacing earlier files) is
+    hashed while written; the tree digest then equals a full re-read without opening a file."""
+    import hashlib
+
+    import toolfetch.trees as trees
+
+    tree = tmp_path / "tmp/tree"
+    tree.mkdir(parents=True)
+    known: dict[str, tuple[int, str]] = {}
+    raw = tmp_path / "rawblob"
+    raw.write_bytes(b"\x7fELF raw")
+    raw.chmod(0o444)
+    raw_digest = "sha256:" + hashlib.sha256(b"\x7fELF raw").hexdigest()
+    unpack_layer(raw, "raw", tree, title="bin/raw", what=WHAT, known=known, digest=raw_digest)
+    unpack(tree, make_tar(m("bin/tool", b"v1", mode=0o755), m("doc/a.txt", b"a"),
+                          m("doc/link", kind=tarfile.LNKTYPE, link="doc/a.txt")), known=known)
+    # a later layer replaces bin/tool and turns doc/a.txt into a symlink
+    unpack(tree, make_tar(m("bin/tool", b"v2", mode=0o755),
+                          m("doc/a.txt", kind=tarfile.SYMTYPE, link="link")), known=known)
+    unpack(tree, make_zip(zentry("z/in-zip", b"zipped")), "zip", known=known)
+    assert set(known) == {"bin/raw", "bin/tool", "doc/link", "z/in-zip"}
+    full = tree_digest(tree)
+    monkeypatch.setattr(trees, "_file_digest", lambda path: pytest.fail(f"re-read {path}"))
+    assert tree_digest(tree, known) == full
+    files = {f["path"]: f for f in full[1]}
+    assert files["bin/tool"]["digest"] == "sha256:" + hashlib.sha256(b"v2").hexdigest()
+    assert files["doc/link"]["digest"] == "sha256:" + hashlib.sha256(b"a").hexdigest()
+    assert files["bin/raw"]["digest"] == raw_digest
+
+
+def test_a_recorded_digest_whose_inode_changed_is_not_trusted(tmp_path: Path) -> None:
+    tree = tmp_path / "tmp/tree"
+    tree.mkdir(parents=True)
+    known: dict[str, tuple[int, str]] = {}
+    unpack(tree, make_tar(m("f", b"original")), known=known)
+    os.link(tree / "f", tmp_path / "keep")  # the old inode stays allocated: no reuse
+    (tree / "f").unlink()
+    (tree / "f").write_bytes(b"swapped behind the unpacker's back")
+    assert tree_digest(tree, known) == tree_digest(tree)

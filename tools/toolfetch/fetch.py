@@ -150,15 +150,16 @@ class Fetcher:
         from toolfetch.unpack import unpack_layer
 
         def build(dest: Path) -> dict[str, Any]:
+            known: dict[str, tuple[int, str]] = {}
             for layer in want.entry.layers:
                 if not self.cache.has_blob(layer.digest):  # gc took it meanwhile: fetch again
                     self._fetch_blob(want, layer, Progress("", 0, False))
                 what = f"layer {layer.digest.short} ({layer.title or layer.unpack}) of {want.what}"
                 unpack_layer(self.cache.blob_path(layer.digest), layer.unpack, dest,
                              title=layer.title, what=what,
-                             executable=want.entry.path,
-                             max_bytes=None)
-            digest, files = tree_digest(dest)
+                             executable=want.entry.path, known=known,
+                             digest=str(layer.digest))
+            digest, files = tree_digest(dest, known)
             return {"manifest": str(want.entry.manifest), "tree": digest, "files": files,
                     "layers": [str(layer.digest) for layer in want.entry.layers],
                     "ref": want.entry.ref}

@@ -6,7 +6,7 @@ import hashlib
 import json
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 _CHUNK = 1 << 20
@@ -32,8 +32,12 @@ def _file_digest(path: str) -> str:
     return f"sha256:{h.hexdigest()}"
 
 
-def tree_digest(root: Path) -> tuple[str, list[dict[str, str | int]]]:
+def tree_digest(root: Path, known: Mapping[str, tuple[int, str]] | None = None
+                ) -> tuple[str, list[dict[str, str | int]]]:
     """``sha256:…`` over the sorted entries, and the entries themselves.
+
+    ``known`` maps relative paths to the (inode, digest) unpacking computed while writing
+    them; a file whose inode still matches is not read again (one pass over the bytes).
 
     Entries: files ``{path, type: "file", mode, digest, size}``, symlinks ``{path, type:
     "symlink", mode: 0o777, target}``, directories ``{path, type: "dir"}`` (their mode is left
@@ -42,8 +46,10 @@ def tree_digest(root: Path) -> tuple[str, list[dict[str, str | int]]]:
     entries: list[dict[str, str | int]] = []
     for rel, st, full in _walk(root):
         if stat.S_ISREG(st.st_mode):
+            seen = (known or {}).get(rel)
+            digest = seen[1] if seen is not None and seen[0] == st.st_ino else _file_digest(full)
             entries.append({"path": rel, "type": "file", "mode": stat.S_IMODE(st.st_mode),
-                            "digest": _file_digest(full), "size": st.st_size})
+                            "digest": digest, "size": st.st_size})
         elif stat.S_ISLNK(st.st_mode):
             entries.append({"path": rel, "type": "symlink", "mode": 0o777,
                             "target": os.readlink(full)})

@@ -24,12 +24,13 @@ from __future__ import annotations
 import contextlib
 import errno
 import gzip
+import hashlib
 import os
 import stat
 import sys
 import tarfile
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from pathlib import Path
 from typing import IO, Any, cast
 
@@ -49,6 +50,10 @@ _SYMLINK_ERRNOS = (errno.ELOOP, errno.ENOTDIR, errno.EMLINK)
 _NO_LINK_ERRNOS = (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP)
 _META_TYPES = (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE,
                tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE)
+# What unpacking wrote: relative path -> (inode, "sha256:…") of each regular file, so the tree
+# digest needs no second pass over the bytes (see trees.tree_digest).
+Known = MutableMapping[str, tuple[int, str]]
+
 _MEDIA_SUFFIXES = (
     (("tar+gzip", "tar.gzip", "tar+gz"), "tar+gzip"),
     (("tar+zstd", "tar.zstd"), "tar+zstd"),
@@ -169,8 +174,10 @@ class _Counted:
 class _Tree:
     """Creates members under ``dest`` without following symlinks; tracks this layer's names."""
 
-    def __init__(self, dest: Path, what: str, exe: tuple[str, ...] | None, limit: int) -> None:
+    def __init__(self, dest: Path, what: str, exe: tuple[str, ...] | None, limit: int,
+                 known: Known | None = None) -> None:
         self.dest, self.what, self.exe, self.limit, self.used = dest, what, exe, limit, 0
+        self.known: Known = known if known is not None else {}
         self.kinds: dict[tuple[str, ...], str] = {}
         self.tarinfo: tarfile.TarInfo | None = None  # checked by tarfile.data_filter too
         self.root_fd = os.open(dest, _DIR_FLAGS)
@@ -233,6 +240,7 @@ class _Tree:
             os.close(fd)
             raise
         self.kinds[parts] = kind
+        self.known.pop("/".join(parts), None)  # whatever an earlier layer wrote here is gone
         return fd, name
 
     def add_dir(self, parts: tuple[str, ...], member: str) -> None:
@@ -249,6 +257,7 @@ class _Tree:
             raise self._too_big(member)
         fd, name = self._prepare(parts, "file", member)
         perm = 0o555 if mode & 0o111 or parts == self.exe else 0o444
+        digest = hashlib.sha256()  # hashed while written: the tree digest reads nothing back
         try:
             with open(os.open(name, _FILE_FLAGS, 0o600, dir_fd=fd), "wb") as out:
                 while True:
@@ -263,7 +272,10 @@ class _Tree:
                     if self.used > self.limit:
                         raise self._too_big(member)
                     out.write(chunk)
+                    digest.update(chunk)
                 os.fchmod(out.fileno(), perm)
+                self.known["/".join(parts)] = (os.fstat(out.fileno()).st_ino,
+                                               f"sha256:{digest.hexdigest()}")
         finally:
             os.close(fd)
 
@@ -304,6 +316,8 @@ class _Tree:
             fd, name = self._prepare(parts, "link", member)
             try:
                 os.link(tparts[-1], name, src_dir_fd=tfd, dst_dir_fd=fd, follow_symlinks=False)
+                if "/".join(tparts) in self.known:
+                    self.known["/".join(parts)] = self.known["/".join(tparts)]
             finally:
                 os.close(fd)
         finally:
@@ -370,10 +384,11 @@ def _unpack_zip(tree: _Tree, blob: Path) -> None:
         raise IntegrityError(f"{tree.what}: not a valid zip archive: {e}") from e
 
 
-def _place_raw(blob: Path, dest: Path, title: str, what: str, exe: tuple[str, ...] | None) -> None:
+def _place_raw(blob: Path, dest: Path, title: str, what: str, exe: tuple[str, ...] | None,
+               known: Known | None, digest: str | None) -> None:
     parts = tuple(title.split("/"))
     mode = 0o555 if parts == exe else 0o444
-    tree = _Tree(dest, what, exe, sys.maxsize)
+    tree = _Tree(dest, what, exe, sys.maxsize, known)
     try:
         st = os.stat(blob)
         # Link unless that would change the mode of an inode another tree already shares.
@@ -383,6 +398,8 @@ def _place_raw(blob: Path, dest: Path, title: str, what: str, exe: tuple[str, ..
                 os.link(blob, name, dst_dir_fd=fd)
                 if stat.S_IMODE(st.st_mode) != mode:
                     os.chmod(name, mode, dir_fd=fd)
+                if digest is not None:  # the blob was verified against it when stored
+                    tree.known[title] = (st.st_ino, digest)
                 return
             except OSError as e:
                 if e.errno not in _NO_LINK_ERRNOS:
@@ -397,8 +414,13 @@ def _place_raw(blob: Path, dest: Path, title: str, what: str, exe: tuple[str, ..
 
 
 def unpack_layer(blob: Path, fmt: str, dest: Path, *, title: str | None, what: str,
-                 executable: str | None = None, max_bytes: int | None = None) -> None:
-    """Unpack one layer blob into the existing directory ``dest`` (see the module doc)."""
+                 executable: str | None = None, max_bytes: int | None = None,
+                 known: Known | None = None, digest: str | None = None) -> None:
+    """Unpack one layer blob into the existing directory ``dest`` (see the module doc).
+
+    ``known`` (shared by the layers of one tree) collects the inode and digest of every file
+    written; ``digest`` is the verified digest of ``blob``, used for a hardlinked raw layer.
+    """
     if fmt not in UNPACK_FORMATS:
         raise UsageError(f"{what}: unknown unpack format {fmt!r} (one of {UNPACK_FORMATS})")
     limit = max_bytes if max_bytes is not None else max_unpack_bytes()
@@ -414,9 +436,9 @@ def unpack_layer(blob: Path, fmt: str, dest: Path, *, title: str | None, what: s
                 name = check_title(title)
             except UsageError as e:
                 raise UsageError(f"{what}: {e}") from e
-            _place_raw(blob, dest, name, what, exe)
+            _place_raw(blob, dest, name, what, exe, known, digest)
             return
-        tree = _Tree(dest, what, exe, limit)
+        tree = _Tree(dest, what, exe, limit, known)
         try:
             if fmt == "zip":
                 _unpack_zip(tree, blob)
