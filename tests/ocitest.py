@@ -149,11 +149,45 @@ def _registry_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.upper().startswith("REGISTRY_")}
 
 
-def session() -> requests.Session:
-    """A requests session that ignores proxy variables and ~/.netrc."""
+def session(verify: bool = True) -> requests.Session:
+    """A requests session that ignores proxy variables and ~/.netrc (``verify=False``: for a
+    self-signed test registry, without InsecureRequestWarning noise)."""
     s = requests.Session()
     s.trust_env = False
+    if not verify:
+        import urllib3
+
+        urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+        s.verify = False
     return s
+
+
+def self_signed_cert(directory: Path, ip: str) -> tuple[Path, Path]:
+    """A throwaway certificate (and key) for ``ip``, as PEM files in ``directory``."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ocitest")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(
+                ipaddress.ip_address(ip))]), critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = directory / "tls.crt", directory / "tls.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
 
 
 _live: set[Registry] = set()
@@ -191,6 +225,7 @@ class Registry:
         proxy_auth: tuple[str, str] | None = None,
         token_auth: Mapping[str, Any] | None = None,
         extra_config: Mapping[str, Any] | None = None,
+        tls: bool = False,
         start: bool = True,
         startup_timeout: float = 20.0,
     ) -> None:
@@ -219,6 +254,9 @@ class Registry:
         self.proxy_auth = proxy_auth
         self.token_auth = dict(token_auth) if token_auth is not None else None
         self.extra_config = dict(extra_config or {})
+        self.tls = tls
+        if tls:
+            self.cert_path, self.key_path = self_signed_cert(self.dir, "127.0.0.1")
         self.startup_timeout = startup_timeout
         self.proc: subprocess.Popen[bytes] | None = None
         self._log_file: Any = None
@@ -234,8 +272,8 @@ class Registry:
 
     @property
     def url(self) -> str:
-        """``http://127.0.0.1:PORT``."""
-        return f"http://{self.host}"
+        """``http://127.0.0.1:PORT`` (``https://`` with ``tls=True``)."""
+        return f"{'https' if self.tls else 'http'}://{self.host}"
 
     @property
     def auth(self) -> tuple[str, str] | None:
@@ -268,6 +306,8 @@ class Registry:
                 "headers": {"X-Content-Type-Options": ["nosniff"]},
             },
         }
+        if self.tls:
+            cfg["http"]["tls"] = {"certificate": str(self.cert_path), "key": str(self.key_path)}
         if self.users:
             htpasswd_path = self.dir / "htpasswd"
             lines = []
@@ -344,7 +384,7 @@ class Registry:
         )
         with _live_lock:
             _live.add(self)
-        s = session()
+        s = session(verify=not self.tls)
         try:
             while True:
                 if self.proc.poll() is not None:
@@ -449,7 +489,7 @@ class Registry:
         elif auth is False:
             auth = None
         kw.setdefault("timeout", HTTP_TIMEOUT)
-        with session() as s:
+        with session(verify=not self.tls) as s:
             return s.request(method, url, auth=auth, **kw)
 
 

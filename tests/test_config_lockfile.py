@@ -17,8 +17,8 @@ import pytest
 
 from toolfetch.config import Config, PlatformSpec
 from toolfetch.digest import Digest
-from toolfetch.errors import NotFoundError, UsageError
-from toolfetch.lockfile import Lockfile
+from toolfetch.errors import NotFoundError, ToolfetchError, UsageError
+from toolfetch.lockfile import Lockfile, validating
 from toolfetch.platform import Platform
 from toolfetch.schema import load_schema
 
@@ -327,6 +327,48 @@ def test_schema_only_errors(tmp_path: Path, mutate: Mutation, where: str) -> Non
     with pytest.raises(UsageError) as exc:
         Lockfile.load(path)
     assert str(exc.value).startswith(f"{path}: {where}: "), str(exc.value)
+
+
+@pytest.mark.parametrize(("mutate", "where"), [
+    (_set([*AMD, "layers", 0, "unpack"], "rar"), f"{AMD_J}.layers[0].unpack"),
+    (_set(["tools", "bad name"], {"platforms": {"*": entry("x")}}), "$.tools"),
+])
+def test_validating_reports_schema_errors_on_leaving_the_block(
+    tmp_path: Path, mutate: Mutation, where: str
+) -> None:
+    """The fetch runs while jsonschema validates; leaving the block raises the schema's error,
+    which also replaces any error of the block (the invalid lockfile explains it best)."""
+    data = copy.deepcopy(good_lock())
+    mutate(data)
+    path = write_json(tmp_path / "tools.lock.json", data)
+    ran = []
+    with pytest.raises(UsageError) as exc, validating(path) as lockfile:
+        ran.append(sorted(lockfile.tools))
+    assert ran and "protoc" in ran[0]
+    assert str(exc.value).startswith(f"{path}: {where}: ")
+    with pytest.raises(UsageError) as exc, validating(path):
+        raise NotFoundError("the block's own failure")
+    assert str(exc.value).startswith(f"{path}: {where}: ")
+    assert isinstance(exc.value.__cause__, NotFoundError)
+
+
+def test_validating_a_good_lockfile_keeps_the_blocks_own_error(tmp_path: Path) -> None:
+    path = write_json(tmp_path / "tools.lock.json", good_lock())
+    with validating(path) as lockfile:
+        assert lockfile.tools == Lockfile.load(path).tools
+    with pytest.raises(NotFoundError, match="own failure"), validating(path):
+        raise NotFoundError("own failure")
+
+
+def test_validating_refuses_what_the_hand_checks_refuse_before_the_block(tmp_path: Path) -> None:
+    data = copy.deepcopy(good_lock())
+    _set([*AMD, "path"], "/bin/sh")(data)
+    path = write_json(tmp_path / "tools.lock.json", data)
+    entered = []
+    with pytest.raises(ToolfetchError) as exc, validating(path):
+        entered.append(True)
+    assert not entered
+    assert str(exc.value).startswith(f"{path}: {AMD_J}.path: ")  # the schema's wording
 
 
 @pytest.mark.parametrize(("content", "needle"), [(None, "not found"),

@@ -101,3 +101,44 @@ def test_verify_manifest_bytes() -> None:
         verify_manifest_bytes(raw + b" ", Digest.of_bytes(raw), "m")
     with pytest.raises(IntegrityError, match="larger than"):
         verify_manifest_bytes(b" " * (MAX_MANIFEST_BYTES + 1), None, "m")
+
+
+@pytest.fixture
+def pipelined(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hash on the helper thread even for the small test data."""
+    import toolfetch.digest as digest_module
+
+    monkeypatch.setattr(digest_module, "PIPELINE_MIN_BYTES", 1)
+
+
+def _hashers() -> list[object]:
+    import threading
+
+    return [t for t in threading.enumerate() if t.name == "sha256"]
+
+
+@pytest.mark.usefixtures("pipelined")
+def test_pipelined_hashing_verifies_the_same_and_ends_its_thread() -> None:
+    with StreamVerifier(Digest(HEX), len(DATA), "blob") as v:
+        assert len(_hashers()) == 1
+        _stream(v, DATA, chunk=3)
+    assert _hashers() == []
+    altered = bytes([DATA[0] ^ 1]) + DATA[1:]
+    with pytest.raises(IntegrityError, match="digest mismatch"), \
+            StreamVerifier(Digest(HEX), len(DATA), "blob") as v:
+        _stream(v, altered)
+    assert _hashers() == []
+
+
+@pytest.mark.usefixtures("pipelined")
+def test_an_abandoned_or_restarted_stream_ends_its_thread() -> None:
+    with pytest.raises(IntegrityError, match="more than the declared"), \
+            StreamVerifier(Digest(HEX), len(DATA), "blob") as v:
+        v.update(DATA + b"!")
+    assert _hashers() == []
+    with StreamVerifier(Digest(HEX), len(DATA), "blob") as v:
+        v.update(b"garbage from a server that ignored Range")
+        v.reset()
+        assert v.received == 0 and len(_hashers()) == 1
+        _stream(v, DATA)
+    assert _hashers() == []

@@ -262,6 +262,23 @@ def test_malformed_lockfile(ws: Workspace) -> None:
     assert_error(r, 2, str(ws.lockfile), "$.tools.t.platforms.linux/amd64")
 
 
+def test_a_lockfile_only_the_schema_refuses_fails_the_fetch_with_2(
+        registry: Registry, unique_repo: str, ws: Workspace, cache_dir: Path) -> None:
+    """The schema runs beside the download; its verdict still decides the exit code, and no
+    tree of a refused lockfile is made."""
+    art = ocitest.oras_artifact({"any": script("any")})
+    ocitest.push_artifact(registry, unique_repo, "1", art)
+    ws.lock({"tools": {"any": {"ref": registry.ref(unique_repo, "1")}}})
+    data = ws.data()
+    data["tools"]["any"]["platforms"]["*"]["layers"][0]["unpack"] = "rar"
+    data["tools"]["any"]["comment"] = "not in the schema"
+    ws.lockfile.write_text(json.dumps(data))
+    for command in (["fetch"], ["which", "any"], ["run", "any"]):
+        r = ws.tf(*command)
+        assert_error(r, 2, str(ws.lockfile), "$.tools.any")
+    assert cache_trees(cache_dir) == {}
+
+
 def test_concurrent_fetches_share_the_cache(registry: Registry, unique_repo: str,
                                             ws: Workspace, cache_dir: Path) -> None:
     import subprocess

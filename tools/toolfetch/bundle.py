@@ -107,12 +107,11 @@ class Exporter:
 
 
 def _copy_verified(src: Path, out: BinaryIO, digest: Digest, size: int, what: str) -> None:
-    verifier = StreamVerifier(digest, size, what)
-    with src.open("rb") as f:
+    with StreamVerifier(digest, size, what) as verifier, src.open("rb") as f:
         while chunk := f.read(1 << 20):
             verifier.update(chunk)
             out.write(chunk)
-    verifier.finish()
+        verifier.finish()
 
 
 def _blobs_of(manifest: Manifest, what: str) -> list[Descriptor]:

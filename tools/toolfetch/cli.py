@@ -174,16 +174,16 @@ def _platform_arg(value: str | None):  # type: ignore[no-untyped-def]
 
 def cmd_fetch(args: argparse.Namespace) -> int:
     from toolfetch.fetch import Fetcher, materialize, plan
-    from toolfetch.lockfile import Lockfile
+    from toolfetch.lockfile import validating
 
-    lockfile = Lockfile.load(_lockfile_path(args))
-    platform = None if args.all_platforms else _platform_arg(args.platform)
     if args.output is not None and len(args.tools) != 1:
         raise UsageError("--output needs exactly one TOOL")
-    wants = plan(lockfile, args.tools, platform, args.all_platforms)
-    fetcher = Fetcher(_cache(args), lockfile, offline=_offline(args), jobs=args.jobs,
-                      progress=_progress(args))
-    trees = fetcher.fetch(wants)
+    with validating(_lockfile_path(args)) as lockfile:
+        platform = None if args.all_platforms else _platform_arg(args.platform)
+        wants = plan(lockfile, args.tools, platform, args.all_platforms)
+        fetcher = Fetcher(_cache(args), lockfile, offline=_offline(args), jobs=args.jobs,
+                          progress=_progress(args))
+        trees = fetcher.fetch(wants)
     if args.output is not None:
         materialize(trees[wants[0]], args.output.absolute())
     if args.json:
@@ -213,10 +213,11 @@ def _locate(args: argparse.Namespace, platform_text: str | None) -> tuple[Path, 
         cache.touch_tree(entry.manifest)
         return exe, str(tree), key
     from toolfetch.fetch import Fetcher, Want
+    from toolfetch.lockfile import validating
 
-    full = Lockfile.load(lockfile_path)  # validate properly before touching the network
-    fetcher = Fetcher(cache, full, offline=_offline(args), progress=_progress(args))
-    fetcher.fetch([Want(args.tool, key, entry)])
+    with validating(lockfile_path) as full:
+        fetcher = Fetcher(cache, full, offline=_offline(args), progress=_progress(args))
+        fetcher.fetch([Want(args.tool, key, entry)])
     if not exe.exists():
         raise UsageError(f"tool {args.tool}: {entry.path} is not in its unpacked artifact "
                          f"{tree} (check `path` in tools.yaml)")

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import queue
 import re
+import threading
 from dataclasses import dataclass
+from types import TracebackType
 
 from toolfetch.errors import IntegrityError, UsageError
 
 _HEX = re.compile(r"[0-9a-f]{64}")
+PIPELINE_MIN_BYTES = 8 << 20  # below this a helper thread costs more than it saves
+_PIPELINE_CHUNKS = 8  # chunks queued for the hasher at most (bounded memory)
 
 
 @dataclass(frozen=True, order=True)
@@ -43,15 +48,62 @@ class Digest:
             raise IntegrityError(f"{what}: digest mismatch: expected {self}, got {actual}")
 
 
+class _HashPipe:
+    """sha256 on a helper thread. hashlib releases the GIL, so hashing overlaps the caller's
+    socket reads and file writes: one pass over the bytes, on two cores."""
+
+    def __init__(self, h: hashlib._Hash) -> None:
+        self._hash = h
+        self._queue: queue.Queue[bytes | None] = queue.Queue(_PIPELINE_CHUNKS)
+        self._thread = threading.Thread(target=self._run, name="sha256", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (chunk := self._queue.get()) is not None:
+            self._hash.update(chunk)
+
+    def put(self, chunk: bytes) -> None:
+        self._queue.put(chunk)
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+
 class StreamVerifier:
-    """Hashes bytes as they stream past and checks size and digest at the end."""
+    """Hashes bytes as they stream past and checks size and digest at the end.
+
+    Blobs of :data:`PIPELINE_MIN_BYTES` or more are hashed on a helper thread; use the
+    verifier as a context manager (or call :meth:`close`) so that thread always ends. Chunks
+    passed to :meth:`update` must not be mutated afterwards.
+    """
 
     def __init__(self, expected: Digest, size: int, what: str) -> None:
         self.expected = expected
         self.size = size
         self.what = what
+        self._pipe: _HashPipe | None = None
+        self.reset()
+
+    def reset(self) -> None:
+        """Start over from byte 0 (a download that must restart)."""
+        self.close()
         self.received = 0
         self._hash = hashlib.sha256()
+        self._pipe = _HashPipe(self._hash) if self.size >= PIPELINE_MIN_BYTES else None
+
+    def __enter__(self) -> StreamVerifier:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """End the helper thread, if any (idempotent)."""
+        if self._pipe is not None:
+            self._pipe.close()
 
     def update(self, chunk: bytes) -> None:
         self.received += len(chunk)
@@ -60,9 +112,13 @@ class StreamVerifier:
                 f"{self.what}: size mismatch: more than the declared {self.size} bytes "
                 f"for {self.expected}"
             )
-        self._hash.update(chunk)
+        if self._pipe is not None:
+            self._pipe.put(chunk)
+        else:
+            self._hash.update(chunk)
 
     def finish(self) -> None:
+        self.close()
         if self.received != self.size:
             raise IntegrityError(
                 f"{self.what}: size mismatch for {self.expected}: "

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 from toolfetch.cache import Cache
-from toolfetch.lockfile import Lockfile
+from toolfetch.lockfile import validating
 from toolfetch.platform import host_platform
 
 log = logging.getLogger("toolfetch")
@@ -83,11 +83,11 @@ def bootstrap(args: argparse.Namespace, cache: Cache, lockfile_path: Path, offli
               progress: bool) -> int:
     from toolfetch.fetch import Fetcher, plan
 
-    lockfile = Lockfile.load(lockfile_path)
-    platform = host_platform()
-    wants = plan(lockfile, None, platform, False)
-    trees = Fetcher(cache, lockfile, offline=offline, jobs=args.jobs,
-                    progress=progress).fetch(wants)
+    with validating(lockfile_path) as lockfile:
+        platform = host_platform()
+        wants = plan(lockfile, None, platform, False)
+        trees = Fetcher(cache, lockfile, offline=offline, jobs=args.jobs,
+                        progress=progress).fetch(wants)
     bin_dir = args.bin_dir.absolute()
     bin_dir.mkdir(parents=True, exist_ok=True)
     written = 0

@@ -6,15 +6,17 @@ jsonschema and checks by hand only the fields it uses; a lockfile it cannot use 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from toolfetch.digest import Digest
-from toolfetch.errors import NotFoundError, UsageError
+from toolfetch.errors import NotFoundError, ToolfetchError, UsageError
 from toolfetch.platform import Platform, select_platform
 
 VERSION = 1
@@ -96,8 +98,11 @@ class Lockfile:
 
     @classmethod
     def load_fast(cls, path: Path) -> Lockfile:
-        """Load for the hit path: no jsonschema; hand checks of what is used."""
-        data = _read(path)
+        """Load without jsonschema; hand checks of what is used."""
+        return cls._checked(_read(path), path)
+
+    @classmethod
+    def _checked(cls, data: Any, path: Path) -> Lockfile:
         if not isinstance(data, dict) or data.get("version") != VERSION:
             raise UsageError(f"{path}: $.version: expected {VERSION} (not a toolfetch v1 lockfile)")
         if not isinstance(data.get("tools"), dict):
@@ -161,6 +166,46 @@ class Lockfile:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+
+@contextlib.contextmanager
+def validating(path: Path) -> Iterator[Lockfile]:
+    """The lockfile, hand-checked, while jsonschema validates it on a helper thread.
+
+    A fetch starts at once instead of waiting for jsonschema to import and run (~100 ms, a
+    tenth of a cold 512 MiB fetch). Leaving the block waits for the validation and raises its
+    error, which replaces any ToolfetchError of the block: an invalid lockfile explains a
+    failure best. What was fetched meanwhile is verified by digest, so nothing wrong enters
+    the cache; a lockfile the hand checks refuse gets the schema's message at once.
+    """
+    from toolfetch.schema import validate
+
+    data = _read(path)
+    try:
+        lockfile = Lockfile._checked(data, path)
+    except UsageError:
+        validate(data, "lockfile.schema.json", str(path))
+        raise
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            validate(data, "lockfile.schema.json", str(path))
+        except BaseException as e:  # handed to the caller's thread below
+            failure.append(e)
+
+    checker = threading.Thread(target=run, name="lockfile-schema", daemon=True)
+    checker.start()
+    try:
+        yield lockfile
+    except ToolfetchError as e:
+        checker.join()
+        if failure:
+            raise failure[0] from e
+        raise
+    checker.join()
+    if failure:
+        raise failure[0]
 
 
 def _read(path: Path) -> Any:

@@ -132,17 +132,17 @@ class LayoutSource:
 
     def fetch_blob(self, digest: Digest, size: int, sink: BinaryIO, what: str,
                    progress: Callable[[int], None] | None = None) -> None:
-        verifier = StreamVerifier(digest, size, what)
-        try:
-            with self.blob_path(digest).open("rb") as f:
-                while chunk := f.read(CHUNK):
-                    verifier.update(chunk)
-                    sink.write(chunk)
-                    if progress:
-                        progress(len(chunk))
-        except FileNotFoundError as e:
-            raise NotFoundError(f"{what}: not in {self}") from e
-        verifier.finish()
+        with StreamVerifier(digest, size, what) as verifier:
+            try:
+                with self.blob_path(digest).open("rb") as f:
+                    while chunk := f.read(CHUNK):
+                        verifier.update(chunk)
+                        sink.write(chunk)
+                        if progress:
+                            progress(len(chunk))
+            except FileNotFoundError as e:
+                raise NotFoundError(f"{what}: not in {self}") from e
+            verifier.finish()
 
     def read_blob_head(self, digest: Digest, length: int = 512) -> bytes:
         try:

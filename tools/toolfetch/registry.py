@@ -109,8 +109,13 @@ class RegistryClient:
         descriptor is an integrity failure; bytes the sink cannot take (``OSError``, e.g.
         ENOSPC) propagate unchanged.
         """
-        verifier = StreamVerifier(digest, size, what)
-        path = f"/v2/{self.repository}/blobs/{digest}"
+        with StreamVerifier(digest, size, what) as verifier:
+            self._stream_blob(verifier, sink, progress)
+
+    def _stream_blob(self, verifier: StreamVerifier, sink: BinaryIO,
+                     progress: Progress | None) -> None:
+        what = verifier.what
+        path = f"/v2/{self.repository}/blobs/{verifier.expected}"
         failures = 0
         attempts = self.transport.policy.attempts
         while True:
@@ -122,24 +127,24 @@ class RegistryClient:
                                           headers=headers, stream=True, what=what)
             with resp:
                 if resp.status_code == 206 and resuming:
-                    if not self._range_matches(resp, verifier.received, size):
+                    if not self._range_matches(resp, verifier.received, verifier.size):
                         log.warning("%s: %s answered a resume with a mismatched range (%s); "
                                     "restarting from byte 0", what, self.host,
                                     resp.headers.get("Content-Range", "none"))
-                        verifier = self._restart(sink, digest, size, what)
+                        self._restart(sink, verifier)
                         continue
                 elif resp.status_code == 200:
                     if resuming:
                         log.debug("%s: server ignored Range; restarting from byte 0", what)
-                        verifier = self._restart(sink, digest, size, what)
+                        self._restart(sink, verifier)
                 else:
                     raise self._fail(resp, what)
                 error = self._drain(resp, verifier, sink, progress)
-            if error is None and verifier.received >= size:
+            if error is None and verifier.received >= verifier.size:
                 verifier.finish()
                 return
             failures += 1
-            reason = error or f"stream ended at {verifier.received} of {size} bytes"
+            reason = error or f"stream ended at {verifier.received} of {verifier.size} bytes"
             if failures >= attempts:
                 if error is None:
                     verifier.finish()  # raises the size mismatch: the registry serves less
@@ -177,10 +182,10 @@ class RegistryClient:
         return first == start and last == size - 1 and total in ("*", str(size))
 
     @staticmethod
-    def _restart(sink: BinaryIO, digest: Digest, size: int, what: str) -> StreamVerifier:
+    def _restart(sink: BinaryIO, verifier: StreamVerifier) -> None:
         sink.seek(0)
         sink.truncate()
-        return StreamVerifier(digest, size, what)
+        verifier.reset()
 
     def read_blob_head(self, digest: Digest, length: int = 512) -> bytes:
         """The first bytes of a blob (for format sniffing at lock time)."""

@@ -113,6 +113,10 @@ def _chain(e: BaseException) -> Iterator[BaseException]:
 def describe_network_error(e: BaseException) -> str:
     """A short, secret-free reason (exception texts can hold pre-signed redirect URLs)."""
     chain = list(_chain(e))
+    untrusted = next((x for x in chain if isinstance(x, ssl.SSLCertVerificationError)), None)
+    if untrusted is not None:
+        return (f"TLS certificate not trusted: {untrusted.verify_message or 'verify failed'}; "
+                "list the registry in TOOLFETCH_INSECURE_REGISTRIES to skip verification")
     kinds: list[tuple[type[BaseException] | tuple[type[BaseException], ...], str]] = [
         (ConnectionRefusedError, "connection refused"),
         (urllib3.exceptions.NameResolutionError, "host name does not resolve"),
@@ -130,6 +134,11 @@ def describe_network_error(e: BaseException) -> str:
         if any(isinstance(x, kind) for x in chain):
             return text
     return type(e).__name__
+
+
+def is_certificate_failure(e: BaseException) -> bool:
+    """The server's certificate was refused: retrying cannot help."""
+    return any(isinstance(x, ssl.SSLCertVerificationError) for x in _chain(e))
 
 
 def is_connect_failure(e: BaseException) -> bool:

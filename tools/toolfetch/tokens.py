@@ -19,7 +19,12 @@ import urllib3
 
 from toolfetch.auth import Credentials, auth_failure, basic_header
 from toolfetch.errors import AuthError, UnreachableError
-from toolfetch.retry import describe_network_error, is_connect_failure, is_retry_status
+from toolfetch.retry import (
+    describe_network_error,
+    is_certificate_failure,
+    is_connect_failure,
+    is_retry_status,
+)
 
 if TYPE_CHECKING:
     from toolfetch.transport import Transport
@@ -36,7 +41,7 @@ def strip_query(url: str) -> str:
 
 
 def _insecure(netloc: str) -> bool:
-    from toolfetch.transport import is_insecure_host
+    from toolfetch.session import is_insecure_host
 
     return is_insecure_host(netloc)
 
@@ -57,6 +62,8 @@ def _token_call(t: Transport, method: str, realm: str, **kw: Any) -> requests.Re
                                             stream=True, **kw)
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as e:
             limit = FAST_FAIL_ATTEMPTS if is_connect_failure(e) else t.policy.attempts
+            if is_certificate_failure(e):
+                limit = 1
             if attempt >= min(limit, t.policy.attempts):
                 raise UnreachableError(
                     f"token endpoint {strip_query(realm)} unreachable after {attempt} "

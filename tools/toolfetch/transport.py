@@ -21,14 +21,11 @@ challenge, reused by every request of the command until shortly before ``expires
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import logging
-import os
 import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from http.cookiejar import DefaultCookiePolicy
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -47,45 +44,17 @@ from toolfetch.errors import AuthError, ToolfetchError, UnreachableError
 from toolfetch.retry import (
     RetryPolicy,
     describe_network_error,
+    is_certificate_failure,
     is_connect_failure,
     is_retry_status,
 )
+from toolfetch.session import is_insecure_host, listed_insecure, new_session, same_origin
 from toolfetch.tokens import FAST_FAIL_ATTEMPTS, request_token
 
 log = logging.getLogger("toolfetch")
 
 MAX_REDIRECTS = 5
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-
-
-def _listed_insecure() -> set[str]:
-    return {h.strip() for h in os.environ.get("TOOLFETCH_INSECURE_REGISTRIES", "").split(",")
-            if h.strip()}
-
-
-def is_insecure_host(host: str) -> bool:
-    """Loopback hosts and ``TOOLFETCH_INSECURE_REGISTRIES`` get TLS-unverified/plain HTTP."""
-    if host in _listed_insecure():
-        return True
-    hostname = urlsplit(f"//{host}").hostname or host
-    if hostname == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(hostname).is_loopback
-    except ValueError:
-        return False
-
-
-class _NoNetrc(requests.auth.AuthBase):
-    """A no-op auth: stops requests from injecting ~/.netrc credentials."""
-
-    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
-        return r
-
-
-def same_origin(a: str, b: str) -> bool:
-    sa, sb = urlsplit(a), urlsplit(b)
-    return (sa.scheme, sa.hostname, sa.port) == (sb.scheme, sb.hostname, sb.port)
 
 
 class _Body:
@@ -121,13 +90,7 @@ class Transport:
         """``credentials`` overrides the stored ones per host (``login`` checks with them);
         ``anonymous_fallback=False`` makes rejected credentials an error, never a retry."""
         self.policy = policy or RetryPolicy.from_env()
-        self.session = requests.Session()
-        self.session.auth = _NoNetrc()
-        self.session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
-        adapter = requests.adapters.HTTPAdapter(pool_connections=8, pool_maxsize=32, max_retries=0)
-        self.session.mount("https://", adapter)
-        self.session.mount("http://", adapter)
-        self.session.headers["User-Agent"] = "toolfetch/0.1"
+        self.session = new_session()
         self.anonymous_fallback = anonymous_fallback
         self._overrides = dict(credentials or {})
         self._bases: dict[str, str] = {}
@@ -240,6 +203,8 @@ class Transport:
                 limit = self.policy.attempts
                 if is_connect_failure(e):
                     limit = min(limit, FAST_FAIL_ATTEMPTS)
+                if is_certificate_failure(e):
+                    limit = 1
                 reason = describe_network_error(e)
                 if attempt >= limit or not body.rewind():
                     raise UnreachableError(
@@ -362,7 +327,7 @@ class Transport:
             raise AuthError(f"{what}: registry {host} sent a bearer challenge without a "
                             "usable realm")
         if (self.base_url(host).startswith("https://") and parts.scheme == "http"
-                and parts.netloc not in _listed_insecure()):
+                and parts.netloc not in listed_insecure()):
             raise AuthError(f"{what}: registry {host} is HTTPS but its token realm {realm} is "
                             "plain HTTP; refusing to send credentials or trust tokens over it "
                             "(list the realm host in TOOLFETCH_INSECURE_REGISTRIES to allow)")
