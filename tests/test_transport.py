@@ -382,3 +382,34 @@ def test_lock_entry_helper_matches_lock(proxy: FaultProxy, registry: ocitest.Reg
     assert r.code == 0, r
     locked = json.loads((tmp_path / "tools.lock.json").read_text())["tools"]["tool"]
     assert locked["platforms"]["*"] == lock_entry(entry["ref"], art, "tool")
+
+
+def test_blob_downloads_reuse_one_keep_alive_connection(
+        registry: ocitest.Registry, unique_repo: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A body read to its end returns the connection to the pool (http.client reads it, so
+    toolfetch hands it back itself); small and pipelined large blobs alike."""
+    import urllib3.util.connection
+
+    from toolfetch import digest as digest_module
+
+    blobs = [random.Random(i).randbytes(size) for i, size in
+             enumerate((1000, BLOB_SIZE, digest_module.PIPELINE_MIN_BYTES + 5))]
+    for data in blobs:
+        ocitest.push_blob(registry, unique_repo, data)
+    t = Transport()
+    client = RegistryClient(t, registry.host, unique_repo)
+    t.base_url(registry.host)  # the scheme probe is not what is counted
+    connects: list[object] = []
+    real = urllib3.util.connection.create_connection
+
+    def counting(*args: Any, **kw: Any) -> Any:
+        connects.append(args[0])
+        return real(*args, **kw)
+
+    monkeypatch.setattr(urllib3.util.connection, "create_connection", counting)
+    for data in blobs * 2:
+        sink = io.BytesIO()
+        digest = registry_module.Digest.of_bytes(data)
+        client.fetch_blob(digest, len(data), sink, "blob")
+        assert sink.getvalue() == data
+    assert connects == [("127.0.0.1", registry.port)]

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from toolfetch.cache import Cache
-from toolfetch.digest import Digest, StreamVerifier
+from toolfetch.digest import Digest, StreamVerifier, copy_verified
 from toolfetch.errors import NotFoundError
 from toolfetch.lockfile import Lockfile
 from toolfetch.manifest import INDEX_TYPES, MANIFEST_TYPES, Descriptor, Manifest
@@ -107,10 +107,8 @@ class Exporter:
 
 
 def _copy_verified(src: Path, out: BinaryIO, digest: Digest, size: int, what: str) -> None:
-    with StreamVerifier(digest, size, what) as verifier, src.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            verifier.update(chunk)
-            out.write(chunk)
+    with StreamVerifier(digest, size, what) as verifier, src.open("rb", buffering=0) as f:
+        copy_verified(f.readinto, out, verifier)
         verifier.finish()
 
 

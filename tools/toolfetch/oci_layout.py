@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from toolfetch.digest import Digest, StreamVerifier
+from toolfetch.digest import Digest, StreamVerifier, copy_verified
 from toolfetch.errors import NotFoundError, ToolfetchError, UsageError
 from toolfetch.manifest import (
     ANNOTATION_REF_NAME,
@@ -134,12 +134,8 @@ class LayoutSource:
                    progress: Callable[[int], None] | None = None) -> None:
         with StreamVerifier(digest, size, what) as verifier:
             try:
-                with self.blob_path(digest).open("rb") as f:
-                    while chunk := f.read(CHUNK):
-                        verifier.update(chunk)
-                        sink.write(chunk)
-                        if progress:
-                            progress(len(chunk))
+                with self.blob_path(digest).open("rb", buffering=0) as f:
+                    copy_verified(f.readinto, sink, verifier, progress)
             except FileNotFoundError as e:
                 raise NotFoundError(f"{what}: not in {self}") from e
             verifier.finish()

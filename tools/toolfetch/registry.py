@@ -7,6 +7,7 @@ re-resolved) and only a matching ``206`` is accepted; anything else restarts the
 
 from __future__ import annotations
 
+import http.client
 import logging
 import re
 import time
@@ -16,7 +17,7 @@ from typing import BinaryIO
 import requests
 import urllib3
 
-from toolfetch.digest import Digest, StreamVerifier
+from toolfetch.digest import Digest, StreamVerifier, copy_verified
 from toolfetch.errors import (
     AuthError,
     IntegrityError,
@@ -30,10 +31,15 @@ from toolfetch.transport import Transport
 
 log = logging.getLogger("toolfetch")
 
-CHUNK = 1 << 20
 MAX_TAG_PAGES = 100
 Progress = Callable[[int], None]
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+
+
+class _NetworkFailure(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class RegistryClient:
@@ -158,20 +164,31 @@ class RegistryClient:
     @staticmethod
     def _drain(resp: requests.Response, verifier: StreamVerifier, sink: BinaryIO,
                progress: Progress | None) -> str | None:
-        """Copy the body into ``sink``; returns why the network failed, or None at its end."""
-        chunks = resp.raw.stream(CHUNK, decode_content=False)
-        while True:
+        """Copy the raw body into ``sink``; returns why the network failed, or None at its end.
+
+        Reads with http.client's ``readinto`` under urllib3 (which would allocate and copy
+        every chunk; nothing is decoded either way), into reused buffers.
+        """
+        body = getattr(resp.raw, "_fp", None)
+        source = body.readinto if isinstance(body, http.client.HTTPResponse) else resp.raw.readinto
+
+        def readinto(buffer: memoryview) -> int:
             try:
-                chunk = next(chunks)
-            except StopIteration:
-                return None
+                return source(buffer)
             except (urllib3.exceptions.HTTPError, requests.exceptions.RequestException,
-                    OSError) as e:
-                return describe_network_error(e)
-            verifier.update(chunk)  # IntegrityError as soon as it exceeds the size
-            sink.write(chunk)
-            if progress:
-                progress(len(chunk))
+                    http.client.HTTPException, OSError) as e:
+                raise _NetworkFailure(describe_network_error(e)) from e
+
+        try:
+            copy_verified(readinto, sink, verifier, progress)
+        except _NetworkFailure as e:
+            return e.reason
+        if isinstance(body, http.client.HTTPResponse):
+            if body.length:  # http.client ends a truncated body quietly; urllib3 would raise
+                return f"connection broken ({body.length} bytes of the response missing)"
+            if body.isclosed():
+                resp.raw.release_conn()  # read to the end: the connection goes back to the pool
+        return None
 
     @staticmethod
     def _range_matches(resp: requests.Response, start: int, size: int) -> bool:

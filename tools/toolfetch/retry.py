@@ -11,6 +11,7 @@ from ``TOOLFETCH_RETRY_DELAY`` seconds (default 0.5, doubling, capped at 10 s, h
 from __future__ import annotations
 
 import email.utils
+import http.client
 import os
 import random
 import socket
@@ -127,6 +128,7 @@ def describe_network_error(e: BaseException) -> str:
         ((requests.exceptions.SSLError, ssl.SSLError), "TLS error"),
         (ConnectionResetError, "connection reset"),
         ((urllib3.exceptions.IncompleteRead, urllib3.exceptions.ProtocolError,
+          http.client.IncompleteRead,
           requests.exceptions.ChunkedEncodingError, ConnectionAbortedError, BrokenPipeError),
          "connection broken"),
     ]
