@@ -183,3 +183,22 @@ def test_python_m_and_console_script_agree() -> None:
     b = subprocess.run(["toolfetch", "--version"], capture_output=True, text=True)
     assert a.returncode == b.returncode == 0
     assert a.stdout == b.stdout and a.stdout.startswith("toolfetch ")
+
+
+def test_main_called_again_in_one_process_keeps_one_log_handler(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import logging
+
+    from toolfetch import cli
+
+    logger = logging.getLogger("toolfetch")
+    before = list(logger.handlers)
+    try:
+        for _ in range(3):
+            assert cli.main(["cache", "path"]) == 0
+        added = [h for h in logger.handlers if h not in before]
+        assert len(added) == 1
+    finally:
+        for h in [h for h in logger.handlers if h not in before]:
+            logger.removeHandler(h)
+    assert capsys.readouterr().out.count("\n") == 3

@@ -4,9 +4,11 @@ full CLI would print, bails out to it on everything else, and imports almost not
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -45,6 +47,16 @@ def _cache_tree(cache: Path, manifest: Digest = MANIFEST, exe: str = "bin/t") ->
 def hit(tmp_path: Path, cache_dir: Path) -> tuple[Path, Path]:
     lockfile = _write_lockfile(tmp_path / "tools.lock.json", {HOST: _entry()})
     return lockfile, _cache_tree(cache_dir)
+
+
+@pytest.fixture(autouse=True)
+def _no_stale_log_handlers() -> Iterator[None]:
+    """full_main() installs a handler on pytest's captured stderr: take it away again."""
+    logger = logging.getLogger("toolfetch")
+    before = list(logger.handlers)
+    yield
+    for handler in [h for h in logger.handlers if h not in before]:
+        logger.removeHandler(handler)
 
 
 def _both(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[str, str]:

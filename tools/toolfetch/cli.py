@@ -48,8 +48,11 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
             return f"{record.levelname.lower()}: {record.getMessage()}"
 
     log = _log()
+    for old in [h for h in log.handlers if getattr(h, "toolfetch_cli", False)]:
+        log.removeHandler(old)  # main() called again in one process: one handler, not two
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_Formatter())
+    handler.toolfetch_cli = True  # type: ignore[attr-defined]
     log.addHandler(handler)
     log.propagate = False
     log.setLevel(logging.ERROR if quiet else logging.DEBUG if verbose else logging.WARNING)
