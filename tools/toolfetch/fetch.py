@@ -99,21 +99,32 @@ class Fetcher:
         progress = Progress("fetching", total, self.progress_enabled and total > 0)
         blob_errors: dict[Digest, ToolfetchError] = {}
         tree_errors: dict[Want, ToolfetchError] = {}
+        # Downloads and unpacking overlap: a tree is built as soon as its own blobs are in,
+        # on a second pool (its tasks wait on download futures, never the other way round),
+        # so unpacking CPU fills the time other downloads spend waiting on the network.
         try:
-            with ThreadPoolExecutor(self.jobs, thread_name_prefix="fetch") as pool:
-                futures = {d: pool.submit(self._fetch_blob, w, layer, progress)
+            with ThreadPoolExecutor(self.jobs, thread_name_prefix="fetch") as downloads, \
+                    ThreadPoolExecutor(self.jobs, thread_name_prefix="unpack") as builds:
+                futures = {d: downloads.submit(self._fetch_blob, w, layer, progress)
                            for d, (w, layer) in blobs.items()}
+
+                def build_when_ready(want: Want) -> bool:
+                    needed = [futures[layer.digest] for layer in want.entry.layers
+                              if layer.digest in futures]
+                    if any(f.exception() is not None for f in needed):
+                        return False  # reported below, as the blob's failure
+                    self._build_tree(want)
+                    return True
+
+                tree_futures = {w: builds.submit(build_when_ready, w) for w in missing}
                 for d, fut in futures.items():
                     exc = fut.exception()
                     if isinstance(exc, ToolfetchError):
                         blob_errors[d] = exc
                     elif exc is not None:
                         raise exc
-                ready = [w for w in missing
-                         if not any(layer.digest in blob_errors for layer in w.entry.layers)]
-                tree_futures = {w: pool.submit(self._build_tree, w) for w in ready}
-                for w, fut in tree_futures.items():
-                    exc = fut.exception()
+                for w, tree_future in tree_futures.items():
+                    exc = tree_future.exception()
                     if isinstance(exc, ToolfetchError):
                         tree_errors[w] = exc
                     elif exc is not None:
