@@ -185,9 +185,7 @@ class Cache:
             try:
                 if dest.exists():  # a crash between rename and record: not complete, redo
                     remove_tree(dest)
-                with self.temp_dir() as work:
-                    content = work / "t"
-                    content.mkdir()
+                with self.temp_dir() as content:  # renamed away when complete
                     record = build(content)
                     from toolfetch.trees import make_read_only
 
