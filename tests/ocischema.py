@@ -1,21 +1,25 @@
 """Validate what toolfetch writes against the OCI image-spec v1.1.1 JSON Schemas.
 
-The schemas (draft-04) live in ``../shared/oci-image-spec-v1.1.1`` beside the repository and
-refer to each other by file name, sometimes under nested ``id`` base URIs; every reference is
-resolved by its last path component. Independent of toolfetch's own code.
+The schemas (draft-04) live in ``../shared/oci-image-spec-v1.1.1`` beside the repository
+(``$OCI_IMAGE_SPEC_DIR`` overrides) and refer to each other by file name, sometimes under
+nested ``id`` base URIs; every reference is resolved by its last path component. Independent
+of toolfetch's own code. Without them the tests that need them skip, or fail when ``CI`` is
+set and ``$OCI_IMAGE_SPEC_DIR`` names a directory that lacks them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-SPEC_DIR = Path(__file__).resolve().parents[2] / "shared" / "oci-image-spec-v1.1.1"
+SPEC_DIR = Path(os.environ.get("OCI_IMAGE_SPEC_DIR") or
+                Path(__file__).resolve().parents[2] / "shared" / "oci-image-spec-v1.1.1")
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
@@ -27,6 +31,8 @@ def _validator(name: str) -> Any:
     from referencing.jsonschema import DRAFT4
 
     if not (SPEC_DIR / name).is_file():
+        if os.environ.get("OCI_IMAGE_SPEC_DIR"):
+            pytest.fail(f"OCI_IMAGE_SPEC_DIR={SPEC_DIR} holds no {name}", pytrace=False)
         pytest.skip(f"OCI schemas not found in {SPEC_DIR}")
 
     def retrieve(uri: str) -> Resource[Any]:
