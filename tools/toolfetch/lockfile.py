@@ -1,7 +1,9 @@
-"""tools.lock.json: load (validated, or fast for the hit path), match platforms, write.
+"""tools.lock.json: load (validated, hand-checked, or both at once), match platforms, write.
 
-The hit path (``which``/``run``/launchers) uses :meth:`Lockfile.load_fast`, which skips
-jsonschema and checks by hand only the fields it uses; a lockfile it cannot use still exits 2.
+:meth:`Lockfile.load` validates with the shipped JSON Schema. :meth:`Lockfile.load_fast` skips
+jsonschema and checks by hand the fields it uses (``which``/``run`` when
+:mod:`toolfetch.hitpath` left them to the full CLI); a lockfile it cannot use still exits 2.
+:func:`validating` hand-checks at once and runs the schema beside a fetch.
 """
 
 from __future__ import annotations
