@@ -1,4 +1,5 @@
-"""Tests for toolfetch.unpack: format detection, happy paths, and one hostile archive per rule."""
+"""Tests for toolfetch.formats and toolfetch.unpack: format detection, happy paths, and one
+hostile archive per rule."""
 
 from __future__ import annotations
 
@@ -17,15 +18,9 @@ from pathlib import Path
 import pytest
 
 from toolfetch.errors import IntegrityError, UsageError
+from toolfetch.formats import UNPACK_FORMATS, check_title, detect_format
 from toolfetch.trees import make_read_only, make_writable, tree_digest
-from toolfetch.unpack import (
-    DEFAULT_MAX_UNPACKED,
-    UNPACK_FORMATS,
-    check_title,
-    detect_format,
-    max_unpack_bytes,
-    unpack_layer,
-)
+from toolfetch.unpack import DEFAULT_MAX_UNPACKED, max_unpack_bytes, unpack_layer
 
 WHAT = "layer sha256:abcdef012345 (t.tar) of tool t"
 Member = tuple[tarfile.TarInfo, bytes]

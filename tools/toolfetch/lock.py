@@ -21,13 +21,13 @@ from toolfetch.errors import (
     ToolfetchError,
     UsageError,
 )
+from toolfetch.formats import ORAS_DEFAULT_MEDIA_TYPE, check_title, detect_format
 from toolfetch.lockfile import ANY_PLATFORM, LockedLayer, LockedPlatform, LockedTool, Lockfile
 from toolfetch.manifest import ANNOTATION_UNPACK, Descriptor, Manifest
 from toolfetch.platform import Platform
 from toolfetch.progress import Progress
 from toolfetch.reference import parse_any, rebase_layout_ref
 from toolfetch.sources import ContentSource, SourceFactory, parse_mirror_map
-from toolfetch.unpack import ORAS_DEFAULT_MEDIA_TYPE, check_title, detect_format
 
 log = logging.getLogger("toolfetch")
 

@@ -137,7 +137,7 @@ def pull(ref: AnyReference, output: Path, platform: Platform | None = None) -> l
 
 
 def _place_file(blob: Path, output: Path, title: str, what: str) -> Path:
-    from toolfetch.unpack import check_title
+    from toolfetch.formats import check_title
 
     try:
         name = check_title(title)
@@ -154,8 +154,9 @@ def _place_file(blob: Path, output: Path, title: str, what: str) -> Path:
 
 def _unpack_into(blob: Path, tree: Path, output: Path, desc: Descriptor,
                  what: str) -> list[Path]:
+    from toolfetch.formats import detect_format
     from toolfetch.trees import make_writable
-    from toolfetch.unpack import detect_format, unpack_layer
+    from toolfetch.unpack import unpack_layer
 
     with blob.open("rb") as f:
         fmt = detect_format(desc.media_type, None, f.read(512))

@@ -1,4 +1,4 @@
-"""Safe unpacking of layers into a tree (DESIGN §7) and tree digests for ``cache verify``.
+"""Safe unpacking of layers into a tree (DESIGN §7); formats are told apart in :mod:`formats`.
 
 Archives are hostile.  Members are created with ``*at`` calls on directory descriptors opened
 with ``O_NOFOLLOW`` (POSIX only), so nothing is written through a symlink, whatever the archive
@@ -35,11 +35,10 @@ from pathlib import Path
 from typing import IO, Any, cast
 
 from toolfetch.errors import IntegrityError, InternalError, UsageError
+from toolfetch.formats import UNPACK_FORMATS, check_title, split_relative
 
-UNPACK_FORMATS = ("raw", "tar", "tar+gzip", "tar+zstd", "zip")
 DEFAULT_MAX_UNPACKED = 8 * 1024**3
 MAX_UNPACK_ENV = "TOOLFETCH_MAX_UNPACK_BYTES"
-ORAS_DEFAULT_MEDIA_TYPE = "application/vnd.oci.image.layer.v1.tar"
 
 _CHUNK = 1 << 20
 _MAX_META = 1 << 20  # data of one pax / GNU long-name header
@@ -53,76 +52,6 @@ _META_TYPES = (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTY
 # What unpacking wrote: relative path -> (inode, "sha256:…") of each regular file, so the tree
 # digest needs no second pass over the bytes (see trees.tree_digest).
 Known = MutableMapping[str, tuple[int, str]]
-
-_MEDIA_SUFFIXES = (
-    (("tar+gzip", "tar.gzip", "tar+gz"), "tar+gzip"),
-    (("tar+zstd", "tar.zstd"), "tar+zstd"),
-    (("/zip", "+zip", "x-zip-compressed"), "zip"),
-    (("/tar", "/x-tar", ".tar", "+tar"), "tar"),
-)
-_EXTENSIONS = ((".tar.gz", "tar+gzip"), (".tgz", "tar+gzip"), (".tar.zst", "tar+zstd"),
-               (".tar.zstd", "tar+zstd"), (".tzst", "tar+zstd"), (".tar", "tar"), (".zip", "zip"))
-_MAGIC = ((b"\x1f\x8b", "tar+gzip"), (b"\x28\xb5\x2f\xfd", "tar+zstd"), (b"PK\x03\x04", "zip"),
-          (b"PK\x05\x06", "zip"))
-
-
-def _split(name: str) -> tuple[str, ...]:
-    """Relative name -> components without ``.``/empty ones; ValueError says what is wrong."""
-    if "\x00" in name:
-        raise ValueError("contains a NUL byte")
-    if "\\" in name:
-        raise ValueError("contains a backslash")
-    if name.startswith("/"):
-        raise ValueError("is an absolute path")
-    parts = tuple(p for p in name.split("/") if p not in ("", "."))
-    if parts and len(parts[0]) >= 2 and parts[0][1] == ":" and parts[0][0].isalpha():
-        raise ValueError("starts with a drive letter")
-    if ".." in parts:
-        raise ValueError("has a '..' component")
-    return parts
-
-
-def check_title(title: str) -> str:
-    """Validate a layer title (a relative file name) and return it normalised."""
-    try:
-        parts = _split(title)
-    except ValueError as e:
-        raise UsageError(f"invalid title {title!r}: it {e}; titles are relative names") from e
-    if not parts or title.endswith("/"):
-        raise UsageError(f"invalid title {title!r}: it names no file")
-    return "/".join(parts)
-
-
-def detect_format(media_type: str, title: str | None, head: bytes) -> str:
-    """The unpack format of a layer: by mediaType, then title extension, then magic bytes.
-
-    ``head`` is the start of the blob (512 bytes are enough; ``b""`` skips sniffing).  "raw" is
-    returned even without a title, so a caller can sniff afterwards; a raw layer must have one
-    (:func:`unpack_layer` refuses it otherwise) and a given title must be valid (UsageError).
-
-    ORAS gives every pushed file the mediaType ``application/vnd.oci.image.layer.v1.tar``, so
-    that type means tar only when the layer has no title; with a title it says nothing.
-    """
-    base = media_type.split(";", 1)[0].strip().lower()
-    if base == ORAS_DEFAULT_MEDIA_TYPE and title is None:
-        return "tar"
-    if base != ORAS_DEFAULT_MEDIA_TYPE:
-        for suffixes, fmt in _MEDIA_SUFFIXES:
-            if base.endswith(suffixes):
-                return fmt
-    lowered = (title or "").lower()
-    for ext, fmt in _EXTENSIONS:
-        if lowered.endswith(ext):
-            return fmt
-    for magic, fmt in _MAGIC:
-        if head.startswith(magic):
-            return fmt
-    if head[257:262] == b"ustar":
-        return "tar"
-    if title is not None:
-        check_title(title)
-    return "raw"
-
 
 def max_unpack_bytes() -> int:
     """The cap on unpacked bytes from ``TOOLFETCH_MAX_UNPACK_BYTES``, else the default."""
@@ -190,7 +119,7 @@ class _Tree:
 
     def parts(self, name: str) -> tuple[str, ...]:
         try:
-            return _split(name)
+            return split_relative(name)
         except ValueError as e:
             raise self.fail(name, f"the name {e}") from e
 
@@ -291,7 +220,7 @@ class _Tree:
         try:
             if not target or target.startswith("/"):
                 raise ValueError("is absolute or empty")
-            _split(rest)
+            split_relative(rest)
         except ValueError as e:
             raise self.fail(member, f"symlink target {target!r} {e} (only leading '..' are "
                                     "allowed)") from e
@@ -305,7 +234,7 @@ class _Tree:
 
     def add_hardlink(self, parts: tuple[str, ...], member: str, target: str) -> None:
         try:
-            tparts = _split(target)
+            tparts = split_relative(target)
         except ValueError as e:
             raise self.fail(member, f"hardlink target {target!r} {e}") from e
         if self.kinds.get(tparts) not in ("file", "link"):
@@ -425,7 +354,7 @@ def unpack_layer(blob: Path, fmt: str, dest: Path, *, title: str | None, what: s
         raise UsageError(f"{what}: unknown unpack format {fmt!r} (one of {UNPACK_FORMATS})")
     limit = max_bytes if max_bytes is not None else max_unpack_bytes()
     try:
-        exe: tuple[str, ...] | None = _split(executable) if executable else None
+        exe: tuple[str, ...] | None = split_relative(executable) if executable else None
     except ValueError:
         exe = None
     try:
