@@ -27,14 +27,8 @@ def _log() -> logging.Logger:
     return logging.getLogger("toolfetch")
 
 
-def repo_root(start: Path | None = None) -> Path:
-    """The nearest parent holding ``.git``, else the current directory."""
-    from pathlib import Path
-
-    return Path(hitpath.repo_root(str(start) if start else None))
-
-
 def default_lockfile() -> Path:
+    """lockfiles/tools.lock.json at the repository root (see :func:`hitpath.repo_root`)."""
     from pathlib import Path
 
     return Path(hitpath.default_lockfile())
