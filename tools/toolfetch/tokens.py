@@ -25,6 +25,7 @@ from toolfetch.retry import (
     is_connect_failure,
     is_retry_status,
 )
+from toolfetch.session import is_insecure_host
 
 if TYPE_CHECKING:
     from toolfetch.transport import Transport
@@ -40,15 +41,9 @@ def strip_query(url: str) -> str:
     return url.split("?", 1)[0]
 
 
-def _insecure(netloc: str) -> bool:
-    from toolfetch.session import is_insecure_host
-
-    return is_insecure_host(netloc)
-
-
 def _token_call(t: Transport, method: str, realm: str, **kw: Any) -> requests.Response:
     """One token-endpoint request with the usual retries (no redirects followed)."""
-    verify = not _insecure(urlsplit(realm).netloc)
+    verify = not is_insecure_host(urlsplit(realm).netloc)
     attempt = 0
     while True:
         attempt += 1
