@@ -17,6 +17,7 @@ from typing import BinaryIO
 import requests
 import urllib3
 
+from toolfetch.bodies import ACCEPT_ENCODING, read_capped
 from toolfetch.digest import Digest, StreamVerifier, copy_verified
 from toolfetch.errors import (
     AuthError,
@@ -32,6 +33,8 @@ from toolfetch.transport import Transport
 log = logging.getLogger("toolfetch")
 
 MAX_TAG_PAGES = 100
+MAX_TAG_PAGE_BYTES = 4 * 1024 * 1024
+MAX_TAG_BYTES = 16 * 1024 * 1024
 Progress = Callable[[int], None]
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
@@ -74,15 +77,13 @@ class RegistryClient:
         what = f"manifest {self}:{target}" if expected is None else f"manifest {self}@{target}"
         resp = self.transport.request(
             "GET", self.host, f"/v2/{self.repository}/manifests/{target}",
-            scope=self.pull_scope, headers={"Accept": ACCEPT}, stream=True, what=what,
+            scope=self.pull_scope, headers={"Accept": ACCEPT, "Accept-Encoding": ACCEPT_ENCODING},
+            stream=True, what=what,
         )
         with resp:
             if resp.status_code != 200:
                 raise self._fail(resp, what)
-            length = resp.headers.get("Content-Length")
-            if length and length.isdigit() and int(length) > MAX_MANIFEST_BYTES:
-                raise IntegrityError(f"{what}: manifest larger than {MAX_MANIFEST_BYTES} bytes")
-            raw = resp.raw.read(MAX_MANIFEST_BYTES + 1, decode_content=True)
+            raw = read_capped(resp, MAX_MANIFEST_BYTES, what)
             media_type = resp.headers.get("Content-Type", "").split(";")[0].strip()
         if expected is None and target.startswith("sha256:"):
             expected = Digest.parse(target)
@@ -143,6 +144,10 @@ class RegistryClient:
                     if resuming:
                         log.debug("%s: server ignored Range; restarting from byte 0", what)
                         self._restart(sink, verifier)
+                elif resp.status_code == 416 and resuming:  # it has no byte past the cut
+                    raise IntegrityError(f"{what}: size mismatch: {self.host} serves "
+                                         f"{verifier.received} of the {verifier.size} bytes "
+                                         f"of {verifier.expected} (HTTP 416 on resume)")
                 else:
                     raise self._fail(resp, what)
                 error = self._drain(resp, verifier, sink, progress)
@@ -230,23 +235,28 @@ class RegistryClient:
 
     # -- tags -----------------------------------------------------------------------------
     def list_tags(self) -> list[str]:
-        """All tags, following same-origin ``Link`` pagination up to a page cap."""
+        """All tags, following same-origin ``Link`` pagination.
+
+        Each page is read capped at :data:`MAX_TAG_PAGE_BYTES` (decoded), all pages together at
+        :data:`MAX_TAG_BYTES` and :data:`MAX_TAG_PAGES`: a hostile registry cannot make a
+        command hold more than that in memory.
+        """
         what = f"tags of {self}"
         path = f"/v2/{self.repository}/tags/list"
         base = self.transport.base_url(self.host)
         tags: list[str] = []
+        total = 0
         for _ in range(MAX_TAG_PAGES):
             resp = self.transport.request("GET", self.host, path, scope=self.pull_scope,
-                                          what=what)
+                                          headers={"Accept-Encoding": ACCEPT_ENCODING},
+                                          stream=True, what=what)
             with resp:
                 if resp.status_code != 200:
                     raise self._fail(resp, what)
-                try:
-                    page = resp.json().get("tags") or []
-                except ValueError as e:
-                    raise IntegrityError(f"{what}: malformed tag list") from e
-                tags.extend(str(t) for t in page)
+                body = read_capped(resp, min(MAX_TAG_PAGE_BYTES, MAX_TAG_BYTES - total), what)
                 link = resp.links.get("next", {}).get("url")
+            total += len(body)
+            tags.extend(_tag_page(body, what))
             if not link:
                 return tags
             next_url = requests.compat.urljoin(base + path, link)
@@ -254,3 +264,16 @@ class RegistryClient:
                 raise IntegrityError(f"{what}: pagination link leaves {base}: {link}")
             path = next_url[len(base):]
         raise IntegrityError(f"{what}: more than {MAX_TAG_PAGES} pages of tags")
+
+
+def _tag_page(body: bytes, what: str) -> list[str]:
+    import json
+
+    try:
+        page = json.loads(body)
+        tags = page.get("tags") or []
+        if not isinstance(tags, list):
+            raise ValueError("tags is not a list")
+    except (ValueError, AttributeError) as e:
+        raise IntegrityError(f"{what}: malformed tag list: {e}") from e
+    return [str(t) for t in tags]

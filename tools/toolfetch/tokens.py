@@ -18,7 +18,8 @@ import requests
 import urllib3
 
 from toolfetch.auth import Credentials, auth_failure, basic_header
-from toolfetch.errors import AuthError, UnreachableError
+from toolfetch.bodies import ACCEPT_ENCODING, read_capped
+from toolfetch.errors import AuthError, IntegrityError, UnreachableError
 from toolfetch.retry import (
     describe_network_error,
     is_certificate_failure,
@@ -44,6 +45,7 @@ def strip_query(url: str) -> str:
 def _token_call(t: Transport, method: str, realm: str, **kw: Any) -> requests.Response:
     """One token-endpoint request with the usual retries (no redirects followed)."""
     verify = not is_insecure_host(urlsplit(realm).netloc)
+    kw["headers"] = {"Accept-Encoding": ACCEPT_ENCODING, **(kw.get("headers") or {})}
     attempt = 0
     while True:
         attempt += 1
@@ -113,18 +115,11 @@ def _parse_token(t: Transport, resp: requests.Response, realm: str,
         if resp.status_code != 200:
             raise auth_failure(host, creds, f"token endpoint {shown} answered HTTP "
                                f"{resp.status_code}", t.rejected.get(host))
-        length = resp.headers.get("Content-Length", "")
-        if length.isdigit() and int(length) > MAX_TOKEN_RESPONSE:
-            raise AuthError(f"token endpoint {shown} sent an oversized response "
-                            f"({length} bytes, at most {MAX_TOKEN_RESPONSE})")
         try:
-            body = resp.raw.read(MAX_TOKEN_RESPONSE + 1, decode_content=True)
-        except (urllib3.exceptions.HTTPError, OSError) as e:
-            raise UnreachableError(f"token endpoint {shown}: "
-                                   f"{describe_network_error(e)}") from None
-    if len(body) > MAX_TOKEN_RESPONSE:
-        raise AuthError(f"token endpoint {shown} sent an oversized response "
-                        f"(more than {MAX_TOKEN_RESPONSE} bytes)")
+            body = read_capped(resp, MAX_TOKEN_RESPONSE, f"token endpoint {shown}")
+        except IntegrityError as e:
+            raise AuthError(f"token endpoint {shown} sent an oversized or corrupt response "
+                            f"(at most {MAX_TOKEN_RESPONSE} bytes)") from e
     try:
         data = json.loads(body)
         token = data.get("token") or data.get("access_token")

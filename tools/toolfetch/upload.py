@@ -22,6 +22,7 @@ from urllib.parse import urljoin
 
 import requests
 
+from toolfetch.bodies import ACCEPT_ENCODING, read_json
 from toolfetch.digest import Digest
 from toolfetch.errors import IntegrityError, ToolfetchError, UsageError
 from toolfetch.registry import RegistryClient
@@ -68,13 +69,16 @@ class PutResult:
     subject_ack: bool  # the registry answered OCI-Subject: it indexes referrers itself
 
 
+MAX_ERROR_BODY = 64 * 1024
+
+
 def error_detail(resp: requests.Response) -> str:
-    """The registry's error codes and messages, if its body has any."""
+    """The registry's error codes and messages, if its body (read capped) has any."""
     try:
-        errors = resp.json().get("errors") or []
+        errors = read_json(resp, MAX_ERROR_BODY, "error body").get("errors") or []
         parts = [f"{e.get('code', '?')}: {e.get('message', '')}".strip() for e in errors[:3]]
-        return "; ".join(parts)
-    except (ValueError, AttributeError, TypeError):
+        return "; ".join(parts)[:1000]
+    except (ToolfetchError, AttributeError, TypeError):
         return ""
 
 
@@ -107,8 +111,9 @@ class Uploader:
             return UsageError(f"{what}: {self.host} rejected it (HTTP "
                               f"{resp.status_code}{suffix})")
         err = self.client._fail(resp, what)
-        if suffix:
-            err = type(err)(err.message + suffix)
+        if suffix:  # a fresh error: its message can take the detail
+            err.message += suffix
+            err.args = (err.message,)
         return err
 
     def _request(self, method: str, path: str, what: str, scope: str | None = None,
@@ -116,8 +121,9 @@ class Uploader:
                  ) -> requests.Response:
         # Writes answer 201/202 with a Location to use next; a 3xx on a write would turn a
         # POST into a GET or send the content elsewhere, so only HEAD follows redirects.
+        headers = {"Accept-Encoding": ACCEPT_ENCODING, **(headers or {})}
         return self.transport.request(method, self.host, path, scope=scope or self.scope,
-                                      headers=headers, data=data, what=what,
+                                      headers=headers, data=data, what=what, stream=True,
                                       follow_redirects=method == "HEAD")
 
     def _location(self, resp: requests.Response, request_path: str, what: str) -> str:
