@@ -12,7 +12,7 @@ import ocitest
 from accesslog import LogMark
 from ocischema import validate_layout
 from ocitest import Registry
-from tf import assert_error, assert_ok, host, other_platform, tf_main
+from tf import assert_error, assert_ok, host, other_platform, run_toolfetch, tf_main
 
 MakeRegistry = Callable[..., Registry]
 
@@ -77,13 +77,25 @@ def test_copy_docker_list_between_registries(registry: Registry, unique_repo: st
         assert got.headers["Content-Type"] == ocitest.DOCKER_MANIFEST
 
 
-def test_copy_one_platform_by_default(registry: Registry, make_repo: Callable[..., str]) -> None:
+def test_copy_the_whole_graph_by_default(registry: Registry,
+                                        make_repo: Callable[..., str]) -> None:
+    """As oras cp, crane copy and regctl: a mirror made by copy serves the lockfiles that pin
+    the index, whatever platform they fetch."""
     src, dst = make_repo("src"), make_repo("dst")
     ti = push_index(registry, src)
-    r = tf_main("copy", ti.ref, registry.ref(dst, "host"))
+    r = tf_main("copy", ti.ref, registry.ref(dst, "all"))
     assert_ok(r)
-    assert r.stdout.strip() == ti.manifests[host()]
-    assert ocitest.get_manifest(registry, dst, "host").content == ti.manifest_bytes[host()]
+    assert r.stdout.strip() == ti.index_digest
+    assert ocitest.get_manifest(registry, dst, "all").content == ti.index_bytes
+    for platform, digest in ti.manifests.items():  # every child, byte-exact
+        assert ocitest.get_manifest(registry, dst, digest).content == ti.manifest_bytes[platform]
+    for blob in all_blobs(ti):
+        assert ocitest.get_blob(registry, dst, blob) == ocitest.get_blob(registry, src, blob)
+    # skopeo, an independent client, reads the copy as the same index
+    assert ocitest.skopeo_inspect_raw(registry, dst, "all") == ti.index_bytes
+    # --platform narrows to one manifest (and says so in its help)
+    help_text = run_toolfetch("copy", "--help").stdout
+    assert "not the index" in " ".join(help_text.split())
     assert_ok(tf_main("copy", "--platform", other_platform(), ti.ref, registry.ref(dst, "o")))
     assert sha(ocitest.get_manifest(registry, dst, "o").content) == ti.manifests[other_platform()]
     assert_error(tf_main("copy", "--platform", "plan9/mips", ti.ref, registry.ref(dst, "x")),
@@ -136,8 +148,7 @@ def test_pull(registry: Registry, unique_repo: str, tmp_path: Path) -> None:
     assert (out / "note.txt").read_bytes() == b"note"
     assert (out / "pkg" / "bin" / "run").read_bytes() == b"#!/bin/sh\necho run\n"
     assert os.access(out / "pkg" / "bin" / "run", os.X_OK | os.W_OK)
-    # pulling again overwrites; --platform picks another manifest
-    assert_ok(tf_main("pull", ref, "-o", out))
+    # --platform picks another manifest (nothing it writes exists yet)
     assert_ok(tf_main("pull", ref, "-o", out, "--platform", other_platform()))
     assert (out / "other.txt").read_bytes() == b"other"
     assert not list(out.glob(".toolfetch-pull-*"))
@@ -157,9 +168,35 @@ def test_pull_refuses_corrupt_content(fresh_registry: Registry, tmp_path: Path) 
 def test_copy_index_json_is_merged(registry: Registry, unique_repo: str, tmp_path: Path) -> None:
     ti = push_index(registry, unique_repo)
     layout = tmp_path / "layout"
-    assert_ok(tf_main("copy", "--all-platforms", ti.ref, f"oci-layout:{layout}:a"))
-    assert_ok(tf_main("copy", ti.ref, f"oci-layout:{layout}:b"))
+    assert_ok(tf_main("copy", ti.ref, f"oci-layout:{layout}:a"))
+    assert_ok(tf_main("copy", "--platform", host(), ti.ref, f"oci-layout:{layout}:b"))
     index = json.loads((layout / "index.json").read_text())
     assert {m["annotations"][ocitest.REF_NAME]: m["digest"] for m in index["manifests"]} == {
         "a": ti.index_digest, "b": ti.manifests[host()]}
     validate_layout(layout, complete=False)
+
+
+def test_pull_never_replaces_or_deletes_what_it_did_not_write(registry: Registry,
+                                                              unique_repo: str,
+                                                              tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    (src / "pkg" / "bin").mkdir(parents=True)
+    (src / "pkg" / "bin" / "run").write_bytes(b"#!/bin/sh\n")
+    (src / "note.txt").write_bytes(b"note")
+    ref = registry.ref(unique_repo, "1")
+    assert_ok(tf_main("publish", ref, "--platform", f"{host()}={src / 'note.txt'},{src / 'pkg'}"))
+    out = tmp_path / "out"
+    (out / "pkg").mkdir(parents=True)
+    (out / "pkg" / "precious").write_bytes(b"mine")  # the user's directory, same name
+    r = tf_main("pull", ref, "-o", out)
+    assert_error(r, 2, str(out / "pkg"), "already exist")
+    assert (out / "pkg" / "precious").read_bytes() == b"mine"
+    assert sorted(p.name for p in out.iterdir()) == ["pkg"]  # nothing else written either
+    (out / "note.txt").write_bytes(b"my own note")  # a file with other bytes: refused too
+    assert_error(tf_main("pull", ref, "-o", out), 2, str(out / "note.txt"))
+    assert (out / "note.txt").read_bytes() == b"my own note"
+    fresh = tmp_path / "fresh"
+    assert_ok(tf_main("pull", ref, "-o", fresh))
+    (fresh / "pkg").rename(tmp_path / "moved")
+    assert_ok(tf_main("pull", ref, "-o", fresh))  # the same bytes again: nothing to refuse
+    assert (fresh / "note.txt").read_bytes() == b"note" and (fresh / "pkg" / "bin" / "run").exists()

@@ -66,14 +66,16 @@ def register(command: Command) -> None:
     p.add_argument("--platform", metavar="OS/ARCH", help="for an index (default: this host)")
     p.set_defaults(run=_lazy("transfer", "cmd_pull"))
 
-    p = command("copy", "copy manifests, indexes and blobs between registries and OCI layouts, "
-                "digests preserved")
+    p = command("copy", "copy the whole graph of SRC (index, manifests, blobs) between "
+                "registries and OCI layouts, digests preserved")
     p.add_argument("src", metavar="SRC")
     p.add_argument("dst", metavar="DST")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--all-platforms", action="store_true",
-                   help="copy a whole index (default: only this host's manifest)")
-    g.add_argument("--platform", metavar="OS/ARCH", help="the manifest to copy out of an index")
+                   help="the whole graph: the default (kept for older scripts)")
+    g.add_argument("--platform", metavar="OS/ARCH",
+                   help="copy only this platform's manifest out of an index; DST then holds "
+                        "that manifest, not the index (default: the whole graph, byte-exact)")
     p.add_argument("--jobs", type=int, default=4, metavar="N")
     p.set_defaults(run=_lazy("transfer", "cmd_copy"))
 

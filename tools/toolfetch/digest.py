@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import queue
 import re
 import threading
@@ -47,6 +48,15 @@ class Digest:
     @property
     def short(self) -> str:
         return f"sha256:{self.hex[:12]}"
+
+    @classmethod
+    def of_file(cls, path: str | os.PathLike[str]) -> Digest:
+        """The digest of a file's bytes (never following a final symlink)."""
+        h = hashlib.sha256()
+        with open(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC), "rb") as f:
+            while chunk := f.read(COPY_CHUNK):
+                h.update(chunk)
+        return cls(h.hexdigest())
 
     def verify_bytes(self, data: bytes, what: str) -> None:
         actual = Digest.of_bytes(data)

@@ -1,11 +1,12 @@
 """``copy`` and ``pull``: move content between registries and OCI layouts, byte-exact.
 
-``copy`` walks the graph under SRC (an index's manifests, each manifest's config and layers),
-copies every blob the destination lacks and then the manifests, children first, with their
-original bytes, so every digest is preserved. Between repositories of one registry blobs are
-mounted, not transferred. Without ``--all-platforms`` an index is resolved for ``--platform``
-(default: this host) and only that manifest is copied, as ``skopeo copy`` does.
-Everything read is verified by digest before it is written anywhere.
+``copy`` walks the whole graph under SRC as given (an index's manifests, each manifest's
+config and layers), as ``oras cp``, ``crane copy`` and ``regctl`` do, copies every blob the
+destination lacks and then the manifests, children first, with their original bytes, so every
+digest is preserved: a mirror made this way serves every lockfile that pins the index.
+``--platform P`` narrows an index to the manifest for P (skopeo's default); the destination
+then holds that manifest, not the index. Between repositories of one registry blobs are
+mounted, not transferred. Everything read is verified by digest before it is written anywhere.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import shutil
 import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -89,16 +89,16 @@ def resolve_root(source: ContentSource, ref: AnyReference, platform: Platform | 
     return child
 
 
-def copy(src: AnyReference, dst: AnyReference, *, all_platforms: bool = False,
-         platform: Platform | None = None, jobs: int = 4) -> Digest:
-    """Copy SRC to DST; returns the digest of the root copied (index or manifest)."""
+def copy(src: AnyReference, dst: AnyReference, *, platform: Platform | None = None,
+         jobs: int = 4) -> Digest:
+    """Copy SRC's whole graph (or, with ``platform``, one manifest of its index) to DST;
+    returns the digest of the root copied (index or manifest)."""
     from toolfetch.transport import Transport
 
     transport = Transport()
     what = f"copy {src} -> {dst}"
     source = open_source(src, transport)
-    root = resolve_root(source, src, None if all_platforms else platform or host_platform(),
-                        what)
+    root = resolve_root(source, src, platform, what)
     if dst.digest is not None and dst.digest != root.digest:
         raise UsageError(f"{what}: the destination names digest {dst.digest}, but the content "
                          f"copied is {root.digest}")
@@ -114,46 +114,96 @@ def copy(src: AnyReference, dst: AnyReference, *, all_platforms: bool = False,
 
 
 def pull(ref: AnyReference, output: Path, platform: Platform | None = None) -> list[Path]:
-    """Write an artifact's titled layers into ``output``; returns what was written."""
+    """Write an artifact's titled layers into ``output``; returns what was written.
+
+    Everything is downloaded, verified and unpacked into a temp directory inside ``output``
+    first; then, only if no destination exists already (a file with the very same bytes
+    excepted), it is moved into place. An existing file or directory is never replaced or
+    deleted: the pull is refused (UsageError, exit 2) and ``output`` is left as it was.
+    """
     what = f"pull {ref}"
     source = open_source(ref)
     manifest = resolve_root(source, ref, platform or host_platform(), what)
-    output.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-    with tempfile.TemporaryDirectory(prefix=".toolfetch-pull-", dir=output) as tmp:
-        work = Path(tmp)
-        for i, desc in enumerate(manifest.layers(what)):
-            if desc.title is None:
-                log.warning("%s: layer %s has no title; skipped", what, desc.digest)
-                continue
-            blob = work / f"blob-{i}"
-            with blob.open("wb") as f:
-                source.fetch_blob(desc.digest, desc.size, f, f"{what}: {desc.title}")
-            if desc.annotations.get(ANNOTATION_UNPACK) == "true":
-                written += _unpack_into(blob, work / f"tree-{i}", output, desc, what)
-            else:
-                written.append(_place_file(blob, output, desc.title, what))
-    return written
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=".toolfetch-pull-", dir=output) as tmp:
+            moves = _download_all(source, manifest, Path(tmp), what)
+            _refuse_conflicts(moves, output, what)
+            return [_move(src, output / name) for name, src in moves
+                    if not _same_file(src, output / name)]
+    except OSError as e:
+        from toolfetch.cache import cache_error
+
+        raise cache_error(e, f"{what}: cannot write into {output}") from e
 
 
-def _place_file(blob: Path, output: Path, title: str, what: str) -> Path:
+def _download_all(source: ContentSource, manifest: Manifest, work: Path,
+                  what: str) -> list[tuple[str, Path]]:
+    """(name under output, file or directory in ``work``) of every titled layer."""
     from toolfetch.formats import check_title
 
-    try:
-        name = check_title(title)
-    except UsageError as e:
-        raise UsageError(f"{what}: {e}") from e
-    dest = output / name
+    moves: list[tuple[str, Path]] = []
+    for i, desc in enumerate(manifest.layers(what)):
+        if desc.title is None:
+            log.warning("%s: layer %s has no title; skipped", what, desc.digest)
+            continue
+        blob = work / f"blob-{i}"
+        with blob.open("wb") as f:
+            source.fetch_blob(desc.digest, desc.size, f, f"{what}: {desc.title}")
+        if desc.annotations.get(ANNOTATION_UNPACK) == "true":
+            tree = work / f"tree-{i}"
+            _unpack_into(blob, tree, desc, what)
+            moves += [(entry.name, entry) for entry in sorted(tree.iterdir())]
+        else:
+            try:
+                name = check_title(desc.title)
+            except UsageError as e:
+                raise e.context(what) from e
+            os.chmod(blob, 0o644)
+            moves.append((name, blob))
+    names = [name for name, _ in moves]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise UsageError(f"{what}: several layers would write {', '.join(twice)}")
+    return moves
+
+
+def _refuse_conflicts(moves: list[tuple[str, Path]], output: Path, what: str) -> None:
+    taken = [str(output / name) for name, src in moves
+             if (os.path.lexists(output / name) and not _same_file(src, output / name))
+             or _blocked_parent(output, name)]
+    if taken:
+        raise UsageError(f"{what}: {', '.join(taken)} already exist(s); toolfetch never "
+                         "replaces or deletes what it did not write: remove them or pull "
+                         "into an empty directory (-o DIR)")
+
+
+def _blocked_parent(output: Path, name: str) -> bool:
+    """Whether a parent of ``output/name`` exists but is not a directory."""
+    parent = (output / name).parent
+    while parent != output:
+        if os.path.lexists(parent) and not parent.is_dir():
+            return True
+        parent = parent.parent
+    return False
+
+
+def _same_file(src: Path, dest: Path) -> bool:
+    """A regular file (not a symlink) holding exactly the bytes of ``src``, a file."""
+    if not src.is_file() or src.is_symlink() or dest.is_symlink() or not dest.is_file():
+        return False
+    if src.stat().st_size != dest.stat().st_size:
+        return False
+    return Digest.of_file(src) == Digest.of_file(dest)
+
+
+def _move(src: Path, dest: Path) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
-    if dest.is_dir() and not dest.is_symlink():
-        raise UsageError(f"{what}: {dest} is a directory; cannot write {title} there")
-    os.chmod(blob, 0o644)
-    os.replace(blob, dest)
+    os.rename(src, dest)  # nothing is there (checked): never replaces
     return dest
 
 
-def _unpack_into(blob: Path, tree: Path, output: Path, desc: Descriptor,
-                 what: str) -> list[Path]:
+def _unpack_into(blob: Path, tree: Path, desc: Descriptor, what: str) -> None:
     from toolfetch.formats import detect_format
     from toolfetch.trees import make_writable
     from toolfetch.unpack import unpack_layer
@@ -163,21 +213,7 @@ def _unpack_into(blob: Path, tree: Path, output: Path, desc: Descriptor,
     tree.mkdir()
     unpack_layer(blob, fmt, tree, title=None, what=f"{what}: {desc.title}")
     make_writable(tree)
-    placed = []
-    for entry in sorted(tree.iterdir()):
-        dest = output / entry.name
-        if dest.is_dir() and not dest.is_symlink():
-            shutil.rmtree(dest)
-        elif dest.exists() or dest.is_symlink():
-            dest.unlink()
-        _owner_writable(entry)
-        os.replace(entry, dest)
-        placed.append(dest)
-    return placed
-
-
-def _owner_writable(root: Path) -> None:
-    for dirpath, _dirs, files in os.walk(root):
+    for dirpath, _dirs, files in os.walk(tree):  # pulled files are the user's to edit
         for name in files:
             path = os.path.join(dirpath, name)
             if not os.path.islink(path):
@@ -187,7 +223,7 @@ def _owner_writable(root: Path) -> None:
 def cmd_copy(args: argparse.Namespace) -> int:
     src, dst = parse_any(args.src), parse_any(args.dst)
     platform = Platform.parse(args.platform) if args.platform else None
-    digest = copy(src, dst, all_platforms=args.all_platforms, platform=platform, jobs=args.jobs)
+    digest = copy(src, dst, platform=platform, jobs=args.jobs)
     print(digest)
     return 0
 
