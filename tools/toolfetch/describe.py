@@ -12,10 +12,12 @@ import argparse
 import json
 from typing import Any
 
+from toolfetch.bodies import ACCEPT_ENCODING, read_capped
 from toolfetch.digest import Digest
 from toolfetch.errors import IntegrityError, UsageError
 from toolfetch.manifest import (
     DOCKER_MANIFEST,
+    IMAGE_CONFIG_TYPES,
     MAX_MANIFEST_BYTES,
     OCI_EMPTY,
     OCI_INDEX,
@@ -28,8 +30,6 @@ from toolfetch.sources import ContentSource
 from toolfetch.targets import open_source, referrers_tag
 
 WASM_PREFIX = "application/vnd.wasm."
-IMAGE_CONFIGS = frozenset({"application/vnd.oci.image.config.v1+json",
-                           "application/vnd.docker.container.image.v1+json"})
 KIND_LABELS = {"image": "container image", "wasm": "WASM artifact", "tool": "tool artifact",
                "artifact": "artifact", "mixed": "mixed", "empty": "empty index"}
 MAX_REFERRER_PAGES = 20
@@ -43,7 +43,7 @@ def artifact_type(manifest: Manifest, what: str) -> str | None:
     if manifest.is_index:
         return None
     config = manifest.config(what)
-    if config is None or config.media_type in IMAGE_CONFIGS or config.media_type == OCI_EMPTY:
+    if config is None or config.media_type in IMAGE_CONFIG_TYPES or config.media_type == OCI_EMPTY:
         return None
     return config.media_type
 
@@ -57,8 +57,9 @@ def classify(manifest: Manifest, what: str) -> str:
         return "wasm"
     if TOOL_ARTIFACT_TYPE in types[:2]:
         return "tool"
+    image_config = config is not None and config.media_type in IMAGE_CONFIG_TYPES
     if manifest.data.get("artifactType") is None and (
-        manifest.media_type == DOCKER_MANIFEST or (config and config.media_type in IMAGE_CONFIGS)
+        manifest.media_type == DOCKER_MANIFEST or image_config
     ):
         return "image"
     return "artifact"
@@ -180,17 +181,16 @@ def _referrers_api(client: Any, subject: Digest) -> list[Descriptor] | None:
     path = f"/v2/{client.repository}/referrers/{subject}"
     out: list[Descriptor] = []
     for _ in range(MAX_REFERRER_PAGES):
-        resp = client.transport.request("GET", client.host, path, scope=client.pull_scope,
-                                        headers={"Accept": OCI_INDEX}, what=what)
+        resp = client.transport.request(
+            "GET", client.host, path, scope=client.pull_scope, stream=True, what=what,
+            headers={"Accept": OCI_INDEX, "Accept-Encoding": ACCEPT_ENCODING})
         with resp:
             if resp.status_code in (404, 405, 501) and not out:
                 return None
             if resp.status_code != 200:
                 raise client._fail(resp, what)
-            body = resp.content[: MAX_MANIFEST_BYTES + 1]
+            body = read_capped(resp, MAX_MANIFEST_BYTES, what)
             link = resp.links.get("next", {}).get("url")
-        if len(body) > MAX_MANIFEST_BYTES:
-            raise IntegrityError(f"{what}: response larger than {MAX_MANIFEST_BYTES} bytes")
         out += Manifest.parse(body, OCI_INDEX, what).manifests(what)
         if not link:
             return out

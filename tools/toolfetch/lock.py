@@ -15,6 +15,7 @@ from pathlib import Path
 
 from toolfetch.config import Config, ToolSpec
 from toolfetch.errors import (
+    IntegrityError,
     MultipleErrors,
     NotFoundError,
     OutOfDateError,
@@ -23,7 +24,13 @@ from toolfetch.errors import (
 )
 from toolfetch.formats import ORAS_DEFAULT_MEDIA_TYPE, check_title, detect_format
 from toolfetch.lockfile import ANY_PLATFORM, LockedLayer, LockedPlatform, LockedTool, Lockfile
-from toolfetch.manifest import ANNOTATION_UNPACK, Descriptor, Manifest
+from toolfetch.manifest import (
+    ANNOTATION_UNPACK,
+    IMAGE_CONFIG_TYPES,
+    MAX_CONFIG_BYTES,
+    Descriptor,
+    Manifest,
+)
 from toolfetch.platform import Platform
 from toolfetch.progress import Progress
 from toolfetch.reference import parse_any, rebase_layout_ref
@@ -107,8 +114,9 @@ class Resolver:
         source, manifest = self.sources.first_success(ref, what, top, upstream_first=True)
         lock_ref = self._ref_for_lock(job.ref)
         if not manifest.is_index:
+            key = self._single_manifest_key(job, image_platform(source, manifest, what), what)
             entry = self._entry(job, lock_ref, source, manifest, None, what)
-            return {job.fixed_key or ANY_PLATFORM: entry}
+            return {key: entry}
         out: dict[str, LockedPlatform] = {}
         if job.wanted is None:
             targets = [(_key(d.platform), d) for d in manifest.platform_manifests(what)
@@ -126,6 +134,20 @@ class Resolver:
             out[key] = self._entry(job, lock_ref, source, child, manifest, f"{what} [{key}]")
         return out
 
+    @staticmethod
+    def _single_manifest_key(job: _Job, offered: Platform | None, what: str) -> str:
+        """The lock key of a ref that names one manifest: ``"*"`` unless it is an image
+        whose config names a platform; then that platform, which every platform the tool
+        wants must accept (a darwin machine is never handed a linux binary)."""
+        if offered is None:
+            return job.fixed_key or ANY_PLATFORM
+        wanted = [Platform.parse(job.fixed_key)] if job.fixed_key else list(job.wanted or ())
+        for platform in wanted:
+            if not platform.accepts(offered):
+                raise NotFoundError(f"{what} is a single-platform image for {offered}, "
+                                    f"not {platform}; it offers: {offered}")
+        return job.fixed_key or _key(offered)
+
     def _entry(self, job: _Job, lock_ref: str, source: ContentSource, manifest: Manifest,
                index: Manifest | None, what: str) -> LockedPlatform:
         layers = tuple(self._layer(source, d, what) for d in manifest.layers(what))
@@ -139,11 +161,15 @@ class Resolver:
             else:
                 raise UsageError(f"{what}: set `path` (the executable inside the artifact) in "
                                  f"{self.config.path}")
-        if all(layer.unpack == "raw" for layer in layers) and path not in {
-            layer.title for layer in layers
-        }:
-            raise NotFoundError(f"{what}: path {path!r} is not among the artifact's files: "
-                                f"{', '.join(sorted(str(layer.title) for layer in layers))}")
+        titles = sorted(str(layer.title) for layer in layers)
+        if all(layer.unpack == "raw" for layer in layers) and path not in titles:
+            import difflib
+
+            close = difflib.get_close_matches(path, titles, n=3, cutoff=0.5)
+            hint = f"closest: {', '.join(close)}; " if close else ""
+            shown = ", ".join(titles[:20]) + (" …" if len(titles) > 20 else "")
+            raise NotFoundError(f"{what}: path {path!r} is not among the artifact's files "
+                                f"({hint}it has: {shown}); fix `path` in {self.config.path}")
         return LockedPlatform(lock_ref, path, manifest.digest,
                               index.digest if index else None, layers)
 
@@ -152,8 +178,8 @@ class Resolver:
         if title is not None:
             try:
                 title = check_title(title)
-            except ToolfetchError as e:
-                raise type(e)(f"{what}: layer {desc.digest}: {e}") from e
+            except ToolfetchError as e:  # the registry serves an unsafe artifact: exit 3
+                raise IntegrityError(f"{what}: layer {desc.digest}: {e}") from e
         if desc.annotations.get(ANNOTATION_UNPACK) == "true":
             fmt = "tar+gzip"
         else:
@@ -173,9 +199,36 @@ def _naming_tool(e: ToolfetchError, name: str) -> ToolfetchError:
     """The error with the tool's name in front, unless it already names the tool."""
     if f"tool {name} " in e.message or isinstance(e, MultipleErrors):
         return e
-    named = type(e)(f"tool {name}: {e.message}")
-    named.__cause__ = e.__cause__
-    return named
+    return e.context(f"tool {name}")
+
+
+def image_platform(source: ContentSource, manifest: Manifest, what: str) -> Platform | None:
+    """The platform a container image's config names (None for artifacts, whose config is
+    empty or not an image config, and for images whose config names none)."""
+    import io
+    import json
+
+    config = manifest.config(what)
+    if config is None or config.media_type not in IMAGE_CONFIG_TYPES:
+        return None
+    if config.size > MAX_CONFIG_BYTES:
+        raise IntegrityError(f"{what}: image config {config.digest} is larger than "
+                             f"{MAX_CONFIG_BYTES} bytes")
+    buffer = io.BytesIO()
+    source.fetch_blob(config.digest, config.size, buffer, f"{what}: image config")
+    try:
+        data = json.loads(buffer.getvalue())
+        os_name, arch = data.get("os"), data.get("architecture")
+        variant = data.get("variant") or ""
+    except (ValueError, AttributeError) as e:
+        raise IntegrityError(f"{what}: image config {config.digest} is not a JSON object") from e
+    if not (isinstance(os_name, str) and os_name and isinstance(arch, str) and arch):
+        return None
+    try:
+        return Platform.parse(f"{os_name}/{arch}/{variant}" if variant else f"{os_name}/{arch}")
+    except UsageError as e:
+        raise IntegrityError(f"{what}: image config {config.digest} names a malformed "
+                             f"platform: {e}") from e
 
 
 def _key(p: Platform | None) -> str:

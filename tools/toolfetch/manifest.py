@@ -19,6 +19,11 @@ OCI_EMPTY = "application/vnd.oci.empty.v1+json"
 OCI_LAYOUT_VERSION = "1.0.0"
 TOOL_ARTIFACT_TYPE = "application/vnd.toolfetch.tool.v1"
 
+OCI_IMAGE_CONFIG = "application/vnd.oci.image.config.v1+json"
+DOCKER_IMAGE_CONFIG = "application/vnd.docker.container.image.v1+json"
+IMAGE_CONFIG_TYPES = frozenset({OCI_IMAGE_CONFIG, DOCKER_IMAGE_CONFIG})
+MAX_CONFIG_BYTES = 4 * 1024 * 1024
+
 INDEX_TYPES = frozenset({OCI_INDEX, DOCKER_LIST})
 MANIFEST_TYPES = frozenset({OCI_MANIFEST, DOCKER_MANIFEST})
 ACCEPT = ", ".join([OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST])
