@@ -663,3 +663,62 @@ def test_example_lockfile_is_up_to_date(tmp_path: Path) -> None:
     )
     assert r.returncode == 0, r.stderr
     assert (example / "bzlmod" / "tools.lock.json").resolve() == example / "tools.lock.json"
+
+
+# ---- use_rctx_download applies toolfetch's unpack rules ---------------------------------------
+
+TITLES = ["tool", "bin/tool", "./bin//tool", "a/./b", "../evil", "/abs/evil", "a/../../evil",
+          "a/..", "a\\b", "C:/evil", "c:evil", "bin/", "", ".", "./", "nul\x00byte", "é/ü",
+          "..hidden", "a/..b"]
+
+
+@pytest.mark.parametrize("title", TITLES)
+def test_starlark_and_python_agree_on_titles(harness: Harness, title: str) -> None:
+    """One rule for titles in both fetchers: the lockfile's title is joined into a path."""
+    from toolfetch.errors import UsageError
+    from toolfetch.formats import check_title
+
+    try:
+        python: str | None = check_title(title)
+    except UsageError:
+        python = None
+    assert harness.call(":lock.bzl", "check_title", title) == python
+
+
+def _raw_entry(title: str | None, media: str = "application/octet-stream",
+               unpack: str = "raw") -> dict[str, Any]:
+    layer: dict[str, Any] = {"digest": D, "mediaType": media, "size": 1, "unpack": unpack}
+    if title is not None:
+        layer["title"] = title
+    return {"layers": [layer], "manifest": D, "path": "t", "ref": HELLO_REF}
+
+
+def test_download_plan_marks_every_raw_layer_executable(harness: Harness) -> None:
+    entry = _raw_entry("bin/t")
+    entry["layers"].append({"digest": digest(7), "mediaType": "text/plain", "size": 1,
+                            "unpack": "raw", "title": "share/data.txt"})
+    plan = harness.call(":lock.bzl", "download_plan", entry, "t")
+    steps = [(s["output"], s["archive"]) for s in plan]
+    assert steps == [("bin/t", None), ("share/data.txt", None)]
+    from toolfetch.unpack import RAW_MODE  # the Python side: every raw file 0o555 as well
+
+    assert RAW_MODE == 0o555
+    repositories = (RULES / "repositories.bzl").read_text()
+    assert "executable = True" in repositories and "download_plan(entry, tool)" in repositories
+
+
+@pytest.mark.parametrize("entry, message", [
+    (_raw_entry("../evil"), "unsafe or missing title"),
+    (_raw_entry("/abs/evil"), "unsafe or missing title"),
+    (_raw_entry(None), "unsafe or missing title"),
+    ({**_raw_entry(None, "application/vnd.oci.image.layer.v1.tar+gzip", "tar+gzip"),
+      "layers": 2 * _raw_entry(None, "application/vnd.oci.image.layer.v1.tar+gzip",
+                               "tar+gzip")["layers"]},
+     "container image of 2 layers"),
+    (_raw_entry("x", unpack="rar"), "unknown unpack format"),
+])
+def test_download_plan_refuses_what_toolfetch_would_not_build(harness: Harness,
+                                                              entry: dict[str, Any],
+                                                              message: str) -> None:
+    with pytest.raises(sl.StarlarkError, match=message):
+        harness.call(":lock.bzl", "download_plan", entry, "t")

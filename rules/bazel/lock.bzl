@@ -38,6 +38,7 @@ EXIT_MEANINGS = {
     5: "authentication or authorization failure",
     6: "registry unreachable after retries, or offline and not in the cache",
     7: "lockfile out of date",
+    8: "local file system failure (disk full, read-only or unwritable cache or output)",
 }
 
 _EXIT_HINTS = {
@@ -50,6 +51,8 @@ _EXIT_HINTS = {
     6: "Check the network and TOOLFETCH_MIRRORS; with TOOLFETCH_OFFLINE=1 the tool must " +
        "already be in the toolfetch cache (TOOLFETCH_CACHE_DIR).",
     7: "Run `toolfetch lock` and commit the lockfile.",
+    8: "Check free space and permissions of the toolfetch cache (TOOLFETCH_CACHE_DIR) and of " +
+       "Bazel's output base.",
 }
 
 def exit_meaning(code):
@@ -386,3 +389,70 @@ def blob_urls(lock, ref, digest, env_mirrors, insecure):
     return urls
 
 ARCHIVE_TYPES = {"tar": "tar", "tar+gzip": "tar.gz", "tar+zstd": "tar.zst", "zip": "zip"}
+
+# Image-spec layer types: changesets whose `.wh.` entries delete lower content (layer.md).
+# toolfetch applies them (toolfetch/treekey.py); Bazel's extractor cannot.
+IMAGE_LAYER_TYPES = [
+    "application/vnd.oci.image.layer.v1.tar",
+    "application/vnd.oci.image.layer.v1.tar+gzip",
+    "application/vnd.oci.image.layer.v1.tar+zstd",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
+    "application/vnd.docker.image.rootfs.diff.tar.gzip",
+    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+]
+_NUL = json.decode("\"\\u0000\"")
+
+def check_title(title):
+    """A layer title as toolfetch accepts it (toolfetch/formats.py check_title): a relative
+    `/`-name, normalised; None when it is not one (absolute, `..`, a backslash, a NUL, a
+    drive letter, naming no file)."""
+    if type(title) != "string" or not title or title.startswith("/") or title.endswith("/"):
+        return None
+    if "\\" in title or _NUL in title:
+        return None
+    parts = [p for p in title.split("/") if p not in ("", ".")]
+    if not parts or ".." in parts:
+        return None
+    if len(parts[0]) >= 2 and parts[0][1] == ":" and parts[0][0].isalpha():
+        return None
+    return "/".join(parts)
+
+def applies_whiteouts(layer):
+    """toolfetch/treekey.py applies_whiteouts: an image changeset, not an archive."""
+    media = layer.get("mediaType", "").split(";")[0].strip().lower()
+    return (layer.get("unpack") in ("tar", "tar+gzip", "tar+zstd") and
+            media in IMAGE_LAYER_TYPES and layer.get("title") == None)
+
+def download_plan(entry, tool):
+    """use_rctx_download: what to download, by the unpack rules toolfetch uses.
+
+    A list of structs (sha256 hex, `output` below files/, executable, archive type or None).
+    Every raw layer is placed under its checked title and is executable (0o555 in toolfetch's
+    cache, whichever tool asks). A container image of several layers (changesets whose
+    whiteouts must be applied), a malformed title or an unknown format fails, so Bazel never
+    builds a tree toolfetch would not; a one-layer image has nothing below it to white out.
+    """
+    changesets = [layer for layer in entry["layers"] if applies_whiteouts(layer)]
+    if len(changesets) > 1:
+        fail(("toolfetch: tool '%s' is a container image of %d layers (OCI changesets whose " +
+              "whiteouts Bazel's extractor cannot apply); drop use_rctx_download to fetch it " +
+              "with toolfetch") % (tool, len(changesets)))
+    steps = []
+    for layer in entry["layers"]:
+        digest = layer["digest"]
+        if not digest.startswith("sha256:"):
+            fail("toolfetch: %s: layer %s is not sha256; use_rctx_download needs sha256" % (tool, digest))
+        unpack = layer.get("unpack", "raw")
+        if unpack == "raw":
+            title = check_title(layer.get("title"))
+            if title == None:
+                fail(("toolfetch: %s: raw layer %s has an unsafe or missing title %r; titles " +
+                      "are relative names without '..'") % (tool, digest, layer.get("title")))
+            steps.append(struct(sha256 = digest[len("sha256:"):], output = title, archive = None))
+        elif unpack in ARCHIVE_TYPES:
+            steps.append(struct(sha256 = digest[len("sha256:"):], output = "", archive = ARCHIVE_TYPES[unpack]))
+        else:
+            fail("toolfetch: %s: layer %s has unknown unpack format %r" % (tool, digest, unpack))
+    return steps

@@ -13,9 +13,9 @@ the toolchains. See docs/bazel.md.
 
 load(
     ":lock.bzl",
-    "ARCHIVE_TYPES",
     "FETCH_ENVIRON",
     "blob_urls",
+    "download_plan",
     "fetch_argv",
     "fetch_failure_message",
     "hub_build_file",
@@ -143,37 +143,29 @@ def _run_fetcher(rctx, lockfile, platform, tool, output):
         print("toolfetch %s (%s): %s" % (tool, platform, result.stderr.strip()))
 
 def _download_layers(rctx, lock, entry, tool, output):
-    """use_rctx_download: each layer through Bazel's downloader, verified by sha256."""
+    """use_rctx_download: each layer through Bazel's downloader, verified by sha256, placed
+    by the unpack rules toolfetch applies (lock.bzl `download_plan`)."""
     env_mirrors = parse_env_mirrors(rctx.os.environ.get("TOOLFETCH_MIRRORS", ""))
     insecure = [h.strip() for h in rctx.os.environ.get("TOOLFETCH_INSECURE_REGISTRIES", "").split(",")]
-    for layer in entry["layers"]:
-        digest = layer["digest"]
-        if not digest.startswith("sha256:"):
-            fail("toolfetch: %s: layer %s is not sha256; use_rctx_download needs sha256" % (tool, digest))
-        urls = blob_urls(lock, entry["ref"], digest, env_mirrors, insecure)
+    for step in download_plan(entry, tool):
+        urls = blob_urls(lock, entry["ref"], "sha256:" + step.sha256, env_mirrors, insecure)
         if not urls:
             fail(("toolfetch: tool '%s' comes from %s, which Bazel's downloader cannot read; " +
                   "drop use_rctx_download to fetch it with toolfetch") % (tool, entry["ref"]))
-        unpack = layer.get("unpack", "raw")
-        if unpack == "raw":
-            title = layer.get("title", "")
-            if not title:
-                fail("toolfetch: %s: raw layer %s has no title" % (tool, digest))
+        if step.archive == None:
             rctx.download(
                 url = urls,
-                output = output + "/" + title,
-                sha256 = digest[len("sha256:"):],
+                output = output + "/" + step.output,
+                sha256 = step.sha256,
                 executable = True,
             )
-        elif unpack in ARCHIVE_TYPES:
+        else:
             rctx.download_and_extract(
                 url = urls,
                 output = output,
-                sha256 = digest[len("sha256:"):],
-                type = ARCHIVE_TYPES[unpack],
+                sha256 = step.sha256,
+                type = step.archive,
             )
-        else:
-            fail("toolfetch: %s: layer %s has unknown unpack format %r" % (tool, digest, unpack))
 
 def _tool_repository_impl(rctx):
     tool = rctx.attr.tool
