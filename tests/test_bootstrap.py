@@ -79,6 +79,26 @@ def test_bootstrap_from_a_clean_clone_offline_registry(tmp_path: Path) -> None:
     assert elapsed < 20  # generous: a no-op must not reinstall (the first run takes ~15 s+)
 
 
+@pytest.mark.timeout(300)
+def test_bootstrap_says_what_needs_the_network(tmp_path: Path) -> None:
+    """Only pip's first install needs a package index; without one, bootstrap says so."""
+    clone = _clone(tmp_path)
+    home = tmp_path / "fresh-home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("TOOLFETCH_", "XDG_", "PIP_", "VIRTUAL_ENV"))}
+    env.update(HOME=str(home), PYTHON=sys.executable, PIP_INDEX_URL="http://127.0.0.1:9/simple",
+               PIP_RETRIES="0", PIP_TIMEOUT="2", PIP_NO_CACHE_DIR="1", TOOLFETCH_OFFLINE="1")
+    r = subprocess.run(["tools/bootstrap"], cwd=clone, env=env, capture_output=True, text=True,
+                       timeout=240)
+    assert r.returncode == 6, r.stderr
+    assert "package index" in r.stderr and "PIP_INDEX_URL" in r.stderr
+    assert "nothing else in bootstrap uses the network" in " ".join(r.stderr.split())
+    assert not (clone / "bin").exists()
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert "needs a package index" in readme
+
+
 def test_launchers_pass_argv_and_exit_code(tmp_path: Path) -> None:
     lockfile = _example(tmp_path)
     bin_dir = tmp_path / "bin"
