@@ -12,16 +12,17 @@ from typing import IO, Any
 
 import pytest
 
-from tf import check_cache_layout, sharded, tmp_entries
+from tf import check_cache_layout, recipe_digest, sharded, tmp_entries
 from toolfetch.cache import CACHEDIR_TAG, Cache, default_root
 from toolfetch.digest import Digest
-from toolfetch.errors import IntegrityError, ToolfetchError, UsageError
+from toolfetch.errors import IntegrityError, LocalIOError, UsageError
 from toolfetch.fetch import materialize
 from toolfetch.trees import tree_digest
 
 DATA = b"#!/bin/sh\necho cached\n"
 DIGEST = Digest.of_bytes(DATA)
-MANIFEST = Digest.of_bytes(b"a manifest")
+RECIPE = {"rules": 2, "layers": [[str(DIGEST), "tar", None, False]]}
+KEY = Digest.parse(recipe_digest(RECIPE))  # trees are keyed by the digest of their recipe
 
 
 def test_default_root_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -47,9 +48,9 @@ def test_paths_are_two_level_sharded(cache_dir: Path) -> None:
     c = Cache(cache_dir)
     h = DIGEST.hex
     assert c.blob_path(DIGEST) == cache_dir / "blobs" / "sha256" / h[:2] / h[2:4] / h
-    m = MANIFEST.hex
-    assert c.tree_path(MANIFEST) == cache_dir / "trees" / "sha256" / m[:2] / m[2:4] / m
-    assert c.record_path(MANIFEST) == c.tree_path(MANIFEST).parent / f"{m}.json"
+    m = KEY.hex
+    assert c.tree_path(KEY) == cache_dir / "trees" / "sha256" / m[:2] / m[2:4] / m
+    assert c.record_path(KEY) == c.tree_path(KEY).parent / f"{m}.json"
     assert c.blob_path(DIGEST) == sharded(cache_dir, "blobs", str(DIGEST))
 
 
@@ -59,7 +60,7 @@ def test_ensure_creates_layout(cache_dir: Path) -> None:
     for d in ("blobs", "trees", "locks", "tmp"):
         assert (cache_dir / d).is_dir()
     assert (cache_dir / "CACHEDIR.TAG").read_text() == CACHEDIR_TAG
-    assert json.loads((cache_dir / "layout.json").read_text()) == {"version": 1}
+    assert json.loads((cache_dir / "layout.json").read_text()) == {"version": 2}
     c.ensure()  # idempotent
     assert tmp_entries(cache_dir) == []
 
@@ -133,7 +134,7 @@ def _build(files: dict[str, tuple[bytes, int]], seen: list[Path] | None = None) 
             p.write_bytes(data)
             p.chmod(mode)
         digest, entries = tree_digest(dest)
-        return {"manifest": str(MANIFEST), "tree": digest, "files": entries}
+        return {"key": str(KEY), "recipe": RECIPE, "tree": digest, "files": entries}
     return build
 
 
@@ -143,17 +144,17 @@ def test_store_tree_unpacks_in_tmp_and_writes_record_beside(cache_dir: Path) -> 
     seen: list[Path] = []
     # modes as the unpacker leaves them (the record is computed before make_read_only)
     files = {"bin/tool": (DATA, 0o555), "share/doc.txt": (b"doc", 0o444)}
-    tree = c.store_tree(MANIFEST, _build(files, seen))
-    assert tree == c.tree_path(MANIFEST)
+    tree = c.store_tree(KEY, _build(files, seen))
+    assert tree == c.tree_path(KEY)
     assert seen[0].is_relative_to(cache_dir / "tmp")
-    assert c.has_tree(MANIFEST)
+    assert c.has_tree(KEY)
     assert (tree / "bin" / "tool").read_bytes() == DATA
     # read-only, executable bit kept
     assert stat.S_IMODE((tree / "bin" / "tool").stat().st_mode) == 0o555
     assert stat.S_IMODE((tree / "share" / "doc.txt").stat().st_mode) == 0o444
     assert stat.S_IMODE(tree.stat().st_mode) == 0o555
-    record = c.read_record(MANIFEST)
-    assert record["manifest"] == str(MANIFEST)
+    record = c.read_record(KEY)
+    assert record["key"] == str(KEY)
     assert record["tree"] == tree_digest(tree)[0]
     check_cache_layout(cache_dir)
 
@@ -161,12 +162,12 @@ def test_store_tree_unpacks_in_tmp_and_writes_record_beside(cache_dir: Path) -> 
 def test_store_tree_is_a_noop_when_present(cache_dir: Path) -> None:
     c = Cache(cache_dir)
     c.ensure()
-    c.store_tree(MANIFEST, _build({"x": (b"1", 0o644)}))
+    c.store_tree(KEY, _build({"x": (b"1", 0o644)}))
 
     def must_not_build(dest: Path) -> dict[str, Any]:
         raise AssertionError("tree rebuilt")
 
-    c.store_tree(MANIFEST, must_not_build)
+    c.store_tree(KEY, must_not_build)
 
 
 def test_failed_unpack_leaves_no_tree(cache_dir: Path) -> None:
@@ -178,10 +179,10 @@ def test_failed_unpack_leaves_no_tree(cache_dir: Path) -> None:
         raise IntegrityError("unsafe archive")
 
     with pytest.raises(IntegrityError):
-        c.store_tree(MANIFEST, bad)
-    assert not c.has_tree(MANIFEST)
-    assert not c.tree_path(MANIFEST).exists()
-    assert not c.record_path(MANIFEST).exists()
+        c.store_tree(KEY, bad)
+    assert not c.has_tree(KEY)
+    assert not c.tree_path(KEY).exists()
+    assert not c.record_path(KEY).exists()
     assert tmp_entries(cache_dir) == []
 
 
@@ -189,24 +190,24 @@ def test_tree_without_record_is_incomplete_and_redone(cache_dir: Path) -> None:
     """A crash between the rename and the record leaves a tree that does not count."""
     c = Cache(cache_dir)
     c.ensure()
-    c.store_tree(MANIFEST, _build({"old": (b"old", 0o644)}))
-    c.record_path(MANIFEST).unlink()
-    assert not c.has_tree(MANIFEST)
-    tree = c.store_tree(MANIFEST, _build({"new": (b"new", 0o644)}))
+    c.store_tree(KEY, _build({"old": (b"old", 0o644)}))
+    c.record_path(KEY).unlink()
+    assert not c.has_tree(KEY)
+    tree = c.store_tree(KEY, _build({"new": (b"new", 0o644)}))
     assert sorted(p.name for p in tree.iterdir()) == ["new"]
-    assert c.has_tree(MANIFEST)
+    assert c.has_tree(KEY)
     check_cache_layout(cache_dir)
 
 
 def test_touch_and_drop_tree(cache_dir: Path) -> None:
     c = Cache(cache_dir)
     c.ensure()
-    c.store_tree(MANIFEST, _build({"x": (b"1", 0o644)}))
-    os.utime(c.record_path(MANIFEST), (1_000_000, 1_000_000))
-    c.touch_tree(MANIFEST)
-    assert c.record_path(MANIFEST).stat().st_mtime > 1_000_000
-    c.drop_tree(MANIFEST)
-    assert not c.has_tree(MANIFEST) and not c.tree_path(MANIFEST).exists()
+    c.store_tree(KEY, _build({"x": (b"1", 0o644)}))
+    os.utime(c.record_path(KEY), (1_000_000, 1_000_000))
+    c.touch_tree(KEY)
+    assert c.record_path(KEY).stat().st_mtime > 1_000_000
+    c.drop_tree(KEY)
+    assert not c.has_tree(KEY) and not c.tree_path(KEY).exists()
     c.store_blob(DIGEST, _writer(DATA))
     c.drop_blob(DIGEST)
     assert not c.has_blob(DIGEST)
@@ -215,7 +216,7 @@ def test_touch_and_drop_tree(cache_dir: Path) -> None:
 def test_materialize_hardlinks_a_tree(cache_dir: Path, tmp_path: Path) -> None:
     c = Cache(cache_dir)
     c.ensure()
-    tree = c.store_tree(MANIFEST, _build({"bin/tool": (DATA, 0o755), "doc": (b"d", 0o644)}))
+    tree = c.store_tree(KEY, _build({"bin/tool": (DATA, 0o755), "doc": (b"d", 0o644)}))
     out = tmp_path / "out"
     materialize(tree, out)
     for rel in ("bin/tool", "doc"):
@@ -224,5 +225,6 @@ def test_materialize_hardlinks_a_tree(cache_dir: Path, tmp_path: Path) -> None:
     assert os.access(out / "bin" / "tool", os.X_OK)
     # directories are writable so a build system can clean them
     assert (out / "bin").stat().st_mode & 0o200
-    with pytest.raises(ToolfetchError, match="not empty"):
+    with pytest.raises(LocalIOError, match="not an empty directory") as refused:
         materialize(tree, out)
+    assert refused.value.exit_code == 8

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tf import assert_error, assert_ok, run_toolfetch
+from tf import assert_error, assert_ok, run_toolfetch, tree_key
 
 ROOT = Path(__file__).resolve().parent.parent
 OLD = time.time() - 10 * 86400
@@ -62,7 +62,8 @@ def test_cache_path_and_info(example: Path, cache: Path) -> None:
     assert_ok(r)
     info = json.loads(r.stdout)
     lock = json.loads(example.read_text())
-    manifests = {e["manifest"] for t in lock["tools"].values() for e in t["platforms"].values()}
+    manifests = {tree_key(e["layers"]) for t in lock["tools"].values()
+                 for e in t["platforms"].values()}
     layers = {layer["digest"] for t in lock["tools"].values() for e in t["platforms"].values()
               for layer in e["layers"]}
     assert info["path"] == str(cache)
@@ -131,12 +132,12 @@ def test_gc_unused_for_and_keep(example: Path, cache: Path, tmp_path: Path) -> N
     removed = {e["digest"].split(":")[1] for e in json.loads(r.stdout)["removed"]}
     assert removed == {e["digest"].split(":")[1] for e in would}
     after = set(_records(cache))
-    hello_trees = {e["manifest"].split(":")[1] for e in data["tools"]["hello"]["platforms"]
-                   .values()}
+    hello_trees = {tree_key(e["layers"]).split(":")[1]
+                   for e in data["tools"]["hello"]["platforms"].values()}
     assert hello_trees <= after  # kept for every platform, though old
     assert Path(say["tree"] + ".json").name[:-5] in after  # recently used
-    greet = {e["manifest"].split(":")[1] for e in json.loads(example.read_text())["tools"]
-             ["greet"]["platforms"].values()}
+    greet = {tree_key(e["layers"]).split(":")[1] for e in json.loads(example.read_text())
+             ["tools"]["greet"]["platforms"].values()}
     assert greet & before and not greet & after  # old and not kept: gone
     for digest in greet:
         assert not (cache / "trees" / "sha256" / digest[:2] / digest[2:4] / digest).exists()

@@ -21,8 +21,8 @@ from tf import (
     probe_heavy_imports,
     run_toolfetch,
     script,
-    sharded,
     tf_main,
+    tree_of,
     write_config,
 )
 
@@ -45,9 +45,10 @@ def cached(registry: Registry, unique_repo: str, tmp_path: Path,
         "r": {"ref": registry.ref(f"{unique_repo}/r", "1")}}})
     assert_ok(tf_main("lock", "--lockfile", lockfile))
     assert_ok(tf_main("fetch", "--lockfile", lockfile))
-    return {"root": root, "lockfile": lockfile, "t_tree": sharded(
-        cache_dir, "trees", idx.manifests[host()]), "r_tree": sharded(cache_dir, "trees",
-                                                                      raw.digest)}
+    tools = json.loads(lockfile.read_text())["tools"]
+    return {"root": root, "lockfile": lockfile,
+            "t_tree": tree_of(cache_dir, tools["t"]["platforms"][host()]),
+            "r_tree": tree_of(cache_dir, tools["r"]["platforms"]["*"])}
 
 
 def test_hit_path_imports_no_heavy_module(cached: dict[str, object], cache_dir: Path) -> None:

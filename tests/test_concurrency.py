@@ -37,6 +37,7 @@ from faultproxy import (
     toolfetch_proc,
     write_lockfile,
 )
+from tf import tree_of
 from toolfetch.cache import Cache
 from toolfetch.fetch import Fetcher, plan
 from toolfetch.lockfile import Lockfile
@@ -216,12 +217,11 @@ def test_leftovers_of_a_crash_are_not_mistaken_for_entries(
     lock = write_lockfile(tmp_path / "tools.lock.json", {"tool": entry})
     cache = Cache(cache_dir)
     cache.ensure()
-    manifest = ocitest.sha256_digest(art.manifest_bytes).split(":")[1]
     # a dead process's partial download and unpack directory
     (cache.tmp / "999999-deadbeef.part").write_bytes(b"partial")
     (cache.tmp / "999999-deadbeef.tree").mkdir()
     # a tree renamed into place with no record yet, holding only part of its files
-    tree = cache.trees / "sha256" / manifest[:2] / manifest[2:4] / manifest
+    tree = tree_of(cache_dir, entry)
     (tree / "share").mkdir(parents=True)
     (tree / "share" / "half-written").write_bytes(b"x")
     # the lock files of a killed process
@@ -267,7 +267,7 @@ def test_disk_full_real_tmpfs(registry: ocitest.Registry, unique_repo: str,
         cache = root / "cache"
         for tool in ("big", "bomb"):
             r = run_cli("fetch", "--lockfile", str(lock), "--cache-dir", str(cache), tool)
-            assert r.code != 0, r
+            assert r.code == 8, r  # a local I/O failure, not an internal error
             assert "no space left on device" in r.err.lower(), r
             assert "Traceback" not in r.err
             counts = check_cache(cache)
@@ -303,7 +303,7 @@ def test_disk_full_while_writing_a_blob(registry: ocitest.Registry, unique_repo:
 
     monkeypatch.setattr(Cache, "temp_file", temp_file)
     r = run_cli("fetch", "--lockfile", str(lock))
-    assert r.code == 1 and "no space left on device" in r.err, r
+    assert r.code == 8 and "no space left on device" in r.err, r
     assert check_cache(cache_dir) == {"blobs": 0, "trees": 0, "partial_trees": 0, "tmp": 0}
 
 
@@ -336,11 +336,11 @@ def test_read_only_cache(registry: ocitest.Registry, unique_repo: str, tmp_path:
         r = run_cli("which", "--lockfile", str(lock), "--cache-dir", str(cache), "a")
         assert r.code == 0 and r.out.strip().endswith("/a"), r  # hits still work
         r = run_cli("fetch", "--lockfile", str(lock), "--cache-dir", str(cache), "b")
-        assert r.code == 1 and reason in r.err.lower(), r
+        assert r.code == 8 and reason in r.err.lower(), r
         assert "Traceback" not in r.err and "internal error" not in r.err
         assert check_cache(cache)["trees"] == 1
         r = run_cli("fetch", "--lockfile", str(lock), "--cache-dir", str(root / "fresh"), "b")
-        assert r.code == 1 and reason in r.err.lower(), r
+        assert r.code == 8 and reason in r.err.lower(), r
 
 
 # ------------------------------------------------------------------------------------------
@@ -374,9 +374,34 @@ def test_hostile_layer_is_refused(case: str, registry: ocitest.Registry, unique_
     assert "Traceback" not in r.err
     assert check_cache(cache_dir)["trees"] == 0
     assert not list((cache_dir / "trees").rglob("*.json"))
-    assert not (tmp_path / "escaped").exists() and not Path("/tmp/toolfetch-absolute-escape"
-                                                            ).exists()
+    assert escapes(tmp_path) == []
     assert check_cache(cache_dir)["partial_trees"] == 0
+
+
+ESCAPE_NAMES = ("escaped", "toolfetch-absolute-escape")
+
+
+def escapes(tmp_path: Path) -> list[Path]:
+    """Files a hostile layer planted outside its tree: anywhere under the test's directory
+    (the cache's tmp/, where unpacking runs, included) and /tmp for absolute names."""
+    found = [p for p in tmp_path.rglob("*") if p.name in ESCAPE_NAMES]
+    return found + [p for p in (Path("/tmp/toolfetch-absolute-escape"),) if p.exists()]
+
+
+def test_the_escape_finder_finds_an_escape(registry: ocitest.Registry, unique_repo: str,
+                                           tmp_path: Path, cache_dir: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check above can fail: with the name check switched off, ``../escaped`` lands
+    beside the tree being unpacked under <cache>/tmp/, and :func:`escapes` reports it."""
+    from toolfetch.safetree import SafeTree
+
+    monkeypatch.setattr(SafeTree, "parts", lambda self, name: tuple(name.split("/")))
+    _, entry = push_tool(registry, unique_repo, {"evil.tar": ocitest.tarbytes(
+        HOSTILE["dotdot"])}, exe="tool")
+    lock = write_lockfile(tmp_path / "tools.lock.json", {"evil": entry})
+    run_cli("fetch", "--lockfile", str(lock))
+    found = escapes(tmp_path)
+    assert found and found[0].parent == cache_dir / "tmp", found
 
 
 def test_decompression_bomb_limit(registry: ocitest.Registry, unique_repo: str,
@@ -414,12 +439,12 @@ def test_hostile_titles_are_refused(title: str, registry: ocitest.Registry, uniq
     (tmp_path / "tools.yaml").write_text(
         f"tools:\n  t:\n    ref: {registry.host}/{unique_repo}:1\n    path: evil\n")
     r = run_cli("lock", "--lockfile", str(tmp_path / "tools.lock.json"))
-    assert r.code in (2, 3) and "title" in r.err, r
+    assert r.code == 3 and "title" in r.err, r  # the registry serves an unsafe artifact
     # a lockfile written by hand (or tampered with) cannot smuggle it past fetch either
     lock = write_lockfile(tmp_path / "hand.lock.json", {
         "t": lock_entry(f"{registry.host}/{unique_repo}:1", art, "evil",
                         unpack={art.layers[0]["digest"]: "raw"})})
     r = run_cli("fetch", "--lockfile", str(lock))
-    assert r.code in (2, 3), r
+    assert r.code == 2 and "title" in r.err, r  # the lockfile itself is invalid
     assert check_cache(cache_dir)["trees"] == 0
-    assert not (tmp_path / "evil").exists() and not Path("/abs/evil").exists()
+    assert [p for p in tmp_path.rglob("evil")] == [] and not Path("/abs/evil").exists()

@@ -1,7 +1,8 @@
 """Integration tests of ``toolfetch fetch`` / ``which`` / ``run`` against a real registry.
 
 The cache is checked independently: every blob is re-hashed and must be named by its own
-digest, trees sit at trees/sha256/ab/cd/<manifest hex> with a .json record beside them.
+digest, trees sit at trees/sha256/ab/cd/<key hex> (the digest of their recipe, recomputed by
+the tests) with a .json record beside them.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from tf import (
     tf_main,
     tmp_entries,
     tools_config,
+    tree_key,
     write_config,
 )
 
@@ -53,6 +55,13 @@ class Workspace:
     def data(self) -> dict[str, Any]:
         out: dict[str, Any] = json.loads(self.lockfile.read_text())
         return out
+
+    def key(self, tool: str, platform: str) -> str:
+        """The tree key of a locked tool's platform entry."""
+        return tree_key(self.data()["tools"][tool]["platforms"][platform]["layers"])
+
+    def tree(self, cache: Path, tool: str, platform: str) -> Path:
+        return sharded(cache, "trees", self.key(tool, platform))
 
 
 @pytest.fixture
@@ -79,7 +88,7 @@ def test_lock_fetch_which_run_every_kind(registry: Registry, unique_repo: str, w
                    for k, e in t["platforms"].items() if k in (host(), "*")
                    for ly in e["layers"]}
     assert set(cache_blobs(cache_dir)) == want_layers  # exactly the host's layers
-    want_trees = {pushed[n].manifests[key_for(pushed[n], host())] for n in pushed}
+    want_trees = {ws.key(n, key_for(pushed[n], host())) for n in pushed}
     assert set(cache_trees(cache_dir)) == want_trees
 
     for name, p in pushed.items():
@@ -87,7 +96,7 @@ def test_lock_fetch_which_run_every_kind(registry: Registry, unique_repo: str, w
         r = ws.tf("which", name)
         assert_ok(r)
         exe = Path(r.stdout.strip())
-        assert exe == sharded(cache_dir, "trees", p.manifests[key]) / p.path
+        assert exe == ws.tree(cache_dir, name, key) / p.path
         assert exe.read_bytes() == p.executables[key]
         assert os.access(exe, os.X_OK)
         # run: argv and the exit code pass through (a real exec)
@@ -95,7 +104,7 @@ def test_lock_fetch_which_run_every_kind(registry: Registry, unique_repo: str, w
         assert rr.returncode == p.exit_code, rr.stderr
         assert rr.stdout.splitlines() == [p.expect(key), "arg:a b", "arg:--flag", "arg:"]
     # the Docker tool's other files and the zip's directory came along
-    idx_tree = sharded(cache_dir, "trees", pushed["idx"].manifests[host()])
+    idx_tree = ws.tree(cache_dir, "idx", host())
     assert (idx_tree / "share" / "readme.txt").read_text() == f"readme {host()}"
 
 
@@ -122,10 +131,10 @@ def test_second_fetch_and_hits_with_registry_stopped(make_registry: MakeRegistry
     from toolfetch.cache import Cache
     from toolfetch.digest import Digest
 
-    Cache(cache_dir).drop_tree(Digest.parse(pushed["tar"].manifests["*"]))
-    assert pushed["tar"].manifests["*"] not in cache_trees(cache_dir)
+    Cache(cache_dir).drop_tree(Digest.parse(ws.key("tar", "*")))
+    assert ws.key("tar", "*") not in cache_trees(cache_dir)
     assert_ok(ws.tf("fetch", "tar"))
-    assert pushed["tar"].manifests["*"] in cache_trees(cache_dir)
+    assert ws.key("tar", "*") in cache_trees(cache_dir)
     # a platform not yet cached needs the registry: unreachable → 6
     r = ws.tf("fetch", "--platform", other_platform(), "idx")
     assert_error(r, 6, "127.0.0.1")
@@ -187,7 +196,7 @@ def test_corrupted_blob_and_several_failures(make_registry: MakeRegistry, tmp_pa
         assert_error(r, code, f"a-{first}", f"b-{second}", bad, gone)
         assert r.stderr.count("error: ") == 2
         # the good tool was fetched all the same
-        assert set(cache_trees(cache_dir)) == {arts["good"].digest}
+        assert set(cache_trees(cache_dir)) == {multi[first].key("c-good", "*")}
     check_cache_layout(cache_dir)
 
 
@@ -216,13 +225,13 @@ def test_all_platforms_and_output(registry: Registry, unique_repo: str, ws: Work
     ws.lock({"tools": {"t": {"ref": idx.ref, "path": "bin/t"},
                        "r": {"ref": registry.ref(unique_repo, "raw")}}})
     assert_ok(ws.tf("fetch", "--all-platforms"))
-    assert set(cache_trees(cache_dir)) == {*idx.manifests.values(), raw.digest}
+    assert set(cache_trees(cache_dir)) == {*(ws.key("t", p) for p in plats), ws.key("r", "*")}
     check_cache_layout(cache_dir)
 
     out = tmp_path / "out"
     r = ws.tf("fetch", "t", "--platform", "linux/arm64", "--output", out)
     assert_ok(r)
-    tree = sharded(cache_dir, "trees", idx.manifests["linux/arm64"])
+    tree = ws.tree(cache_dir, "t", "linux/arm64")
     files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
     assert files == ["bin/t", "lib/data"]
     for rel in files:
@@ -230,8 +239,8 @@ def test_all_platforms_and_output(registry: Registry, unique_repo: str, ws: Work
         assert (out / rel).stat().st_ino == (tree / rel).stat().st_ino  # hardlinked
     assert (out / "bin" / "t").read_bytes() == script("linux/arm64")
     assert_error(ws.tf("fetch", "t", "r", "--output", tmp_path / "o2"), 2, "--output")
-    assert_error(ws.tf("fetch", "t", "--platform", "linux/arm64", "--output", out), 1,
-                 "not empty")
+    assert_error(ws.tf("fetch", "t", "--platform", "linux/arm64", "--output", out), 8,
+                 "not an empty directory")
 
 
 def test_single_manifest_serves_any_platform(registry: Registry, unique_repo: str,
@@ -248,7 +257,7 @@ def test_single_manifest_serves_any_platform(registry: Registry, unique_repo: st
         out = json.loads(r.stdout)
         assert out["platform"] == "*"
         paths.add(out["path"])
-    assert paths == {str(sharded(cache_dir, "trees", art.digest) / "any")}
+    assert paths == {str(ws.tree(cache_dir, "any", "*") / "any")}
     assert len(cache_trees(cache_dir)) == 1
 
 
@@ -294,9 +303,9 @@ def test_concurrent_fetches_share_the_cache(registry: Registry, unique_repo: str
     for proc in procs:
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err
-    assert set(cache_trees(cache_dir)) == {idx.manifests[host()]}
+    assert set(cache_trees(cache_dir)) == {ws.key("t", host())}
     check_cache_layout(cache_dir)
-    tree = sharded(cache_dir, "trees", idx.manifests[host()])
+    tree = ws.tree(cache_dir, "t", host())
     assert (tree / "data").read_bytes() == big
 
 
@@ -344,15 +353,20 @@ def test_every_unpack_format_and_symlinks(registry: Registry, unique_repo: str,
     assert (out / "bin" / "alias").read_bytes() == exe
 
 
-def test_wrong_path_is_reported_by_which(registry: Registry, unique_repo: str,
-                                         ws: Workspace) -> None:
-    art = ocitest.oras_artifact({"t.tar.gz": ocitest.targz({"bin/t": (script("t"), 0o755)})})
+def test_wrong_path_fails_fetch_which_and_run_with_4(registry: Registry, unique_repo: str,
+                                                     ws: Workspace, cache_dir: Path) -> None:
+    art = ocitest.oras_artifact({"t.tar.gz": ocitest.targz({
+        "bin/tool": (script("t"), 0o755), "bin/tool-helper": (script("h"), 0o755),
+        "share/doc.txt": b"doc"})})
     ocitest.push_artifact(registry, unique_repo, "1", art)
-    ws.lock({"tools": {"t": {"ref": registry.ref(unique_repo, "1"), "path": "bin/nope"}}})
-    r = ws.tf("fetch")
-    assert_ok(r)
-    assert "warning: " in r.stderr and "bin/nope" in r.stderr
-    assert_error(ws.tf("which", "t"), 2, "bin/nope")
+    ws.lock({"tools": {"t": {"ref": registry.ref(unique_repo, "1"), "path": "bin/tol"}}})
+    for _ in range(2):  # the first fetch unpacks, the second finds the tree cached: same error
+        r = ws.tf("fetch")
+        assert_error(r, 4, "tool t (*)", "'bin/tol'", "bin/tool", "tools.yaml")
+        assert "share/doc.txt" not in r.stderr  # closest matches, not a listing
+    assert len(cache_trees(cache_dir)) == 1  # the tree is right; only the path is wrong
+    assert_error(ws.tf("which", "t"), 4, "'bin/tol'", "bin/tool")
+    assert_error(run_toolfetch("run", "--lockfile", ws.lockfile, "t"), 4, "'bin/tol'")
 
 
 def test_unsafe_archive_exit_3_leaves_no_tree(registry: Registry, unique_repo: str,

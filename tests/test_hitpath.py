@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tf import tree_of
 from toolfetch import cli, hitpath
 from toolfetch.digest import Digest
 
@@ -33,9 +34,9 @@ def _write_lockfile(path: Path, platforms: dict[str, dict[str, object]]) -> Path
     return path
 
 
-def _cache_tree(cache: Path, manifest: Digest = MANIFEST, exe: str = "bin/t") -> Path:
-    h = manifest.hex
-    tree = cache / "trees" / "sha256" / h[:2] / h[2:4] / h
+def _cache_tree(cache: Path, exe: str = "bin/t") -> Path:
+    tree = tree_of(cache, _entry())  # keyed by the recipe of the entry's layers
+    h = tree.name
     (tree / exe).parent.mkdir(parents=True)
     (tree / exe).write_text("#!/bin/sh\necho hit \"$@\"\n")
     (tree / exe).chmod(0o755)
@@ -140,7 +141,7 @@ def test_everything_else_is_left_to_the_full_cli(hit: tuple[Path, Path],
 
 
 @pytest.mark.parametrize("case", [
-    "no-record", "no-exe", "bad-digest", "absolute-path", "dotdot-path", "dot-path",
+    "no-record", "no-exe", "bad-digest", "bad-layer", "absolute-path", "dotdot-path", "dot-path",
     "double-slash", "version-2", "not-json", "platforms-list", "variant-only", "missing-file",
 ])
 def test_an_uncertain_hit_is_left_to_the_full_cli(case: str, tmp_path: Path,
@@ -156,6 +157,8 @@ def test_an_uncertain_hit_is_left_to_the_full_cli(case: str, tmp_path: Path,
         (tree / "bin/t").unlink()
     elif case == "bad-digest":
         entry["manifest"] = "sha256:../../../../etc"
+    elif case == "bad-layer":  # the full path refuses it (exit 2), so the hit path must not serve
+        entry["layers"][0]["size"] = "5"  # type: ignore[index]
     elif case in ("absolute-path", "dotdot-path", "dot-path", "double-slash"):
         entry["path"] = {"absolute-path": str(tree / "bin/t"), "dotdot-path": "bin/../bin/t",
                          "dot-path": "./bin/t", "double-slash": "bin//t"}[case]
@@ -212,7 +215,8 @@ def test_which_hit_imports_only_the_hit_path(hit: tuple[Path, Path]) -> None:
     out, modules = p.stdout.splitlines()
     assert out == str(tree / "bin/t")
     assert json.loads(modules.split(" ", 1)[1]) == ["toolfetch", "toolfetch.cli",
-                                                    "toolfetch.errors", "toolfetch.hitpath"]
+                                                    "toolfetch.errors", "toolfetch.hitpath",
+                                                    "toolfetch.treekey"]
     # a miss goes the full way (argparse, validation, fetch): offline and not cached -> 6
     tree.with_name(tree.name + ".json").unlink()
     p = subprocess.run([sys.executable, "-c", code,

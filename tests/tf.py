@@ -123,6 +123,36 @@ def sharded(cache: Path, kind: str, digest: str) -> Path:
     return cache / kind / "sha256" / hexd[:2] / hexd[2:4] / hexd
 
 
+IMAGE_LAYER_TYPES = frozenset(
+    [f"application/vnd.oci.image.layer.{kind}v1.tar{suffix}" for kind in ("", "nondistributable.")
+     for suffix in ("", "+gzip", "+zstd")]
+    + ["application/vnd.docker.image.rootfs.diff.tar.gzip",
+       "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"])
+
+
+def recipe_digest(recipe: Mapping[str, Any]) -> str:
+    text = json.dumps(recipe, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return "sha256:" + sha256_hex(text.encode())
+
+
+def tree_key(layers: list[Mapping[str, Any]]) -> str:
+    """The key of the tree of these lockfile layers, as docs/design.md defines it (recomputed
+    here, not asked of toolfetch): sha256 of the canonical JSON recipe."""
+    steps = []
+    for layer in layers:
+        unpack, title = layer["unpack"], layer.get("title")
+        media = layer["mediaType"].split(";")[0].strip().lower()
+        whiteouts = unpack in ("tar", "tar+gzip", "tar+zstd") and title is None and (
+            media in IMAGE_LAYER_TYPES)
+        steps.append([layer["digest"], unpack, title if unpack == "raw" else None, whiteouts])
+    return recipe_digest({"rules": 2, "layers": steps})
+
+
+def tree_of(cache: Path, entry: Mapping[str, Any]) -> Path:
+    """Where the tree of a lockfile platform entry lives."""
+    return sharded(cache, "trees", tree_key(entry["layers"]))
+
+
 def cache_blobs(cache: Path) -> dict[str, Path]:
     """Every file under blobs/, as ``sha256:<name>`` → path."""
     root = cache / "blobs"
@@ -149,9 +179,10 @@ def tmp_entries(cache: Path) -> list[Path]:
 
 
 def check_cache_layout(cache: Path) -> None:
-    """Assert DESIGN §4: every blob named by its own digest at blobs/sha256/ab/cd/<hex>,
-    read-only; every tree at trees/sha256/ab/cd/<hex>/ with a <hex>.json record beside it
-    whose file list matches the tree; CACHEDIR.TAG present; tmp/ empty."""
+    """Assert the cache layout (docs/design.md): every blob named by its own digest at
+    blobs/sha256/ab/cd/<hex>, read-only; every tree at trees/sha256/ab/cd/<key>/ with a
+    <key>.json record beside it whose recipe hashes to the key and whose file list matches
+    the tree; CACHEDIR.TAG present; tmp/ empty."""
     tag = (cache / "CACHEDIR.TAG").read_text()
     assert tag.startswith("Signature: 8a477f597d28d172789f06886806bc55")
     for digest, path in cache_blobs(cache).items():
@@ -163,7 +194,7 @@ def check_cache_layout(cache: Path) -> None:
         record_path = tree.with_name(tree.name + ".json")
         assert record_path.is_file(), f"tree {tree} has no record"
         record = json.loads(record_path.read_text())
-        assert record["manifest"] == digest
+        assert record["key"] == digest == recipe_digest(record["recipe"])
         files = {
             str(p.relative_to(tree)): p for p in tree.rglob("*") if p.is_file() and
             not p.is_symlink()

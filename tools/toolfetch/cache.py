@@ -3,16 +3,22 @@
 ```
 CACHEDIR.TAG  layout.json
 blobs/sha256/ab/cd/<hex>          verified blobs, read-only, named by their own digest
-trees/sha256/ab/cd/<hex>/         unpacked artifacts keyed by manifest digest, read-only
-trees/sha256/ab/cd/<hex>.json     tree record: tree digest + file list; mtime = last use
+trees/sha256/ab/cd/<hex>/         unpacked trees keyed by their recipe digest, read-only
+trees/sha256/ab/cd/<hex>.json     tree record: recipe, tree digest, file list; mtime = last use
 locks/  tmp/                      per-entry locks; same-filesystem temp space
 ```
-An entry is complete only once it sits under its final name: blobs are renamed into place
-after their digest was checked, and a tree counts only once its record exists (written
-after the directory was renamed into place). Temp names carry the writer's pid so gc can
-reclaim those of dead processes. This module is on the hit path: ``filelock`` and the
-unpacker are imported lazily. Nothing is fsync'd (as pip and uv): after a power loss,
-``toolfetch cache verify --repair`` finds and fixes what the crash damaged.
+A tree's key is the digest of its unpack recipe (:mod:`toolfetch.treekey`), so what a key
+names never depends on which lockfile or tool asked first. An entry is complete only once it
+sits under its final name: blobs are renamed into place after their digest was checked, and a
+tree counts only once its record exists (written after the directory was renamed into place).
+Temp names carry the writer's pid so gc can reclaim those of dead processes. This module is on
+the hit path: ``filelock`` and the unpacker are imported lazily. Nothing is fsync'd (as pip
+and uv): after a power loss, ``toolfetch cache verify --repair`` finds and fixes what the
+crash damaged.
+
+Layout 2 keys trees by recipe; layout 1 keyed them by manifest digest. A layout-1 cache is
+migrated the first time toolfetch writes to it: its trees are dropped (they are rebuilt from
+the blobs, which stay), then ``layout.json`` says 2.
 """
 
 from __future__ import annotations
@@ -25,10 +31,11 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from toolfetch.digest import Digest
-from toolfetch.errors import ToolfetchError, UsageError
+from toolfetch.errors import LocalIOError, UsageError
 from toolfetch.hitpath import cache_root
 
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2
+_MIGRATABLE = (1,)  # layouts whose trees are dropped on upgrade (their blobs stay valid)
 CACHEDIR_TAG = (
     "Signature: 8a477f597d28d172789f06886806bc55\n"
     "# This file is a cache directory tag created by toolfetch.\n"
@@ -45,8 +52,8 @@ def _sharded(base: Path, digest: Digest) -> Path:
     return base / "sha256" / digest.hex[:2] / digest.hex[2:4] / digest.hex
 
 
-def cache_error(e: OSError, what: str) -> ToolfetchError:
-    """Turn ENOSPC/EROFS/EACCES into a message that says what and where."""
+def cache_error(e: OSError, what: str) -> LocalIOError:
+    """Turn ENOSPC/EROFS/EACCES into a message that says what and where (exit 8)."""
     import errno
 
     reason = {
@@ -55,7 +62,8 @@ def cache_error(e: OSError, what: str) -> ToolfetchError:
         errno.EACCES: "permission denied",
         errno.EDQUOT: "disk quota exceeded",
     }.get(e.errno or 0, e.strerror or str(e))
-    return ToolfetchError(f"{what}: {reason} ({e.filename or ''})")
+    where = f" ({e.filename})" if e.filename else ""
+    return LocalIOError(f"{what}: {reason}{where}")
 
 
 class Cache:
@@ -70,23 +78,23 @@ class Cache:
     def blob_path(self, digest: Digest) -> Path:
         return _sharded(self.blobs, digest)
 
-    def tree_path(self, manifest: Digest) -> Path:
-        return _sharded(self.trees, manifest)
+    def tree_path(self, key: Digest) -> Path:
+        return _sharded(self.trees, key)
 
-    def record_path(self, manifest: Digest) -> Path:
-        p = self.tree_path(manifest)
+    def record_path(self, key: Digest) -> Path:
+        p = self.tree_path(key)
         return p.with_name(p.name + ".json")
 
     def has_blob(self, digest: Digest) -> bool:
         return self.blob_path(digest).is_file()
 
-    def has_tree(self, manifest: Digest) -> bool:
-        return self.record_path(manifest).is_file()
+    def has_tree(self, key: Digest) -> bool:
+        return self.record_path(key).is_file()
 
-    def touch_tree(self, manifest: Digest) -> None:
+    def touch_tree(self, key: Digest) -> None:
         """Record a use for LRU gc; best effort (a read-only cache is still usable)."""
         with contextlib.suppress(OSError):
-            os.utime(self.record_path(manifest))
+            os.utime(self.record_path(key))
 
     # -- setup ------------------------------------------------------------------------------
     def ensure(self) -> None:
@@ -97,17 +105,38 @@ class Cache:
             if not tag.exists():
                 self._write_small(tag, CACHEDIR_TAG.encode())
             layout = self.root / "layout.json"
-            if layout.exists():
-                version = json.loads(layout.read_text()).get("version")
-                if version != LAYOUT_VERSION:
-                    raise UsageError(
-                        f"{self.root}: cache layout version {version} is not {LAYOUT_VERSION}; "
-                        "use another --cache-dir or remove this one"
-                    )
-            else:
+            version = self.layout_version()
+            if version in _MIGRATABLE:
+                self._drop_all_trees()
+                version = None
+            if version is None:
                 self._write_small(layout, json.dumps({"version": LAYOUT_VERSION}).encode())
+            elif version != LAYOUT_VERSION:
+                raise UsageError(
+                    f"{self.root}: cache layout version {version} is not {LAYOUT_VERSION} "
+                    "(written by another toolfetch); use another --cache-dir or remove this one"
+                )
         except OSError as e:
             raise cache_error(e, f"cannot prepare cache {self.root}") from e
+
+    def layout_version(self) -> object:
+        """The version ``layout.json`` records, None when there is none."""
+        try:
+            data = json.loads((self.root / "layout.json").read_bytes())
+        except FileNotFoundError:
+            return None
+        except ValueError as e:
+            raise UsageError(f"{self.root / 'layout.json'}: not JSON: {e}") from e
+        return data.get("version") if isinstance(data, dict) else data
+
+    def _drop_all_trees(self) -> None:
+        """Move every tree and record out of sight at once, then delete them."""
+        if not self.trees.exists():
+            return
+        old = self._temp_name(".tree")
+        os.rename(self.trees, old)
+        self.trees.mkdir()
+        remove_tree(old)
 
     def _write_small(self, dest: Path, data: bytes) -> None:
         with self.temp_file() as (f, tmp):
@@ -174,13 +203,13 @@ class Cache:
                 raise cache_error(e, f"cannot store blob {digest} in {self.root}") from e
         return dest
 
-    def store_tree(self, manifest: Digest, build: Callable[[Path], dict[str, Any]]) -> Path:
+    def store_tree(self, key: Digest, build: Callable[[Path], dict[str, Any]]) -> Path:
         """Make the tree present: ``build(tmpdir)`` unpacks and returns the record."""
-        dest = self.tree_path(manifest)
-        if self.has_tree(manifest):
+        dest = self.tree_path(key)
+        if self.has_tree(key):
             return dest
-        with self.entry_lock("tree", manifest):
-            if self.has_tree(manifest):
+        with self.entry_lock("tree", key):
+            if self.has_tree(key):
                 return dest
             try:
                 if dest.exists():  # a crash between rename and record: not complete, redo
@@ -195,19 +224,19 @@ class Cache:
                     with self.temp_file() as (f, tmp):
                         f.write(json.dumps(record, indent=1, sort_keys=True).encode())
                         f.close()
-                        os.replace(tmp, self.record_path(manifest))
+                        os.replace(tmp, self.record_path(key))
             except OSError as e:
-                raise cache_error(e, f"cannot store tree {manifest} in {self.root}") from e
+                raise cache_error(e, f"cannot store tree {key} in {self.root}") from e
         return dest
 
-    def read_record(self, manifest: Digest) -> dict[str, Any]:
-        data: dict[str, Any] = json.loads(self.record_path(manifest).read_bytes())
+    def read_record(self, key: Digest) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(self.record_path(key).read_bytes())
         return data
 
-    def drop_tree(self, manifest: Digest) -> None:
+    def drop_tree(self, key: Digest) -> None:
         """Remove a tree: record first, so it never looks complete while half-deleted."""
-        self.record_path(manifest).unlink(missing_ok=True)
-        dest = self.tree_path(manifest)
+        self.record_path(key).unlink(missing_ok=True)
+        dest = self.tree_path(key)
         if dest.exists():
             remove_tree(dest)
 

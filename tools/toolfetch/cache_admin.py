@@ -76,28 +76,40 @@ def _human(n: float) -> str:
     return str(n)
 
 
-def cmd_info(args: argparse.Namespace) -> int:
-    from toolfetch.gc import scan
+def cache_info(cache: Cache) -> dict[str, object]:
+    """What ``cache info --json`` prints: sizes are on-disk bytes, each inode once."""
+    from toolfetch.gc import disk_usage, scan
 
-    cache = _cache(args)
     entries = scan(cache) if cache.root.exists() else []
+    usage = disk_usage(cache.root)
     blobs = [e for e in entries if e.kind == "blob"]
     trees = [e for e in entries if e.kind == "tree"]
+    blob_inodes = {i for e in blobs for i in e.inodes}
+    tree_only = {i: n for e in trees for i, n in e.inodes.items() if i not in blob_inodes}
     uses = [e.last_use for e in trees] or [e.last_use for e in blobs]
-    info = {
-        "path": str(cache.root), "size": sum(e.size for e in entries),
-        "blobs": len(blobs), "blob_size": sum(e.size for e in blobs),
-        "trees": len(trees), "tree_size": sum(e.size for e in trees),
+    blob_size = sum(e.size for e in blobs)
+    tree_size = sum(tree_only.values())
+    return {
+        "path": str(cache.root), "size": usage.size, "allocated": usage.allocated,
+        "blobs": len(blobs), "blob_size": blob_size,
+        "trees": len(trees), "tree_size": tree_size,
+        "other_size": usage.size - blob_size - tree_size,
         "oldest_use": _iso(min(uses)) if uses else None,
         "newest_use": _iso(max(uses)) if uses else None,
     }
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    info = cache_info(_cache(args))
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
+    human = {k: _human(float(str(info[k]))) for k in ("size", "allocated", "blob_size",
+                                                        "tree_size")}
     print(f"cache:      {info['path']}")
-    print(f"size:       {_human(info['size'])}")  # type: ignore[arg-type]
-    print(f"blobs:      {len(blobs)} ({_human(info['blob_size'])})")  # type: ignore[arg-type]
-    print(f"trees:      {len(trees)} ({_human(info['tree_size'])})")  # type: ignore[arg-type]
+    print(f"size:       {human['size']} ({human['allocated']} allocated)")
+    print(f"blobs:      {info['blobs']} ({human['blob_size']})")
+    print(f"trees:      {info['trees']} ({human['tree_size']} besides the blobs they link)")
     print(f"oldest use: {info['oldest_use'] or '-'}")
     print(f"newest use: {info['newest_use'] or '-'}")
     return 0
@@ -111,7 +123,7 @@ def _kept_digests(paths: list[Path]) -> set[Digest]:
         lockfile = Lockfile.load(path.absolute())
         for tool in lockfile.tools.values():
             for entry in tool.platforms.values():
-                keep.add(entry.manifest)
+                keep.add(entry.tree)
                 keep.update(layer.digest for layer in entry.layers)
     return keep
 
@@ -127,60 +139,89 @@ def cmd_gc(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({
             "dry_run": args.dry_run,
-            "removed": [{"kind": e.kind, "digest": str(e.digest), "size": e.size}
-                        for e in report.removed],
+            "removed": [{"kind": r.entry.kind, "digest": str(r.entry.digest),
+                         "size": r.entry.size, "freed": r.freed} for r in report.removed],
+            "freed": report.freed,
             "in_use": [str(e.digest) for e in report.kept_in_use],
             "temp_reclaimed": report.reclaimed_temp, "locks_reclaimed": report.reclaimed_locks,
             "size_before": report.size_before, "size_after": report.size_after,
         }, indent=2))
     elif not getattr(args, "quiet", False):
-        freed = sum(e.size for e in report.removed)
-        print(f"gc: {verb} {len(report.removed)} entries ({_human(freed)}), "
+        print(f"gc: {verb} {len(report.removed)} entries (freeing {_human(report.freed)}), "
               f"{report.reclaimed_temp} temp files, {report.reclaimed_locks} lock files; "
-              f"cache now {_human(report.size_after)}")
+              f"cache {'would be' if args.dry_run else 'now'} {_human(report.size_after)}")
         if report.kept_in_use:
             print(f"gc: kept {len(report.kept_in_use)} entries in use by running fetches or "
                   "used within the grace period")
     return 0
 
 
-def _hash_file(path: Path) -> str:
-    import hashlib
+def _check_tree(cache: Cache, key: Digest, record_path: Path, bad_blobs: set[Digest]
+                ) -> str | None:
+    """Why the tree under ``key`` is bad, or None.
 
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
+    The record's recipe must hash to the key, the tree on disk to the recorded digest, and,
+    where the recipe's blobs are in the cache (and intact), unpacking them again must give
+    that digest: a tree is a pure function of its key, so anything else was planted or
+    damaged.
+    """
+    from toolfetch.treekey import recipe_digest
+    from toolfetch.trees import tree_digest
+
+    try:
+        record = json.loads(record_path.read_bytes())
+        recorded, steps = record["tree"], record["recipe"]
+        blobs = [Digest.parse(str(step[0])) for step in steps["layers"]]
+        named = recipe_digest(steps)
+    except (OSError, ValueError, KeyError, TypeError, ToolfetchError):
+        return "unreadable record"
+    if named != str(key):
+        return f"its record's recipe hashes to {named}, not to the key"
+    tree = cache.tree_path(key)
+    if not tree.is_dir():
+        return "record without a tree directory"
+    actual, _ = tree_digest(tree)
+    if actual != recorded:
+        return f"tree hashes to {actual}, recorded {recorded}"
+    if bad_blobs.intersection(blobs) or not all(cache.has_blob(b) for b in blobs):
+        return None  # nothing sound to rebuild from (its files were hashed above)
+    rebuilt = _rebuild_digest(cache, steps, f"tree {key.short}")
+    if rebuilt != recorded:
+        return f"tree differs from what its layers unpack to: {rebuilt}"
+    return None
+
+
+def _rebuild_digest(cache: Cache, steps: dict[str, object], what: str) -> str:
+    from toolfetch.trees import tree_digest
+    from toolfetch.unpack import unpack_recipe
+
+    cache.ensure()
+    with cache.temp_dir() as scratch:
+        try:
+            unpack_recipe(steps, lambda d: cache.blob_path(Digest.parse(d)), scratch, what)
+        except ToolfetchError as e:
+            return f"(cannot unpack: {e})"
+        return tree_digest(scratch)[0]
 
 
 def verify(cache: Cache) -> list[tuple[str, Digest, str]]:
     """Every bad entry as (kind, digest, why)."""
     from toolfetch.gc import _digests_under
-    from toolfetch.trees import tree_digest
 
     bad: list[tuple[str, Digest, str]] = []
     for digest, path in _digests_under(cache.blobs):
         try:
-            actual = _hash_file(path)
+            actual = Digest.of_file(path).hex
         except OSError as e:
             bad.append(("blob", digest, f"unreadable: {e.strerror}"))
             continue
         if actual != digest.hex:
             bad.append(("blob", digest, f"content hashes to sha256:{actual}"))
-    for digest, record_path in _digests_under(cache.trees, ".json"):
-        try:
-            recorded = json.loads(record_path.read_bytes())["tree"]
-        except (OSError, ValueError, KeyError):
-            bad.append(("tree", digest, "unreadable record"))
-            continue
-        tree = cache.tree_path(digest)
-        if not tree.is_dir():
-            bad.append(("tree", digest, "record without a tree directory"))
-            continue
-        actual_tree, _ = tree_digest(tree)
-        if actual_tree != recorded:
-            bad.append(("tree", digest, f"tree hashes to {actual_tree}, recorded {recorded}"))
+    bad_blobs = {d for _, d, _ in bad}
+    for key, record_path in _digests_under(cache.trees, ".json"):
+        problem = _check_tree(cache, key, record_path, bad_blobs)
+        if problem is not None:
+            bad.append(("tree", key, problem))
     trees_root = cache.trees / "sha256"
     if trees_root.is_dir():
         for a in trees_root.iterdir():

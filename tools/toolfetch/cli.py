@@ -96,6 +96,13 @@ def full_main(argv: list[str]) -> int:
         return 130
     except BrokenPipeError:
         return 1
+    except OSError as e:  # the local file system, where no command said what it was doing
+        from toolfetch.errors import LocalIOError
+
+        error = LocalIOError(f"{e.filename or 'local file system'}: {e.strerror or e}")
+        error.__cause__ = e
+        _print_error(error, verbose)
+        return error.exit_code
     except Exception as e:  # a bug: say so, show the traceback only with -v
         sys.stderr.write(f"error: internal error: {type(e).__name__}: {e}\n")
         if verbose:
@@ -204,20 +211,17 @@ def _locate(args: argparse.Namespace, platform_text: str | None) -> tuple[Path, 
     key, entry = lockfile.tool(args.tool).for_platform(_platform_arg(platform_text),
                                                        lockfile_path)
     cache = _cache(args)
-    tree = cache.tree_path(entry.manifest)
+    tree = cache.tree_path(entry.tree)
     exe = tree / entry.path
-    if cache.has_tree(entry.manifest) and os.path.lexists(exe):
-        cache.touch_tree(entry.manifest)
+    if cache.has_tree(entry.tree) and os.path.lexists(exe):
+        cache.touch_tree(entry.tree)
         return exe, str(tree), key
     from toolfetch.fetch import Fetcher, Want
     from toolfetch.lockfile import validating
 
     with validating(lockfile_path) as full:
         fetcher = Fetcher(cache, full, offline=_offline(args), progress=_progress(args))
-        fetcher.fetch([Want(args.tool, key, entry)])
-    if not exe.exists():
-        raise UsageError(f"tool {args.tool}: {entry.path} is not in its unpacked artifact "
-                         f"{tree} (check `path` in tools.yaml)")
+        fetcher.fetch([Want(args.tool, key, entry)])  # NotFoundError if `path` is not there
     return exe, str(tree), key
 
 

@@ -2,10 +2,14 @@
 
 Only ``cli.py`` turns these into messages and exit codes. Messages say what
 failed on what (file, field, tool, digest); causes are chained with
-``raise … from e`` and printed as ``caused by:`` lines.
+``raise … from e`` and printed as ``caused by:`` lines. :meth:`ToolfetchError.context`
+puts more context in front of a message without losing the class, the exit code or the
+cause chain (instead of re-labelling with ``type(e)(…)``).
 """
 
 from __future__ import annotations
+
+import copy
 
 
 class ToolfetchError(Exception):
@@ -19,6 +23,21 @@ class ToolfetchError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+    def context(self, prefix: str) -> ToolfetchError:
+        """This error with ``prefix: `` in front of its message (unless already there).
+
+        The copy keeps the class (so the exit code), every attribute and the cause chain
+        (its ``__cause__`` is this error's own cause).
+        """
+        if self.message.startswith(f"{prefix}: "):
+            return self
+        wrapped = copy.copy(self)
+        wrapped.message = f"{prefix}: {self.message}"
+        wrapped.args = (wrapped.message,)
+        wrapped.__cause__ = self.__cause__
+        wrapped.__suppress_context__ = True
+        return wrapped
 
 
 class InternalError(ToolfetchError):
@@ -61,6 +80,13 @@ class OutOfDateError(ToolfetchError):
     exit_code = 7
 
 
+class LocalIOError(ToolfetchError):
+    """The local file system failed us: disk full, read-only or unwritable cache, an output
+    directory that is not empty or cannot be written."""
+
+    exit_code = 8
+
+
 class MultipleErrors(ToolfetchError):
     """Several independent failures (one per tool); exit code of the first."""
 
@@ -69,3 +95,6 @@ class MultipleErrors(ToolfetchError):
         super().__init__("; ".join(e.message for e in errors))
         self.errors = errors
         self.exit_code = errors[0].exit_code
+
+    def context(self, prefix: str) -> ToolfetchError:
+        return MultipleErrors([e.context(prefix) for e in self.errors])

@@ -18,10 +18,7 @@ from typing import Any, BinaryIO
 
 from toolfetch.cache import Cache
 from toolfetch.digest import Digest
-from toolfetch.errors import (
-    MultipleErrors,
-    ToolfetchError,
-)
+from toolfetch.errors import LocalIOError, MultipleErrors, NotFoundError, ToolfetchError
 from toolfetch.lockfile import LockedLayer, LockedPlatform, Lockfile
 from toolfetch.platform import Platform
 from toolfetch.progress import Progress
@@ -78,15 +75,29 @@ class Fetcher:
         self.sources = SourceFactory(mirrors, offline=offline)
 
     def fetch(self, wants: list[Want]) -> dict[Want, Path]:
-        """Make every wanted tree present; returns tree paths. Raises per-tool errors."""
-        missing = [w for w in wants if not self.cache.has_tree(w.entry.manifest)]
+        """Make every wanted tree present; returns tree paths. Raises per-tool errors, also
+        for a tree that lacks the tool's ``path`` (NotFoundError naming close matches)."""
+        missing: list[Want] = []
+        keys: set[Digest] = set()
         for w in wants:
-            if w not in missing:
-                self.cache.touch_tree(w.entry.manifest)
+            if self.cache.has_tree(w.entry.tree):
+                self.cache.touch_tree(w.entry.tree)
+            elif w.entry.tree not in keys:  # two tools of one artifact: one tree
+                keys.add(w.entry.tree)
+                missing.append(w)
         if missing:
             self.cache.ensure()
             self._fetch_missing(missing)
-        return {w: self.cache.tree_path(w.entry.manifest) for w in wants}
+        trees = {w: self.cache.tree_path(w.entry.tree) for w in wants}
+        errors = [e for w in wants if (e := self._path_error(w, trees[w])) is not None]
+        if errors:
+            raise errors[0] if len(errors) == 1 else MultipleErrors(errors)
+        return trees
+
+    def _path_error(self, want: Want, tree: Path) -> ToolfetchError | None:
+        if os.path.lexists(tree / want.entry.path):
+            return None
+        return missing_path_error(want.what, want.entry.path, self.cache, want.entry.tree)
 
     def _fetch_missing(self, missing: list[Want]) -> None:
         # Unique blobs, each with the first tool that needs it (for messages and the source).
@@ -137,9 +148,7 @@ class Fetcher:
                 errors.append(tree_errors[w])
             for layer in w.entry.layers:
                 if layer.digest in blob_errors:
-                    e = blob_errors[layer.digest]
-                    errors.append(type(e)(f"{w.what}: {e}") if type(e) is not MultipleErrors
-                                  else e)
+                    errors.append(blob_errors[layer.digest].context(w.what))
                     break
         if errors:
             raise errors[0] if len(errors) == 1 else MultipleErrors(errors)
@@ -157,29 +166,47 @@ class Fetcher:
         self.sources.first_success(ref, what, attempt)
 
     def _build_tree(self, want: Want) -> None:
+        from toolfetch.treekey import recipe
         from toolfetch.trees import tree_digest
-        from toolfetch.unpack import unpack_layer
+        from toolfetch.unpack import unpack_recipe
+
+        steps = recipe(layer.to_json() for layer in want.entry.layers)
 
         def build(dest: Path) -> dict[str, Any]:
-            known: dict[str, tuple[int, str]] = {}
             for layer in want.entry.layers:
                 if not self.cache.has_blob(layer.digest):  # gc took it meanwhile: fetch again
                     self._fetch_blob(want, layer, Progress("", 0, False))
-                what = f"layer {layer.digest.short} ({layer.title or layer.unpack}) of {want.what}"
-                unpack_layer(self.cache.blob_path(layer.digest), layer.unpack, dest,
-                             title=layer.title, what=what,
-                             executable=want.entry.path, known=known,
-                             digest=str(layer.digest))
+            known: dict[str, tuple[int, str]] = {}
+            unpack_recipe(steps, lambda d: self.cache.blob_path(Digest.parse(d)), dest,
+                          want.what, known)
             digest, files = tree_digest(dest, known)
-            return {"manifest": str(want.entry.manifest), "tree": digest, "files": files,
+            # The recipe is what the key is the digest of; the manifest and ref only say who
+            # asked first (for people reading the cache), nothing depends on them.
+            return {"key": str(want.entry.tree), "recipe": steps, "tree": digest,
+                    "files": files,
                     "layers": [str(layer.digest) for layer in want.entry.layers],
-                    "ref": want.entry.ref}
+                    "manifest": str(want.entry.manifest), "ref": want.entry.ref}
 
-        self.cache.store_tree(want.entry.manifest, build)
-        exe = self.cache.tree_path(want.entry.manifest) / want.entry.path
-        if not exe.exists():
-            log.warning("%s: the unpacked tree has no %s (check `path` in tools.yaml)",
-                        want.what, want.entry.path)
+        self.cache.store_tree(want.entry.tree, build)
+
+
+def missing_path_error(what: str, path: str, cache: Cache, key: Digest) -> NotFoundError:
+    """``path`` is not in the tree: name the closest existing files (exit 4)."""
+    import difflib
+
+    try:
+        entries = list(cache.read_record(key).get("files", []))
+        files = [str(f["path"]) for f in entries if f.get("type") in ("file", "symlink")]
+        executable = [str(f["path"]) for f in entries
+                      if f.get("type") == "file" and int(f.get("mode", 0)) & 0o111]
+    except (OSError, ValueError, TypeError, AttributeError, KeyError):
+        files, executable = [], []
+    close = difflib.get_close_matches(path, files, n=3, cutoff=0.5)
+    if not close:
+        close = sorted(executable)[:5] or sorted(files)[:5]
+    hint = f"; it has: {', '.join(close)}" if close else "; it holds no files"
+    return NotFoundError(f"{what}: path {path!r} is not in the artifact (tree {key.short}"
+                         f"){hint}. Fix `path` in tools.yaml and run `toolfetch lock`")
 
 
 def materialize(tree: Path, output: Path) -> None:
@@ -189,8 +216,18 @@ def materialize(tree: Path, output: Path) -> None:
     absent or empty; files keep their read-only modes, directories are writable so build
     systems can clean them.
     """
-    if output.exists() and any(output.iterdir()):
-        raise ToolfetchError(f"--output {output}: directory is not empty")
+    try:
+        _materialize(tree, output)
+    except OSError as e:
+        from toolfetch.cache import cache_error
+
+        raise cache_error(e, f"--output {output}: cannot write the tree") from e
+
+
+def _materialize(tree: Path, output: Path) -> None:
+    if output.exists() and (not output.is_dir() or any(output.iterdir())):
+        raise LocalIOError(f"--output {output}: exists and is not an empty directory; "
+                           "toolfetch writes only into an absent or empty one")
     output.mkdir(parents=True, exist_ok=True)
     for dirpath, dirnames, filenames in os.walk(tree):
         rel = Path(dirpath).relative_to(tree)

@@ -3,9 +3,14 @@
 Last use is the mtime of a tree's record (touched on every hit) and, for a blob, the later
 of its own mtime and the records of trees built from it. An entry is never evicted when a
 kept lockfile needs it (any platform), when another process holds its entry lock, or when it
-was used within the grace period (``TOOLFETCH_GC_GRACE`` seconds, default 60), so a running
-fetch or a tool just located by ``which`` is safe. Trees go record-first, so a half-deleted
-tree never looks complete; a fetch that loses a blob to gc re-downloads it.
+was used within the grace period (``TOOLFETCH_GC_GRACE``, a duration, default 60 s), so a
+running fetch or a tool just located by ``which`` is safe. Trees go record-first, so a
+half-deleted tree never looks complete; a fetch that loses a blob to gc re-downloads it.
+
+Sizes are what is on disk, each inode counted once (:func:`disk_usage`): a raw tree's file is
+a hardlink of its blob, so evicting the blob frees nothing while the tree holds the inode, and
+evicting the tree then frees it. Every removal is charged the bytes it really freed, so the
+report, ``cache info`` and ``du`` agree.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import contextlib
 import json
 import os
 import re
+import stat
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -22,6 +28,9 @@ from pathlib import Path
 from toolfetch.cache import Cache, remove_tree
 from toolfetch.digest import Digest
 from toolfetch.errors import UsageError
+
+GRACE_ENV = "TOOLFETCH_GC_GRACE"
+Inode = tuple[int, int]  # (st_dev, st_ino)
 
 _SIZE = re.compile(r"(?i)^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
@@ -46,22 +55,69 @@ def parse_duration(text: str) -> float:
     return float(m.group(1)) * _SECONDS[m.group(2)]
 
 
+def grace_seconds() -> float:
+    """``TOOLFETCH_GC_GRACE`` (a duration: ``60``, ``90s``, ``5m``), default 60 seconds."""
+    text = os.environ.get(GRACE_ENV, "").strip()
+    if not text:
+        return 60.0
+    try:
+        return parse_duration(text)
+    except UsageError as e:
+        raise e.context(GRACE_ENV) from e
+
+
 @dataclass
 class Entry:
     kind: str  # "blob" | "tree"
     digest: Digest
-    size: int
+    size: int  # apparent bytes of its files (inodes it shares included)
     last_use: float
+    inodes: dict[Inode, int] = field(default_factory=dict, repr=False)  # inode -> bytes
+
+
+@dataclass
+class Removal:
+    entry: Entry
+    freed: int  # bytes this removal really freed (0 while another entry holds its inodes)
 
 
 @dataclass
 class GcReport:
-    removed: list[Entry] = field(default_factory=list)
+    removed: list[Removal] = field(default_factory=list)
     kept_in_use: list[Entry] = field(default_factory=list)
     reclaimed_temp: int = 0
     reclaimed_locks: int = 0
     size_before: int = 0
     size_after: int = 0
+
+    @property
+    def freed(self) -> int:
+        return sum(r.freed for r in self.removed)
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What a directory holds: apparent bytes of files and symlinks, and allocated bytes of
+    everything (directories too); each inode once. ``du -sb`` minus directories, ``du -sB1``."""
+
+    size: int
+    allocated: int
+
+
+def disk_usage(root: Path) -> Usage:
+    seen: set[Inode] = set()
+    size = allocated = 0
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in [*dirnames, *filenames, ""]:
+            with contextlib.suppress(OSError):
+                st = os.lstat(os.path.join(dirpath, name) if name else dirpath)
+                if (st.st_dev, st.st_ino) in seen:
+                    continue
+                seen.add((st.st_dev, st.st_ino))
+                allocated += st.st_blocks * 512
+                if not stat.S_ISDIR(st.st_mode):
+                    size += st.st_size
+    return Usage(size, allocated)
 
 
 def pid_alive(pid: int) -> bool:
@@ -74,15 +130,15 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def _tree_size(path: Path) -> int:
-    total = 0
-    for dirpath, _, files in os.walk(path):
-        for name in files:
+def _tree_inodes(path: Path, record: os.stat_result) -> dict[Inode, int]:
+    """The files (and symlinks) of a tree and its record, by inode."""
+    inodes = {(record.st_dev, record.st_ino): record.st_size}
+    for dirpath, dirnames, files in os.walk(path):
+        for name in [*files, *(d for d in dirnames if os.path.islink(os.path.join(dirpath, d)))]:
             with contextlib.suppress(OSError):
                 st = os.lstat(os.path.join(dirpath, name))
-                if st.st_nlink == 1:  # a raw file hardlinked to its blob is counted there
-                    total += st.st_size
-    return total
+                inodes[(st.st_dev, st.st_ino)] = st.st_size
+    return inodes
 
 
 def _digests_under(base: Path, suffix: str = "") -> Iterator[tuple[Digest, Path]]:
@@ -110,16 +166,18 @@ def scan(cache: Cache) -> list[Entry]:
             layers = json.loads(record.read_bytes()).get("layers", [])
         except (OSError, ValueError):
             continue
-        entries.append(Entry("tree", digest, _tree_size(cache.tree_path(digest)), st.st_mtime))
+        inodes = _tree_inodes(cache.tree_path(digest), st)
+        entries.append(Entry("tree", digest, sum(inodes.values()), st.st_mtime, inodes))
         for layer in layers:
             with contextlib.suppress(Exception):
                 d = Digest.parse(layer)
                 blob_use[d] = max(blob_use.get(d, 0.0), st.st_mtime)
     for digest, path in _digests_under(cache.blobs):
         with contextlib.suppress(OSError):
-            st = path.stat()
+            st = path.lstat()
             entries.append(Entry("blob", digest, st.st_size,
-                                 max(st.st_mtime, blob_use.get(digest, 0.0))))
+                                 max(st.st_mtime, blob_use.get(digest, 0.0)),
+                                 {(st.st_dev, st.st_ino): st.st_size}))
     return entries
 
 
@@ -166,36 +224,87 @@ def reclaim_temp(cache: Cache, report: GcReport, dry_run: bool) -> None:
 
 def collect(cache: Cache, *, max_size: int | None, unused_for: float | None,
             keep: Iterable[Digest], dry_run: bool = False) -> GcReport:
+    """Reclaim temp files and locks, then evict least-recently-used entries by the policies.
+
+    A blob whose inode a tree still links (a raw layer) is not evicted on its own: that would
+    free nothing and only cost a download later. It goes right after the last tree linking
+    it, so the pair is evicted together and its bytes are charged once.
+    """
     report = GcReport()
+    grace = grace_seconds()
     cache.ensure()
     reclaim_temp(cache, report, dry_run)
     entries = scan(cache)
-    report.size_before = sum(e.size for e in entries)
-    keep_set = set(keep)
-    grace = float(os.environ.get("TOOLFETCH_GC_GRACE", "60"))
+    holders: dict[Inode, int] = {}
+    for entry in entries:
+        for inode in entry.inodes:
+            holders[inode] = holders.get(inode, 0) + 1
+    report.size_before = disk_usage(cache.root).size
+    state = _Eviction(cache, report, holders, set(keep), grace, dry_run)
+    state.total = report.size_before
+    waiting: dict[Inode, Entry] = {}  # blobs held by a tree, evicted with the last one
     now = time.time()
-    total = report.size_before
     for entry in sorted(entries, key=lambda e: (e.last_use, e.kind == "tree")):
         too_old = unused_for is not None and now - entry.last_use > unused_for
-        too_big = max_size is not None and total > max_size
-        if not (too_old or too_big) or entry.digest in keep_set:
+        too_big = max_size is not None and state.total > max_size
+        if not (too_old or too_big):
             continue
-        if now - entry.last_use < grace:
-            report.kept_in_use.append(entry)
+        if entry.kind == "blob" and any(holders[i] > 1 for i in entry.inodes):
+            waiting.update((i, entry) for i in entry.inodes)
             continue
-        lock = _try_lock(cache, entry.kind, entry.digest)
+        if state.evict(entry, now) and entry.kind == "tree":
+            for inode in entry.inodes:
+                blob = waiting.get(inode)
+                if blob is not None and holders[inode] == 1:
+                    del waiting[inode]
+                    state.evict(blob, now)
+    report.size_after = state.total if dry_run else disk_usage(cache.root).size
+    return report
+
+
+class _Eviction:
+    """Evicts single entries, charging each the bytes whose last holder it was."""
+
+    def __init__(self, cache: Cache, report: GcReport, holders: dict[Inode, int],
+                 keep: set[Digest], grace: float, dry_run: bool) -> None:
+        self.cache, self.report, self.holders = cache, report, holders
+        self.keep, self.grace, self.dry_run = keep, grace, dry_run
+        self.total = 0
+
+    def evict(self, entry: Entry, now: float) -> bool:
+        if entry.digest in self.keep:
+            return False
+        if now - entry.last_use < self.grace:
+            self.report.kept_in_use.append(entry)
+            return False
+        lock = _try_lock(self.cache, entry.kind, entry.digest)
         if lock is None:  # a fetch is working on it right now
-            report.kept_in_use.append(entry)
-            continue
+            self.report.kept_in_use.append(entry)
+            return False
         try:
-            if not dry_run:
-                if entry.kind == "tree":
-                    cache.drop_tree(entry.digest)
-                else:
-                    cache.drop_blob(entry.digest)
+            if not self.dry_run:
+                _drop(self.cache, entry)
         finally:
             lock.release()  # type: ignore[attr-defined]
-        report.removed.append(entry)
-        total -= entry.size
-    report.size_after = total
-    return report
+        freed = 0
+        for inode, size in entry.inodes.items():
+            self.holders[inode] -= 1
+            if self.holders[inode] == 0:
+                freed += size
+        self.report.removed.append(Removal(entry, freed))
+        self.total -= freed
+        return True
+
+
+def _drop(cache: Cache, entry: Entry) -> None:
+    if entry.kind == "tree":
+        cache.drop_tree(entry.digest)
+        path = cache.tree_path(entry.digest)
+    else:
+        cache.drop_blob(entry.digest)
+        path = cache.blob_path(entry.digest)
+    for shard in (path.parent, path.parent.parent):  # empty shard directories go too
+        try:
+            shard.rmdir()
+        except OSError:
+            break

@@ -1,14 +1,15 @@
-"""The cache-hit path of ``which`` and ``run``: ``os``, ``sys`` and ``json`` only.
+"""The cache-hit path of ``which`` and ``run``: ``os``, ``sys``, ``json`` and the tree key.
 
 ``toolfetch which TOOL`` and ``toolfetch run TOOL`` sit in front of every tool invocation, so
 their hit must cost little more than starting the interpreter. :func:`try_hit` serves the
 common spellings of those two commands when the answer is certain: it reads argv and the
-lockfile by hand, finds the tree for the host (or ``--platform``) key, checks that its record
-and executable exist, touches the record (the LRU clock, no lock) and prints the path or
-execs the tool. In every other case (another flag, ``-v``, a missing tree, a lockfile field
-it does not like, a platform that needs variant matching, Windows) it returns ``None`` and
-the full CLI runs instead, which validates, fetches and reports errors. It never reports an
-error itself, so it cannot disagree with the full path, only short-cut it.
+lockfile by hand, finds the tree for the host (or ``--platform``) key (the digest of its
+recipe, :mod:`toolfetch.treekey`), checks that its record and executable exist, touches the
+record (the LRU clock, no lock) and prints the path or execs the tool. In every other case
+(another flag, ``-v``, a missing tree, a lockfile field it does not like, a platform that
+needs variant matching, Windows) it returns ``None`` and the full CLI runs instead, which
+validates, fetches and reports errors. It never reports an error itself, so it cannot
+disagree with the full path, only short-cut it.
 
 It also owns the three facts both paths need, so they cannot drift: the host platform
 (``uname`` mapped to OCI names), the cache root and the repository root.
@@ -19,6 +20,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+
+from toolfetch.treekey import tree_key
 
 # uname machine -> OCI (arch, variant); platform.py builds Platform values from it.
 MACHINE_TO_ARCH: dict[str, tuple[str, str]] = {
@@ -37,6 +40,7 @@ MACHINE_TO_ARCH: dict[str, tuple[str, str]] = {
 SYS_TO_OS = {"linux": "linux", "darwin": "darwin", "win32": "windows", "cygwin": "windows"}
 
 _HEX = frozenset("0123456789abcdef")
+_UNPACK = ("raw", "tar", "tar+gzip", "tar+zstd", "zip")
 _GLOBAL_FLAGS = ("-q", "--quiet", "--no-progress")
 _OPTIONS = {"which": ("--lockfile", "--platform"), "run": ("--lockfile",)}
 _FLAGS = {"which": ("--offline", "--json"), "run": ("--offline",)}
@@ -124,6 +128,22 @@ def _parse(argv: list[str]) -> tuple[str, dict[str, str], list[str]] | None:
     return None
 
 
+def _is_digest(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    algo, _, hexpart = value.partition(":")
+    return algo == "sha256" and len(hexpart) == 64 and _HEX.issuperset(hexpart)
+
+
+def _is_layer(layer: object) -> bool:
+    """The fields the full path checks by hand (Lockfile.load_fast), checked the same way."""
+    if not isinstance(layer, dict) or not _is_digest(layer.get("digest")):
+        return False
+    size, title = layer.get("size"), layer.get("title")
+    return (type(size) is int and size >= 0 and isinstance(layer.get("mediaType"), str)
+            and layer.get("unpack") in _UNPACK and (title is None or isinstance(title, str)))
+
+
 def _clean_relative(path: object) -> bool:
     """A relative ``/``-path that ``pathlib`` would print unchanged when joined."""
     if not isinstance(path, str) or not path or "\\" in path or "\x00" in path:
@@ -147,11 +167,13 @@ def _locate(lockfile: str, tool: str, platform: str | None,
                 return None
             key = "*"
         entry = platforms[key]
-        algo, _, hexpart = str(entry["manifest"]).partition(":")
+        layers = entry["layers"]
+        if not _is_digest(entry["manifest"]) or not isinstance(layers, list) or not layers or (
+                not all(_is_layer(layer) for layer in layers)):
+            return None
+        hexpart = tree_key(layers).partition(":")[2]
         path = entry["path"]
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None
-    if algo != "sha256" or len(hexpart) != 64 or not _HEX.issuperset(hexpart):
         return None
     if not _clean_relative(path):
         return None

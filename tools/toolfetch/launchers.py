@@ -15,10 +15,14 @@ import shlex
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from toolfetch.cache import Cache
 from toolfetch.lockfile import validating
 from toolfetch.platform import host_platform
+
+if TYPE_CHECKING:
+    from toolfetch.fetch import Want
 
 log = logging.getLogger("toolfetch")
 
@@ -79,6 +83,22 @@ def _write_if_changed(path: Path, text: str, mode: int) -> bool:
     return True
 
 
+def _write_launchers(trees: dict[Want, Path], bin_dir: Path, cache: Cache,
+                     lockfile_path: Path) -> int:
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    written = 0
+    for want, tree in trees.items():
+        exe = tree / want.entry.path
+        if os.name == "nt":
+            text = cmd_launcher(want.tool, exe, lockfile_path, cache.root)
+            written += _write_if_changed(bin_dir / f"{want.tool}.cmd", text, 0o755)
+        else:
+            text = posix_launcher(want.tool, exe, cache.record_path(want.entry.tree),
+                                  lockfile_path, cache.root)
+            written += _write_if_changed(bin_dir / want.tool, text, 0o755)
+    return written
+
+
 def bootstrap(args: argparse.Namespace, cache: Cache, lockfile_path: Path, offline: bool,
               progress: bool) -> int:
     from toolfetch.fetch import Fetcher, plan
@@ -89,17 +109,12 @@ def bootstrap(args: argparse.Namespace, cache: Cache, lockfile_path: Path, offli
         trees = Fetcher(cache, lockfile, offline=offline, jobs=args.jobs,
                         progress=progress).fetch(wants)
     bin_dir = args.bin_dir.absolute()
-    bin_dir.mkdir(parents=True, exist_ok=True)
-    written = 0
-    for want, tree in trees.items():
-        exe = tree / want.entry.path
-        if os.name == "nt":
-            text = cmd_launcher(want.tool, exe, lockfile_path, cache.root)
-            written += _write_if_changed(bin_dir / f"{want.tool}.cmd", text, 0o755)
-        else:
-            text = posix_launcher(want.tool, exe, cache.record_path(want.entry.manifest),
-                                  lockfile_path, cache.root)
-            written += _write_if_changed(bin_dir / want.tool, text, 0o755)
+    try:
+        written = _write_launchers(trees, bin_dir, cache, lockfile_path)
+    except OSError as e:
+        from toolfetch.cache import cache_error
+
+        raise cache_error(e, f"cannot write launchers into {bin_dir}") from e
     if not getattr(args, "quiet", False):
         print(f"toolfetch: {len(trees)} tools for {platform} in {cache.root}")
         print(f"toolfetch: launchers in {bin_dir} ({written} updated)")

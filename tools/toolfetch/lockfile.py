@@ -14,11 +14,13 @@ import os
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from toolfetch.digest import Digest
 from toolfetch.errors import NotFoundError, ToolfetchError, UsageError
+from toolfetch.formats import check_title
 from toolfetch.platform import Platform, select_platform
 
 VERSION = 1
@@ -55,6 +57,13 @@ class LockedPlatform:
         if self.index is not None:
             out["index"] = str(self.index)
         return out
+
+    @cached_property
+    def tree(self) -> Digest:
+        """The key of this entry's tree in the cache (see :mod:`toolfetch.treekey`)."""
+        from toolfetch.treekey import tree_key
+
+        return Digest.parse(tree_key(layer.to_json() for layer in self.layers))
 
 
 @dataclass(frozen=True)
@@ -262,6 +271,12 @@ def _layer(entry: Any, path: Path, where: str) -> LockedLayer:
     size = entry.get("size")
     if not isinstance(size, int) or isinstance(size, bool) or size < 0:
         raise UsageError(f"{path}: {where}.size: expected a non-negative integer")
+    title = entry.get("title")
+    if title is not None:  # joined into a path when the layer is a raw file: check it now
+        try:
+            check_title(str(title))
+        except UsageError as e:
+            raise UsageError(f"{path}: {where}.title: {e.message}") from e
     try:
         return LockedLayer(_digest(entry, "digest", path, where), size, str(entry["mediaType"]),
                            entry.get("title"), str(entry["unpack"]))

@@ -85,14 +85,6 @@ def write_tag(ref: AnyReference, command: str) -> str:
     return ref.tag or "latest"
 
 
-def _file_digest(path: Path) -> Digest:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return Digest(h.hexdigest())
-
-
 class _HashingWriter:
     """A write-only file object that hashes what passes through it."""
 
@@ -167,12 +159,12 @@ def build_layer(text: str, workdir: Path) -> LocalBlob:
         tar_digest = _tar_directory(path.absolute(), dest)
         annotations = {ANNOTATION_TITLE: title, ANNOTATION_UNPACK: "true",
                        ANNOTATION_ORAS_DIGEST: str(tar_digest)}
-        desc = Descriptor(media_type or LAYER_TAR_GZIP, _file_digest(dest),
+        desc = Descriptor(media_type or LAYER_TAR_GZIP, Digest.of_file(dest),
                           dest.stat().st_size, annotations)
         return LocalBlob(dest, desc)
     if not path.is_file():
         raise UsageError(f"{path}: not a regular file or directory")
-    desc = Descriptor(media_type or media_type_for(title), _file_digest(path),
+    desc = Descriptor(media_type or media_type_for(title), Digest.of_file(path),
                       path.stat().st_size, {ANNOTATION_TITLE: title})
     return LocalBlob(path, desc)
 

@@ -87,9 +87,11 @@ def env_mirrors() -> dict[str, list[Mirror]]:
         host, sep, mirrors = part.partition("=")
         if not sep or not host.strip():
             raise UsageError(f"TOOLFETCH_MIRRORS: malformed entry {part!r}: expected host=m1,m2")
-        result.setdefault(host.strip(), []).extend(
-            Mirror.parse(m, Path.cwd()) for m in mirrors.split(",") if m.strip()
-        )
+        try:
+            result.setdefault(host.strip(), []).extend(
+                Mirror.parse(m, Path.cwd()) for m in mirrors.split(",") if m.strip())
+        except UsageError as e:
+            raise e.context("TOOLFETCH_MIRRORS") from e
     return result
 
 
@@ -98,12 +100,20 @@ class SourceFactory:
 
     def __init__(self, lock_mirrors: Mapping[str, list[Mirror]] | None = None,
                  offline: bool = False) -> None:
-        self.env_mirrors = env_mirrors()
+        self._env_mirrors: dict[str, list[Mirror]] | None = None
         self.lock_mirrors = dict(lock_mirrors or {})
         self.offline = offline
         self._transport: Transport | None = None
         self._dead: set[str] = set()
         self._lock = threading.Lock()
+
+    @property
+    def env_mirrors(self) -> dict[str, list[Mirror]]:
+        """``TOOLFETCH_MIRRORS``, read when a source is first needed: a bad value fails a
+        command that needs the network, never one the cache serves."""
+        if self._env_mirrors is None:
+            self._env_mirrors = env_mirrors()
+        return self._env_mirrors
 
     @property
     def transport(self) -> Transport:

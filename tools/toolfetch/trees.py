@@ -9,6 +9,8 @@ import stat
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+from toolfetch.digest import Digest
+
 _CHUNK = 1 << 20
 
 
@@ -22,14 +24,6 @@ def _walk(root: Path) -> Iterator[tuple[str, os.stat_result, str]]:
                 yield prefix + entry.name, st, entry.path
                 if stat.S_ISDIR(st.st_mode):
                     stack.append((prefix + entry.name + "/", entry.path))
-
-
-def _file_digest(path: str) -> str:
-    h = hashlib.sha256()
-    with open(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC), "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return f"sha256:{h.hexdigest()}"
 
 
 def tree_digest(root: Path, known: Mapping[str, tuple[int, str]] | None = None
@@ -47,7 +41,8 @@ def tree_digest(root: Path, known: Mapping[str, tuple[int, str]] | None = None
     for rel, st, full in _walk(root):
         if stat.S_ISREG(st.st_mode):
             seen = (known or {}).get(rel)
-            digest = seen[1] if seen is not None and seen[0] == st.st_ino else _file_digest(full)
+            fresh = seen is not None and seen[0] == st.st_ino
+            digest = seen[1] if seen is not None and fresh else str(Digest.of_file(full))
             entries.append({"path": rel, "type": "file", "mode": stat.S_IMODE(st.st_mode),
                             "digest": digest, "size": st.st_size})
         elif stat.S_ISLNK(st.st_mode):
