@@ -373,7 +373,7 @@ def registry_storage(reg: ocitest.Registry) -> Callable[[str], bytes | None]:
 def lock_entry(ref: str, art: ocitest.Artifact, path: str,
                unpack: Mapping[str, str] | None = None) -> dict[str, Any]:
     """One lockfile platform entry for an artifact pushed as ``ref`` (``host/repo:tag``)."""
-    from toolfetch.formats import detect_format
+    from toolfetch.oci.formats import detect_format
 
     layers = []
     for layer in art.layers:

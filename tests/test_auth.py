@@ -25,10 +25,11 @@ import pytest
 import ocitest
 from faultproxy import FaultProxy, push_tool, run_cli, write_lockfile
 from tokenserver import TokenServer
-from toolfetch import auth, login, tokens
-from toolfetch.auth import Challenge, Credentials, find_credentials
-from toolfetch.errors import AuthError
-from toolfetch.transport import Transport
+from toolfetch.core.errors import AuthError
+from toolfetch.ops import login
+from toolfetch.registry import auth, tokens
+from toolfetch.registry.auth import Challenge, Credentials, find_credentials
+from toolfetch.registry.transport import Transport
 
 USER, PASSWORD = "alice", "s3cret pass-word"
 B64 = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
@@ -705,7 +706,7 @@ def test_no_secret_in_tracebacks(tr: TokenRegistry, tok_lock: Path,
 
 def test_scopes_are_normalised_and_coverage_is_by_action() -> None:
     """Registries reorder actions (``push,pull``); one token must still serve both spellings."""
-    from toolfetch.transport import normalize_scopes, scopes_cover
+    from toolfetch.registry.transport import normalize_scopes, scopes_cover
 
     assert normalize_scopes(["repository:a/b:push,pull", "repository:a/b:pull",
                              "repository:c:pull"]) == frozenset(

@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 
 import ocitest
-from toolfetch.platform import host_platform
+from toolfetch.core.platform import host_platform
 
 pytestmark = pytest.mark.bazel
 

@@ -23,8 +23,8 @@ from typing import Any
 
 import pytest
 
-from toolfetch import hitpath
-from toolfetch import platform as tf_platform
+from toolfetch.core import host as hitpath
+from toolfetch.core import platform as tf_platform
 
 sl = pytest.importorskip("starlark", reason="starlark-pyo3 is not installed")
 
@@ -675,8 +675,8 @@ TITLES = ["tool", "bin/tool", "./bin//tool", "a/./b", "../evil", "/abs/evil", "a
 @pytest.mark.parametrize("title", TITLES)
 def test_starlark_and_python_agree_on_titles(harness: Harness, title: str) -> None:
     """One rule for titles in both fetchers: the lockfile's title is joined into a path."""
-    from toolfetch.errors import UsageError
-    from toolfetch.formats import check_title
+    from toolfetch.core.errors import UsageError
+    from toolfetch.oci.formats import check_title
 
     try:
         python: str | None = check_title(title)
@@ -700,7 +700,7 @@ def test_download_plan_marks_every_raw_layer_executable(harness: Harness) -> Non
     plan = harness.call(":lock.bzl", "download_plan", entry, "t")
     steps = [(s["output"], s["archive"]) for s in plan]
     assert steps == [("bin/t", None), ("share/data.txt", None)]
-    from toolfetch.unpack import RAW_MODE  # the Python side: every raw file 0o555 as well
+    from toolfetch.cache.unpack import RAW_MODE  # the Python side: every raw file 0o555 as well
 
     assert RAW_MODE == 0o555
     repositories = (RULES / "repositories.bzl").read_text()

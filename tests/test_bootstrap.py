@@ -15,7 +15,7 @@ import pytest
 
 from ocischema import validate_layout
 from tf import assert_error, assert_ok, run_toolfetch
-from toolfetch.launchers import posix_launcher
+from toolfetch.ops.bootstrap import posix_launcher
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -226,7 +226,7 @@ def test_a_symlinked_lockfile_resolves_layout_refs_from_its_real_directory(
 
 
 def test_windows_cmd_launcher_shape(tmp_path: Path) -> None:
-    from toolfetch.launchers import cmd_launcher
+    from toolfetch.ops.bootstrap import cmd_launcher
 
     text = cmd_launcher("greet", Path("C:/cache/trees/x/greet.cmd"), Path("C:/repo/l.json"),
                         Path("C:/cache"))
@@ -242,8 +242,8 @@ def test_windows_cmd_launcher_shape(tmp_path: Path) -> None:
 def test_layout_reference_without_a_directory_is_refused() -> None:
     r = run_toolfetch("which", "x", "--lockfile", "/nonexistent.json")
     assert r.returncode == 2
-    from toolfetch.errors import UsageError
-    from toolfetch.reference import LayoutReference
+    from toolfetch.core.errors import UsageError
+    from toolfetch.core.reference import LayoutReference
 
     with pytest.raises(UsageError, match="missing directory"):
         LayoutReference.parse("oci-layout::tag")

@@ -29,7 +29,7 @@ EXAMPLE = REPO / "examples" / "buck2"
 sys.path.insert(0, str(FAKES))
 import harness as H  # noqa: E402
 
-from toolfetch import platform as tf_platform  # noqa: E402
+from toolfetch.core import platform as tf_platform  # noqa: E402
 
 LINUX_X86_64 = H.Platform.of("linux", "x86_64")
 LINUX_ARM64 = H.Platform.of("linux", "arm64")

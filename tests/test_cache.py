@@ -13,11 +13,12 @@ from typing import IO, Any
 import pytest
 
 from tf import check_cache_layout, recipe_digest, sharded, tmp_entries
-from toolfetch.cache import CACHEDIR_TAG, Cache, default_root
-from toolfetch.digest import Digest
-from toolfetch.errors import IntegrityError, LocalIOError, UsageError
-from toolfetch.fetch import materialize
-from toolfetch.trees import tree_digest
+from toolfetch.cache.store import CACHEDIR_TAG, Cache
+from toolfetch.cache.trees import tree_digest
+from toolfetch.cli.common import cache_of
+from toolfetch.core.digest import Digest
+from toolfetch.core.errors import IntegrityError, LocalIOError, UsageError
+from toolfetch.ops.fetch import materialize
 
 DATA = b"#!/bin/sh\necho cached\n"
 DIGEST = Digest.of_bytes(DATA)
@@ -25,23 +26,29 @@ RECIPE = {"rules": 2, "layers": [[str(DIGEST), "tar", None, False]]}
 KEY = Digest.parse(recipe_digest(RECIPE))  # trees are keyed by the digest of their recipe
 
 
+def _root(value: str | None) -> Path:
+    import argparse
+
+    return cache_of(argparse.Namespace(cache_dir=value)).root
+
+
 def test_default_root_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("TOOLFETCH_CACHE_DIR", str(tmp_path / "env"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert default_root(str(tmp_path / "cli")) == tmp_path / "cli"
-    assert default_root(None) == tmp_path / "env"
+    assert _root(str(tmp_path / "cli")) == tmp_path / "cli"
+    assert _root(None) == tmp_path / "env"
     monkeypatch.delenv("TOOLFETCH_CACHE_DIR")
-    assert default_root(None) == tmp_path / "xdg" / "toolfetch"
+    assert _root(None) == tmp_path / "xdg" / "toolfetch"
     monkeypatch.delenv("XDG_CACHE_HOME")
-    assert default_root(None) == tmp_path / "home" / ".cache" / "toolfetch"
+    assert _root(None) == tmp_path / "home" / ".cache" / "toolfetch"
 
 
 def test_relative_roots_are_made_absolute(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
-    assert default_root("rel/cache") == tmp_path / "rel" / "cache"
+    assert _root("rel/cache") == tmp_path / "rel" / "cache"
     monkeypatch.setenv("TOOLFETCH_CACHE_DIR", "envrel")
-    assert default_root(None) == tmp_path / "envrel"
+    assert _root(None) == tmp_path / "envrel"
 
 
 def test_paths_are_two_level_sharded(cache_dir: Path) -> None:

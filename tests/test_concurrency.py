@@ -38,10 +38,10 @@ from faultproxy import (
     write_lockfile,
 )
 from tf import tree_of
-from toolfetch.cache import Cache
-from toolfetch.fetch import Fetcher, plan
-from toolfetch.lockfile import Lockfile
-from toolfetch.trees import tree_digest
+from toolfetch.cache.store import Cache
+from toolfetch.cache.trees import tree_digest
+from toolfetch.lock.lockfile import Lockfile
+from toolfetch.ops.fetch import Fetcher, plan
 
 N = 8
 
@@ -281,7 +281,9 @@ def test_disk_full_while_writing_a_blob(registry: ocitest.Registry, unique_repo:
     """The same without root: the temp file's writes fail with ENOSPC half-way."""
     _, entry = push_tool(registry, unique_repo, {"tool": random.Random(1).randbytes(300_000)})
     lock = write_lockfile(tmp_path / "tools.lock.json", {"tool": entry})
-    real = Cache.temp_file
+    import toolfetch.cache.store as store
+
+    real = store.atomic_writer
 
     class Full(io.RawIOBase):
         def __init__(self, f: IO[bytes]) -> None:
@@ -297,11 +299,11 @@ def test_disk_full_while_writing_a_blob(registry: ocitest.Registry, unique_repo:
             self.f.close()
 
     @contextlib.contextmanager
-    def temp_file(self: Cache) -> Iterator[tuple[Any, Path]]:
-        with real(self) as (f, path):
-            yield Full(f), path
+    def atomic_writer(path: Path, *args: Any, **kw: Any) -> Iterator[Any]:
+        with real(path, *args, **kw) as f:
+            yield Full(f)
 
-    monkeypatch.setattr(Cache, "temp_file", temp_file)
+    monkeypatch.setattr(store, "atomic_writer", atomic_writer)
     r = run_cli("fetch", "--lockfile", str(lock))
     assert r.code == 8 and "no space left on device" in r.err, r
     assert check_cache(cache_dir) == {"blobs": 0, "trees": 0, "partial_trees": 0, "tmp": 0}
@@ -393,7 +395,7 @@ def test_the_escape_finder_finds_an_escape(registry: ocitest.Registry, unique_re
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """The check above can fail: with the name check switched off, ``../escaped`` lands
     beside the tree being unpacked under <cache>/tmp/, and :func:`escapes` reports it."""
-    from toolfetch.safetree import SafeTree
+    from toolfetch.cache.safetree import SafeTree
 
     monkeypatch.setattr(SafeTree, "parts", lambda self, name: tuple(name.split("/")))
     _, entry = push_tool(registry, unique_repo, {"evil.tar": ocitest.tarbytes(

@@ -15,12 +15,12 @@ from typing import Any
 import jsonschema
 import pytest
 
-from toolfetch.config import Config, PlatformSpec
-from toolfetch.digest import Digest
-from toolfetch.errors import NotFoundError, ToolfetchError, UsageError
-from toolfetch.lockfile import Lockfile, validating
-from toolfetch.platform import Platform
-from toolfetch.schema import load_schema
+from toolfetch.core.digest import Digest
+from toolfetch.core.errors import NotFoundError, ToolfetchError, UsageError
+from toolfetch.core.platform import Platform
+from toolfetch.lock.config import Config, PlatformSpec
+from toolfetch.lock.lockfile import Lockfile, validating
+from toolfetch.lock.schema import load_schema
 
 P = Platform.parse
 
@@ -390,7 +390,7 @@ def test_load_fast_does_not_import_jsonschema(tmp_path: Path) -> None:
     import sys
 
     path = write_json(tmp_path / "tools.lock.json", good_lock())
-    code = ("import sys; from pathlib import Path; from toolfetch.lockfile import Lockfile; "
+    code = ("import sys; from pathlib import Path; from toolfetch.lock.lockfile import Lockfile; "
             f"Lockfile.load_fast(Path({str(path)!r})); "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in "
             "('jsonschema', 'yaml', 'requests')))")

@@ -6,9 +6,9 @@ import hashlib
 
 import pytest
 
-from toolfetch.digest import Digest, StreamVerifier
-from toolfetch.errors import IntegrityError, UsageError
-from toolfetch.manifest import MAX_MANIFEST_BYTES, verify_manifest_bytes
+from toolfetch.core.digest import Digest, StreamVerifier
+from toolfetch.core.errors import IntegrityError, UsageError
+from toolfetch.oci.manifest import MAX_MANIFEST_BYTES, verify_manifest_bytes
 
 DATA = b"some blob bytes\n" * 100
 HEX = hashlib.sha256(DATA).hexdigest()
@@ -106,7 +106,7 @@ def test_verify_manifest_bytes() -> None:
 @pytest.fixture
 def pipelined(monkeypatch: pytest.MonkeyPatch) -> None:
     """Hash on the helper thread even for the small test data."""
-    import toolfetch.digest as digest_module
+    import toolfetch.core.digest as digest_module
 
     monkeypatch.setattr(digest_module, "PIPELINE_MIN_BYTES", 1)
 

@@ -128,8 +128,8 @@ def test_second_fetch_and_hits_with_registry_stopped(make_registry: MakeRegistry
     rr = run_toolfetch("run", "--lockfile", ws.lockfile, "raw", "--", "x")
     assert rr.returncode == 12 and rr.stdout.splitlines() == ["raw-*", "arg:x"]
     # a tree lost from the cache is rebuilt from its cached blob, still without a registry
-    from toolfetch.cache import Cache
-    from toolfetch.digest import Digest
+    from toolfetch.cache.store import Cache
+    from toolfetch.core.digest import Digest
 
     Cache(cache_dir).drop_tree(Digest.parse(ws.key("tar", "*")))
     assert ws.key("tar", "*") not in cache_trees(cache_dir)

@@ -123,7 +123,7 @@ def test_cache_verify_detects_a_tree_that_does_not_match_its_layers(
     tree.chmod(0o555)
     record_path = tree.with_name(tree.name + ".json")
     record = json.loads(record_path.read_text())
-    from toolfetch.trees import tree_digest
+    from toolfetch.cache.trees import tree_digest
 
     record["tree"], record["files"] = tree_digest(tree)  # forged to match what is on disk
     record_path.write_text(json.dumps(record))
@@ -280,9 +280,9 @@ def test_gc_frees_what_it_says_with_hardlinked_raw_trees(
 def test_gc_keeps_the_blob_a_kept_raw_tree_links(
         registry: ocitest.Registry, unique_repo: str, tmp_path: Path, cache_dir: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from toolfetch.cache import Cache
-    from toolfetch.digest import Digest
-    from toolfetch.gc import collect
+    from toolfetch.cache.gc import collect
+    from toolfetch.cache.store import Cache
+    from toolfetch.core.digest import Digest
 
     art = ocitest.oras_artifact({"t": script("t") + os.urandom(1 << 20)})
     ocitest.push_artifact(registry, unique_repo, "1", art)
@@ -403,7 +403,7 @@ def test_local_io_failures_exit_8_keeping_the_cause(registry: ocitest.Registry,
 
 
 def test_context_keeps_class_exit_code_and_cause() -> None:
-    from toolfetch.errors import IntegrityError, MultipleErrors, NotFoundError
+    from toolfetch.core.errors import IntegrityError, MultipleErrors, NotFoundError
 
     root = OSError("disk on fire")
     try:

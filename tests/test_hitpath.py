@@ -14,10 +14,12 @@ from pathlib import Path
 import pytest
 
 from tf import tree_of
-from toolfetch import cli, hitpath
-from toolfetch.digest import Digest
+from toolfetch.cli import hitpath
+from toolfetch.cli.app import full_main
+from toolfetch.core import host
+from toolfetch.core.digest import Digest
 
-HOST = hitpath.host_key()
+HOST = host.host_key()
 MANIFEST = Digest.of_bytes(b"hit path manifest")
 LAYER = Digest.of_bytes(b"layer")
 
@@ -64,7 +66,7 @@ def _both(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[str, str
     """(hit path stdout, full CLI stdout) of the same argv; the hit path must serve it."""
     assert hitpath.try_hit(argv) == 0
     fast = capsys.readouterr().out
-    assert cli.full_main(argv) == 0
+    assert full_main(argv) == 0
     return fast, capsys.readouterr().out
 
 
@@ -214,9 +216,9 @@ def test_which_hit_imports_only_the_hit_path(hit: tuple[Path, Path]) -> None:
     assert p.returncode == 0, p.stderr
     out, modules = p.stdout.splitlines()
     assert out == str(tree / "bin/t")
-    assert json.loads(modules.split(" ", 1)[1]) == ["toolfetch", "toolfetch.cli",
-                                                    "toolfetch.errors", "toolfetch.hitpath",
-                                                    "toolfetch.treekey"]
+    assert json.loads(modules.split(" ", 1)[1]) == [
+        "toolfetch", "toolfetch.cli", "toolfetch.cli.hitpath", "toolfetch.core",
+        "toolfetch.core.host", "toolfetch.core.treekey"]
     # a miss goes the full way (argparse, validation, fetch): offline and not cached -> 6
     tree.with_name(tree.name + ".json").unlink()
     p = subprocess.run([sys.executable, "-c", code,
@@ -228,17 +230,17 @@ def test_which_hit_imports_only_the_hit_path(hit: tuple[Path, Path]) -> None:
 
 def test_host_key_cache_root_and_repo_root(monkeypatch: pytest.MonkeyPatch,
                                            tmp_path: Path) -> None:
-    monkeypatch.setattr(hitpath, "machine", lambda: "aarch64")
-    monkeypatch.setattr(hitpath.sys, "platform", "darwin")
-    assert hitpath.host_key() == "darwin/arm64"
-    monkeypatch.setattr(hitpath, "machine", lambda: "armv7l")
-    monkeypatch.setattr(hitpath.sys, "platform", "linux")
-    assert hitpath.host_key() == "linux/arm/v7"
+    monkeypatch.setattr(host, "machine", lambda: "aarch64")
+    monkeypatch.setattr(host.sys, "platform", "darwin")
+    assert host.host_key() == "darwin/arm64"
+    monkeypatch.setattr(host, "machine", lambda: "armv7l")
+    monkeypatch.setattr(host.sys, "platform", "linux")
+    assert host.host_key() == "linux/arm/v7"
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("TOOLFETCH_CACHE_DIR", "rel/../c")
-    assert hitpath.cache_root() == str(tmp_path / "c")
-    assert hitpath.cache_root("~/x") == str(Path.home() / "x")
+    assert host.cache_root() == str(tmp_path / "c")
+    assert host.cache_root("~/x") == str(Path.home() / "x")
     (tmp_path / "repo" / ".git").mkdir(parents=True)
     (tmp_path / "repo" / "a" / "b").mkdir(parents=True)
-    assert hitpath.repo_root(str(tmp_path / "repo" / "a" / "b")) == str(tmp_path / "repo")
-    assert hitpath.repo_root(str(tmp_path)) == str(tmp_path)
+    assert host.repo_root(str(tmp_path / "repo" / "a" / "b")) == str(tmp_path / "repo")
+    assert host.repo_root(str(tmp_path)) == str(tmp_path)

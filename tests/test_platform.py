@@ -6,16 +6,16 @@ import json
 
 import pytest
 
-from toolfetch import hitpath
-from toolfetch.errors import NotFoundError, UsageError
-from toolfetch.manifest import OCI_INDEX, OCI_MANIFEST, Manifest
-from toolfetch.platform import (
+from toolfetch.core import host as hitpath
+from toolfetch.core.errors import NotFoundError, UsageError
+from toolfetch.core.platform import (
     Platform,
     bazel_constraints,
     buck2_constraints,
     host_platform,
     select_platform,
 )
+from toolfetch.oci.manifest import OCI_INDEX, OCI_MANIFEST, Manifest
 
 P = Platform.parse
 

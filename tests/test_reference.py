@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from toolfetch.digest import Digest
-from toolfetch.errors import UsageError
-from toolfetch.reference import (
+from toolfetch.core.digest import Digest
+from toolfetch.core.errors import UsageError
+from toolfetch.core.reference import (
     LayoutReference,
     Reference,
     parse_any,

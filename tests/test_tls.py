@@ -12,10 +12,10 @@ import pytest
 
 import ocitest
 from tf import assert_error, assert_ok, script, tf_main, write_config
-from toolfetch import transport as transport_module
-from toolfetch.registry import RegistryClient
-from toolfetch.session import unverified_context
-from toolfetch.transport import Transport
+from toolfetch.registry import transport as transport_module
+from toolfetch.registry.client import RegistryClient
+from toolfetch.registry.session import unverified_context
+from toolfetch.registry.transport import Transport
 
 
 @pytest.fixture(scope="module")

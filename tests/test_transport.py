@@ -21,10 +21,10 @@ import pytest
 
 import ocitest
 from faultproxy import FaultProxy, lock_entry, push_tool, registry_storage, run_cli, write_lockfile
-from toolfetch import registry as registry_module
-from toolfetch.errors import IntegrityError, UnreachableError
-from toolfetch.registry import RegistryClient
-from toolfetch.transport import RetryPolicy, Transport
+from toolfetch.core.errors import IntegrityError, UnreachableError
+from toolfetch.registry import client as registry_module
+from toolfetch.registry.client import RegistryClient
+from toolfetch.registry.transport import RetryPolicy, Transport
 
 BLOB_SIZE = 512 * 1024
 USER, PASSWORD = "bob", "proxy-test-secret"
@@ -390,7 +390,7 @@ def test_blob_downloads_reuse_one_keep_alive_connection(
     toolfetch hands it back itself); small and pipelined large blobs alike."""
     import urllib3.util.connection
 
-    from toolfetch import digest as digest_module
+    from toolfetch.core import digest as digest_module
 
     blobs = [random.Random(i).randbytes(size) for i, size in
              enumerate((1000, BLOB_SIZE, digest_module.PIPELINE_MIN_BYTES + 5))]

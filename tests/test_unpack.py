@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from toolfetch.errors import IntegrityError, UsageError
-from toolfetch.formats import UNPACK_FORMATS, check_title, detect_format
-from toolfetch.trees import make_read_only, make_writable, tree_digest
-from toolfetch.unpack import DEFAULT_MAX_UNPACKED, max_unpack_bytes, unpack_layer
+from toolfetch.cache.trees import make_read_only, make_writable, tree_digest
+from toolfetch.cache.unpack import DEFAULT_MAX_UNPACKED, max_unpack_bytes, unpack_layer
+from toolfetch.core.errors import IntegrityError, UsageError
+from toolfetch.oci.formats import UNPACK_FORMATS, check_title, detect_format
 
 WHAT = "layer sha256:abcdef012345 (t.tar) of tool t"
 Member = tuple[tarfile.TarInfo, bytes]
@@ -454,7 +454,7 @@ def test_unpacking_records_digests_so_the_tree_digest_reads_nothing_back(
     hashed while written; the tree digest then equals a full re-read without opening a file."""
     import hashlib
 
-    import toolfetch.trees as trees
+    import toolfetch.cache.trees as trees
 
     tree = tmp_path / "tmp/tree"
     tree.mkdir(parents=True)

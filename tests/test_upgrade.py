@@ -10,8 +10,8 @@ import pytest
 import ocitest
 from ocitest import Registry
 from tf import assert_error, assert_ok, script, tf_main, write_config
-from toolfetch.errors import UsageError
-from toolfetch.upgrade import Constraint, Version, select_tag
+from toolfetch.core.errors import UsageError
+from toolfetch.lock.versions import Constraint, Version, select_tag
 
 TAGS = ["24.9", "25.0", "v25.1", "25.1.1", "25.2-rc1", "26.0", "26.0-rc2", "latest", "stable",
         "25.3-linux-amd64", "1.2.3.4.5"]

@@ -20,9 +20,9 @@ import pytest
 
 import ocitest
 from tf import assert_error, assert_ok, sha256_hex, tf_main, write_config
-from toolfetch.errors import IntegrityError
-from toolfetch.treekey import applies_whiteouts
-from toolfetch.unpack import unpack_layer
+from toolfetch.cache.unpack import unpack_layer
+from toolfetch.core.errors import IntegrityError
+from toolfetch.core.treekey import applies_whiteouts
 
 IMAGE_LAYER = "application/vnd.oci.image.layer.v1.tar"
 

@@ -263,7 +263,7 @@ def probe_heavy_imports(
 
 
 def host() -> str:
-    from toolfetch.platform import host_platform
+    from toolfetch.core.platform import host_platform
 
     return str(host_platform())
 

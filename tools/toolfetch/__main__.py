@@ -1,4 +1,4 @@
-"""`python -m toolfetch`."""
+"""The `python -m toolfetch` entry point."""
 
 from toolfetch.cli import main
 

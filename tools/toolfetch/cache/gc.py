@@ -1,0 +1,315 @@
+"""Cache garbage collection: dead temp files and locks, then LRU eviction under policies.
+
+Last use is the mtime of a tree's record (touched on every hit) and, for a blob, the later
+of its own mtime and the records of trees built from it. An entry is never evicted when a
+kept lockfile needs it (any platform), when another process holds its entry lock, or when it
+was used within the grace period (``TOOLFETCH_GC_GRACE``, a duration, default 60 s), so a
+running fetch or a tool just located by ``which`` is safe. Trees go record-first, so a
+half-deleted tree never looks complete; a fetch that loses a blob to gc re-downloads it.
+
+Sizes are what is on disk, each inode counted once (:func:`disk_usage`): a raw tree's file is
+a hardlink of its blob, so evicting the blob frees nothing while the tree holds the inode, and
+evicting the tree then frees it. Every removal is charged the bytes it really freed, so the
+report, ``cache info`` and ``du`` agree.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import stat
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from toolfetch.cache.store import Cache
+from toolfetch.core.digest import Digest
+from toolfetch.core.fs import remove_tree
+from toolfetch.core.sizes import parse_duration
+
+GRACE_ENV = "TOOLFETCH_GC_GRACE"
+Inode = tuple[int, int]  # (st_dev, st_ino)
+
+_HEX = re.compile(r"[0-9a-f]{64}")
+
+
+def grace_seconds() -> float:
+    """``TOOLFETCH_GC_GRACE`` (a duration: ``60``, ``90s``, ``5m``), default 60 seconds."""
+    text = os.environ.get(GRACE_ENV, "").strip()
+    return parse_duration(text, GRACE_ENV) if text else 60.0
+
+
+@dataclass
+class Entry:
+    kind: str  # "blob" | "tree"
+    digest: Digest
+    size: int  # apparent bytes of its files (inodes it shares included)
+    last_use: float
+    inodes: dict[Inode, int] = field(default_factory=dict, repr=False)  # inode -> bytes
+
+
+@dataclass
+class Removal:
+    entry: Entry
+    freed: int  # bytes this removal really freed (0 while another entry holds its inodes)
+
+
+@dataclass
+class GcReport:
+    removed: list[Removal] = field(default_factory=list)
+    kept_in_use: list[Entry] = field(default_factory=list)
+    reclaimed_temp: int = 0
+    reclaimed_locks: int = 0
+    size_before: int = 0
+    size_after: int = 0
+
+    @property
+    def freed(self) -> int:
+        return sum(r.freed for r in self.removed)
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What a directory holds: apparent bytes of files and symlinks, and allocated bytes of
+    everything (directories too); each inode once. ``du -sb`` minus directories, ``du -sB1``."""
+
+    size: int
+    allocated: int
+
+
+def disk_usage(root: Path) -> Usage:
+    seen: set[Inode] = set()
+    size = allocated = 0
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in [*dirnames, *filenames, ""]:
+            with contextlib.suppress(OSError):
+                st = os.lstat(os.path.join(dirpath, name) if name else dirpath)
+                if (st.st_dev, st.st_ino) in seen:
+                    continue
+                seen.add((st.st_dev, st.st_ino))
+                allocated += st.st_blocks * 512
+                if not stat.S_ISDIR(st.st_mode):
+                    size += st.st_size
+    return Usage(size, allocated)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _tree_inodes(path: Path, record: os.stat_result) -> dict[Inode, int]:
+    """The files (and symlinks) of a tree and its record, by inode."""
+    inodes = {(record.st_dev, record.st_ino): record.st_size}
+    for dirpath, dirnames, files in os.walk(path):
+        for name in [*files, *(d for d in dirnames if os.path.islink(os.path.join(dirpath, d)))]:
+            with contextlib.suppress(OSError):
+                st = os.lstat(os.path.join(dirpath, name))
+                inodes[(st.st_dev, st.st_ino)] = st.st_size
+    return inodes
+
+
+def digests_under(base: Path, suffix: str = "") -> Iterator[tuple[Digest, Path]]:
+    """Files named ``<hex><suffix>`` under ``base/sha256/ab/cd/`` (temp names are skipped)."""
+    root = base / "sha256"
+    if not root.is_dir():
+        return
+    for a in os.scandir(root):
+        for b in os.scandir(a.path) if a.is_dir() else ():
+            for e in os.scandir(b.path) if b.is_dir() else ():
+                if e.is_dir(follow_symlinks=False) or not e.name.endswith(suffix):
+                    continue
+                hexpart = e.name[: len(e.name) - len(suffix)]
+                if _HEX.fullmatch(hexpart):
+                    yield Digest(hexpart), Path(e.path)
+
+
+def scan(cache: Cache) -> list[Entry]:
+    """Every complete blob and tree with its size and last use."""
+    entries: list[Entry] = []
+    blob_use: dict[Digest, float] = {}
+    for digest, record in digests_under(cache.trees, ".json"):
+        try:
+            st = record.stat()
+            layers = json.loads(record.read_bytes()).get("layers", [])
+        except (OSError, ValueError):
+            continue
+        inodes = _tree_inodes(cache.tree_path(digest), st)
+        entries.append(Entry("tree", digest, sum(inodes.values()), st.st_mtime, inodes))
+        for layer in layers:
+            with contextlib.suppress(Exception):
+                d = Digest.parse(layer)
+                blob_use[d] = max(blob_use.get(d, 0.0), st.st_mtime)
+    for digest, path in digests_under(cache.blobs):
+        with contextlib.suppress(OSError):
+            st = path.lstat()
+            entries.append(Entry("blob", digest, st.st_size,
+                                 max(st.st_mtime, blob_use.get(digest, 0.0)),
+                                 {(st.st_dev, st.st_ino): st.st_size}))
+    return entries
+
+
+def _try_lock(cache: Cache, kind: str, digest: Digest) -> object | None:
+    import filelock
+
+    lock = filelock.FileLock(str(cache.locks / f"{kind}-{digest.hex}.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        return None
+    return lock
+
+
+def reclaim_temp(cache: Cache, report: GcReport, dry_run: bool) -> None:
+    """Temp files of dead processes, and lock files no live process holds."""
+    import filelock
+
+    if cache.tmp.is_dir():
+        for e in os.scandir(cache.tmp):
+            pid_text = e.name.split("-", 1)[0]
+            if pid_text.isdigit() and pid_alive(int(pid_text)):
+                continue
+            report.reclaimed_temp += 1
+            if not dry_run:
+                if e.is_dir(follow_symlinks=False):
+                    remove_tree(Path(e.path))
+                else:
+                    Path(e.path).unlink(missing_ok=True)
+    if cache.locks.is_dir():
+        for e in os.scandir(cache.locks):
+            lock = filelock.FileLock(e.path)
+            try:
+                lock.acquire(timeout=0)
+            except filelock.Timeout:
+                continue
+            try:
+                report.reclaimed_locks += 1
+                if not dry_run:
+                    Path(e.path).unlink(missing_ok=True)
+            finally:
+                lock.release()
+
+
+def collect(cache: Cache, *, max_size: int | None, unused_for: float | None,
+            keep: Iterable[Digest], dry_run: bool = False) -> GcReport:
+    """Reclaim temp files and locks, then evict least-recently-used entries by the policies.
+
+    A blob whose inode a tree still links (a raw layer) is not evicted on its own: that would
+    free nothing and only cost a download later. It goes right after the last tree linking
+    it, so the pair is evicted together and its bytes are charged once.
+    """
+    report = GcReport()
+    grace = grace_seconds()
+    cache.ensure()
+    reclaim_temp(cache, report, dry_run)
+    entries = scan(cache)
+    holders: dict[Inode, int] = {}
+    for entry in entries:
+        for inode in entry.inodes:
+            holders[inode] = holders.get(inode, 0) + 1
+    report.size_before = disk_usage(cache.root).size
+    state = _Eviction(cache, report, holders, set(keep), grace, dry_run)
+    state.total = report.size_before
+    waiting: dict[Inode, Entry] = {}  # blobs held by a tree, evicted with the last one
+    now = time.time()
+    for entry in sorted(entries, key=lambda e: (e.last_use, e.kind == "tree")):
+        too_old = unused_for is not None and now - entry.last_use > unused_for
+        too_big = max_size is not None and state.total > max_size
+        if not (too_old or too_big):
+            continue
+        if entry.kind == "blob" and any(holders[i] > 1 for i in entry.inodes):
+            waiting.update((i, entry) for i in entry.inodes)
+            continue
+        if state.evict(entry, now) and entry.kind == "tree":
+            for inode in entry.inodes:
+                blob = waiting.get(inode)
+                if blob is not None and holders[inode] == 1:
+                    del waiting[inode]
+                    state.evict(blob, now)
+    report.size_after = state.total if dry_run else disk_usage(cache.root).size
+    return report
+
+
+class _Eviction:
+    """Evicts single entries, charging each the bytes whose last holder it was."""
+
+    def __init__(self, cache: Cache, report: GcReport, holders: dict[Inode, int],
+                 keep: set[Digest], grace: float, dry_run: bool) -> None:
+        self.cache, self.report, self.holders = cache, report, holders
+        self.keep, self.grace, self.dry_run = keep, grace, dry_run
+        self.total = 0
+
+    def evict(self, entry: Entry, now: float) -> bool:
+        if entry.digest in self.keep:
+            return False
+        if now - entry.last_use < self.grace:
+            self.report.kept_in_use.append(entry)
+            return False
+        lock = _try_lock(self.cache, entry.kind, entry.digest)
+        if lock is None:  # a fetch is working on it right now
+            self.report.kept_in_use.append(entry)
+            return False
+        try:
+            if not self.dry_run:
+                _drop(self.cache, entry)
+        finally:
+            lock.release()  # type: ignore[attr-defined]
+        freed = 0
+        for inode, size in entry.inodes.items():
+            self.holders[inode] -= 1
+            if self.holders[inode] == 0:
+                freed += size
+        self.report.removed.append(Removal(entry, freed))
+        self.total -= freed
+        return True
+
+
+def _drop(cache: Cache, entry: Entry) -> None:
+    if entry.kind == "tree":
+        cache.drop_tree(entry.digest)
+        path = cache.tree_path(entry.digest)
+    else:
+        cache.drop_blob(entry.digest)
+        path = cache.blob_path(entry.digest)
+    for shard in (path.parent, path.parent.parent):  # empty shard directories go too
+        try:
+            shard.rmdir()
+        except OSError:
+            break
+
+
+def _iso(ts: float | None) -> str | None:
+    import datetime
+
+    if ts is None:
+        return None
+    return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def cache_info(cache: Cache) -> dict[str, object]:
+    """What ``cache info --json`` prints: sizes are on-disk bytes, each inode once."""
+    entries = scan(cache) if cache.root.exists() else []
+    usage = disk_usage(cache.root)
+    blobs = [e for e in entries if e.kind == "blob"]
+    trees = [e for e in entries if e.kind == "tree"]
+    blob_inodes = {i for e in blobs for i in e.inodes}
+    tree_only = {i: n for e in trees for i, n in e.inodes.items() if i not in blob_inodes}
+    uses = [e.last_use for e in trees] or [e.last_use for e in blobs]
+    blob_size = sum(e.size for e in blobs)
+    tree_size = sum(tree_only.values())
+    return {
+        "path": str(cache.root), "size": usage.size, "allocated": usage.allocated,
+        "blobs": len(blobs), "blob_size": blob_size,
+        "trees": len(trees), "tree_size": tree_size,
+        "other_size": usage.size - blob_size - tree_size,
+        "oldest_use": _iso(min(uses)) if uses else None,
+        "newest_use": _iso(max(uses)) if uses else None,
+    }

@@ -1,0 +1,206 @@
+"""The content-addressed cache (DESIGN §4).
+
+```
+CACHEDIR.TAG  layout.json
+blobs/sha256/ab/cd/<hex>          verified blobs, read-only, named by their own digest
+trees/sha256/ab/cd/<hex>/         unpacked trees keyed by their recipe digest, read-only
+trees/sha256/ab/cd/<hex>.json     tree record: recipe, tree digest, file list; mtime = last use
+locks/  tmp/                      per-entry locks; same-filesystem temp space
+```
+A tree's key is the digest of its unpack recipe (:mod:`toolfetch.treekey`), so what a key
+names never depends on which lockfile or tool asked first. An entry is complete only once it
+sits under its final name: blobs are renamed into place after their digest was checked, and a
+tree counts only once its record exists (written after the directory was renamed into place).
+Temp names carry the writer's pid so gc can reclaim those of dead processes. This module is on
+the hit path: ``filelock`` and the unpacker are imported lazily. Nothing is fsync'd (as pip
+and uv): after a power loss, ``toolfetch cache verify --repair`` finds and fixes what the
+crash damaged.
+
+Layout 2 keys trees by recipe; layout 1 keyed them by manifest digest. A layout-1 cache is
+migrated the first time toolfetch writes to it: its trees are dropped (they are rebuilt from
+the blobs, which stay), then ``layout.json`` says 2.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from toolfetch.core.digest import Digest
+from toolfetch.core.errors import LocalIOError, UsageError
+from toolfetch.core.fs import atomic_write, atomic_writer, remove_tree
+
+LAYOUT_VERSION = 2
+_MIGRATABLE = (1,)  # layouts whose trees are dropped on upgrade (their blobs stay valid)
+CACHEDIR_TAG = (
+    "Signature: 8a477f597d28d172789f06886806bc55\n"
+    "# This file is a cache directory tag created by toolfetch.\n"
+    "# For information about cache directory tags see https://bford.info/cachedir/\n"
+)
+
+
+def _sharded(base: Path, digest: Digest) -> Path:
+    return base / "sha256" / digest.hex[:2] / digest.hex[2:4] / digest.hex
+
+
+class Cache:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.blobs = root / "blobs"
+        self.trees = root / "trees"
+        self.locks = root / "locks"
+        self.tmp = root / "tmp"
+
+    # -- paths (hit path: no I/O beyond stat) ----------------------------------------------
+    def blob_path(self, digest: Digest) -> Path:
+        return _sharded(self.blobs, digest)
+
+    def tree_path(self, key: Digest) -> Path:
+        return _sharded(self.trees, key)
+
+    def record_path(self, key: Digest) -> Path:
+        p = self.tree_path(key)
+        return p.with_name(p.name + ".json")
+
+    def has_blob(self, digest: Digest) -> bool:
+        return self.blob_path(digest).is_file()
+
+    def has_tree(self, key: Digest) -> bool:
+        return self.record_path(key).is_file()
+
+    def touch_tree(self, key: Digest) -> None:
+        """Record a use for LRU gc; best effort (a read-only cache is still usable)."""
+        with contextlib.suppress(OSError):
+            os.utime(self.record_path(key))
+
+    # -- setup ------------------------------------------------------------------------------
+    def ensure(self) -> None:
+        try:
+            for d in (self.blobs, self.trees, self.locks, self.tmp):
+                d.mkdir(parents=True, exist_ok=True)
+            tag = self.root / "CACHEDIR.TAG"
+            if not tag.exists():
+                self._write_small(tag, CACHEDIR_TAG.encode())
+            layout = self.root / "layout.json"
+            version = self.layout_version()
+            if version in _MIGRATABLE:
+                self._drop_all_trees()
+                version = None
+            if version is None:
+                self._write_small(layout, json.dumps({"version": LAYOUT_VERSION}).encode())
+            elif version != LAYOUT_VERSION:
+                raise UsageError(
+                    f"{self.root}: cache layout version {version} is not {LAYOUT_VERSION} "
+                    "(written by another toolfetch); use another --cache-dir or remove this one"
+                )
+        except OSError as e:
+            raise LocalIOError.of(e, f"cannot prepare cache {self.root}") from e
+
+    def layout_version(self) -> object:
+        """The version ``layout.json`` records, None when there is none."""
+        try:
+            data = json.loads((self.root / "layout.json").read_bytes())
+        except FileNotFoundError:
+            return None
+        except ValueError as e:
+            raise UsageError(f"{self.root / 'layout.json'}: not JSON: {e}") from e
+        return data.get("version") if isinstance(data, dict) else data
+
+    def _drop_all_trees(self) -> None:
+        """Move every tree and record out of sight at once, then delete them."""
+        if not self.trees.exists():
+            return
+        old = self._temp_name(".tree")
+        os.rename(self.trees, old)
+        self.trees.mkdir()
+        remove_tree(old)
+
+    def _write_small(self, dest: Path, data: bytes) -> None:
+        atomic_write(dest, data, temp=self._temp_name(".part"))
+
+    # -- temp space -------------------------------------------------------------------------
+    def _temp_name(self, suffix: str) -> Path:
+        return self.tmp / f"{os.getpid()}-{os.urandom(6).hex()}{suffix}"
+
+    @contextlib.contextmanager
+    def temp_dir(self) -> Iterator[Path]:
+        path = self._temp_name(".tree")
+        path.mkdir()
+        try:
+            yield path
+        finally:
+            if path.exists():
+                remove_tree(path)
+
+    @contextlib.contextmanager
+    def entry_lock(self, kind: str, digest: Digest) -> Iterator[None]:
+        """Dedupe work between processes; correctness never depends on it."""
+        import filelock
+
+        lock = filelock.FileLock(str(self.locks / f"{kind}-{digest.hex}.lock"))
+        try:
+            lock.acquire()
+        except OSError as e:  # read-only or full cache: say so, not "internal error"
+            raise LocalIOError.of(e, f"cannot lock {kind} {digest} in {self.root}") from e
+        try:
+            yield
+        finally:
+            lock.release()
+
+    # -- placement --------------------------------------------------------------------------
+    def store_blob(self, digest: Digest, write: Callable[[BinaryIO], None]) -> Path:
+        """Make the blob present: lock, re-check, write to tmp (verifying), rename."""
+        dest = self.blob_path(digest)
+        if dest.is_file():
+            return dest
+        with self.entry_lock("blob", digest):
+            if dest.is_file():
+                return dest
+            try:
+                with atomic_writer(dest, 0o444, temp=self._temp_name(".part")) as f:
+                    write(f)
+            except OSError as e:
+                raise LocalIOError.of(e, f"cannot store blob {digest} in {self.root}") from e
+        return dest
+
+    def store_tree(self, key: Digest, build: Callable[[Path], dict[str, Any]]) -> Path:
+        """Make the tree present: ``build(tmpdir)`` unpacks and returns the record."""
+        dest = self.tree_path(key)
+        if self.has_tree(key):
+            return dest
+        with self.entry_lock("tree", key):
+            if self.has_tree(key):
+                return dest
+            try:
+                if dest.exists():  # a crash between rename and record: not complete, redo
+                    remove_tree(dest)
+                with self.temp_dir() as content:  # renamed away when complete
+                    record = build(content)
+                    from toolfetch.cache.trees import make_read_only
+
+                    make_read_only(content)
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    os.rename(content, dest)
+                    self._write_small(self.record_path(key),
+                                      json.dumps(record, indent=1, sort_keys=True).encode())
+            except OSError as e:
+                raise LocalIOError.of(e, f"cannot store tree {key} in {self.root}") from e
+        return dest
+
+    def read_record(self, key: Digest) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(self.record_path(key).read_bytes())
+        return data
+
+    def drop_tree(self, key: Digest) -> None:
+        """Remove a tree: record first, so it never looks complete while half-deleted."""
+        self.record_path(key).unlink(missing_ok=True)
+        dest = self.tree_path(key)
+        if dest.exists():
+            remove_tree(dest)
+
+    def drop_blob(self, digest: Digest) -> None:
+        self.blob_path(digest).unlink(missing_ok=True)

@@ -1,0 +1,84 @@
+"""The full command line: parse, dispatch, and turn errors into messages and exit codes.
+
+Every subcommand's parser carries ``run`` (``set_defaults``), the function of its command
+group module that carries it out; this module calls it and is the only place that prints
+errors. Heavy modules (requests, yaml, jsonschema) are imported inside the commands that
+need them.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+
+from toolfetch.core.errors import LocalIOError, MultipleErrors, ToolfetchError
+
+
+def _setup_logging(verbose: int, quiet: bool) -> None:
+    class _Formatter(logging.Formatter):
+        def format(self, record: logging.LogRecord) -> str:
+            return f"{record.levelname.lower()}: {record.getMessage()}"
+
+    log = logging.getLogger("toolfetch")
+    for old in [h for h in log.handlers if getattr(h, "toolfetch_cli", False)]:
+        log.removeHandler(old)  # main() called again in one process: one handler, not two
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Formatter())
+    handler.toolfetch_cli = True  # type: ignore[attr-defined]
+    log.addHandler(handler)
+    log.propagate = False
+    log.setLevel(logging.ERROR if quiet else logging.DEBUG if verbose else logging.WARNING)
+
+
+def print_error(e: BaseException, verbose: int) -> None:
+    """``error: …`` for each failure, then its causes as ``caused by: …`` lines."""
+    errors = e.errors if isinstance(e, MultipleErrors) else [e]
+    for err in errors:
+        sys.stderr.write(f"error: {err}\n")
+        seen = {str(err)}
+        cause = err.__cause__
+        while cause is not None:
+            text = str(cause) or type(cause).__name__
+            if text not in seen:
+                sys.stderr.write(f"  caused by: {text}\n")
+                seen.add(text)
+            cause = cause.__cause__
+    if verbose:
+        import traceback
+
+        traceback.print_exception(e)
+
+
+def full_main(argv: list[str]) -> int:
+    """Every command, validated by argparse (the path when the hit path did not serve)."""
+    from toolfetch.cli.parser import build_parser
+
+    args = build_parser().parse_args(argv)
+    verbose = getattr(args, "verbose", 0) or 0
+    _setup_logging(verbose, getattr(args, "quiet", False))
+    run: Callable[..., int] = args.run
+    try:
+        return run(args)
+    except ToolfetchError as e:
+        print_error(e, verbose)
+        return e.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("error: interrupted\n")
+        return 130
+    except BrokenPipeError:
+        return 1
+    except OSError as e:  # the local file system, where no command said what it was doing
+        error = LocalIOError(f"{e.filename or 'local file system'}: {e.strerror or e}")
+        error.__cause__ = e
+        print_error(error, verbose)
+        return error.exit_code
+    except Exception as e:  # a bug: say so, show the traceback only with -v
+        sys.stderr.write(f"error: internal error: {type(e).__name__}: {e}\n")
+        if verbose:
+            import traceback
+
+            traceback.print_exception(e)
+        else:
+            sys.stderr.write("  (run with -v for a traceback, and please report it)\n")
+        return 1

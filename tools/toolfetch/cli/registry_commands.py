@@ -1,0 +1,310 @@
+"""Registry workflows: push, publish, pull, copy, tag, tags, inspect, exists, attach,
+referrers, export, import, login and logout. Each command parses its options, calls the
+:mod:`toolfetch.ops` function that does the work, and prints the result."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from toolfetch.cli.common import Command, cache_of, lockfile_arg, lockfile_of, platform_of
+from toolfetch.core.errors import NotFoundError, UsageError
+from toolfetch.core.platform import Platform
+from toolfetch.core.reference import parse_any
+
+log = logging.getLogger("toolfetch")
+
+
+def _artifact_options(p: argparse.ArgumentParser, required_type: bool = False) -> None:
+    if required_type:
+        p.add_argument("--artifact-type", required=True, metavar="TYPE",
+                       help="the artifact's media type (e.g. application/spdx+json)")
+    else:
+        p.add_argument("--artifact-type", default="application/vnd.toolfetch.tool.v1",
+                       metavar="TYPE", help="default: application/vnd.toolfetch.tool.v1")
+    p.add_argument("--annotation", "-a", action="append", metavar="KEY=VALUE",
+                   help="a manifest annotation (repeatable)")
+
+
+def _mount_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--mount-from", action="append", metavar="REPO",
+                   help="mount blobs from this repository of the same registry when it has "
+                        "them (repeatable)")
+
+
+def register(command: Command) -> None:
+    p = command("push", "push files as an ORAS-style artifact; prints the manifest digest")
+    p.add_argument("ref", metavar="REF", help="host/repo:tag or oci-layout:DIR:tag")
+    p.add_argument("files", nargs="+", metavar="PATH",
+                   help="a file (one layer titled with its name; PATH:MEDIA/TYPE sets the "
+                        "layer type) or a directory (one tar+gzip layer)")
+    _artifact_options(p)
+    _mount_option(p)
+    p.set_defaults(run=cmd_push)
+
+    p = command("publish", "push one artifact per platform and an index of them; prints the "
+                "index digest")
+    p.add_argument("ref", metavar="REF")
+    p.add_argument("--platform", action="append", required=True, metavar="OS/ARCH=PATH[,PATH…]",
+                   help="the files of one platform (repeatable)")
+    _artifact_options(p)
+    _mount_option(p)
+    p.set_defaults(run=cmd_publish)
+
+    p = command("pull", "download an artifact's files (by title), verified")
+    p.add_argument("ref", metavar="REF")
+    p.add_argument("-o", "--output", type=Path, default=Path("."), metavar="DIR")
+    p.add_argument("--platform", metavar="OS/ARCH", help="for an index (default: this host)")
+    p.set_defaults(run=cmd_pull)
+
+    p = command("copy", "copy the whole graph of SRC (index, manifests, blobs) between "
+                "registries and OCI layouts, digests preserved")
+    p.add_argument("src", metavar="SRC")
+    p.add_argument("dst", metavar="DST")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--all-platforms", action="store_true",
+                   help="the whole graph: the default (kept for older scripts)")
+    g.add_argument("--platform", metavar="OS/ARCH",
+                   help="copy only this platform's manifest out of an index; DST then holds "
+                        "that manifest, not the index (default: the whole graph, byte-exact)")
+    p.add_argument("--jobs", type=int, default=4, metavar="N")
+    p.set_defaults(run=cmd_copy)
+
+    p = command("tag", "give a manifest more tags; prints its digest")
+    p.add_argument("ref", metavar="REF")
+    p.add_argument("tags", nargs="+", metavar="NEWTAG")
+    p.set_defaults(run=cmd_tag)
+
+    p = command("tags", "list a repository's tags")
+    p.add_argument("repo", metavar="REPO", help="host/repo or oci-layout:DIR")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_tags)
+
+    p = command("inspect", "describe a manifest or index: type, platforms, layers, annotations")
+    p.add_argument("ref", metavar="REF")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_inspect)
+
+    p = command("exists", "exit 0 if REF exists (printing its digest), 4 if not")
+    p.add_argument("ref", metavar="REF")
+    p.set_defaults(run=cmd_exists)
+
+    p = command("attach", "push an artifact that refers to SUBJECT (signature, SBOM, …)")
+    p.add_argument("subject", metavar="SUBJECT")
+    p.add_argument("files", nargs="*", metavar="PATH")
+    _artifact_options(p, required_type=True)
+    p.set_defaults(run=cmd_attach)
+
+    p = command("referrers", "list the artifacts that refer to SUBJECT")
+    p.add_argument("subject", metavar="SUBJECT")
+    p.add_argument("--artifact-type", metavar="TYPE", help="only this type")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_referrers)
+
+    p = command("export", "write everything a lockfile needs as an OCI image layout")
+    lockfile_arg(p)
+    p.add_argument("--all-platforms", action="store_true",
+                   help="every locked platform (default: this host)")
+    p.add_argument("--platform", metavar="OS/ARCH", help="this platform instead of the host's")
+    p.add_argument("dir", type=Path, metavar="DIR")
+    p.set_defaults(run=cmd_export)
+
+    p = command("import", "put an OCI image layout's blobs into the cache (verified)")
+    p.add_argument("dir", type=Path, metavar="DIR")
+    p.set_defaults(run=cmd_import)
+
+    p = command("login", "check and store credentials for a registry (as docker login)")
+    p.add_argument("registry", metavar="REGISTRY", help="host[:port] (docker.io for Docker Hub)")
+    p.add_argument("-u", "--username", metavar="USER", required=True)
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--password-stdin", action="store_true",
+                   help="read the password (or token) from standard input")
+    g.add_argument("-p", "--password", metavar="PASSWORD",
+                   help="insecure: visible to other users and in shell history")
+    p.set_defaults(run=cmd_login)
+
+    p = command("logout", "remove stored credentials for a registry")
+    p.add_argument("registry", metavar="REGISTRY")
+    p.set_defaults(run=cmd_logout)
+
+
+# -- helpers -----------------------------------------------------------------------------------
+def parse_annotations(items: Sequence[str] | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--annotation {item!r}: expected KEY=VALUE")
+        out[key.strip()] = value
+    return out
+
+
+def parse_platform_arg(text: str) -> tuple[Platform, list[str]]:
+    platform, sep, paths = text.partition("=")
+    files = [p for p in paths.split(",") if p]
+    if not sep or not files:
+        raise UsageError(f"--platform {text!r}: expected OS/ARCH=PATH[,PATH…]")
+    return Platform.parse(platform), files
+
+
+def _platform(args: argparse.Namespace) -> Platform | None:
+    return Platform.parse(args.platform) if args.platform else None
+
+
+# -- commands ----------------------------------------------------------------------------------
+def cmd_push(args: argparse.Namespace) -> int:
+    from toolfetch.ops.push_publish import push_files, write_tag
+    from toolfetch.registry.targets import open_target
+
+    ref = parse_any(args.ref)
+    tag = write_tag(ref, "push")
+    if not args.files:
+        raise UsageError("push: give at least one file or directory")
+    desc, _ = push_files(open_target(ref), args.files, tag, artifact_type=args.artifact_type,
+                         annotations=parse_annotations(args.annotation),
+                         mount_from=args.mount_from or ())
+    print(desc.digest)
+    return 0
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from toolfetch.ops.push_publish import publish, write_tag
+    from toolfetch.registry.targets import open_target
+
+    ref = parse_any(args.ref)
+    tag = write_tag(ref, "publish")
+    per_platform = [parse_platform_arg(p) for p in args.platform]
+    print(publish(open_target(ref), tag, per_platform, artifact_type=args.artifact_type,
+                  annotations=parse_annotations(args.annotation),
+                  mount_from=args.mount_from or ()))
+    return 0
+
+
+def cmd_attach(args: argparse.Namespace) -> int:
+    from toolfetch.ops.push_publish import attach
+
+    print(attach(parse_any(args.subject), args.files, args.artifact_type,
+                 parse_annotations(args.annotation)))
+    return 0
+
+
+def cmd_tag(args: argparse.Namespace) -> int:
+    from toolfetch.ops.push_publish import tag
+
+    print(tag(parse_any(args.ref), args.tags))
+    return 0
+
+
+def cmd_copy(args: argparse.Namespace) -> int:
+    from toolfetch.ops.copy_pull import copy
+
+    print(copy(parse_any(args.src), parse_any(args.dst), platform=_platform(args),
+               jobs=args.jobs))
+    return 0
+
+
+def cmd_pull(args: argparse.Namespace) -> int:
+    from toolfetch.ops.copy_pull import pull
+
+    ref = parse_any(args.ref)
+    written = pull(ref, args.output.absolute(), _platform(args))
+    if not written:
+        raise NotFoundError(f"pull {ref}: no layer has a title; nothing to write")
+    for path in written:
+        log.info("wrote %s", path)
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from toolfetch.ops.inspect_tags import inspect, render
+    from toolfetch.registry.targets import open_source
+
+    ref = parse_any(args.ref)
+    info = inspect(ref, open_source(ref))
+    print(json.dumps(info, indent=2, sort_keys=True) if args.json else render(info))
+    return 0
+
+
+def cmd_exists(args: argparse.Namespace) -> int:
+    from toolfetch.ops.inspect_tags import manifest_digest
+
+    print(manifest_digest(parse_any(args.ref)))
+    return 0
+
+
+def cmd_tags(args: argparse.Namespace) -> int:
+    from toolfetch.ops.inspect_tags import tags
+
+    found = tags(args.repo)
+    print(json.dumps(found, indent=2) if args.json else "\n".join(found))
+    return 0
+
+
+def cmd_referrers(args: argparse.Namespace) -> int:
+    from toolfetch.ops.inspect_tags import referrers
+
+    found = referrers(parse_any(args.subject), args.artifact_type)
+    if args.json:
+        print(json.dumps([d.to_json() for d in found], indent=2, sort_keys=True))
+    else:
+        for d in found:
+            print(f"{d.digest}  {d.artifact_type or '-'}  {d.size}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from toolfetch.ops.export_import import export
+
+    platform = None if args.all_platforms else platform_of(args.platform)
+    stats = export(lockfile_of(args), cache_of(args), args.dir.absolute(), platform)
+    log.info("exported %d roots (%d blobs, %d from the cache) to %s", len(stats.roots),
+             stats.blobs, stats.from_cache, args.dir)
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from toolfetch.ops.export_import import import_layout
+
+    stats = import_layout(args.dir.absolute(), cache_of(args))
+    log.info("imported %d blobs from %s (%d referenced but absent)", stats.blobs, args.dir,
+             stats.skipped)
+    return 0
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        password = sys.stdin.read()
+        password = password[:-1] if password.endswith("\n") else password
+        password = password[:-1] if password.endswith("\r") else password
+    elif args.password is not None:
+        log.warning("using --password on the command line is insecure; use --password-stdin")
+        password = args.password
+    elif sys.stdin.isatty():
+        import getpass
+
+        password = getpass.getpass("Password: ")
+    else:
+        raise UsageError("login: give the password with --password-stdin")
+    return password
+
+
+
+
+def cmd_login(args: argparse.Namespace) -> int:
+    from toolfetch.ops.login import login
+
+    login(args.registry, args.username, _read_password(args))
+    print("Login Succeeded")
+    return 0
+
+
+def cmd_logout(args: argparse.Namespace) -> int:
+    from toolfetch.ops.login import logout
+
+    key, removed = logout(args.registry)
+    print(f"Removing login credentials for {key}" if removed else f"Not logged in to {key}")
+    return 0

@@ -1,0 +1,174 @@
+"""``lock``, ``fetch``, ``which``, ``run`` and ``bootstrap``: the commands builds run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from toolfetch.cli.common import (
+    Command,
+    cache_of,
+    lockfile_arg,
+    lockfile_of,
+    offline,
+    platform_of,
+    progress,
+    quiet,
+)
+from toolfetch.cli.hitpath import which_output
+from toolfetch.core.errors import UsageError
+
+log = logging.getLogger("toolfetch")
+
+
+def register(command: Command) -> None:
+    p = command("lock", "resolve tools.yaml references into the lockfile")
+    p.add_argument("--config", type=Path, metavar="F",
+                   help="default: tools.yaml beside the lockfile")
+    lockfile_arg(p)
+    p.add_argument("--check", action="store_true", help="write nothing; exit 7 if out of date")
+    p.add_argument("--upgrade", action="store_true", help="move tools with a `version` "
+                   "constraint to the highest matching tag (prints old -> new)")
+    p.add_argument("--jobs", type=int, default=8, metavar="N")
+    p.add_argument("tools", nargs="*", metavar="TOOL")
+    p.set_defaults(run=cmd_lock)
+
+    p = command("fetch", "make locked tools present in the cache")
+    lockfile_arg(p)
+    p.add_argument("tools", nargs="*", metavar="TOOL")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--platform", metavar="OS/ARCH", help="default: this host")
+    g.add_argument("--all-platforms", action="store_true")
+    p.add_argument("--offline", action="store_true", help="never touch the network (exit 6 if "
+                   "something is missing)")
+    p.add_argument("--jobs", type=int, default=4, metavar="N", help="parallel downloads")
+    p.add_argument("--output", type=Path, metavar="DIR", help="also materialise the (single) "
+                   "tool's tree into DIR by hardlinks or copies (for build-system shims)")
+    p.add_argument("--json", action="store_true", help="print what was fetched as JSON")
+    p.set_defaults(run=cmd_fetch)
+
+    p = command("which", "print the absolute path of a tool's executable")
+    lockfile_arg(p)
+    p.add_argument("tool", metavar="TOOL")
+    p.add_argument("--platform", metavar="OS/ARCH")
+    p.add_argument("--offline", action="store_true")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_which)
+
+    p = command("run", "run a tool (its exit code passes through)")
+    lockfile_arg(p)
+    p.add_argument("--offline", action="store_true")
+    p.add_argument("tool", metavar="TOOL")
+    p.add_argument("args", nargs=argparse.REMAINDER, metavar="-- ARGS")
+    p.set_defaults(run=cmd_run)
+
+    p = command("bootstrap", "fetch every tool for this host and write launchers")
+    lockfile_arg(p)
+    p.add_argument("--bin-dir", type=Path, default=Path("bin"), metavar="DIR")
+    p.add_argument("--offline", action="store_true")
+    p.add_argument("--jobs", type=int, default=4, metavar="N")
+    p.set_defaults(run=cmd_bootstrap)
+
+
+def cmd_lock(args: argparse.Namespace) -> int:
+    from toolfetch.lock.config import Config
+    from toolfetch.lock.resolve import run_lock, upgrade_refs
+
+    lockfile = lockfile_of(args)
+    config = Config.load((args.config or lockfile.parent / "tools.yaml").absolute())
+    if args.upgrade:
+        if args.check:
+            raise UsageError("lock: --upgrade and --check exclude each other")
+        for tool, (old, new) in upgrade_refs(config, lockfile, args.tools).items():
+            print(f"{tool}: {old or '(not locked)'} -> {new}" if old != new
+                  else f"{tool}: {new} (up to date)")
+        return 0
+    _, changed = run_lock(config, lockfile, args.tools, args.check, args.jobs, progress(args))
+    if args.check:
+        log.info("%s is up to date", lockfile)
+    elif changed:
+        log.info("wrote %s", lockfile)
+    return 0
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    from toolfetch.lock.lockfile import validating
+    from toolfetch.ops.fetch import Fetcher, materialize, plan
+
+    if args.output is not None and len(args.tools) != 1:
+        raise UsageError("--output needs exactly one TOOL")
+    with validating(lockfile_of(args)) as lockfile:
+        platform = None if args.all_platforms else platform_of(args.platform)
+        wants = plan(lockfile, args.tools, platform, args.all_platforms)
+        fetcher = Fetcher(cache_of(args), lockfile, offline=offline(args), jobs=args.jobs,
+                          progress=progress(args))
+        trees = fetcher.fetch(wants)
+    if args.output is not None:
+        materialize(trees[wants[0]], args.output.absolute())
+    if args.json:
+        print(json.dumps([{"tool": w.tool, "platform": w.key, "tree": str(t),
+                           "path": str(t / w.entry.path)} for w, t in trees.items()], indent=2))
+    else:
+        for w, t in trees.items():
+            log.debug("%s: %s", w.what, t)
+    return 0
+
+
+def _locate(args: argparse.Namespace, platform_text: str | None) -> tuple[Path, str, str]:
+    """(executable, tree dir, platform key), fetching first when the tree is missing."""
+    from toolfetch.lock.lockfile import Lockfile, validating
+    from toolfetch.ops.fetch import Fetcher, Want
+
+    lockfile_path = lockfile_of(args)
+    lockfile = Lockfile.load_fast(lockfile_path)
+    key, entry = lockfile.tool(args.tool).for_platform(platform_of(platform_text),
+                                                       lockfile_path)
+    cache = cache_of(args)
+    tree = cache.tree_path(entry.tree)
+    exe = tree / entry.path
+    if cache.has_tree(entry.tree) and os.path.lexists(exe):
+        cache.touch_tree(entry.tree)
+        return exe, str(tree), key
+    with validating(lockfile_path) as full:
+        fetcher = Fetcher(cache, full, offline=offline(args), progress=progress(args))
+        fetcher.fetch([Want(args.tool, key, entry)])  # NotFoundError if `path` is not there
+    return exe, str(tree), key
+
+
+def cmd_which(args: argparse.Namespace) -> int:
+    exe, tree, key = _locate(args, args.platform)
+    print(which_output(args.tool, key, str(exe), tree, args.json))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    exe, _, _ = _locate(args, None)
+    argv = list(args.args)
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    sys.stdout.flush()
+    if os.name == "nt":
+        import subprocess
+
+        return subprocess.call([str(exe), *argv])
+    try:
+        os.execv(exe, [str(exe), *argv])
+    except OSError as e:
+        raise UsageError(f"tool {args.tool}: cannot execute {exe}: {e.strerror}") from e
+
+
+def cmd_bootstrap(args: argparse.Namespace) -> int:
+    from toolfetch.ops.bootstrap import bootstrap
+
+    report = bootstrap(cache_of(args), lockfile_of(args), args.bin_dir.absolute(),
+                       offline=offline(args), jobs=args.jobs, progress=progress(args))
+    if not quiet(args):
+        print(f"toolfetch: {report.tools} tools for {report.platform} in {report.cache}")
+        print(f"toolfetch: launchers in {report.bin_dir} ({report.written} updated)")
+        if str(report.bin_dir) not in os.environ.get("PATH", "").split(os.pathsep):
+            print(f"toolfetch: add them to PATH:  export PATH=\"{report.bin_dir}:$PATH\"")
+    return 0

@@ -1,0 +1,77 @@
+"""File-system helpers, one per job: atomic writes and removing read-only trees.
+
+:func:`atomic_writer` is the one way toolfetch writes a file others may read while it is being
+written (lockfiles, launchers, credentials, layout blobs and indexes, cache entries): the bytes
+go to a temp file on the same file system, which is renamed over the destination only once it
+is complete, so readers see the old file or the new one, never half of one. ``fsync`` is for
+files a user would lose work over (lockfiles, credentials); the cache skips it (see
+:mod:`toolfetch.cache.store`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+
+@contextlib.contextmanager
+def atomic_writer(path: Path, mode: int = 0o644, *, fsync: bool = False,
+                  temp: Path | None = None) -> Iterator[BinaryIO]:
+    """A file that appears at ``path`` complete, with ``mode``, or not at all.
+
+    ``temp`` names the temp file (it must not exist; the cache names its own so gc can tell
+    whose it is); by default it is a hidden file beside ``path``. On any failure the temp file
+    is removed and ``path`` is left as it was.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if temp is None:
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        f: BinaryIO = os.fdopen(fd, "wb")
+        temp = Path(name)
+    else:
+        f = temp.open("xb")
+    try:
+        with f:
+            yield f
+            f.flush()
+            if fsync:
+                os.fsync(f.fileno())
+        os.chmod(temp, mode)
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write(path: Path, data: bytes, mode: int = 0o644, *, fsync: bool = False,
+                 temp: Path | None = None) -> None:
+    """:func:`atomic_writer` for bytes already in memory."""
+    with atomic_writer(path, mode, fsync=fsync, temp=temp) as f:
+        f.write(data)
+
+
+def remove_tree(path: Path) -> None:
+    """rmtree a read-only tree: restore write permission on directories first."""
+
+    def onerror(func: Callable[..., Any], p: str, _exc: Any) -> None:
+        parent = os.path.dirname(p)
+        with contextlib.suppress(OSError):
+            os.chmod(parent, 0o755)
+            if os.path.isdir(p) and not os.path.islink(p):
+                os.chmod(p, 0o755)
+        func(p)
+
+    for dirpath, dirnames, _ in os.walk(path):
+        for d in dirnames:
+            full = os.path.join(dirpath, d)
+            if not os.path.islink(full):
+                with contextlib.suppress(OSError):
+                    os.chmod(full, 0o755)
+    with contextlib.suppress(OSError):
+        os.chmod(path, 0o755)
+    shutil.rmtree(path, onerror=onerror)

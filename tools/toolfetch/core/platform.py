@@ -1,0 +1,108 @@
+"""OCI platform strings, host detection, index matching, build-system constraints.
+
+One spelling everywhere: ``os/arch[/variant]`` (``linux/amd64``, ``linux/arm/v7``).
+Standard library only. The ``uname`` table lives in :mod:`toolfetch.core.host`, which the
+cache-hit path uses without importing this module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from toolfetch.core.errors import NotFoundError, UsageError
+from toolfetch.core.host import host_parts
+
+# The one mapping table: OCI os/arch -> (Bazel @platforms, Buck2 prelude) constraints.
+# rules/bazel/platforms.bzl and rules/buck2/platforms.bzl mirror it; a test keeps them equal.
+BAZEL_OS = {"linux": "linux", "darwin": "osx", "windows": "windows"}
+BAZEL_CPU = {"amd64": "x86_64", "arm64": "aarch64", "arm/v7": "armv7"}
+BUCK2_OS = {"linux": "linux", "darwin": "macos", "windows": "windows"}
+BUCK2_CPU = {"amd64": "x86_64", "arm64": "arm64"}
+
+_ARM_CHAIN = ["v8", "v7", "v6", "v5"]
+
+
+@dataclass(frozen=True, order=True)
+class Platform:
+    os: str
+    arch: str
+    variant: str = ""
+
+    @classmethod
+    def parse(cls, text: str) -> Platform:
+        parts = text.split("/")
+        if len(parts) not in (2, 3) or not all(p and p == p.strip() for p in parts):
+            raise UsageError(f"malformed platform {text!r}: expected os/arch[/variant]")
+        if any(not p.replace("_", "").replace("-", "").isalnum() for p in parts):
+            raise UsageError(f"malformed platform {text!r}: unexpected characters")
+        return cls(parts[0].lower(), parts[1].lower(), parts[2].lower() if len(parts) == 3 else "")
+
+    @classmethod
+    def from_descriptor(cls, platform: Mapping[str, object]) -> Platform:
+        return cls(
+            str(platform.get("os", "")),
+            str(platform.get("architecture", "")),
+            str(platform.get("variant", "") or ""),
+        )
+
+    def __str__(self) -> str:
+        return f"{self.os}/{self.arch}/{self.variant}" if self.variant else f"{self.os}/{self.arch}"
+
+    def _normalized_variant(self) -> str:
+        if self.arch == "arm64" and self.variant in ("", "v8"):
+            return "v8"
+        return self.variant
+
+    def accepts(self, offered: Platform) -> bool:
+        """Whether a manifest for ``offered`` runs on this (wanted) platform."""
+        if self.os != offered.os or self.arch != offered.arch:
+            return False
+        want, have = self._normalized_variant(), offered._normalized_variant()
+        if want == have or not have:
+            return True
+        if self.arch == "arm" and want in _ARM_CHAIN and have in _ARM_CHAIN:
+            # arm v7 runs v6 and v5 binaries, not the other way round.
+            return _ARM_CHAIN.index(have) >= _ARM_CHAIN.index(want)
+        return False
+
+    def preference(self, offered: Platform) -> int:
+        """Lower is better; only meaningful when ``accepts(offered)``."""
+        want, have = self._normalized_variant(), offered._normalized_variant()
+        if want == have:
+            return 0
+        if self.arch == "arm" and have in _ARM_CHAIN and want in _ARM_CHAIN:
+            return _ARM_CHAIN.index(have) - _ARM_CHAIN.index(want)
+        return 10
+
+    @property
+    def cpu_key(self) -> str:
+        return f"{self.arch}/{self.variant}" if self.arch == "arm" else self.arch
+
+
+def host_platform() -> Platform:
+    """The platform this process runs on, mapped from ``uname`` (see :mod:`toolfetch.core.host`)."""
+    return Platform(*host_parts())
+
+
+def select_platform(wanted: Platform, offered: Iterable[Platform], what: str) -> int:
+    """Index of the best offered platform for ``wanted``; NotFoundError lists the offer."""
+    offered_list = list(offered)
+    best: tuple[int, int] | None = None
+    for i, candidate in enumerate(offered_list):
+        if wanted.accepts(candidate):
+            key = (wanted.preference(candidate), i)
+            if best is None or key < best:
+                best = key
+    if best is None:
+        offer = ", ".join(str(p) for p in offered_list) or "none"
+        raise NotFoundError(f"{what} has no manifest for platform {wanted}; it offers: {offer}")
+    return best[1]
+
+
+def bazel_constraints(p: Platform) -> tuple[str, str]:
+    return (f"@platforms//os:{BAZEL_OS[p.os]}", f"@platforms//cpu:{BAZEL_CPU[p.cpu_key]}")
+
+
+def buck2_constraints(p: Platform) -> tuple[str, str]:
+    return (f"prelude//os:{BUCK2_OS[p.os]}", f"prelude//cpu:{BUCK2_CPU[p.cpu_key]}")

@@ -1,0 +1,274 @@
+"""tools.lock.json: load (validated, hand-checked, or both at once), match platforms, write.
+
+:meth:`Lockfile.load` validates with the shipped JSON Schema. :meth:`Lockfile.load_fast` skips
+jsonschema and checks by hand the fields it uses (``which``/``run`` when
+:mod:`toolfetch.cli.hitpath` left them to the full CLI); a lockfile it cannot use still exits 2.
+:func:`validating` hand-checks at once and runs the schema beside a fetch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from toolfetch.core.digest import Digest
+from toolfetch.core.errors import LocalIOError, NotFoundError, ToolfetchError, UsageError
+from toolfetch.core.platform import Platform, select_platform
+from toolfetch.oci.formats import check_title
+
+VERSION = 1
+ANY_PLATFORM = "*"
+
+
+@dataclass(frozen=True)
+class LockedLayer:
+    digest: Digest
+    size: int
+    media_type: str
+    title: str | None
+    unpack: str
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"digest": str(self.digest), "mediaType": self.media_type,
+                               "size": self.size, "unpack": self.unpack}
+        if self.title is not None:
+            out["title"] = self.title
+        return out
+
+
+@dataclass(frozen=True)
+class LockedPlatform:
+    ref: str
+    path: str
+    manifest: Digest
+    index: Digest | None
+    layers: tuple[LockedLayer, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"layers": [layer.to_json() for layer in self.layers],
+                               "manifest": str(self.manifest), "path": self.path, "ref": self.ref}
+        if self.index is not None:
+            out["index"] = str(self.index)
+        return out
+
+    @cached_property
+    def tree(self) -> Digest:
+        """The key of this entry's tree in the cache (see :mod:`toolfetch.treekey`)."""
+        from toolfetch.core.treekey import tree_key
+
+        return Digest.parse(tree_key(layer.to_json() for layer in self.layers))
+
+
+@dataclass(frozen=True)
+class LockedTool:
+    name: str
+    fields: Mapping[str, str]  # ref / path / version as written in tools.yaml
+    platforms: Mapping[str, LockedPlatform]
+
+    def for_platform(self, wanted: Platform, lockfile: Path) -> tuple[str, LockedPlatform]:
+        key = str(wanted)
+        if key in self.platforms:
+            return key, self.platforms[key]
+        specific = [k for k in self.platforms if k != ANY_PLATFORM]
+        offered = [Platform.parse(k) for k in specific]
+        if any(wanted.accepts(p) for p in offered):
+            chosen = specific[select_platform(wanted, offered, f"tool {self.name}")]
+            return chosen, self.platforms[chosen]
+        if ANY_PLATFORM in self.platforms:
+            return ANY_PLATFORM, self.platforms[ANY_PLATFORM]
+        raise NotFoundError(f"tool {self.name} is not locked for platform {wanted} in {lockfile}; "
+                            f"locked platforms: {', '.join(sorted(self.platforms))}")
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = dict(self.fields)
+        out["platforms"] = {k: v.to_json() for k, v in sorted(self.platforms.items())}
+        return out
+
+
+@dataclass(frozen=True)
+class Lockfile:
+    path: Path
+    tools: Mapping[str, LockedTool]
+    mirrors: Mapping[str, tuple[str, ...]]
+
+    @classmethod
+    def load(cls, path: Path) -> Lockfile:
+        """Load and validate against the shipped JSON Schema."""
+        from toolfetch.lock.schema import validate
+
+        data = _read(path)
+        validate(data, "lockfile.schema.json", str(path))
+        return cls.from_json(data, path)
+
+    @classmethod
+    def load_fast(cls, path: Path) -> Lockfile:
+        """Load without jsonschema; hand checks of what is used."""
+        return cls._checked(_read(path), path)
+
+    @classmethod
+    def _checked(cls, data: Any, path: Path) -> Lockfile:
+        if not isinstance(data, dict) or data.get("version") != VERSION:
+            raise UsageError(f"{path}: $.version: expected {VERSION} (not a toolfetch v1 lockfile)")
+        if not isinstance(data.get("tools"), dict):
+            raise UsageError(f"{path}: $.tools: expected an object")
+        return cls.from_json(data, path)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], path: Path) -> Lockfile:
+        tools: dict[str, LockedTool] = {}
+        for name, tool in data["tools"].items():
+            where = f"$.tools.{name}"
+            if not isinstance(tool, dict) or not isinstance(tool.get("platforms"), dict):
+                raise UsageError(f"{path}: {where}.platforms: expected an object")
+            platforms = {
+                key: _platform(entry, path, f"{where}.platforms.{key}")
+                for key, entry in tool["platforms"].items()
+            }
+            fields = {k: str(tool[k]) for k in ("ref", "path", "version") if k in tool}
+            tools[name] = LockedTool(name, fields, platforms)
+        mirrors = {str(h): tuple(str(m) for m in ms)
+                   for h, ms in (data.get("mirrors") or {}).items()}
+        return cls(path, tools, mirrors)
+
+    @property
+    def base_dir(self) -> Path:
+        """Where relative ``oci-layout:`` refs start: the real lockfile's directory, so a
+        symlinked lockfile (as build systems like to make) resolves them correctly."""
+        return self.path.resolve().parent
+
+    def tool(self, name: str) -> LockedTool:
+        try:
+            return self.tools[name]
+        except KeyError:
+            raise NotFoundError(f"no tool {name!r} in {self.path}; it has: "
+                                f"{', '.join(sorted(self.tools)) or 'none'}") from None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"tools": {n: t.to_json() for n, t in sorted(self.tools.items())},
+                               "version": VERSION}
+        if self.mirrors:
+            out["mirrors"] = {h: list(ms) for h, ms in sorted(self.mirrors.items())}
+        return out
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_json(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+    def write(self) -> None:
+        """Atomic and fsync'd: a reader sees the old lockfile or the new one."""
+        from toolfetch.core.fs import atomic_write
+
+        try:
+            atomic_write(self.path, self.dumps().encode(), 0o644, fsync=True)
+        except OSError as e:
+            raise LocalIOError.of(e, f"cannot write {self.path}") from e
+
+
+@contextlib.contextmanager
+def validating(path: Path) -> Iterator[Lockfile]:
+    """The lockfile, hand-checked, while jsonschema validates it on a helper thread.
+
+    A fetch starts at once instead of waiting for jsonschema to import and run (~100 ms, a
+    tenth of a cold 512 MiB fetch). Leaving the block waits for the validation and raises its
+    error, which replaces any ToolfetchError of the block: an invalid lockfile explains a
+    failure best. What was fetched meanwhile is verified by digest, so nothing wrong enters
+    the cache; a lockfile the hand checks refuse gets the schema's message at once.
+    """
+    from toolfetch.lock.schema import validate
+
+    data = _read(path)
+    try:
+        lockfile = Lockfile._checked(data, path)
+    except UsageError:
+        validate(data, "lockfile.schema.json", str(path))
+        raise
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            validate(data, "lockfile.schema.json", str(path))
+        except BaseException as e:  # handed to the caller's thread below
+            failure.append(e)
+
+    checker = threading.Thread(target=run, name="lockfile-schema", daemon=True)
+    checker.start()
+    try:
+        yield lockfile
+    except ToolfetchError as e:
+        checker.join()
+        if failure:
+            raise failure[0] from e
+        raise
+    checker.join()
+    if failure:
+        raise failure[0]
+
+
+def _read(path: Path) -> Any:
+    try:
+        return json.loads(path.read_bytes())
+    except FileNotFoundError as e:
+        raise UsageError(f"{path}: lockfile not found (run `toolfetch lock`)") from e
+    except OSError as e:
+        raise UsageError(f"{path}: cannot read lockfile: {e}") from e
+    except ValueError as e:
+        raise UsageError(f"{path}: lockfile is not valid JSON: {e}") from e
+
+
+def _platform(entry: Any, path: Path, where: str) -> LockedPlatform:
+    if not isinstance(entry, dict):
+        raise UsageError(f"{path}: {where}: expected an object")
+    try:
+        tool_path = entry["path"]
+        if not isinstance(tool_path, str) or not tool_path or tool_path.startswith("/") or (
+            ".." in tool_path.split("/")
+        ):
+            raise UsageError(f"{path}: {where}.path: must be a relative path inside the tool")
+        layers = entry["layers"]
+        if not isinstance(layers, list) or not layers:
+            raise UsageError(f"{path}: {where}.layers: expected a non-empty list")
+        return LockedPlatform(
+            ref=str(entry["ref"]),
+            path=tool_path,
+            manifest=_digest(entry, "manifest", path, where),
+            index=_digest(entry, "index", path, where) if entry.get("index") else None,
+            layers=tuple(_layer(layer, path, f"{where}.layers[{i}]")
+                         for i, layer in enumerate(layers)),
+        )
+    except KeyError as e:
+        raise UsageError(f"{path}: {where}: missing field {e.args[0]!r}") from None
+    except UsageError as e:
+        if str(path) in e.message:
+            raise
+        raise UsageError(f"{path}: {where}: {e.message}") from e
+
+
+def _digest(entry: dict[str, Any], key: str, path: Path, where: str) -> Digest:
+    try:
+        return Digest.parse(str(entry[key]))
+    except UsageError as e:
+        raise UsageError(f"{path}: {where}.{key}: {e.message}") from e
+
+
+def _layer(entry: Any, path: Path, where: str) -> LockedLayer:
+    if not isinstance(entry, dict):
+        raise UsageError(f"{path}: {where}: expected an object")
+    size = entry.get("size")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise UsageError(f"{path}: {where}.size: expected a non-negative integer")
+    title = entry.get("title")
+    if title is not None:  # joined into a path when the layer is a raw file: check it now
+        try:
+            check_title(str(title))
+        except UsageError as e:
+            raise UsageError(f"{path}: {where}.title: {e.message}") from e
+    try:
+        return LockedLayer(_digest(entry, "digest", path, where), size, str(entry["mediaType"]),
+                           entry.get("title"), str(entry["unpack"]))
+    except KeyError as e:
+        raise UsageError(f"{path}: {where}: missing field {e.args[0]!r}") from None

@@ -1,0 +1,2 @@
+"""OCI data: manifests and indexes, layer formats and names, image layouts on disk.
+"""

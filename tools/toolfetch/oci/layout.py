@@ -1,0 +1,197 @@
+"""OCI image layouts on disk (``oci-layout`` + ``index.json`` + ``blobs/``), read and write.
+
+A layout is a content source with the same interface as :class:`RegistryClient`, so it can
+stand wherever a registry does: as a reference (``oci-layout:DIR:tag``), a mirror or an
+export target. Tags are the ``org.opencontainers.image.ref.name`` annotations of
+``index.json`` entries. Everything read is verified by digest like registry content.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from toolfetch.core.digest import Digest, StreamVerifier, copy_verified
+from toolfetch.core.errors import NotFoundError, ToolfetchError, UsageError
+from toolfetch.core.fs import atomic_write, atomic_writer
+from toolfetch.oci.manifest import (
+    ANNOTATION_REF_NAME,
+    MAX_MANIFEST_BYTES,
+    OCI_INDEX,
+    OCI_LAYOUT_VERSION,
+    Descriptor,
+    Manifest,
+    verify_manifest_bytes,
+)
+
+CHUNK = 1 << 20
+
+
+class LayoutSource:
+    """Read and write an OCI image layout directory."""
+
+    def __init__(self, path: Path, name: str | None = None) -> None:
+        self.path = path
+        # As a mirror: the upstream ``registry/repository``, so that tags also match
+        # ``org.opencontainers.image.ref.name`` values that are full references (``export``).
+        self.name = name
+
+    def __str__(self) -> str:
+        return f"oci-layout:{self.path}"
+
+    def blob_path(self, digest: Digest) -> Path:
+        return self.path / "blobs" / "sha256" / digest.hex
+
+    def _index(self) -> dict[str, Any]:
+        index_path = self.path / "index.json"
+        try:
+            data = json.loads(index_path.read_bytes())
+        except FileNotFoundError as e:
+            raise NotFoundError(f"{self}: no OCI image layout here (missing index.json)") from e
+        except (OSError, ValueError) as e:
+            raise UsageError(f"{index_path}: unreadable index.json: {e}") from e
+        if not isinstance(data, dict) or not isinstance(data.get("manifests", []), list):
+            raise UsageError(f"{index_path}: not an OCI image index")
+        return data
+
+    def check(self) -> None:
+        marker = self.path / "oci-layout"
+        try:
+            version = json.loads(marker.read_bytes()).get("imageLayoutVersion")
+        except FileNotFoundError as e:
+            raise NotFoundError(f"{self}: not an OCI image layout (missing oci-layout)") from e
+        except (OSError, ValueError, AttributeError) as e:
+            raise UsageError(f"{marker}: unreadable: {e}") from e
+        if version != OCI_LAYOUT_VERSION:
+            raise UsageError(f"{marker}: unsupported imageLayoutVersion {version!r}")
+
+    def entries(self) -> list[Descriptor]:
+        index = self._index()
+        return [Descriptor.parse(m, f"{self}/index.json manifests[{i}]")
+                for i, m in enumerate(index.get("manifests", []))]
+
+    def _full_ref_tag(self, ref_name: str) -> str | None:
+        """The tag of a full-reference ref.name of this mirror's repository, else None."""
+        if self.name is None or "/" not in ref_name:
+            return None
+        from toolfetch.core.reference import Reference
+
+        try:
+            ref = Reference.parse(ref_name)
+        except UsageError:
+            return None
+        return ref.tag if ref.name == self.name else None
+
+    def list_tags(self) -> list[str]:
+        names = {d.annotations[ANNOTATION_REF_NAME] for d in self.entries()
+                 if ANNOTATION_REF_NAME in d.annotations}
+        if self.name is None:
+            return sorted(names)
+        tags = {self._full_ref_tag(n) for n in names} | {n for n in names if "/" not in n}
+        return sorted(t for t in tags if t)
+
+    def resolve(self, target: str) -> Digest:
+        if target.startswith("sha256:"):
+            return Digest.parse(target)
+        entries = self.entries()
+        if self.name is not None:
+            for d in entries:
+                ref_name = d.annotations.get(ANNOTATION_REF_NAME)
+                if ref_name and self._full_ref_tag(ref_name) == target:
+                    return d.digest
+        for d in entries:
+            if d.annotations.get(ANNOTATION_REF_NAME) == target:
+                return d.digest
+        raise NotFoundError(f"{self}: no tag {target!r}; it has: "
+                            f"{', '.join(self.list_tags()) or 'none'}")
+
+    def get_manifest(self, target: str, expected: Digest | None = None) -> Manifest:
+        digest = expected or self.resolve(target)
+        what = f"manifest {self}@{digest}"
+        path = self.blob_path(digest)
+        try:
+            with path.open("rb") as f:
+                raw = f.read(MAX_MANIFEST_BYTES + 1)
+        except FileNotFoundError as e:
+            raise NotFoundError(f"{what}: not found") from e
+        except OSError as e:
+            raise ToolfetchError(f"{what}: unreadable: {e}") from e
+        verify_manifest_bytes(raw, digest, what)
+        return Manifest.parse(raw, None, what)
+
+    def manifest_exists(self, target: str) -> Digest | None:
+        try:
+            digest = self.resolve(target)
+        except NotFoundError:
+            return None
+        return digest if self.blob_path(digest).exists() else None
+
+    def fetch_blob(self, digest: Digest, size: int, sink: BinaryIO, what: str,
+                   progress: Callable[[int], None] | None = None) -> None:
+        with StreamVerifier(digest, size, what) as verifier:
+            try:
+                with self.blob_path(digest).open("rb", buffering=0) as f:
+                    copy_verified(f.readinto, sink, verifier, progress)
+            except FileNotFoundError as e:
+                raise NotFoundError(f"{what}: not in {self}") from e
+            verifier.finish()
+
+    def read_blob_head(self, digest: Digest, length: int = 512) -> bytes:
+        try:
+            with self.blob_path(digest).open("rb") as f:
+                return f.read(length)
+        except FileNotFoundError as e:
+            raise NotFoundError(f"blob {digest}: not in {self}") from e
+
+    def blob_exists(self, digest: Digest) -> bool:
+        return self.blob_path(digest).is_file()
+
+    # -- writing --------------------------------------------------------------------------
+    def init(self) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        (self.path / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
+        marker = self.path / "oci-layout"
+        if not marker.exists():
+            atomic_write(marker, b'{"imageLayoutVersion":"1.0.0"}')
+        if not (self.path / "index.json").exists():
+            self.write_index([])
+
+    def put_bytes(self, data: bytes, digest: Digest | None = None) -> Digest:
+        digest = digest or Digest.of_bytes(data)
+        digest.verify_bytes(data, f"blob for {self}")
+        dest = self.blob_path(digest)
+        if not dest.exists():
+            atomic_write(dest, data)
+        return digest
+
+    def put_file(self, src: Path, digest: Digest) -> None:
+        dest = self.blob_path(digest)
+        if dest.exists():
+            return
+        with atomic_writer(dest) as out, src.open("rb") as f:
+            shutil.copyfileobj(f, out, CHUNK)
+
+    def put_stream(self, digest: Digest, write: Callable[[BinaryIO], None]) -> None:
+        """Write a blob through ``write`` (which must verify it), atomically."""
+        with atomic_writer(self.blob_path(digest)) as out:
+            write(out)
+
+    def write_index(self, entries: list[Descriptor]) -> None:
+        ordered = sorted(entries, key=lambda d: (d.annotations.get(ANNOTATION_REF_NAME, ""),
+                                                  str(d.digest)))
+        index = {"schemaVersion": 2, "mediaType": OCI_INDEX,
+                 "manifests": [d.to_json() for d in ordered]}
+        atomic_write(self.path / "index.json",
+                      (json.dumps(index, indent=2, sort_keys=True) + "\n").encode())
+
+    def tag(self, desc: Descriptor, name: str) -> None:
+        """Point ``name`` at ``desc`` in index.json (replacing an older entry of that name)."""
+        keep = [d for d in self.entries() if d.annotations.get(ANNOTATION_REF_NAME) != name]
+        annotations = dict(desc.annotations)
+        annotations[ANNOTATION_REF_NAME] = name
+        keep.append(Descriptor(desc.media_type, desc.digest, desc.size, annotations,
+                               desc.platform, desc.artifact_type))
+        self.write_index(keep)

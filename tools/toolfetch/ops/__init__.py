@@ -1,0 +1,3 @@
+"""What the commands do, one module per command group: fetch, bootstrap, export/import, copy/pull,
+push/publish, inspect/tags, login.
+"""

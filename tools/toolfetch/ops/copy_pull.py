@@ -1,0 +1,207 @@
+"""``copy`` and ``pull``: move content between registries and OCI layouts, byte-exact.
+
+``copy`` walks the whole graph under SRC as given (an index's manifests, each manifest's
+config and layers), as ``oras cp``, ``crane copy`` and ``regctl`` do, copies every blob the
+destination lacks and then the manifests, children first, with their original bytes, so every
+digest is preserved: a mirror made this way serves every lockfile that pins the index.
+``--platform P`` narrows an index to the manifest for P (skopeo's default); the destination
+then holds that manifest, not the index. Between repositories of one registry blobs are
+mounted, not transferred. Everything read is verified by digest before it is written anywhere.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from toolfetch.core.digest import Digest
+from toolfetch.core.errors import LocalIOError, UsageError
+from toolfetch.core.platform import Platform, host_platform
+from toolfetch.core.reference import AnyReference, LayoutReference, Reference
+from toolfetch.oci.manifest import ANNOTATION_UNPACK, Descriptor, Manifest
+from toolfetch.registry.sources import ContentSource
+from toolfetch.registry.targets import BlobSpool, Target, open_source, open_target, same_registry
+
+log = logging.getLogger("toolfetch")
+
+
+class Copier:
+    """Copies one graph from a source to a target."""
+
+    def __init__(self, source: ContentSource, target: Target, spool: BlobSpool,
+                 mount_from: Sequence[str] = (), jobs: int = 4) -> None:
+        self.source = source
+        self.target = target
+        self.spool = spool
+        self.mount_from = tuple(mount_from)
+        self.jobs = max(1, jobs)
+
+    def copy(self, manifest: Manifest, tag: str | None, what: str) -> None:
+        """Copy ``manifest`` and everything under it; tag the root with ``tag``."""
+        if manifest.is_index:
+            for i, child in enumerate(manifest.manifests(what)):
+                child_what = f"{what} manifests[{i}] {child.digest.short}"
+                sub = self.source.get_manifest(str(child.digest), child.digest)
+                self.copy(sub, None, child_what)
+        else:
+            self._copy_blobs(manifest.blobs(what), what)
+        self.target.put_manifest(manifest.raw, manifest.media_type, tag)
+
+    def _copy_blobs(self, blobs: list[Descriptor], what: str) -> None:
+        unique = {d.digest: d for d in blobs}
+        with ThreadPoolExecutor(self.jobs, thread_name_prefix="copy") as pool:
+            futures = [pool.submit(self._copy_blob, d, what) for d in unique.values()]
+            for fut in futures:
+                fut.result()
+
+    def _copy_blob(self, desc: Descriptor, what: str) -> None:
+        blob_what = f"blob {desc.digest} of {what}"
+        provide = self.spool.provider(desc.digest, desc.size, blob_what)
+        outcome = self.target.put_blob(desc.digest, desc.size, provide, self.mount_from)
+        log.debug("%s: %s", blob_what, outcome)
+
+
+def resolve_root(source: ContentSource, ref: AnyReference, platform: Platform | None,
+                 what: str) -> Manifest:
+    """The manifest ``ref`` names; an index is resolved for ``platform`` unless it is None."""
+    manifest = source.get_manifest(ref.target, ref.digest)
+    if platform is None or not manifest.is_index:
+        return manifest
+    desc = manifest.select(platform, what)
+    child = source.get_manifest(str(desc.digest), desc.digest)
+    if child.is_index:
+        raise UsageError(f"{what}: nested index {desc.digest} for {platform} is not supported")
+    return child
+
+
+def copy(src: AnyReference, dst: AnyReference, *, platform: Platform | None = None,
+         jobs: int = 4) -> Digest:
+    """Copy SRC's whole graph (or, with ``platform``, one manifest of its index) to DST;
+    returns the digest of the root copied (index or manifest)."""
+    from toolfetch.registry.transport import Transport
+
+    transport = Transport()
+    what = f"copy {src} -> {dst}"
+    source = open_source(src, transport)
+    root = resolve_root(source, src, platform, what)
+    if dst.digest is not None and dst.digest != root.digest:
+        raise UsageError(f"{what}: the destination names digest {dst.digest}, but the content "
+                         f"copied is {root.digest}")
+    tag = dst.tag
+    if tag is None and isinstance(dst, LayoutReference) and dst.digest is None:
+        tag = src.tag
+    mount_from = [src.repository] if isinstance(src, Reference) and same_registry(src, dst) else []
+    target = open_target(dst, transport)
+    spool, tmp = BlobSpool.create(source)
+    with tmp:
+        Copier(source, target, spool, mount_from, jobs).copy(root, tag, what)
+    return root.digest
+
+
+def pull(ref: AnyReference, output: Path, platform: Platform | None = None) -> list[Path]:
+    """Write an artifact's titled layers into ``output``; returns what was written.
+
+    Everything is downloaded, verified and unpacked into a temp directory inside ``output``
+    first; then, only if no destination exists already (a file with the very same bytes
+    excepted), it is moved into place. An existing file or directory is never replaced or
+    deleted: the pull is refused (UsageError, exit 2) and ``output`` is left as it was.
+    """
+    what = f"pull {ref}"
+    source = open_source(ref)
+    manifest = resolve_root(source, ref, platform or host_platform(), what)
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=".toolfetch-pull-", dir=output) as tmp:
+            moves = _download_all(source, manifest, Path(tmp), what)
+            _refuse_conflicts(moves, output, what)
+            return [_move(src, output / name) for name, src in moves
+                    if not _same_file(src, output / name)]
+    except OSError as e:
+        raise LocalIOError.of(e, f"{what}: cannot write into {output}") from e
+
+
+def _download_all(source: ContentSource, manifest: Manifest, work: Path,
+                  what: str) -> list[tuple[str, Path]]:
+    """(name under output, file or directory in ``work``) of every titled layer."""
+    from toolfetch.oci.formats import check_title
+
+    moves: list[tuple[str, Path]] = []
+    for i, desc in enumerate(manifest.layers(what)):
+        if desc.title is None:
+            log.warning("%s: layer %s has no title; skipped", what, desc.digest)
+            continue
+        blob = work / f"blob-{i}"
+        with blob.open("wb") as f:
+            source.fetch_blob(desc.digest, desc.size, f, f"{what}: {desc.title}")
+        if desc.annotations.get(ANNOTATION_UNPACK) == "true":
+            tree = work / f"tree-{i}"
+            _unpack_into(blob, tree, desc, what)
+            moves += [(entry.name, entry) for entry in sorted(tree.iterdir())]
+        else:
+            try:
+                name = check_title(desc.title)
+            except UsageError as e:
+                raise e.context(what) from e
+            os.chmod(blob, 0o644)
+            moves.append((name, blob))
+    names = [name for name, _ in moves]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise UsageError(f"{what}: several layers would write {', '.join(twice)}")
+    return moves
+
+
+def _refuse_conflicts(moves: list[tuple[str, Path]], output: Path, what: str) -> None:
+    taken = [str(output / name) for name, src in moves
+             if (os.path.lexists(output / name) and not _same_file(src, output / name))
+             or _blocked_parent(output, name)]
+    if taken:
+        raise UsageError(f"{what}: {', '.join(taken)} already exist(s); toolfetch never "
+                         "replaces or deletes what it did not write: remove them or pull "
+                         "into an empty directory (-o DIR)")
+
+
+def _blocked_parent(output: Path, name: str) -> bool:
+    """Whether a parent of ``output/name`` exists but is not a directory."""
+    parent = (output / name).parent
+    while parent != output:
+        if os.path.lexists(parent) and not parent.is_dir():
+            return True
+        parent = parent.parent
+    return False
+
+
+def _same_file(src: Path, dest: Path) -> bool:
+    """A regular file (not a symlink) holding exactly the bytes of ``src``, a file."""
+    if not src.is_file() or src.is_symlink() or dest.is_symlink() or not dest.is_file():
+        return False
+    if src.stat().st_size != dest.stat().st_size:
+        return False
+    return Digest.of_file(src) == Digest.of_file(dest)
+
+
+def _move(src: Path, dest: Path) -> Path:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    os.rename(src, dest)  # nothing is there (checked): never replaces
+    return dest
+
+
+def _unpack_into(blob: Path, tree: Path, desc: Descriptor, what: str) -> None:
+    from toolfetch.cache.trees import make_writable
+    from toolfetch.cache.unpack import unpack_layer
+    from toolfetch.oci.formats import detect_format
+
+    with blob.open("rb") as f:
+        fmt = detect_format(desc.media_type, None, f.read(512))
+    tree.mkdir()
+    unpack_layer(blob, fmt, tree, title=None, what=f"{what}: {desc.title}")
+    make_writable(tree)
+    for dirpath, _dirs, files in os.walk(tree):  # pulled files are the user's to edit
+        for name in files:
+            path = os.path.join(dirpath, name)
+            if not os.path.islink(path):
+                os.chmod(path, os.lstat(path).st_mode | 0o200)

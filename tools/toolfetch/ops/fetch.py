@@ -1,0 +1,248 @@
+"""Fetch orchestration: locked layers → verified blobs → unpacked trees, in parallel.
+
+Nothing here looks up a tag or a manifest: the lockfile pins every layer, so a cold fetch
+of a single-layer tool is the token handshake plus one blob GET. Blobs shared by several
+tools are fetched once. Failures are collected per tool and reported together.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from collections.abc import Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, TypeVar
+
+from toolfetch.cache.store import Cache
+from toolfetch.core.digest import Digest
+from toolfetch.core.errors import LocalIOError, MultipleErrors, NotFoundError, ToolfetchError
+from toolfetch.core.platform import Platform
+from toolfetch.core.progress import Progress
+from toolfetch.core.reference import parse_any
+from toolfetch.lock.lockfile import LockedLayer, LockedPlatform, Lockfile
+from toolfetch.registry.sources import ContentSource, SourceFactory, parse_mirror_map
+
+log = logging.getLogger("toolfetch")
+K = TypeVar("K")
+
+
+@dataclass(frozen=True)
+class Want:
+    """One tool on one platform, as the lockfile pins it."""
+
+    tool: str
+    key: str
+    entry: LockedPlatform
+
+    @property
+    def what(self) -> str:
+        return f"tool {self.tool} ({self.key})"
+
+
+def plan(lockfile: Lockfile, tools: Iterable[str] | None, platform: Platform | None,
+         all_platforms: bool) -> list[Want]:
+    """The (tool, platform) pairs to fetch, in lockfile order. Unknown tools raise."""
+    names = list(tools) if tools else sorted(lockfile.tools)
+    wants: list[Want] = []
+    errors: list[ToolfetchError] = []
+    for name in names:
+        try:
+            tool = lockfile.tool(name)
+            if all_platforms:
+                wants.extend(Want(name, k, e) for k, e in sorted(tool.platforms.items()))
+            else:
+                assert platform is not None
+                key, entry = tool.for_platform(platform, lockfile.path)
+                wants.append(Want(name, key, entry))
+        except ToolfetchError as e:
+            errors.append(e)
+    if errors:
+        raise errors[0] if len(errors) == 1 else MultipleErrors(errors)
+    return wants
+
+
+class Fetcher:
+    def __init__(self, cache: Cache, lockfile: Lockfile, *, offline: bool = False,
+                 jobs: int = 4, progress: bool = False) -> None:
+        self.cache = cache
+        self.lockfile = lockfile
+        self.offline = offline
+        self.jobs = max(1, jobs)
+        self.progress_enabled = progress
+        mirrors = parse_mirror_map(lockfile.mirrors, lockfile.base_dir)
+        self.sources = SourceFactory(mirrors, offline=offline)
+
+    def fetch(self, wants: list[Want]) -> dict[Want, Path]:
+        """Make every wanted tree present; returns tree paths. Raises per-tool errors, also
+        for a tree that lacks the tool's ``path`` (NotFoundError naming close matches)."""
+        missing: list[Want] = []
+        keys: set[Digest] = set()
+        for w in wants:
+            if self.cache.has_tree(w.entry.tree):
+                self.cache.touch_tree(w.entry.tree)
+            elif w.entry.tree not in keys:  # two tools of one artifact: one tree
+                keys.add(w.entry.tree)
+                missing.append(w)
+        if missing:
+            self.cache.ensure()
+            self._fetch_missing(missing)
+        trees = {w: self.cache.tree_path(w.entry.tree) for w in wants}
+        errors = [e for w in wants if (e := self._path_error(w, trees[w])) is not None]
+        if errors:
+            raise errors[0] if len(errors) == 1 else MultipleErrors(errors)
+        return trees
+
+    def _path_error(self, want: Want, tree: Path) -> ToolfetchError | None:
+        if os.path.lexists(tree / want.entry.path):
+            return None
+        return missing_path_error(want.what, want.entry.path, self.cache, want.entry.tree)
+
+    def _fetch_missing(self, missing: list[Want]) -> None:
+        # Unique blobs, each with the first tool that needs it (for messages and the source).
+        blobs: dict[Digest, tuple[Want, LockedLayer]] = {}
+        for w in missing:
+            for layer in w.entry.layers:
+                if not self.cache.has_blob(layer.digest):
+                    blobs.setdefault(layer.digest, (w, layer))
+        total = sum(layer.size for _, layer in blobs.values())
+        progress = Progress("fetching", total, self.progress_enabled and total > 0)
+        # Downloads and unpacking overlap: a tree is built as soon as its own blobs are in,
+        # on a second pool (its tasks wait on download futures, never the other way round),
+        # so unpacking CPU fills the time other downloads spend waiting on the network.
+        try:
+            with ThreadPoolExecutor(self.jobs, thread_name_prefix="fetch") as downloads, \
+                    ThreadPoolExecutor(self.jobs, thread_name_prefix="unpack") as builds:
+                futures = {d: downloads.submit(self._fetch_blob, w, layer, progress)
+                           for d, (w, layer) in blobs.items()}
+
+                def build_when_ready(want: Want) -> bool:
+                    needed = [futures[layer.digest] for layer in want.entry.layers
+                              if layer.digest in futures]
+                    if any(f.exception() is not None for f in needed):
+                        return False  # reported below, as the blob's failure
+                    self._build_tree(want)
+                    return True
+
+                tree_futures = {w: builds.submit(build_when_ready, w) for w in missing}
+                blob_errors = _failures(futures)
+                tree_errors = _failures(tree_futures)
+        finally:
+            progress.close()
+        errors: list[ToolfetchError] = []
+        for w in missing:  # lockfile order decides the exit code
+            if w in tree_errors:
+                errors.append(tree_errors[w])
+            for layer in w.entry.layers:
+                if layer.digest in blob_errors:
+                    errors.append(blob_errors[layer.digest].context(w.what))
+                    break
+        if errors:
+            raise errors[0] if len(errors) == 1 else MultipleErrors(errors)
+
+    def _fetch_blob(self, want: Want, layer: LockedLayer, progress: Progress) -> None:
+        what = f"blob {layer.digest}" + (f" ({layer.title})" if layer.title else "")
+        ref = parse_any(want.entry.ref, self.lockfile.base_dir)
+
+        def attempt(source: ContentSource) -> None:
+            def write(f: BinaryIO) -> None:
+                source.fetch_blob(layer.digest, layer.size, f, what, progress.advance)
+
+            self.cache.store_blob(layer.digest, write)
+
+        self.sources.first_success(ref, what, attempt)
+
+    def _build_tree(self, want: Want) -> None:
+        from toolfetch.cache.trees import tree_digest
+        from toolfetch.cache.unpack import unpack_recipe
+        from toolfetch.core.treekey import recipe
+
+        steps = recipe(layer.to_json() for layer in want.entry.layers)
+
+        def build(dest: Path) -> dict[str, Any]:
+            for layer in want.entry.layers:
+                if not self.cache.has_blob(layer.digest):  # gc took it meanwhile: fetch again
+                    self._fetch_blob(want, layer, Progress("", 0, False))
+            known: dict[str, tuple[int, str]] = {}
+            unpack_recipe(steps, lambda d: self.cache.blob_path(Digest.parse(d)), dest,
+                          want.what, known)
+            digest, files = tree_digest(dest, known)
+            # The recipe is what the key is the digest of; the manifest and ref only say who
+            # asked first (for people reading the cache), nothing depends on them.
+            return {"key": str(want.entry.tree), "recipe": steps, "tree": digest,
+                    "files": files,
+                    "layers": [str(layer.digest) for layer in want.entry.layers],
+                    "manifest": str(want.entry.manifest), "ref": want.entry.ref}
+
+        self.cache.store_tree(want.entry.tree, build)
+
+
+def _failures(futures: Mapping[K, Future[Any]]) -> dict[K, ToolfetchError]:
+    """The ToolfetchError of each failed future (after all are done); a bug is raised."""
+    failed: dict[K, ToolfetchError] = {}
+    for key, fut in futures.items():
+        exc = fut.exception()
+        if isinstance(exc, ToolfetchError):
+            failed[key] = exc
+        elif exc is not None:
+            raise exc
+    return failed
+
+
+def missing_path_error(what: str, path: str, cache: Cache, key: Digest) -> NotFoundError:
+    """``path`` is not in the tree: name the closest existing files (exit 4)."""
+    import difflib
+
+    try:
+        entries = list(cache.read_record(key).get("files", []))
+        files = [str(f["path"]) for f in entries if f.get("type") in ("file", "symlink")]
+        executable = [str(f["path"]) for f in entries
+                      if f.get("type") == "file" and int(f.get("mode", 0)) & 0o111]
+    except (OSError, ValueError, TypeError, AttributeError, KeyError):
+        files, executable = [], []
+    close = difflib.get_close_matches(path, files, n=3, cutoff=0.5)
+    if not close:
+        close = sorted(executable)[:5] or sorted(files)[:5]
+    hint = f"; it has: {', '.join(close)}" if close else "; it holds no files"
+    return NotFoundError(f"{what}: path {path!r} is not in the artifact (tree {key.short}"
+                         f"){hint}. Fix `path` in tools.yaml and run `toolfetch lock`")
+
+
+def materialize(tree: Path, output: Path) -> None:
+    """Copy a cached tree to ``output`` by hardlinks (falling back to copies).
+
+    Used by the build-system shims so sandboxed actions see real files. ``output`` must be
+    absent or empty; files keep their read-only modes, directories are writable so build
+    systems can clean them.
+    """
+    try:
+        _materialize(tree, output)
+    except OSError as e:
+        raise LocalIOError.of(e, f"--output {output}: cannot write the tree") from e
+
+
+def _materialize(tree: Path, output: Path) -> None:
+    if output.exists() and (not output.is_dir() or any(output.iterdir())):
+        raise LocalIOError(f"--output {output}: exists and is not an empty directory; "
+                           "toolfetch writes only into an absent or empty one")
+    output.mkdir(parents=True, exist_ok=True)
+    for dirpath, dirnames, filenames in os.walk(tree):
+        rel = Path(dirpath).relative_to(tree)
+        for d in dirnames:
+            src = Path(dirpath) / d
+            if src.is_symlink():
+                os.symlink(os.readlink(src), output / rel / d)
+            else:
+                (output / rel / d).mkdir()
+        for name in filenames:
+            src = Path(dirpath) / name
+            dst = output / rel / name
+            if src.is_symlink():
+                os.symlink(os.readlink(src), dst)
+                continue
+            try:
+                os.link(src, dst)
+            except OSError:
+                shutil.copy2(src, dst)

@@ -1,0 +1,213 @@
+"""``inspect``, ``exists``, ``tags`` and ``referrers``: read-only questions about a registry.
+
+``inspect`` tells apart a container image (a real image config, no ``artifactType``), a WASM
+artifact (any ``application/vnd.wasm.*`` artifact, config or layer type), a toolfetch tool
+(``application/vnd.toolfetch.tool.v1``) and any other artifact. ``referrers`` asks the OCI 1.1
+referrers API and falls back to the ``sha256-<hex>`` tag schema on registries without it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from toolfetch.core.digest import Digest
+from toolfetch.core.errors import IntegrityError, UsageError
+from toolfetch.core.reference import AnyReference, Reference, parse_any
+from toolfetch.core.sizes import format_size
+from toolfetch.oci.manifest import (
+    DOCKER_MANIFEST,
+    IMAGE_CONFIG_TYPES,
+    MAX_MANIFEST_BYTES,
+    OCI_EMPTY,
+    OCI_INDEX,
+    TOOL_ARTIFACT_TYPE,
+    Descriptor,
+    Manifest,
+)
+from toolfetch.registry.bodies import ACCEPT_ENCODING, read_capped
+from toolfetch.registry.sources import ContentSource
+from toolfetch.registry.targets import open_source, referrers_tag
+
+WASM_PREFIX = "application/vnd.wasm."
+KIND_LABELS = {"image": "container image", "wasm": "WASM artifact", "tool": "tool artifact",
+               "artifact": "artifact", "mixed": "mixed", "empty": "empty index"}
+MAX_REFERRER_PAGES = 20
+
+
+def artifact_type(manifest: Manifest, what: str) -> str | None:
+    """``artifactType``, else the config's media type when it is not an image's or empty."""
+    declared = manifest.data.get("artifactType")
+    if isinstance(declared, str) and declared:
+        return declared
+    if manifest.is_index:
+        return None
+    config = manifest.config(what)
+    if config is None or config.media_type in IMAGE_CONFIG_TYPES or config.media_type == OCI_EMPTY:
+        return None
+    return config.media_type
+
+
+def classify(manifest: Manifest, what: str) -> str:
+    """``image``, ``wasm``, ``tool`` or ``artifact`` for an image manifest."""
+    config = manifest.config(what)
+    types = [artifact_type(manifest, what) or "", config.media_type if config else ""]
+    types += [d.media_type for d in manifest.layers(what)]
+    if any(t.startswith(WASM_PREFIX) for t in types):
+        return "wasm"
+    if TOOL_ARTIFACT_TYPE in types[:2]:
+        return "tool"
+    image_config = config is not None and config.media_type in IMAGE_CONFIG_TYPES
+    if manifest.data.get("artifactType") is None and (
+        manifest.media_type == DOCKER_MANIFEST or image_config
+    ):
+        return "image"
+    return "artifact"
+
+
+def _descriptor_json(d: Descriptor) -> dict[str, Any]:
+    out = d.to_json()
+    if d.title:
+        out["title"] = d.title
+    return out
+
+
+def describe_manifest(manifest: Manifest, what: str) -> dict[str, Any]:
+    info: dict[str, Any] = {"digest": str(manifest.digest), "mediaType": manifest.media_type,
+                            "size": len(manifest.raw)}
+    annotations = manifest.data.get("annotations")
+    if isinstance(annotations, dict) and annotations:
+        info["annotations"] = annotations
+    subject = manifest.subject(what) if not manifest.is_index else None
+    if subject is not None:
+        info["subject"] = subject.to_json()
+    atype = artifact_type(manifest, what)
+    if atype:
+        info["artifactType"] = atype
+    if manifest.is_index:
+        return info
+    config = manifest.config(what)
+    if config is not None:
+        info["config"] = config.to_json()
+    layers = manifest.layers(what)
+    info["kind"] = classify(manifest, what)
+    info["layers"] = [_descriptor_json(d) for d in layers]
+    info["totalSize"] = sum(d.size for d in layers) + (config.size if config else 0)
+    return info
+
+
+def inspect(ref: AnyReference, source: ContentSource) -> dict[str, Any]:
+    what = f"inspect {ref}"
+    manifest = source.get_manifest(ref.target, ref.digest)
+    info = {"reference": str(ref), **describe_manifest(manifest, what)}
+    if not manifest.is_index:
+        return info
+    children = []
+    for i, desc in enumerate(manifest.manifests(what)):
+        child_what = f"{what} manifests[{i}]"
+        entry: dict[str, Any] = desc.to_json()
+        if desc.platform is not None:
+            entry["platform"] = str(desc.platform)
+        child = source.get_manifest(str(desc.digest), desc.digest)
+        entry.update(describe_manifest(child, child_what))
+        children.append(entry)
+    info["manifests"] = children
+    kinds = {c.get("kind", "artifact") for c in children}
+    info["kind"] = kinds.pop() if len(kinds) == 1 else ("empty" if not kinds else "mixed")
+    info["platforms"] = [c["platform"] for c in children if "platform" in c]
+    return info
+
+
+def render(info: dict[str, Any]) -> str:
+    is_index = "manifests" in info
+    kind = KIND_LABELS.get(info.get("kind", ""), info.get("kind", ""))
+    lines = [f"Reference:     {info['reference']}", f"Digest:        {info['digest']}",
+             f"Media type:    {info['mediaType']}",
+             f"Kind:          {kind}{' (index)' if is_index else ''}"]
+    if info.get("artifactType"):
+        lines.append(f"Artifact type: {info['artifactType']}")
+    if "subject" in info:
+        lines.append(f"Subject:       {info['subject']['digest']}")
+    for key, value in sorted((info.get("annotations") or {}).items()):
+        lines.append(f"Annotation:    {key}={value}")
+    if is_index:
+        lines.append("Platforms:")
+        for c in info["manifests"]:
+            label = KIND_LABELS.get(c.get("kind", ""), "")
+            lines.append(f"  {c.get('platform', '-'):<16} {c['digest']}  "
+                         f"{format_size(c.get('totalSize', c['size']))}  {label}")
+        return "\n".join(lines)
+    lines.append(f"Layers:        {len(info['layers'])} ({format_size(info['totalSize'])} "
+                 "with config)")
+    for layer in info["layers"]:
+        lines.append(f"  {layer['digest']}  {format_size(layer['size']):>10}  "
+                     f"{layer['mediaType']}  {layer.get('title', '')}".rstrip())
+    return "\n".join(lines)
+
+
+def list_referrers(source: ContentSource, subject: Digest,
+                   artifact_type_filter: str | None = None) -> list[Descriptor]:
+    """Referrers of ``subject``: the referrers API, else the ``sha256-<hex>`` tag."""
+    from toolfetch.core.errors import NotFoundError
+    from toolfetch.registry.client import RegistryClient
+
+    entries: list[Descriptor] | None = None
+    if isinstance(source, RegistryClient):
+        entries = _referrers_api(source, subject)
+    if entries is None:
+        try:
+            index = source.get_manifest(referrers_tag(subject))
+        except NotFoundError:
+            return []
+        entries = index.manifests(f"referrers of {subject}") if index.is_index else []
+    if artifact_type_filter:
+        entries = [e for e in entries if e.artifact_type == artifact_type_filter]
+    return entries
+
+
+def _referrers_api(client: Any, subject: Digest) -> list[Descriptor] | None:
+    """``GET /v2/<repo>/referrers/<digest>``; None when the registry has no such API."""
+    what = f"referrers of {client}@{subject}"
+    base = client.transport.base_url(client.host)
+    path = f"/v2/{client.repository}/referrers/{subject}"
+    out: list[Descriptor] = []
+    for _ in range(MAX_REFERRER_PAGES):
+        resp = client.transport.request(
+            "GET", client.host, path, scope=client.pull_scope, stream=True, what=what,
+            headers={"Accept": OCI_INDEX, "Accept-Encoding": ACCEPT_ENCODING})
+        with resp:
+            if resp.status_code in (404, 405, 501) and not out:
+                return None
+            if resp.status_code != 200:
+                raise client._fail(resp, what)
+            body = read_capped(resp, MAX_MANIFEST_BYTES, what)
+            link = resp.links.get("next", {}).get("url")
+        out += Manifest.parse(body, OCI_INDEX, what).manifests(what)
+        if not link:
+            return out
+        from urllib.parse import urljoin
+
+        url = urljoin(base + path, link)
+        if not url.startswith(base + "/"):
+            raise IntegrityError(f"{what}: pagination link leaves {base}: {link}")
+        path = url[len(base):]
+    raise IntegrityError(f"{what}: more than {MAX_REFERRER_PAGES} pages")
+
+
+def manifest_digest(ref: AnyReference) -> Digest:
+    """``exists``: the digest of what ``ref`` names (NotFoundError when nothing)."""
+    return open_source(ref).get_manifest(ref.target, ref.digest).digest
+
+
+def tags(text: str) -> list[str]:
+    """``tags``: every tag of a repository given without tag or digest."""
+    ref = parse_any(text)
+    if isinstance(ref, Reference) and (ref.digest or ":" in text.rpartition("/")[2]):
+        raise UsageError(f"tags: give a repository without tag or digest, not {text}")
+    return open_source(ref).list_tags()
+
+
+def referrers(ref: AnyReference, artifact_type: str | None) -> list[Descriptor]:
+    """``referrers``: what refers to the manifest ``ref`` names."""
+    source = open_source(ref)
+    subject = ref.digest or source.get_manifest(ref.target).digest
+    return list_referrers(source, subject, artifact_type)

@@ -1,0 +1,279 @@
+"""Distribution-spec v1.1 client for one repository: manifests, blobs, tags. HTTP only.
+
+Blobs are written to a caller-supplied file object while being hashed; there is no second
+pass. An interrupted blob resumes with ``Range`` against the registry URL (redirects are
+re-resolved) and only a matching ``206`` is accepted; anything else restarts the stream.
+"""
+
+from __future__ import annotations
+
+import http.client
+import logging
+import re
+import time
+from collections.abc import Callable
+from typing import BinaryIO
+
+import requests
+import urllib3
+
+from toolfetch.core.digest import Digest, StreamVerifier, copy_verified
+from toolfetch.core.errors import (
+    AuthError,
+    IntegrityError,
+    NotFoundError,
+    ToolfetchError,
+    UnreachableError,
+)
+from toolfetch.oci.manifest import ACCEPT, MAX_MANIFEST_BYTES, Manifest, verify_manifest_bytes
+from toolfetch.registry.bodies import ACCEPT_ENCODING, read_capped
+from toolfetch.registry.retry import describe_network_error
+from toolfetch.registry.transport import Transport
+
+log = logging.getLogger("toolfetch")
+
+MAX_TAG_PAGES = 100
+MAX_TAG_PAGE_BYTES = 4 * 1024 * 1024
+MAX_TAG_BYTES = 16 * 1024 * 1024
+Progress = Callable[[int], None]
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+
+
+class _NetworkFailure(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class RegistryClient:
+    """Operations on ``host/repository`` through a shared :class:`Transport`."""
+
+    def __init__(self, transport: Transport, host: str, repository: str) -> None:
+        self.transport = transport
+        self.host = host
+        self.repository = repository
+
+    def __str__(self) -> str:
+        return f"{self.host}/{self.repository}"
+
+    @property
+    def pull_scope(self) -> str:
+        return f"repository:{self.repository}:pull"
+
+    def _fail(self, resp: requests.Response, what: str) -> ToolfetchError:
+        status = resp.status_code
+        if status == 404:
+            return NotFoundError(f"{what}: not found (HTTP 404)")
+        if status in (401, 403):
+            tried = self.transport.describe_auth(self.host)
+            return AuthError(f"{what}: access denied by {self.host} (HTTP {status}); tried {tried}")
+        if status >= 500 or status in (408, 429):
+            return UnreachableError(f"{what}: registry {self.host} answered HTTP {status}")
+        return ToolfetchError(f"{what}: unexpected HTTP {status} from {self.host}")
+
+    # -- manifests ------------------------------------------------------------------------
+    def get_manifest(self, target: str, expected: Digest | None = None) -> Manifest:
+        """GET a manifest by tag or digest; bytes are verified against ``expected``."""
+        what = f"manifest {self}:{target}" if expected is None else f"manifest {self}@{target}"
+        resp = self.transport.request(
+            "GET", self.host, f"/v2/{self.repository}/manifests/{target}",
+            scope=self.pull_scope, headers={"Accept": ACCEPT, "Accept-Encoding": ACCEPT_ENCODING},
+            stream=True, what=what,
+        )
+        with resp:
+            if resp.status_code != 200:
+                raise self._fail(resp, what)
+            raw = read_capped(resp, MAX_MANIFEST_BYTES, what)
+            media_type = resp.headers.get("Content-Type", "").split(";")[0].strip()
+        if expected is None and target.startswith("sha256:"):
+            expected = Digest.parse(target)
+        verify_manifest_bytes(raw, expected, what)
+        return Manifest.parse(raw, media_type, what)
+
+    def manifest_exists(self, target: str) -> Digest | None:
+        what = f"manifest {self}:{target}"
+        resp = self.transport.request(
+            "HEAD", self.host, f"/v2/{self.repository}/manifests/{target}",
+            scope=self.pull_scope, headers={"Accept": ACCEPT}, what=what,
+        )
+        with resp:
+            if resp.status_code == 404:
+                return None
+            if resp.status_code != 200:
+                raise self._fail(resp, what)
+            advisory = resp.headers.get("Docker-Content-Digest")
+        return Digest.parse(advisory) if advisory else None
+
+    # -- blobs ----------------------------------------------------------------------------
+    def fetch_blob(self, digest: Digest, size: int, sink: BinaryIO, what: str,
+                   progress: Progress | None = None) -> None:
+        """Stream a blob into ``sink`` (positioned at 0), verifying size and digest.
+
+        An interrupted stream resumes with ``Range: bytes=N-`` against the registry URL (so
+        redirects are resolved afresh); only a ``206`` whose ``Content-Range`` starts at N
+        and ends at the declared size is appended, anything else restarts from byte 0. The
+        digest is computed over the final bytes as one stream. A blob longer than its
+        descriptor is an integrity failure; bytes the sink cannot take (``OSError``, e.g.
+        ENOSPC) propagate unchanged.
+        """
+        with StreamVerifier(digest, size, what) as verifier:
+            self._stream_blob(verifier, sink, progress)
+
+    def _stream_blob(self, verifier: StreamVerifier, sink: BinaryIO,
+                     progress: Progress | None) -> None:
+        what = verifier.what
+        path = f"/v2/{self.repository}/blobs/{verifier.expected}"
+        failures = 0
+        attempts = self.transport.policy.attempts
+        while True:
+            headers = {"Accept-Encoding": "identity"}
+            resuming = verifier.received > 0
+            if resuming:
+                headers["Range"] = f"bytes={verifier.received}-"
+            resp = self.transport.request("GET", self.host, path, scope=self.pull_scope,
+                                          headers=headers, stream=True, what=what)
+            with resp:
+                if resp.status_code == 206 and resuming:
+                    if not self._range_matches(resp, verifier.received, verifier.size):
+                        log.warning("%s: %s answered a resume with a mismatched range (%s); "
+                                    "restarting from byte 0", what, self.host,
+                                    resp.headers.get("Content-Range", "none"))
+                        self._restart(sink, verifier)
+                        continue
+                elif resp.status_code == 200:
+                    if resuming:
+                        log.debug("%s: server ignored Range; restarting from byte 0", what)
+                        self._restart(sink, verifier)
+                elif resp.status_code == 416 and resuming:  # it has no byte past the cut
+                    raise IntegrityError(f"{what}: size mismatch: {self.host} serves "
+                                         f"{verifier.received} of the {verifier.size} bytes "
+                                         f"of {verifier.expected} (HTTP 416 on resume)")
+                else:
+                    raise self._fail(resp, what)
+                error = self._drain(resp, verifier, sink, progress)
+            if error is None and verifier.received >= verifier.size:
+                verifier.finish()
+                return
+            failures += 1
+            reason = error or f"stream ended at {verifier.received} of {verifier.size} bytes"
+            if failures >= attempts:
+                if error is None:
+                    verifier.finish()  # raises the size mismatch: the registry serves less
+                raise UnreachableError(f"{what}: connection to {self.host} kept failing "
+                                       f"({failures} interruptions, last: {reason})")
+            delay = self.transport.policy.delay(failures)
+            log.debug("%s: %s; resuming at byte %d in %.2fs", what, reason, verifier.received,
+                      delay)
+            time.sleep(delay)
+
+    @staticmethod
+    def _drain(resp: requests.Response, verifier: StreamVerifier, sink: BinaryIO,
+               progress: Progress | None) -> str | None:
+        """Copy the raw body into ``sink``; returns why the network failed, or None at its end.
+
+        Reads with http.client's ``readinto`` under urllib3 (which would allocate and copy
+        every chunk; nothing is decoded either way), into reused buffers.
+        """
+        body = getattr(resp.raw, "_fp", None)
+        source = body.readinto if isinstance(body, http.client.HTTPResponse) else resp.raw.readinto
+
+        def readinto(buffer: memoryview) -> int:
+            try:
+                return source(buffer)
+            except (urllib3.exceptions.HTTPError, requests.exceptions.RequestException,
+                    http.client.HTTPException, OSError) as e:
+                raise _NetworkFailure(describe_network_error(e)) from e
+
+        try:
+            copy_verified(readinto, sink, verifier, progress)
+        except _NetworkFailure as e:
+            return e.reason
+        if isinstance(body, http.client.HTTPResponse):
+            if body.length:  # http.client ends a truncated body quietly; urllib3 would raise
+                return f"connection broken ({body.length} bytes of the response missing)"
+            if body.isclosed():
+                resp.raw.release_conn()  # read to the end: the connection goes back to the pool
+        return None
+
+    @staticmethod
+    def _range_matches(resp: requests.Response, start: int, size: int) -> bool:
+        m = _CONTENT_RANGE.fullmatch(resp.headers.get("Content-Range", "").strip())
+        if not m:
+            return False
+        first, last, total = int(m.group(1)), int(m.group(2)), m.group(3)
+        return first == start and last == size - 1 and total in ("*", str(size))
+
+    @staticmethod
+    def _restart(sink: BinaryIO, verifier: StreamVerifier) -> None:
+        sink.seek(0)
+        sink.truncate()
+        verifier.reset()
+
+    def read_blob_head(self, digest: Digest, length: int = 512) -> bytes:
+        """The first bytes of a blob (for format sniffing at lock time)."""
+        what = f"blob {self}@{digest}"
+        resp = self.transport.request(
+            "GET", self.host, f"/v2/{self.repository}/blobs/{digest}", scope=self.pull_scope,
+            headers={"Range": f"bytes=0-{length - 1}", "Accept-Encoding": "identity"},
+            stream=True, what=what,
+        )
+        with resp:
+            if resp.status_code not in (200, 206):
+                raise self._fail(resp, what)
+            return bytes(resp.raw.read(length, decode_content=False))
+
+    def blob_exists(self, digest: Digest) -> bool:
+        what = f"blob {self}@{digest}"
+        resp = self.transport.request("HEAD", self.host, f"/v2/{self.repository}/blobs/{digest}",
+                                      scope=self.pull_scope, what=what)
+        with resp:
+            if resp.status_code == 404:
+                return False
+            if resp.status_code != 200:
+                raise self._fail(resp, what)
+            return True
+
+    # -- tags -----------------------------------------------------------------------------
+    def list_tags(self) -> list[str]:
+        """All tags, following same-origin ``Link`` pagination.
+
+        Each page is read capped at :data:`MAX_TAG_PAGE_BYTES` (decoded), all pages together at
+        :data:`MAX_TAG_BYTES` and :data:`MAX_TAG_PAGES`: a hostile registry cannot make a
+        command hold more than that in memory.
+        """
+        what = f"tags of {self}"
+        path = f"/v2/{self.repository}/tags/list"
+        base = self.transport.base_url(self.host)
+        tags: list[str] = []
+        total = 0
+        for _ in range(MAX_TAG_PAGES):
+            resp = self.transport.request("GET", self.host, path, scope=self.pull_scope,
+                                          headers={"Accept-Encoding": ACCEPT_ENCODING},
+                                          stream=True, what=what)
+            with resp:
+                if resp.status_code != 200:
+                    raise self._fail(resp, what)
+                body = read_capped(resp, min(MAX_TAG_PAGE_BYTES, MAX_TAG_BYTES - total), what)
+                link = resp.links.get("next", {}).get("url")
+            total += len(body)
+            tags.extend(_tag_page(body, what))
+            if not link:
+                return tags
+            next_url = requests.compat.urljoin(base + path, link)
+            if not next_url.startswith(base + "/"):
+                raise IntegrityError(f"{what}: pagination link leaves {base}: {link}")
+            path = next_url[len(base):]
+        raise IntegrityError(f"{what}: more than {MAX_TAG_PAGES} pages of tags")
+
+
+def _tag_page(body: bytes, what: str) -> list[str]:
+    import json
+
+    try:
+        page = json.loads(body)
+        tags = page.get("tags") or []
+        if not isinstance(tags, list):
+            raise ValueError("tags is not a list")
+    except (ValueError, AttributeError) as e:
+        raise IntegrityError(f"{what}: malformed tag list: {e}") from e
+    return [str(t) for t in tags]

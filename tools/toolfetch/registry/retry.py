@@ -1,0 +1,160 @@
+"""Retry policy and the classification of network failures (for retries and for messages).
+
+Retries (see docs/auth.md): 408, 429 and 5xx answers (but 501/505), connection resets and read
+timeouts are retried ``TOOLFETCH_RETRIES`` times in all (default 5) with exponential backoff
+from ``TOOLFETCH_RETRY_DELAY`` seconds (default 0.5, doubling, capped at 10 s, half-jittered);
+``Retry-After`` (seconds or an HTTP date) replaces the backoff, capped at
+``TOOLFETCH_RETRY_AFTER_MAX`` seconds (default 30). Timeouts: ``TOOLFETCH_CONNECT_TIMEOUT``
+(default 10 s) and ``TOOLFETCH_TIMEOUT`` (read, default 60 s).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import http.client
+import os
+import random
+import socket
+import ssl
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import requests
+import urllib3
+
+from toolfetch.core.errors import UsageError
+
+NO_RETRY_5XX = frozenset({501, 505})
+FAST_FAIL_ATTEMPTS = 2
+
+
+def is_retry_status(status: int) -> bool:
+    return status in (408, 429) or (500 <= status <= 599 and status not in NO_RETRY_5XX)
+
+
+def _env_number(name: str, default: float, minimum: float = 0.0) -> float:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise UsageError(f"{name}={text!r}: expected a number") from None
+    if value < minimum or value != value:
+        raise UsageError(f"{name}={text!r}: must be at least {minimum:g}")
+    return value
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 5
+    base_delay: float = 0.5
+    max_delay: float = 10.0
+    max_retry_after: float = 30.0
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+
+    @classmethod
+    def from_env(cls) -> RetryPolicy:
+        """``TOOLFETCH_RETRIES``, ``_RETRY_DELAY``, ``_RETRY_AFTER_MAX``, ``_CONNECT_TIMEOUT``
+        and ``_TIMEOUT`` tune it (docs/auth.md)."""
+        d = cls()
+        return cls(
+            attempts=int(_env_number("TOOLFETCH_RETRIES", d.attempts, 1)),
+            base_delay=_env_number("TOOLFETCH_RETRY_DELAY", d.base_delay),
+            max_delay=max(d.max_delay, _env_number("TOOLFETCH_RETRY_DELAY", d.base_delay)),
+            max_retry_after=_env_number("TOOLFETCH_RETRY_AFTER_MAX", d.max_retry_after),
+            connect_timeout=_env_number("TOOLFETCH_CONNECT_TIMEOUT", d.connect_timeout, 0.001),
+            read_timeout=_env_number("TOOLFETCH_TIMEOUT", d.read_timeout, 0.001),
+        )
+
+    def attempts_for(self, e: BaseException) -> int:
+        """How many attempts a request failing with ``e`` gets in all: one when the server's
+        certificate is not trusted (retrying cannot help), :data:`FAST_FAIL_ATTEMPTS` when the
+        host accepts no connection (a dead mirror is skipped fast), else :attr:`attempts`."""
+        if is_certificate_failure(e):
+            return 1
+        return min(self.attempts, FAST_FAIL_ATTEMPTS) if is_connect_failure(e) else self.attempts
+
+    @property
+    def timeout(self) -> tuple[float, float]:
+        return (self.connect_timeout, self.read_timeout)
+
+    def delay(self, attempt: int, retry_after: str | None = None) -> float:
+        """Seconds to wait before attempt ``attempt + 1`` (``attempt`` >= 1 were made)."""
+        if retry_after:
+            seconds = _parse_retry_after(retry_after)
+            if seconds is not None:
+                return min(max(seconds, 0.0), self.max_retry_after)
+        backoff = min(self.base_delay * (2 ** max(attempt - 1, 0)), self.max_delay)
+        return float(backoff / 2 + random.uniform(0, backoff / 2))
+
+
+def _parse_retry_after(value: str) -> float | None:
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    return when.timestamp() - time.time()
+
+
+def _chain(e: BaseException) -> Iterator[BaseException]:
+    """``e``, its causes and contexts, and the reasons urllib3 wraps inside ``args``."""
+    seen: set[int] = set()
+    todo = [e]
+    while todo:
+        cur = todo.pop()
+        if id(cur) in seen:
+            continue
+        seen.add(id(cur))
+        yield cur
+        for nxt in (cur.__cause__, cur.__context__, getattr(cur, "reason", None),
+                    *[a for a in getattr(cur, "args", ()) if isinstance(a, BaseException)]):
+            if isinstance(nxt, BaseException):
+                todo.append(nxt)
+
+
+def describe_network_error(e: BaseException) -> str:
+    """A short, secret-free reason (exception texts can hold pre-signed redirect URLs)."""
+    chain = list(_chain(e))
+    untrusted = next((x for x in chain if isinstance(x, ssl.SSLCertVerificationError)), None)
+    if untrusted is not None:
+        return (f"TLS certificate not trusted: {untrusted.verify_message or 'verify failed'}; "
+                "list the registry in TOOLFETCH_INSECURE_REGISTRIES to skip verification")
+    kinds: list[tuple[type[BaseException] | tuple[type[BaseException], ...], str]] = [
+        (ConnectionRefusedError, "connection refused"),
+        (urllib3.exceptions.NameResolutionError, "host name does not resolve"),
+        (socket.gaierror, "host name does not resolve"),
+        (requests.exceptions.ConnectTimeout, "connect timed out"),
+        ((requests.exceptions.ReadTimeout, urllib3.exceptions.ReadTimeoutError,
+          TimeoutError, socket.timeout), "read timed out"),
+        ((requests.exceptions.SSLError, ssl.SSLError), "TLS error"),
+        (ConnectionResetError, "connection reset"),
+        ((urllib3.exceptions.IncompleteRead, urllib3.exceptions.ProtocolError,
+          http.client.IncompleteRead,
+          requests.exceptions.ChunkedEncodingError, ConnectionAbortedError, BrokenPipeError),
+         "connection broken"),
+    ]
+    for kind, text in kinds:
+        if any(isinstance(x, kind) for x in chain):
+            return text
+    return type(e).__name__
+
+
+def is_certificate_failure(e: BaseException) -> bool:
+    """The server's certificate was refused: retrying cannot help."""
+    return any(isinstance(x, ssl.SSLCertVerificationError) for x in _chain(e))
+
+
+def is_connect_failure(e: BaseException) -> bool:
+    """Nothing was ever sent: refused, unresolvable, or no connection within the timeout."""
+    return any(isinstance(x, (urllib3.exceptions.ConnectTimeoutError,
+                              requests.exceptions.ConnectTimeout, ConnectionRefusedError,
+                              socket.gaierror))
+               for x in _chain(e))

@@ -1,0 +1,205 @@
+"""Where content comes from: upstream registries, mirrors and OCI layouts, tried in order.
+
+Order for a registry reference: ``TOOLFETCH_MIRRORS`` (machine-specific), the lockfile's
+``mirrors``, then upstream. A mirror is a registry host, ``host/prefix`` (the repository is
+appended to the prefix) or ``oci-layout:DIR``. Content is verified by digest whatever its
+source, so a mirror can make a fetch fail over, never substitute bytes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO, Protocol, TypeVar
+
+from toolfetch.core.digest import Digest
+from toolfetch.core.errors import IntegrityError, ToolfetchError, UnreachableError, UsageError
+from toolfetch.core.reference import LAYOUT_PREFIX, AnyReference, LayoutReference
+from toolfetch.oci.manifest import Manifest
+
+if TYPE_CHECKING:
+    from toolfetch.registry.transport import Transport
+
+log = logging.getLogger("toolfetch")
+T = TypeVar("T")
+
+
+class ContentSource(Protocol):
+    """What both :class:`RegistryClient` and :class:`LayoutSource` offer."""
+
+    def get_manifest(self, target: str, expected: Digest | None = None) -> Manifest: ...
+
+    def manifest_exists(self, target: str) -> Digest | None: ...
+
+    def fetch_blob(self, digest: Digest, size: int, sink: BinaryIO, what: str,
+                   progress: Callable[[int], None] | None = None) -> None: ...
+
+    def read_blob_head(self, digest: Digest, length: int = 512) -> bytes: ...
+
+    def blob_exists(self, digest: Digest) -> bool: ...
+
+    def list_tags(self) -> list[str]: ...
+
+
+@dataclass(frozen=True)
+class Mirror:
+    """``host[:port][/prefix]`` or ``oci-layout:DIR`` (absolute once parsed)."""
+
+    host: str = ""
+    prefix: str = ""
+    layout: Path | None = None
+
+    @classmethod
+    def parse(cls, text: str, base_dir: Path) -> Mirror:
+        text = text.strip()
+        if text.startswith(LAYOUT_PREFIX):
+            path = Path(text[len(LAYOUT_PREFIX):])
+            if not str(path):
+                raise UsageError(f"malformed mirror {text!r}: missing directory")
+            return cls(layout=path if path.is_absolute() else (base_dir / path))
+        host, _, prefix = text.partition("/")
+        if not host or "@" in text or " " in text or text.startswith(("http://", "https://")):
+            raise UsageError(f"malformed mirror {text!r}: expected host[:port][/prefix] "
+                             "or oci-layout:DIR")
+        return cls(host=host, prefix=prefix.strip("/"))
+
+    def __str__(self) -> str:
+        if self.layout is not None:
+            return f"{LAYOUT_PREFIX}{self.layout}"
+        return f"{self.host}/{self.prefix}" if self.prefix else self.host
+
+
+def parse_mirror_map(
+    mapping: Mapping[str, Sequence[str]], base_dir: Path
+) -> dict[str, list[Mirror]]:
+    return {host: [Mirror.parse(m, base_dir) for m in ms] for host, ms in mapping.items()}
+
+
+def env_mirrors() -> dict[str, list[Mirror]]:
+    """``TOOLFETCH_MIRRORS="host=mirror1,mirror2;host2=…"`` (relative dirs: the cwd)."""
+    text = os.environ.get("TOOLFETCH_MIRRORS", "").strip()
+    result: dict[str, list[Mirror]] = {}
+    for part in filter(None, (p.strip() for p in text.split(";"))):
+        host, sep, mirrors = part.partition("=")
+        if not sep or not host.strip():
+            raise UsageError(f"TOOLFETCH_MIRRORS: malformed entry {part!r}: expected host=m1,m2")
+        try:
+            result.setdefault(host.strip(), []).extend(
+                Mirror.parse(m, Path.cwd()) for m in mirrors.split(",") if m.strip())
+        except UsageError as e:
+            raise e.context("TOOLFETCH_MIRRORS") from e
+    return result
+
+
+class SourceFactory:
+    """Builds the ordered source list for a reference; remembers dead hosts for the command."""
+
+    def __init__(self, lock_mirrors: Mapping[str, list[Mirror]] | None = None,
+                 offline: bool = False) -> None:
+        self._env_mirrors: dict[str, list[Mirror]] | None = None
+        self.lock_mirrors = dict(lock_mirrors or {})
+        self.offline = offline
+        self._transport: Transport | None = None
+        self._dead: set[str] = set()
+        self._lock = threading.Lock()
+
+    @property
+    def env_mirrors(self) -> dict[str, list[Mirror]]:
+        """``TOOLFETCH_MIRRORS``, read when a source is first needed: a bad value fails a
+        command that needs the network, never one the cache serves."""
+        if self._env_mirrors is None:
+            self._env_mirrors = env_mirrors()
+        return self._env_mirrors
+
+    @property
+    def transport(self) -> Transport:
+        from toolfetch.registry.transport import Transport
+
+        with self._lock:
+            if self._transport is None:
+                self._transport = Transport()
+            return self._transport
+
+    def sources(self, ref: AnyReference,
+                upstream_first: bool = False) -> list[tuple[str, ContentSource]]:
+        from toolfetch.oci.layout import LayoutSource
+
+        if isinstance(ref, LayoutReference):
+            return [(str(ref.path), LayoutSource(ref.path))]
+        from toolfetch.registry.client import RegistryClient
+
+        out: list[tuple[str, ContentSource]] = []
+        for mirror in self.env_mirrors.get(ref.registry, []) + self.lock_mirrors.get(
+            ref.registry, []
+        ):
+            if mirror.layout is not None:
+                out.append((str(mirror), LayoutSource(mirror.layout, ref.name)))
+            elif not self.offline:
+                repo = f"{mirror.prefix}/{ref.repository}" if mirror.prefix else ref.repository
+                out.append((str(mirror), RegistryClient(self.transport, mirror.host, repo)))
+        if self.offline:  # only oci-layout mirrors are local
+            if not out:
+                raise UnreachableError(f"{ref}: not in the cache, and --offline or "
+                                       "TOOLFETCH_OFFLINE=1 forbids the network")
+            return out
+        upstream = (ref.api_host, RegistryClient(self.transport, ref.api_host, ref.repository))
+        return [upstream, *out] if upstream_first else [*out, upstream]
+
+    def _is_down(self, source: ContentSource) -> bool:
+        """Whether a registry that failed accepts no connection at all (then skip it for the
+        rest of the command). One answering 5xx, e.g. a pull-through cache whose upstream is
+        down, may still serve other content, so it stays in the rotation."""
+        import socket
+        from urllib.parse import urlsplit
+
+        host = getattr(source, "host", None)
+        if host is None:
+            return False
+        url = urlsplit(self.transport.base_url(host))
+        port = url.port or (443 if url.scheme == "https" else 80)
+        try:
+            with socket.create_connection((url.hostname or host, port), timeout=2):
+                return False
+        except OSError:
+            return True
+
+    def first_success(self, ref: AnyReference, what: str, action: Callable[[ContentSource], T],
+                      upstream_first: bool = False) -> T:
+        """Run ``action`` on each source in order until one succeeds.
+
+        Integrity failures are discarded with a warning and the next source is tried; if
+        none succeeds the error is an integrity failure when any source served wrong bytes,
+        else the last failure.
+        """
+        candidates = self.sources(ref, upstream_first)
+        last: ToolfetchError | None = None
+        integrity: IntegrityError | None = None
+        for i, (label, source) in enumerate(candidates):
+            is_last = i == len(candidates) - 1
+            with self._lock:
+                if label in self._dead and not is_last:
+                    continue
+            try:
+                return action(source)
+            except IntegrityError as e:
+                log.warning("%s: %s served wrong content (%s); trying the next source",
+                            what, label, e)
+                integrity = integrity or e
+                last = e
+            except ToolfetchError as e:
+                if isinstance(e, UnreachableError) and not is_last and self._is_down(source):
+                    with self._lock:
+                        self._dead.add(label)
+                if not is_last:
+                    log.warning("%s: source %s failed (%s); trying the next source",
+                                what, label, e)
+                last = e
+        if integrity is not None:
+            raise IntegrityError(f"{what}: no source served verified content; {integrity}") \
+                from last
+        assert last is not None
+        raise last
