@@ -1,4 +1,4 @@
-"""bzlmod setup (Bazel 7+):
+"""bzlmod setup (Bazel 7+): the public API. The implementation is under private/.
 
     toolfetch = use_extension("@toolfetch//rules/bazel:extensions.bzl", "toolfetch")
     toolfetch.lock(name = "tools", lockfile = "//:tools.lock.json")
@@ -6,12 +6,13 @@
     register_toolchains("@tools//toolchains:all")  # only for toolchain resolution
 
 The extension reads the lockfile and declares the hub `@tools` plus one repository per
-tool x platform, with the same shared logic (lock.bzl) as the WORKSPACE macro. Repositories
+tool x platform, with the same shared logic (private/) as the WORKSPACE macro. Repositories
 are fetched lazily: a build fetches only the platforms it needs.
 """
 
-load(":lock.bzl", "parse_lockfile", "plan_repos")
-load(":repositories.bzl", "COMMON_ATTRS", "label_str", "toolfetch_hub_repository", "toolfetch_tool_repository")
+load("//rules/bazel/private:attrs.bzl", "COMMON_ATTRS", "common_values")
+load("//rules/bazel/private:lockfile.bzl", "parse_lockfile", "plan_repos")
+load("//rules/bazel/private:repository_rules.bzl", "label_str", "toolfetch_hub_repository", "toolfetch_tool_repository")
 
 _LOCK_ATTRS = {
     "name": attr.string(mandatory = True, doc = "The hub repository name (use_repo it)."),
@@ -23,14 +24,6 @@ _lock = tag_class(
     attrs = _LOCK_ATTRS,
     doc = "A hub repository `@<name>` with the tools of a toolfetch lockfile.",
 )
-
-def _common(tag):
-    return {
-        "toolfetch": tag.toolfetch,
-        "python": tag.python,
-        "use_rctx_download": tag.use_rctx_download,
-        "timeout": tag.timeout,
-    }
 
 def _toolfetch_impl(module_ctx):
     hubs = {}
@@ -48,7 +41,7 @@ def _toolfetch_impl(module_ctx):
                 continue
             hubs[tag.name] = lockfile
             lock = parse_lockfile(module_ctx.read(module_ctx.path(tag.lockfile)), lockfile)
-            common = _common(tag)
+            common = common_values(tag)
             for repo in plan_repos(tag.name, lock):
                 kwargs = dict(common)
                 kwargs.update(repo)

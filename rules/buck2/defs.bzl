@@ -16,150 +16,23 @@
 # for the execution platform, so the select picks the execution platform's tool.
 
 load(
-    ":platforms.bzl",
+    "//rules/buck2/private:platforms.bzl",
     "ANY_PLATFORM",
     "OCI_CPU_TO_BUCK2",
     "OCI_OS_TO_BUCK2",
-    "buck2_constraints",
+    "constraint_name_select",
+    "platform_select",
     "platform_suffix",
+)
+load(
+    "//rules/buck2/private:rules.bzl",
+    "toolfetch_fetch",
+    "toolfetch_tool",
+    "toolfetch_toolchain",
+    "toolfetch_unsupported",
 )
 
 _LOCK_VERSION = 1
-
-def _fetch_impl(ctx: AnalysisContext) -> list[Provider]:
-    tree = ctx.actions.declare_output(ctx.attrs.tool, dir = True)
-    if ctx.attrs.fetcher_target != None:
-        fetcher = ctx.attrs.fetcher_target[RunInfo]
-    else:
-        fetcher = ctx.attrs.fetcher
-    argv = [fetcher, "fetch", "--lockfile", ctx.attrs.lockfile]
-    if ctx.attrs.platform != ANY_PLATFORM:
-        # A tool locked under "*" is one manifest for every platform: the lock has
-        # no platform to name, so the fetcher picks it for whatever host runs it.
-        argv += ["--platform", ctx.attrs.platform]
-    argv += ["--output", tree.as_output(), ctx.attrs.tool]
-    env = dict(ctx.attrs.env)
-    if ctx.attrs.cache_dir:
-        env["TOOLFETCH_CACHE_DIR"] = ctx.attrs.cache_dir
-    ctx.actions.run(
-        cmd_args(argv),
-        category = "toolfetch_fetch",
-        identifier = "{} {}".format(ctx.attrs.tool, ctx.attrs.platform),
-        env = env,
-        # Needs the network, registry credentials and the shared content-addressed
-        # cache on the machine running the build: never remote.
-        local_only = True,
-    )
-    exe = tree.project(ctx.attrs.path)
-    return [
-        DefaultInfo(
-            default_output = tree,
-            sub_targets = {
-                "exe": [DefaultInfo(default_output = exe, other_outputs = [tree])],
-            },
-        ),
-        RunInfo(args = cmd_args(exe, hidden = tree)),
-    ]
-
-toolfetch_fetch = rule(
-    impl = _fetch_impl,
-    doc = "Fetches one locked tool for one platform into a declared output directory.",
-    attrs = {
-        "cache_dir": attrs.string(default = ""),
-        "env": attrs.dict(attrs.string(), attrs.string(), default = {}),
-        "fetcher": attrs.string(default = "toolfetch"),
-        "fetcher_target": attrs.option(attrs.exec_dep(providers = [RunInfo]), default = None),
-        "lockfile": attrs.source(),
-        "path": attrs.string(),
-        "platform": attrs.string(),
-        "tool": attrs.string(),
-    },
-)
-
-def _forward_impl(ctx: AnalysisContext) -> list[Provider]:
-    return [ctx.attrs.actual[DefaultInfo], ctx.attrs.actual[RunInfo]]
-
-toolfetch_tool = rule(
-    impl = _forward_impl,
-    doc = "A locked tool for the platform this target is configured for (select on os/cpu).",
-    attrs = {
-        "actual": attrs.dep(providers = [RunInfo]),
-        "platforms": attrs.list(attrs.string(), default = []),
-        "tool": attrs.string(),
-    },
-)
-
-def _unsupported_impl(ctx: AnalysisContext) -> list[Provider]:
-    if ctx.attrs.locked:
-        # Built directly (e.g. `buck2 build //...`) in a configuration the lock covers:
-        # nothing selects this target there, so there is nothing to report.
-        return [DefaultInfo()]
-    fail(
-        ("toolfetch: tool \"{tool}\" is not locked for this execution platform " +
-         "({os}/{cpu}); {lockfile} has: {platforms}. Add the platform to tools.yaml " +
-         "and run `toolfetch lock`.").format(
-            tool = ctx.attrs.tool,
-            os = ctx.attrs.exec_os,
-            cpu = ctx.attrs.exec_cpu,
-            lockfile = ctx.attrs.lockfile_name,
-            platforms = ", ".join(ctx.attrs.platforms),
-        ),
-    )
-
-toolfetch_unsupported = rule(
-    impl = _unsupported_impl,
-    doc = "The DEFAULT arm of a tool's select: analysis fails naming the locked platforms.",
-    attrs = {
-        "exec_cpu": attrs.string(default = "<unmapped cpu>"),
-        "exec_os": attrs.string(default = "<unmapped os>"),
-        "locked": attrs.bool(default = False),
-        "lockfile_name": attrs.string(default = "the lockfile"),
-        "platforms": attrs.list(attrs.string()),
-        "tool": attrs.string(),
-    },
-)
-
-def _toolchain_impl(ctx: AnalysisContext) -> list[Provider]:
-    return [ctx.attrs.tool[DefaultInfo], ctx.attrs.tool[RunInfo]]
-
-toolfetch_toolchain = rule(
-    impl = _toolchain_impl,
-    doc = "A toolchain (toolchains//:<tool>) wrapping a toolfetch tool for the execution platform.",
-    attrs = {
-        "tool": attrs.exec_dep(providers = [RunInfo]),
-    },
-    is_toolchain_rule = True,
-)
-
-def _platform_select(by_platform: dict[str, typing.Any], default: typing.Any) -> typing.Any:
-    """A select on the prelude's os, then cpu, constraints (nested as the prelude does).
-
-    `by_platform` maps OCI platforms to values; platforms Buck2 has no constraint for
-    are left out, as are later platforms that map onto constraints already taken
-    (`linux/arm64` and `linux/arm64/v8`). Every unmatched case picks `default`.
-    """
-    by_os = {}
-    for platform in sorted(by_platform):
-        constraints = buck2_constraints(platform)
-        if constraints == None:
-            continue
-        os, cpu = constraints
-        arms = by_os.setdefault(os, {})
-        if cpu not in arms:
-            arms[cpu] = by_platform[platform]
-    outer = {"DEFAULT": default}
-    for os in sorted(by_os):
-        inner = {"DEFAULT": default}
-        for cpu in sorted(by_os[os]):
-            inner[cpu] = by_os[os][cpu]
-        outer[os] = select(inner)
-    return select(outer)
-
-def _constraint_name_select(table: dict[str, str], default: str) -> typing.Any:
-    arms = {"DEFAULT": default}
-    for oci_name, constraint in table.items():
-        arms[constraint] = oci_name
-    return select(arms)
 
 def _declare_fetch(
         common: dict[str, typing.Any],
@@ -247,12 +120,12 @@ def toolfetch_tools(
                 tool = tool,
                 platforms = sorted(platforms),
                 lockfile_name = _label_name(lockfile),
-                locked = _platform_select({p: True for p in by_platform}, False),
-                exec_os = _constraint_name_select(OCI_OS_TO_BUCK2, "<unmapped os>"),
-                exec_cpu = _constraint_name_select(OCI_CPU_TO_BUCK2, "<unmapped cpu>"),
+                locked = platform_select({p: True for p in by_platform}, False),
+                exec_os = constraint_name_select(OCI_OS_TO_BUCK2, "<unmapped os>"),
+                exec_cpu = constraint_name_select(OCI_CPU_TO_BUCK2, "<unmapped cpu>"),
                 visibility = visibility,
             )
-            actual = _platform_select(by_platform, ":" + unsupported)
+            actual = platform_select(by_platform, ":" + unsupported)
 
         toolfetch_tool(
             name = tool,

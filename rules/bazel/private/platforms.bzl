@@ -1,6 +1,6 @@
 """OCI platform strings -> Bazel `@platforms` constraints.
 
-Mirrors the one mapping table in tools/toolfetch/platform.py (BAZEL_OS, BAZEL_CPU);
+Mirrors the one mapping table in tools/toolfetch/core/platform.py (BAZEL_OS, BAZEL_CPU);
 tests/test_bazel_bzlmod.py keeps the two equal. Bazel 4.2.3 bundles @platforms 0.0.2,
 which has all of these constraint values.
 """
@@ -8,7 +8,7 @@ which has all of these constraint values.
 BAZEL_OS = {"linux": "linux", "darwin": "osx", "windows": "windows"}
 BAZEL_CPU = {"amd64": "x86_64", "arm64": "aarch64", "arm/v7": "armv7"}
 
-# uname -m / os.arch / PROCESSOR_ARCHITECTURE -> OCI arch[/variant] (DESIGN §3 host detection).
+# uname -m / os.arch / PROCESSOR_ARCHITECTURE -> OCI arch[/variant] (docs/design.md, "Platforms").
 _MACHINE_TO_ARCH = {
     "x86_64": "amd64",
     "amd64": "amd64",

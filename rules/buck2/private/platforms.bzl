@@ -1,7 +1,7 @@
 # The one place that maps OCI platforms (`os/arch[/variant]`, the spelling the
 # toolfetch lockfile uses) to Buck2 prelude constraints.
 #
-# It mirrors BUCK2_OS / BUCK2_CPU in tools/toolfetch/platform.py; tests/test_buck2.py
+# It mirrors BUCK2_OS / BUCK2_CPU in tools/toolfetch/core/platform.py; tests/test_buck2.py
 # keeps the two tables equal.
 
 # OCI `os` -> Buck2 prelude OS constraint value.
@@ -29,7 +29,7 @@ def parse_oci_platform(platform: str) -> struct:
         fail("toolfetch: malformed platform {}: expected os/arch[/variant]".format(repr(platform)))
     variant = parts[2] if len(parts) == 3 else ""
 
-    # arm64 with variant "" is the same as arm64/v8 (DESIGN.md §3).
+    # arm64 with variant "" is the same as arm64/v8 (docs/design.md, "Platforms").
     if parts[1] == "arm64" and variant == "v8":
         variant = ""
     cpu_key = parts[1] + "/" + variant if parts[1] == "arm" and variant else parts[1]
@@ -49,3 +49,33 @@ def platform_suffix(platform: str) -> str:
     if platform == ANY_PLATFORM:
         return "any"
     return platform.replace("/", "_")
+
+def platform_select(by_platform: dict[str, typing.Any], default: typing.Any) -> typing.Any:
+    """A select on the prelude's os, then cpu, constraints (nested as the prelude does).
+
+    `by_platform` maps OCI platforms to values; platforms Buck2 has no constraint for
+    are left out, as are later platforms that map onto constraints already taken
+    (`linux/arm64` and `linux/arm64/v8`). Every unmatched case picks `default`.
+    """
+    by_os = {}
+    for platform in sorted(by_platform):
+        constraints = buck2_constraints(platform)
+        if constraints == None:
+            continue
+        os, cpu = constraints
+        arms = by_os.setdefault(os, {})
+        if cpu not in arms:
+            arms[cpu] = by_platform[platform]
+    outer = {"DEFAULT": default}
+    for os in sorted(by_os):
+        inner = {"DEFAULT": default}
+        for cpu in sorted(by_os[os]):
+            inner[cpu] = by_os[os][cpu]
+        outer[os] = select(inner)
+    return select(outer)
+
+def constraint_name_select(table: dict[str, str], default: str) -> typing.Any:
+    arms = {"DEFAULT": default}
+    for oci_name, constraint in table.items():
+        arms[constraint] = oci_name
+    return select(arms)

@@ -1,0 +1,5 @@
+
+config_setting(
+    name = {name},
+    constraint_values = {constraints},
+)

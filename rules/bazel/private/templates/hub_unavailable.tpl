@@ -1,0 +1,5 @@
+
+toolfetch_unavailable(
+    name = {name},
+    message = {message},
+)
