@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-_HERE = str(Path(__file__).resolve().parent)
-if _HERE not in sys.path:
-    sys.path.insert(0, _HERE)
+_SUPPORT = str(Path(__file__).resolve().parent / "support")  # tf, ocitest, faultproxy, …
+if _SUPPORT not in sys.path:
+    sys.path.insert(0, _SUPPORT)
 
 import ocitest  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""The content-addressed cache (DESIGN §4).
+"""The content-addressed cache (docs/design.md, "The cache").
 
 ```
 CACHEDIR.TAG  layout.json

@@ -1,4 +1,5 @@
-"""Unpacking layers into a tree (DESIGN §7): tar, tar+gzip, tar+zstd, zip and raw files.
+"""Unpacking layers into a tree: tar, tar+gzip, tar+zstd, zip and raw files (docs/design.md,
+"Unpacking").
 
 Formats are told apart in :mod:`formats`; every member goes through :class:`SafeTree`, which
 refuses whatever could leave the tree (its module doc lists the rules) and applies OCI

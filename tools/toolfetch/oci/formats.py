@@ -1,8 +1,8 @@
 """Layer formats: which of raw, tar, tar+gzip, tar+zstd or zip a layer is, and safe names.
 
-The format is chosen by mediaType, then title extension, then magic bytes (DESIGN §7);
-``lock`` records it so ``fetch`` never guesses. Names (titles, archive members) are relative
-``/``-paths without ``..``, drive letters, backslashes or NUL bytes.
+The format is chosen by mediaType, then title extension, then magic bytes (docs/design.md,
+"Unpacking"); ``lock`` records it so ``fetch`` never guesses. Names (titles, archive members)
+are relative ``/``-paths without ``..``, drive letters, backslashes or NUL bytes.
 """
 
 from __future__ import annotations

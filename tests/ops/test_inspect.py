@@ -1,0 +1,243 @@
+"""``inspect``, ``exists``, ``tags``, ``attach`` and ``referrers``.
+
+Distribution 2.8 has no referrers API, so ``attach``/``referrers`` there exercise the
+``sha256-<hex>`` tag fallback; a small fake registry serves the referrers API and hostile
+tag pagination.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+from typing import Any
+
+import ocitest
+import pytest
+from ocischema import validate_manifest
+from ocitest import Registry
+from tf import assert_error, assert_ok, host, other_platform, tf_main
+
+WASM_CONFIG = "application/vnd.wasm.config.v0+json"
+WASM_LAYER = "application/vnd.wasm.content.layer.v1+wasm"
+
+
+def sha(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def inspect_json(ref: str) -> dict[str, Any]:
+    r = tf_main("inspect", ref, "--json")
+    assert_ok(r)
+    out: dict[str, Any] = json.loads(r.stdout)
+    return out
+
+
+def push_wasm(reg: Registry, repo: str) -> str:
+    config = json.dumps({"architecture": "wasm", "os": "wasip1"}).encode()
+    module = b"\0asm\x01\0\0\0"
+    ocitest.push_blob(reg, repo, config)
+    ocitest.push_blob(reg, repo, module)
+    manifest = {"schemaVersion": 2, "mediaType": ocitest.OCI_MANIFEST,
+                "config": ocitest.descriptor(config, WASM_CONFIG),
+                "layers": [ocitest.descriptor(module, WASM_LAYER,
+                                              {ocitest.TITLE: "module.wasm"})]}
+    return ocitest.push_manifest(reg, repo, "wasm", manifest)
+
+
+def test_inspect_tells_kinds_apart(registry: Registry, unique_repo: str, tmp_path: Path) -> None:
+    layer = ocitest.targz({"bin/app": (b"app", 0o755)})
+    ocitest.push_artifact(registry, unique_repo, "oci-image",
+                          ocitest.image_artifact("linux/amd64", [layer]))
+    ocitest.push_artifact(registry, unique_repo, "docker-image",
+                          ocitest.image_artifact("linux/amd64", [layer], docker=True))
+    push_wasm(registry, unique_repo)
+    sbom = ocitest.oras_artifact({"sbom.json": b"{}"}, artifact_type="application/spdx+json")
+    ocitest.push_artifact(registry, unique_repo, "sbom", sbom)
+    tool = tmp_path / "tool"
+    tool.write_bytes(b"#!/bin/sh\n")
+    assert_ok(tf_main("push", registry.ref(unique_repo, "tool"), tool, "-a", "k=v"))
+    kinds = {tag: inspect_json(registry.ref(unique_repo, tag))["kind"]
+             for tag in ("oci-image", "docker-image", "wasm", "sbom", "tool")}
+    assert kinds == {"oci-image": "image", "docker-image": "image", "wasm": "wasm",
+                     "sbom": "artifact", "tool": "tool"}
+    wasm = inspect_json(registry.ref(unique_repo, "wasm"))
+    assert wasm["artifactType"] == WASM_CONFIG
+    assert wasm["layers"][0]["mediaType"] == WASM_LAYER
+    assert wasm["layers"][0]["title"] == "module.wasm"
+    t = inspect_json(registry.ref(unique_repo, "tool"))
+    assert t["annotations"] == {"k": "v"}
+    assert t["artifactType"] == "application/vnd.toolfetch.tool.v1"
+    raw = ocitest.get_manifest(registry, unique_repo, "tool").content
+    assert t["digest"] == sha(raw) and t["size"] == len(raw)
+    assert t["layers"][0]["size"] == 10 and t["totalSize"] == 12
+    human = tf_main("inspect", registry.ref(unique_repo, "wasm"))
+    assert_ok(human)
+    assert "WASM artifact" in human.stdout and "module.wasm" in human.stdout
+    assert "container image" in tf_main("inspect", registry.ref(unique_repo, "oci-image")).stdout
+
+
+def test_inspect_index(registry: Registry, unique_repo: str) -> None:
+    ti = ocitest.push_tool_index(registry, unique_repo, "1", {
+        host(): {"tool": b"a"}, other_platform(): {"tool": b"bb"}})
+    info = inspect_json(ti.ref)
+    assert info["digest"] == ti.index_digest and info["mediaType"] == ocitest.OCI_INDEX
+    assert info["kind"] == "tool" and info["platforms"] == [host(), other_platform()]
+    assert [m["digest"] for m in info["manifests"]] == [ti.manifests[host()],
+                                                       ti.manifests[other_platform()]]
+    assert [m["layers"][0]["size"] for m in info["manifests"]] == [1, 2]
+    human = tf_main("inspect", ti.ref).stdout
+    assert host() in human and other_platform() in human and "(index)" in human
+
+
+def test_exists(registry: Registry, unique_repo: str, tmp_path: Path) -> None:
+    art = ocitest.oras_artifact({"x": b"x"})
+    digest = ocitest.push_artifact(registry, unique_repo, "1", art)
+    r = tf_main("exists", registry.ref(unique_repo, "1"))
+    assert_ok(r)
+    assert r.stdout.strip() == digest
+    assert_ok(tf_main("exists", registry.ref(unique_repo, digest)))
+    assert_error(tf_main("exists", registry.ref(unique_repo, "2")), 4, "not found")
+    assert_error(tf_main("exists", registry.ref(unique_repo + "-none", "1")), 4)
+    assert_error(tf_main("exists", f"oci-layout:{tmp_path}:1"), 4)
+
+
+def test_tags(registry: Registry, unique_repo: str, tmp_path: Path) -> None:
+    art = ocitest.oras_artifact({"x": b"x"})
+    for tag in ("1.0", "1.1", "latest"):
+        ocitest.push_artifact(registry, unique_repo, tag, art)
+    r = tf_main("tags", f"{registry.host}/{unique_repo}")
+    assert_ok(r)
+    assert sorted(r.stdout.split()) == ["1.0", "1.1", "latest"]
+    r = tf_main("tags", f"{registry.host}/{unique_repo}", "--json")
+    assert sorted(json.loads(r.stdout)) == ["1.0", "1.1", "latest"]
+    assert_error(tf_main("tags", registry.ref(unique_repo, "1.0")), 2, "without tag")
+    layout = tmp_path / "layout"
+    assert_ok(tf_main("copy", registry.ref(unique_repo, "1.0"), f"oci-layout:{layout}:a"))
+    assert_ok(tf_main("tag", f"oci-layout:{layout}:a", "b"))
+    assert tf_main("tags", f"oci-layout:{layout}").stdout.split() == ["a", "b"]
+
+
+def test_attach_and_referrers_fallback(registry: Registry, unique_repo: str,
+                                       tmp_path: Path) -> None:
+    ti = ocitest.push_tool_index(registry, unique_repo, "1", {host(): {"tool": b"t"}})
+    sbom = tmp_path / "sbom.spdx.json"
+    sbom.write_text('{"spdxVersion": "SPDX-2.3"}')
+    r1 = tf_main("attach", ti.ref, sbom, "--artifact-type", "application/spdx+json",
+                 "-a", "org.example.kind=sbom")
+    assert_ok(r1)
+    r2 = tf_main("attach", ti.ref, "--artifact-type", "application/vnd.example.signature")
+    assert_ok(r2)
+    sbom_digest, sig_digest = r1.stdout.strip(), r2.stdout.strip()
+    subject = {"mediaType": ocitest.OCI_INDEX, "digest": ti.index_digest,
+               "size": len(ti.index_bytes)}
+    for digest in (sbom_digest, sig_digest):
+        raw = ocitest.skopeo_inspect_raw(registry, unique_repo, digest)
+        assert sha(raw) == digest
+        m = validate_manifest(raw)
+        assert m["subject"] == subject
+    sig = json.loads(ocitest.get_manifest(registry, unique_repo, sig_digest).content)
+    assert sig["layers"] == [sig["config"]]  # no files: the empty descriptor
+    # Distribution 2.8 has no referrers API: the fallback tag holds an index of both
+    fallback = ocitest.get_manifest(registry, unique_repo, "sha256-" + ti.index_digest[7:])
+    index = validate_manifest(fallback.content)
+    assert {m["digest"]: m["artifactType"] for m in index["manifests"]} == {
+        sbom_digest: "application/spdx+json", sig_digest: "application/vnd.example.signature"}
+    r = tf_main("referrers", ti.ref, "--json")
+    assert_ok(r)
+    found = {d["digest"]: d for d in json.loads(r.stdout)}
+    assert set(found) == {sbom_digest, sig_digest}
+    assert found[sbom_digest]["annotations"] == {"org.example.kind": "sbom"}
+    r = tf_main("referrers", f"{registry.host}/{unique_repo}@{ti.index_digest}",
+                "--artifact-type", "application/spdx+json")
+    assert r.stdout.split()[0:2] == [sbom_digest, "application/spdx+json"]
+    assert len(r.stdout.splitlines()) == 1
+    # attaching the same thing again does not duplicate the entry
+    assert_ok(tf_main("attach", ti.ref, "--artifact-type", "application/vnd.example.signature"))
+    assert len(json.loads(tf_main("referrers", ti.ref, "--json").stdout)) == 2
+    # a manifest nobody refers to has no referrers
+    assert tf_main("referrers", registry.ref(unique_repo, ti.manifests[host()])).stdout == ""
+
+
+def test_attach_in_a_layout(tmp_path: Path) -> None:
+    f = tmp_path / "tool"
+    f.write_text("tool")
+    layout = tmp_path / "layout"
+    assert_ok(tf_main("push", f"oci-layout:{layout}:1", f))
+    r = tf_main("attach", f"oci-layout:{layout}:1", f, "--artifact-type", "application/x.sig")
+    assert_ok(r)
+    listed = tf_main("referrers", f"oci-layout:{layout}:1").stdout.split()
+    assert listed[:2] == [r.stdout.strip(), "application/x.sig"]
+
+
+# -- a fake registry: the referrers API, and tag pagination (good and hostile) ------------
+class _Fake(BaseHTTPRequestHandler):
+    referrers: dict[str, Any] = {}
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None,
+              content_type: str = "application/json") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        path, _, query = self.path.partition("?")
+        port = self.server.server_address[1]
+        if path == "/v2/":
+            self._send(200, b"{}")
+        elif path == "/v2/paged/tags/list":
+            last = dict(p.split("=") for p in query.split("&") if "=" in p).get("last")
+            pages = {None: (["a", "b"], "b"), "b": (["c", "d"], "d"), "d": (["e"], None)}
+            tags, nxt = pages[last]
+            link = {"Link": f'</v2/paged/tags/list?last={nxt}&n=2>; rel="next"'} if nxt else {}
+            self._send(200, json.dumps({"name": "paged", "tags": tags}).encode(), link)
+        elif path == "/v2/evil/tags/list":
+            link = {"Link": f'<http://localhost:{port}/v2/evil/tags/list?x=1>; rel="next"'}
+            self._send(200, b'{"tags": ["a"]}', link)
+        elif path == "/v2/endless/tags/list":
+            link = {"Link": '</v2/endless/tags/list?more=1>; rel="next"'}
+            self._send(200, b'{"tags": ["a"]}', link)
+        elif path.startswith("/v2/api/referrers/"):
+            body = json.dumps({"schemaVersion": 2, "mediaType": ocitest.OCI_INDEX,
+                               "manifests": self.referrers.get(path.rsplit("/", 1)[1], [])})
+            self._send(200, body.encode(), content_type=ocitest.OCI_INDEX)
+        else:
+            self._send(404, b'{"errors": [{"code": "NOT_FOUND"}]}')
+
+
+@pytest.fixture
+def fake_registry() -> Iterator[str]:
+    with ocitest.loopback_server(_Fake) as host:
+        yield host
+
+
+def test_tags_pagination(fake_registry: str) -> None:
+    r = tf_main("tags", f"{fake_registry}/paged")
+    assert_ok(r)
+    assert r.stdout.split() == ["a", "b", "c", "d", "e"]
+    assert_error(tf_main("tags", f"{fake_registry}/evil"), 3, "leaves")
+    assert_error(tf_main("tags", f"{fake_registry}/endless"), 3, "pages")
+
+
+def test_referrers_api(fake_registry: str) -> None:
+    subject = sha(b"subject")
+    entries = [{"mediaType": ocitest.OCI_MANIFEST, "digest": sha(b"a"), "size": 10,
+                "artifactType": "application/spdx+json"},
+               {"mediaType": ocitest.OCI_MANIFEST, "digest": sha(b"b"), "size": 11,
+                "artifactType": "application/x.sig"}]
+    _Fake.referrers = {subject: entries}
+    r = tf_main("referrers", f"{fake_registry}/api@{subject}", "--json")
+    assert_ok(r)
+    assert json.loads(r.stdout) == entries
+    r = tf_main("referrers", f"{fake_registry}/api@{subject}", "--artifact-type",
+                "application/x.sig")
+    assert r.stdout.split()[:2] == [sha(b"b"), "application/x.sig"]
