@@ -32,7 +32,7 @@ def _clone(tmp_path: Path) -> Path:
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
     # Uncommitted work in progress would not be in the clone; tests run on what is committed
     # in CI, but locally copy the working tree's versions of the files bootstrap uses.
-    for rel in ("tools/bootstrap", "pyproject.toml", "lockfiles"):
+    for rel in ("tools/bootstrap", "tools/scripts", "pyproject.toml", "lockfiles"):
         src, dst = ROOT / rel, clone / rel
         if src.is_dir():
             shutil.rmtree(dst, ignore_errors=True)
@@ -140,6 +140,39 @@ def test_launcher_hit_path_runs_no_python(tmp_path: Path, monkeypatch: pytest.Mo
     os.utime(launcher, (time.time() - 100, time.time() - 100))
     p = subprocess.run([str(launcher), "hi"], capture_output=True, text=True)
     assert p.returncode == 127 and "/nonexistent/python" in p.stderr
+
+
+def test_launcher_records_the_use_without_starting_a_process(tmp_path: Path) -> None:
+    """The hit path is builtins only: with PATH empty (no `touch` to find) the tool still runs
+    and its tree's .used marker gets the run's time, which gc reads as the last use."""
+    lockfile = _example(tmp_path)
+    bin_dir = tmp_path / "bin"
+    assert_ok(run_toolfetch("bootstrap", "--lockfile", lockfile, "--bin-dir", bin_dir))
+    tree = Path(json.loads(run_toolfetch("which", "--json", "say", "--lockfile",
+                                         lockfile).stdout)["tree"])
+    used = tree.with_name(tree.name + ".used")
+    old = time.time() - 5 * 86400
+    if used.exists():
+        os.utime(used, (old, old))
+    os.utime(tree.with_name(tree.name + ".json"), (old, old))
+    launcher = (bin_dir / "say").read_text()
+    assert "touch" not in launcher
+    p = subprocess.run(["/bin/sh", str(bin_dir / "say"), "hi"], capture_output=True, text=True,
+                       env={"PATH": ""})
+    assert p.returncode == 0 and p.stdout == "say: hi\n", p.stderr
+    assert used.stat().st_mtime > time.time() - 60 and used.stat().st_size == 0
+    r = run_toolfetch("cache", "gc", "--unused-for", "1d", "--json",
+                      env={"TOOLFETCH_GC_GRACE": "0"})
+    assert_ok(r)
+    assert tree.name not in r.stdout  # used a moment ago, by the launcher: kept
+    # a marker that cannot be written (a read-only cache) is no error: the tool still runs
+    exe = tree / "say"
+    odd = tmp_path / "odd"
+    odd.write_text(posix_launcher("say", exe, tmp_path / "no" / "such" / "x.used", lockfile,
+                                  tmp_path))
+    odd.chmod(0o755)
+    p = subprocess.run([str(odd), "x"], capture_output=True, text=True)
+    assert p.returncode == 0 and p.stdout == "say: x\n" and p.stderr == "", p.stderr
 
 
 def test_launcher_falls_back_to_fetch_when_the_cache_is_gone(tmp_path: Path) -> None:

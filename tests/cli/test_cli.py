@@ -71,6 +71,32 @@ def test_hit_path_imports_no_heavy_module(cached: dict[str, object], cache_dir: 
     assert record.stat().st_mtime > 1_000_000
 
 
+@pytest.mark.parametrize(("argv", "env"), [
+    (["which", "--lockfile", "{lock}", "t", "--offline"], {}),
+    (["which", "--offline", "--platform", "{host}", "--lockfile", "{lock}", "t"], {}),
+    (["--cache-dir", "{cache}", "which", "t", "--lockfile", "{lock}", "-q"], {}),
+    (["which", "--lockfile", "{lock}", "t"], {"TOOLFETCH_OFFLINE": "1"}),
+    (["fetch", "--lockfile", "{lock}"], {}),
+    (["fetch", "--lockfile", "{lock}", "--offline", "--jobs", "8", "-q", "--no-progress"], {}),
+    (["-q", "fetch", "t", "r", "--lockfile", "{lock}", "--platform", "{host}"],
+     {"TOOLFETCH_OFFLINE": "1"}),
+    (["fetch", "--lockfile", "{lock}", "--cache-dir={cache}", "--json"], {}),
+    # the full path (--output materialises, -v logs) reads the schema verdict from the index
+    (["fetch", "--lockfile", "{lock}", "t", "--output", "{out}", "--offline"], {}),
+    (["fetch", "-v", "--lockfile", "{lock}"], {}),
+])
+def test_every_cached_spelling_a_build_passes_imports_nothing_heavy(
+        cached: dict[str, object], cache_dir: Path, tmp_path: Path, argv: list[str],
+        env: dict[str, str]) -> None:
+    values = {"{lock}": str(cached["lockfile"]), "{host}": host(), "{cache}": str(cache_dir),
+              "{out}": str(tmp_path / "out")}
+    args = [values.get(a, a) for a in argv]
+    args = [a.replace("{cache}", str(cache_dir)) for a in args]
+    p, heavy = probe_heavy_imports(*args, env=env)
+    assert p.returncode == 0, p.stderr
+    assert heavy == [], args
+
+
 def test_import_probe_detects_heavy_modules(cached: dict[str, object], tmp_path: Path) -> None:
     """The probe is not vacuous: a cache miss (a fetch into an empty cache) imports requests
     and jsonschema, and lock imports yaml."""

@@ -46,10 +46,22 @@ def _cache_tree(cache: Path, exe: str = "bin/t") -> Path:
     return tree
 
 
+def _prime(lockfile: Path, *extra: str) -> None:
+    """One full-path run: it writes the lockfile index the hit path reads (its result, an
+    error for a lockfile it refuses, does not matter here)."""
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        full_main(["which", "--lockfile", str(lockfile), *extra, "t"])
+
+
 @pytest.fixture
 def hit(tmp_path: Path, cache_dir: Path) -> tuple[Path, Path]:
     lockfile = _write_lockfile(tmp_path / "tools.lock.json", {HOST: _entry()})
-    return lockfile, _cache_tree(cache_dir)
+    tree = _cache_tree(cache_dir)
+    _prime(lockfile)
+    return lockfile, tree
 
 
 @pytest.fixture(autouse=True)
@@ -63,11 +75,12 @@ def _no_stale_log_handlers() -> Iterator[None]:
 
 
 def _both(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[str, str]:
-    """(hit path stdout, full CLI stdout) of the same argv; the hit path must serve it."""
-    assert hitpath.try_hit(argv) == 0
-    fast = capsys.readouterr().out
+    """(hit path stdout, full CLI stdout) of the same argv; the hit path must serve it once
+    the full path has run (and written the lockfile index)."""
     assert full_main(argv) == 0
-    return fast, capsys.readouterr().out
+    full = capsys.readouterr().out
+    assert hitpath.try_hit(argv) == 0
+    return capsys.readouterr().out, full
 
 
 @pytest.mark.parametrize("extra", [
@@ -121,7 +134,6 @@ def test_the_hit_touches_the_record(hit: tuple[Path, Path],
 @pytest.mark.parametrize("argv", [
     ["which", "-v", "--lockfile", "{lock}", "t"],          # verbose wants the full path's logs
     ["--verbose", "which", "--lockfile", "{lock}", "t"],
-    ["which", "--lockfile", "{lock}", "t", "--json"],      # options after TOOL: argparse's job
     ["which", "--lockfile", "{lock}"],                     # no TOOL
     ["which", "--lockfile", "{lock}", "t", "u"],           # two tools
     ["which", "--lock", "{lock}", "t"],                    # abbreviations: argparse's job
@@ -130,7 +142,8 @@ def test_the_hit_touches_the_record(hit: tuple[Path, Path],
     ["which", "--lockfile", "{lock}", "--", "t"],
     ["run", "--platform", HOST, "--lockfile", "{lock}", "t"],  # run has no --platform
     ["run", "--lockfile", "{lock}", "--json", "t"],
-    ["fetch", "--lockfile", "{lock}", "t"],
+    ["fetch", "--lockfile", "{lock}", "t"],                # the index is not schema-checked
+    ["which", "--lockfile", "-x", "t"],                    # a value that looks like an option
     ["--cache-dir"],
     [],
     ["which", "--lockfile", "{lock}", "nope"],             # unknown tool: the full path says so
@@ -145,6 +158,7 @@ def test_everything_else_is_left_to_the_full_cli(hit: tuple[Path, Path],
 @pytest.mark.parametrize("case", [
     "no-record", "no-exe", "bad-digest", "bad-layer", "absolute-path", "dotdot-path", "dot-path",
     "double-slash", "version-2", "not-json", "platforms-list", "variant-only", "missing-file",
+    "changed", "no-index", "other-version",
 ])
 def test_an_uncertain_hit_is_left_to_the_full_cli(case: str, tmp_path: Path,
                                                   cache_dir: Path) -> None:
@@ -153,11 +167,7 @@ def test_an_uncertain_hit_is_left_to_the_full_cli(case: str, tmp_path: Path,
     entry = _entry()
     platforms: object = {HOST: entry}
     version = 1
-    if case == "no-record":
-        tree.with_name(tree.name + ".json").unlink()
-    elif case == "no-exe":
-        (tree / "bin/t").unlink()
-    elif case == "bad-digest":
+    if case == "bad-digest":
         entry["manifest"] = "sha256:../../../../etc"
     elif case == "bad-layer":  # the full path refuses it (exit 2), so the hit path must not serve
         entry["layers"][0]["size"] = "5"  # type: ignore[index]
@@ -173,9 +183,90 @@ def test_an_uncertain_hit_is_left_to_the_full_cli(case: str, tmp_path: Path,
     lockfile.write_text(json.dumps({"version": version, "tools": {"t": {"platforms": platforms}}}))
     if case == "not-json":
         lockfile.write_text("{ not json")
-    if case == "missing-file":
+    if case != "no-index":
+        _prime(lockfile)  # the full path writes an index where it could read the lockfile
+    if case == "no-record":
+        tree.with_name(tree.name + ".json").unlink()
+    elif case == "no-exe":
+        (tree / "bin/t").unlink()
+    elif case == "missing-file":
         lockfile.unlink()
+    elif case == "changed":  # any change to the lockfile makes its index stale
+        lockfile.write_text(lockfile.read_text() + " ")
+    elif case == "other-version":
+        (index,) = (cache_dir / "lockfiles").iterdir()
+        index.write_text(index.read_text().replace("toolfetch=", "toolfetch=9", 1))
     assert hitpath.try_hit(["which", "--lockfile", str(lockfile), "t"]) is None
+
+
+@pytest.mark.parametrize("argv", [
+    ["which", "--lockfile", "{lock}", "t", "--offline"],   # options after TOOL, as argparse
+    ["which", "t", "--lockfile", "{lock}", "--json"],
+    ["which", "--offline", "t", "--lockfile={lock}", "-q"],
+    ["-q", "which", "--platform", HOST, "t", "--lockfile", "{lock}", "--no-progress"],
+])
+def test_every_spelling_a_build_passes_is_served(hit: tuple[Path, Path], argv: list[str],
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    lockfile, _ = hit
+    fast, full = _both([a.replace("{lock}", str(lockfile)) for a in argv], capsys)
+    assert fast == full
+
+
+@pytest.fixture
+def fetched(tmp_path: Path, cache_dir: Path) -> tuple[Path, Path]:
+    """A lockfile whose tools are cached and whose full `fetch` has run (it validated the
+    lockfile against its schema and wrote the index)."""
+    lockfile = _write_lockfile(tmp_path / "tools.lock.json", {HOST: _entry()})
+    tree = _cache_tree(cache_dir)
+    assert full_main(["fetch", "--lockfile", str(lockfile)]) == 0
+    return lockfile, tree
+
+
+@pytest.mark.parametrize("extra", [
+    [], ["t"], ["t", "t"], ["--all-platforms"], ["--platform", HOST], ["--offline"],
+    ["--jobs", "8", "-q", "--no-progress"], ["--json"], ["--json", "--all-platforms"],
+])
+def test_fetch_of_cached_tools_is_served(fetched: tuple[Path, Path], extra: list[str],
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    lockfile, tree = fetched
+    capsys.readouterr()
+    record = tree.with_name(tree.name + ".json")
+    os.utime(record, (1_000_000, 1_000_000))
+    fast, full = _both(["fetch", "--lockfile", str(lockfile), *extra], capsys)
+    assert fast == full
+    assert record.stat().st_mtime > 1_000_000  # both touched the tool's record
+    if "--json" in extra:
+        assert json.loads(fast)[0]["path"] == str(tree / "bin/t")
+
+
+@pytest.mark.parametrize("extra", [
+    ["-v"], ["--output", "out", "t"], ["nope"], ["--platform", "linux/s390x"],
+    ["--jobs", "x"], ["--platform", HOST, "--all-platforms"], ["t", "--offline", "t"],
+])
+def test_fetch_hits_left_to_the_full_cli(fetched: tuple[Path, Path], extra: list[str]) -> None:
+    lockfile, _ = fetched
+    assert hitpath.try_hit(["fetch", "--lockfile", str(lockfile), *extra]) is None
+
+
+def test_fetch_is_served_only_after_the_schema_passed(tmp_path: Path, cache_dir: Path,
+                                                      capsys: pytest.CaptureFixture[str]
+                                                      ) -> None:
+    lockfile = _write_lockfile(tmp_path / "tools.lock.json", {HOST: _entry()})
+    tree = _cache_tree(cache_dir)
+    _prime(lockfile)  # which: hand checks only, as the full `which` does
+    argv = ["fetch", "--lockfile", str(lockfile)]
+    assert hitpath.try_hit(argv) is None
+    assert full_main(argv) == 0  # validates, writes a validated index
+    assert hitpath.try_hit(argv) == 0
+    (tree / "bin/t").unlink()  # the index never outlives what is on disk
+    assert hitpath.try_hit(argv) is None
+    # a lockfile only the schema refuses is refused by the full path, so never served
+    data = json.loads(lockfile.read_text())
+    data["comment"] = "not in the schema"
+    lockfile.write_text(json.dumps(data))
+    _cache_tree(cache_dir / "again")
+    assert full_main(["--cache-dir", str(cache_dir / "again"), *argv]) == 2
+    assert hitpath.try_hit(["--cache-dir", str(cache_dir / "again"), *argv]) is None
 
 
 def test_run_execs_with_argv_passed_through(hit: tuple[Path, Path], tmp_path: Path) -> None:
@@ -202,30 +293,42 @@ def test_run_execs_with_argv_passed_through(hit: tuple[Path, Path], tmp_path: Pa
         assert not modules & {"argparse", "logging", "pathlib", "typing", "dataclasses"}
 
 
+MODULES_PROBE = ("import sys\n"
+                 "from toolfetch import cli\n"
+                 "rc = cli.main(sys.argv[1:])\n"
+                 "print('MODULES ' + ' '.join(sorted(m for m in sys.modules "
+                 "if m.startswith('toolfetch') or m in ('argparse', 'logging', 'pathlib', "
+                 "'json', 're', 'typing', 'dataclasses'))))\n"
+                 "sys.exit(rc)\n")
+HIT_MODULES = ["toolfetch", "toolfetch.cli", "toolfetch.cli.hitpath", "toolfetch.core",
+               "toolfetch.core.host", "toolfetch.core.lockindex", "toolfetch.core.treekey"]
+
+
 def test_which_hit_imports_only_the_hit_path(hit: tuple[Path, Path]) -> None:
     lockfile, tree = hit
-    code = ("import sys, json\n"
-            "from toolfetch import cli\n"
-            "rc = cli.main(json.loads(sys.argv[1]))\n"
-            "print('MODULES ' + json.dumps(sorted(m for m in sys.modules "
-            "if m.startswith('toolfetch') or m in ('argparse', 'logging', 'pathlib'))))\n"
-            "sys.exit(rc)\n")
-    p = subprocess.run([sys.executable, "-c", code,
-                        json.dumps(["which", "--lockfile", str(lockfile), "t"])],
-                       capture_output=True, text=True, timeout=60)
+    p = subprocess.run([sys.executable, "-c", MODULES_PROBE, "which", "--lockfile",
+                        str(lockfile), "t"], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     out, modules = p.stdout.splitlines()
     assert out == str(tree / "bin/t")
-    assert json.loads(modules.split(" ", 1)[1]) == [
-        "toolfetch", "toolfetch.cli", "toolfetch.cli.hitpath", "toolfetch.core",
-        "toolfetch.core.host", "toolfetch.core.treekey"]
+    # nothing but the hit path: no argparse, logging or pathlib, and no json (nor re)
+    assert modules.split()[1:] == HIT_MODULES
     # a miss goes the full way (argparse, validation, fetch): offline and not cached -> 6
     tree.with_name(tree.name + ".json").unlink()
-    p = subprocess.run([sys.executable, "-c", code,
-                        json.dumps(["which", "--offline", "--lockfile", str(lockfile), "t"])],
-                       capture_output=True, text=True, timeout=60)
+    p = subprocess.run([sys.executable, "-c", MODULES_PROBE, "which", "--offline",
+                        "--lockfile", str(lockfile), "t"], capture_output=True, text=True,
+                       timeout=60)
     assert "argparse" in p.stdout
     assert p.returncode == 6, p.stderr
+
+
+def test_fetch_hit_imports_only_the_hit_path(fetched: tuple[Path, Path]) -> None:
+    lockfile, _ = fetched
+    for extra in ([], ["--offline", "--all-platforms", "--jobs", "4"]):
+        p = subprocess.run([sys.executable, "-c", MODULES_PROBE, "fetch", "--lockfile",
+                            str(lockfile), *extra], capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stderr
+        assert p.stdout.split()[1:] == HIT_MODULES
 
 
 def test_host_key_cache_root_and_repo_root(monkeypatch: pytest.MonkeyPatch,

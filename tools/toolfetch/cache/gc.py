@@ -1,7 +1,9 @@
 """Cache garbage collection: dead temp files and locks, then LRU eviction under policies.
 
-Last use is the mtime of a tree's record (touched on every hit) and, for a blob, the later
-of its own mtime and the records of trees built from it. An entry is never evicted when a
+Last use is the mtime of a tree's record (touched on every hit) or of its ``.used`` marker
+(set by launchers), whichever is later, and, for a blob, the later of its own mtime and the
+last use of trees built from it. Lockfile indexes whose lockfile is gone or changed are
+reclaimed with the temp files. An entry is never evicted when a
 kept lockfile needs it (any platform), when another process holds its entry lock, or when it
 was used within the grace period (``TOOLFETCH_GC_GRACE``, a duration, default 60 s), so a
 running fetch or a tool just located by ``which`` is safe. Trees go record-first, so a
@@ -143,11 +145,16 @@ def scan(cache: Cache) -> list[Entry]:
         except (OSError, ValueError):
             continue
         inodes = _tree_inodes(cache.tree_path(digest), st)
-        entries.append(Entry("tree", digest, sum(inodes.values()), st.st_mtime, inodes))
+        last_use = st.st_mtime
+        with contextlib.suppress(OSError):  # launchers record their runs here
+            used = os.lstat(cache.used_path(digest))
+            inodes[(used.st_dev, used.st_ino)] = used.st_size
+            last_use = max(last_use, used.st_mtime)
+        entries.append(Entry("tree", digest, sum(inodes.values()), last_use, inodes))
         for layer in layers:
             with contextlib.suppress(Exception):
                 d = Digest.parse(layer)
-                blob_use[d] = max(blob_use.get(d, 0.0), st.st_mtime)
+                blob_use[d] = max(blob_use.get(d, 0.0), last_use)
     for digest, path in digests_under(cache.blobs):
         with contextlib.suppress(OSError):
             st = path.lstat()
@@ -196,6 +203,27 @@ def reclaim_temp(cache: Cache, report: GcReport, dry_run: bool) -> None:
                     Path(e.path).unlink(missing_ok=True)
             finally:
                 lock.release()
+    _reclaim_indexes(cache, report, dry_run)
+
+
+def _reclaim_indexes(cache: Cache, report: GcReport, dry_run: bool) -> None:
+    """Lockfile indexes (:mod:`toolfetch.core.lockindex`) that describe no lockfile any more
+    (it is gone or changed), and half-written ones of dead processes."""
+    from toolfetch.core import lockindex
+
+    directory = cache.root / "lockfiles"
+    if not directory.is_dir():
+        return
+    for e in os.scandir(directory):
+        pid = e.name.split(".")[1] if "." in e.name else ""
+        if pid:  # <name>.<pid>.tmp, written by lockindex.write
+            stale = not pid.isdigit() or not pid_alive(int(pid))
+        else:
+            stale = lockindex.read_any(str(cache.root), e.path) is None
+        if stale:
+            report.reclaimed_temp += 1
+            if not dry_run:
+                Path(e.path).unlink(missing_ok=True)
 
 
 def collect(cache: Cache, *, max_size: int | None, unused_for: float | None,

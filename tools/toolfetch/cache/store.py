@@ -5,6 +5,8 @@ CACHEDIR.TAG  layout.json
 blobs/sha256/ab/cd/<hex>          verified blobs, read-only, named by their own digest
 trees/sha256/ab/cd/<hex>/         unpacked trees keyed by their recipe digest, read-only
 trees/sha256/ab/cd/<hex>.json     tree record: recipe, tree digest, file list; mtime = last use
+trees/sha256/ab/cd/<hex>.used     empty; launchers set its mtime on every run (also last use)
+lockfiles/<sha256 of a path>      lockfile indexes (toolfetch.core.lockindex), for the hit path
 locks/  tmp/                      per-entry locks; same-filesystem temp space
 ```
 A tree's key is the digest of its unpack recipe (:mod:`toolfetch.treekey`), so what a key
@@ -65,6 +67,12 @@ class Cache:
     def record_path(self, key: Digest) -> Path:
         p = self.tree_path(key)
         return p.with_name(p.name + ".json")
+
+    def used_path(self, key: Digest) -> Path:
+        """An empty file whose mtime launchers set on every run (the LRU clock, with the
+        record's): a shell can update it with a redirection, without starting ``touch``."""
+        p = self.tree_path(key)
+        return p.with_name(p.name + ".used")
 
     def has_blob(self, digest: Digest) -> bool:
         return self.blob_path(digest).is_file()
@@ -198,6 +206,7 @@ class Cache:
     def drop_tree(self, key: Digest) -> None:
         """Remove a tree: record first, so it never looks complete while half-deleted."""
         self.record_path(key).unlink(missing_ok=True)
+        self.used_path(key).unlink(missing_ok=True)
         dest = self.tree_path(key)
         if dest.exists():
             remove_tree(dest)

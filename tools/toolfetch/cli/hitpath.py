@@ -1,57 +1,66 @@
-"""The cache-hit path of ``which`` and ``run``: ``os``, ``sys``, ``json`` and the tree key.
+"""The cache-hit path of ``which``, ``run`` and ``fetch``: ``os`` and ``sys`` only.
 
-``toolfetch which TOOL`` and ``toolfetch run TOOL`` sit in front of every tool invocation, so
-their hit must cost little more than starting the interpreter. :func:`try_hit` serves the
-common spellings of those two commands when the answer is certain: it reads argv and the
-lockfile by hand, finds the tree for the host (or ``--platform``) key (the digest of its
-recipe, :mod:`toolfetch.core.treekey`), checks that its record and executable exist, touches the
-record (the LRU clock, no lock) and prints the path or execs the tool. In every other case
-(another flag, ``-v``, a missing tree, a lockfile field it does not like, a platform that
-needs variant matching, Windows) it returns ``None`` and the full CLI runs instead, which
-validates, fetches and reports errors. It never reports an error itself, so it cannot
-disagree with the full path, only short-cut it.
+``toolfetch which TOOL`` and ``toolfetch run TOOL`` sit in front of every tool invocation and
+``toolfetch fetch`` in front of every CI build, so a hit must cost little more than starting
+the interpreter. :func:`try_hit` serves the spellings those commands are given when the answer
+is certain. It parses argv by hand, reads the lockfile index (:mod:`toolfetch.core.lockindex`,
+written by the full path, so no JSON is parsed here), finds each wanted tree (host platform,
+or ``--platform``, or every locked platform with ``fetch --all-platforms``), checks that its
+record and executable exist, touches the record (the LRU clock, no lock) and prints the path,
+execs the tool, or, for ``fetch``, returns 0. ``fetch`` is served only from an index that says
+the lockfile passed its JSON schema, as the full ``fetch`` requires.
 
-The facts both paths need (host platform, cache root, repository root) live in
-:mod:`toolfetch.core.host`.
+In every other case (another flag, ``-v``, a missing tree or index, a platform that needs
+variant matching, ``fetch --output``, Windows) it returns ``None`` and the full CLI runs
+instead, which validates, fetches, reports errors and writes the index. It never reports an
+error itself, so it cannot disagree with the full path, only short-cut it.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
+from toolfetch.core import lockindex
 from toolfetch.core.host import cache_root, default_lockfile, host_key
-from toolfetch.core.treekey import tree_key
 
-_HEX = frozenset("0123456789abcdef")
-_UNPACK = ("raw", "tar", "tar+gzip", "tar+zstd", "zip")
 _GLOBAL_FLAGS = ("-q", "--quiet", "--no-progress")
-_OPTIONS = {"which": ("--lockfile", "--platform"), "run": ("--lockfile",)}
-_FLAGS = {"which": ("--offline", "--json"), "run": ("--offline",)}
+_OPTIONS = {"which": ("--lockfile", "--platform"), "run": ("--lockfile",),
+            "fetch": ("--lockfile", "--platform", "--jobs")}
+_FLAGS = {"which": ("--offline", "--json"), "run": ("--offline",),
+          "fetch": ("--offline", "--json", "--all-platforms")}
+Parsed = tuple[str, dict[str, str], list[str], list[str]]  # command, options, TOOLs, run args
 
 
 def which_output(tool: str, key: str, exe: str, tree: str, as_json: bool) -> str:
     """What ``which`` prints, on either path."""
     if as_json:
+        import json  # only here: it imports `re`, as long as starting the interpreter
+
         return json.dumps({"tool": tool, "platform": key, "path": exe, "tree": tree})
     return exe
 
 
-def _parse(argv: list[str]) -> tuple[str, dict[str, str], list[str]] | None:
-    """(command, options, rest) for the spellings served here; ``rest`` starts at TOOL."""
+def _parse(argv: list[str]) -> Parsed | None:
+    """The command, its options and positionals, for the spellings served here.
+
+    Options may come before or after the command and, but for ``run``, after TOOL (as
+    argparse takes them); after ``run``'s TOOL everything belongs to the tool.
+    """
     opts: dict[str, str] = {}
-    i, command = 0, ""
+    positionals: list[str] = []
+    i, command, after = 0, "", False  # after: an option came after the positionals
     while i < len(argv):
         arg = argv[i]
+        if command == "run" and positionals:
+            return command, opts, positionals, argv[i:]
         name, eq, value = arg.partition("=")
-        allowed = ("--cache-dir", *_OPTIONS.get(command, ()))
-        if name in allowed:
+        if arg.startswith("--") and name in ("--cache-dir", *_OPTIONS.get(command, ())):
             if not eq:
                 if i + 1 >= len(argv):
                     return None
                 i, value = i + 1, argv[i + 1]
-            if name in opts or not value:
+            if name in opts or not value or value.startswith("-"):
                 return None
             opts[name] = value
         elif arg in _GLOBAL_FLAGS or (command and arg in _FLAGS[command]):
@@ -59,93 +68,108 @@ def _parse(argv: list[str]) -> tuple[str, dict[str, str], list[str]] | None:
         elif not command and arg in _OPTIONS:
             command = arg
         elif command and not arg.startswith("-"):
-            return command, opts, argv[i:]
+            if after:
+                return None  # TOOLs split by an option: argparse refuses the second run
+            positionals.append(arg)
+            i += 1
+            continue
         else:
             return None
+        after = bool(positionals)
         i += 1
-    return None
+    return (command, opts, positionals, []) if command else None
 
 
-def _is_digest(value: object) -> bool:
-    if not isinstance(value, str):
-        return False
-    algo, _, hexpart = value.partition(":")
-    return algo == "sha256" and len(hexpart) == 64 and _HEX.issuperset(hexpart)
-
-
-def _is_layer(layer: object) -> bool:
-    """The fields the full path checks by hand (Lockfile.load_fast), checked the same way."""
-    if not isinstance(layer, dict) or not _is_digest(layer.get("digest")):
-        return False
-    size, title = layer.get("size"), layer.get("title")
-    return (type(size) is int and size >= 0 and isinstance(layer.get("mediaType"), str)
-            and layer.get("unpack") in _UNPACK and (title is None or isinstance(title, str)))
-
-
-def _clean_relative(path: object) -> bool:
+def _clean_relative(path: str) -> bool:
     """A relative ``/``-path that ``pathlib`` would print unchanged when joined."""
-    if not isinstance(path, str) or not path or "\\" in path or "\x00" in path:
+    if not path or "\\" in path or "\x00" in path:
         return False
     return all(part not in ("", ".", "..") for part in path.split("/"))
 
 
-def _locate(lockfile: str, tool: str, platform: str | None,
-            root: str) -> tuple[str, str, str, str] | None:
-    """(executable, tree, record, platform key) of a cached tool, else None."""
-    try:
-        with open(lockfile, "rb") as f:
-            data = json.loads(f.read())
-        platforms = data["tools"][tool]["platforms"]
-        if data["version"] != 1 or not isinstance(platforms, dict):
-            return None
-        key = platform or host_key()
-        if key not in platforms:
-            # Variant matching, a spelling to normalise, errors: the full path's job.
-            if platform or "*" not in platforms or any(k != "*" for k in platforms):
-                return None
-            key = "*"
-        entry = platforms[key]
-        layers = entry["layers"]
-        if not _is_digest(entry["manifest"]) or not isinstance(layers, list) or not layers or (
-                not all(_is_layer(layer) for layer in layers)):
-            return None
-        hexpart = tree_key(layers).partition(":")[2]
-        path = entry["path"]
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None
-    if not _clean_relative(path):
+def _key(index: lockindex.LockIndex, tool: str, platform: str | None) -> str | None:
+    """The platform key the full path would pick when it needs no variant matching."""
+    keys = index.keys(tool)
+    key = platform or host_key()
+    if key in keys:
+        return key
+    return "*" if platform is None and keys == ["*"] else None
+
+
+def _present(root: str, index: lockindex.LockIndex, tool: str,
+             key: str) -> tuple[str, str, str] | None:
+    """(executable, tree, record) of a cached tree, else None."""
+    hexpart, path = index.entries[(tool, key)]
+    if len(hexpart) != 64 or not _clean_relative(path):
         return None
     tree = os.path.join(root, "trees", "sha256", hexpart[:2], hexpart[2:4], hexpart)
-    exe = os.path.join(tree, path)
-    record = tree + ".json"
-    if not (os.path.isfile(record) and os.path.lexists(exe)):
+    exe, record = os.path.join(tree, path), tree + ".json"
+    return (exe, tree, record) if os.path.isfile(record) and os.path.lexists(exe) else None
+
+
+def _touch(record: str) -> None:
+    try:  # noqa: SIM105 (contextlib would cost an import on every hit)
+        os.utime(record)
+    except OSError:
+        pass  # a read-only cache is still usable
+
+
+def _fetch(root: str, index: lockindex.LockIndex, opts: dict[str, str],
+           tools: list[str]) -> int | None:
+    if not index.validated or ("--platform" in opts and "--all-platforms" in opts):
         return None
-    return exe, tree, record, key
+    jobs = opts.get("--jobs", "1")
+    if not jobs.isdigit():
+        return None  # argparse's message for a malformed number
+    found: list[tuple[str, str, str, str]] = []  # tool, key, tree, exe
+    for tool in dict.fromkeys(tools or index.tools()):
+        keys = index.keys(tool) if "--all-platforms" in opts else [
+            _key(index, tool, opts.get("--platform"))]
+        if not keys or None in keys:
+            return None
+        for key in keys:
+            assert key is not None
+            hit = _present(root, index, tool, key)
+            if hit is None:
+                return None
+            found.append((tool, key, hit[1], hit[0]))
+    for _, _, tree, _ in found:
+        _touch(tree + ".json")
+    if "--json" in opts:
+        import json
+
+        print(json.dumps([{"tool": t, "platform": k, "tree": tree, "path": exe}
+                          for t, k, tree, exe in found], indent=2))
+    return 0
 
 
 def try_hit(argv: list[str]) -> int | None:
-    """Serve ``which``/``run`` from the cache, or return None for the full CLI to run."""
+    """Serve ``which``/``run``/``fetch`` from the cache, or return None for the full CLI."""
     if os.name == "nt":
         return None
     parsed = _parse(argv)
     if parsed is None:
         return None
-    command, opts, rest = parsed
-    if command == "which" and len(rest) != 1:
+    command, opts, positionals, args = parsed
+    if command in ("which", "run") and len(positionals) != 1:
         return None
-    lockfile = os.path.abspath(opts.get("--lockfile") or default_lockfile())
-    found = _locate(lockfile, rest[0], opts.get("--platform"), cache_root(opts.get("--cache-dir")))
-    if found is None:
+    lockfile = os.path.realpath(os.path.abspath(opts.get("--lockfile") or default_lockfile()))
+    root = cache_root(opts.get("--cache-dir"))
+    index = lockindex.read(root, lockfile)
+    if index is None:
         return None
-    exe, tree, record, key = found
-    try:  # noqa: SIM105 (contextlib would cost an import on every hit)
-        os.utime(record)
-    except OSError:
-        pass  # a read-only cache is still usable
+    if command == "fetch":
+        return _fetch(root, index, opts, positionals)
+    tool = positionals[0]
+    key = _key(index, tool, opts.get("--platform"))
+    hit = None if key is None else _present(root, index, tool, key)
+    if key is None or hit is None:
+        return None
+    exe, tree, record = hit
+    _touch(record)
     if command == "which":
-        print(which_output(rest[0], key, exe, tree, "--json" in opts))
+        print(which_output(tool, key, exe, tree, "--json" in opts))
         return 0
-    args = rest[1:]
     if args and args[0] == "--":
         args = args[1:]
     sys.stdout.flush()

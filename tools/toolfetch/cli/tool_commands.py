@@ -101,10 +101,11 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
     if args.output is not None and len(args.tools) != 1:
         raise UsageError("--output needs exactly one TOOL")
-    with validating(lockfile_of(args)) as lockfile:
+    cache = cache_of(args)
+    with validating(lockfile_of(args), cache.root) as lockfile:
         platform = None if args.all_platforms else platform_of(args.platform)
         wants = plan(lockfile, args.tools, platform, args.all_platforms)
-        fetcher = Fetcher(cache_of(args), lockfile, offline=offline(args), jobs=args.jobs,
+        fetcher = Fetcher(cache, lockfile, offline=offline(args), jobs=args.jobs,
                           progress=progress(args))
         trees = fetcher.fetch(wants)
     if args.output is not None:
@@ -125,15 +126,16 @@ def _locate(args: argparse.Namespace, platform_text: str | None) -> tuple[Path, 
 
     lockfile_path = lockfile_of(args)
     lockfile = Lockfile.load_fast(lockfile_path)
+    cache = cache_of(args)
+    lockfile.record_index(cache.root, validated=False)  # the next hit needs no JSON
     key, entry = lockfile.tool(args.tool).for_platform(platform_of(platform_text),
                                                        lockfile_path)
-    cache = cache_of(args)
     tree = cache.tree_path(entry.tree)
     exe = tree / entry.path
     if cache.has_tree(entry.tree) and os.path.lexists(exe):
         cache.touch_tree(entry.tree)
         return exe, str(tree), key
-    with validating(lockfile_path) as full:
+    with validating(lockfile_path, cache.root) as full:
         fetcher = Fetcher(cache, full, offline=offline(args), progress=progress(args))
         fetcher.fetch([Want(args.tool, key, entry)])  # NotFoundError if `path` is not there
     return exe, str(tree), key

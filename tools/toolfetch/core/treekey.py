@@ -12,12 +12,11 @@ keyed by the sha256 of the *recipe*, everything that decides what unpacking writ
   apply to it (:func:`applies_whiteouts`).
 
 Nothing else enters: not the tool's ``path``, not the manifest digest, not the reference. The
-hit path computes the key from the lockfile with :func:`tree_key` as the full path does.
+full path computes it with :func:`tree_key` and records it in the lockfile index
+(:mod:`toolfetch.core.lockindex`), which is what the hit path reads.
 """
 
 from __future__ import annotations
-
-import json
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing on the hit path
 if TYPE_CHECKING:
@@ -25,20 +24,18 @@ if TYPE_CHECKING:
     from hashlib import _Hash
 
 
-
 def _builtin_sha256() -> Callable[[bytes], _Hash]:
     """CPython's own sha256: no OpenSSL to load (``hashlib`` costs the hit path ~4 ms)."""
-    import importlib
+    import sys
 
-    for name in ("_sha2", "_sha256"):  # Python 3.12+, then 3.10/3.11
-        try:
-            found: Callable[[bytes], _Hash] = importlib.import_module(name).sha256
-            return found
-        except (ImportError, AttributeError):
-            continue
-    import hashlib
+    try:  # its module name changed in Python 3.12
+        module = __import__("_sha2" if sys.version_info >= (3, 12) else "_sha256")
+        found: Callable[[bytes], _Hash] = module.sha256
+        return found
+    except (ImportError, AttributeError):  # another interpreter: the usual one
+        import hashlib
 
-    return hashlib.sha256
+        return hashlib.sha256
 
 
 sha256 = _builtin_sha256()
@@ -84,6 +81,8 @@ def recipe(layers: Iterable[Mapping[str, object]]) -> dict[str, object]:
 
 def recipe_digest(value: Mapping[str, object]) -> str:
     """``sha256:<hex>`` of a recipe, over canonical JSON."""
+    import json  # not at the top: the hit path imports this module for sha256 only
+
     text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return "sha256:" + sha256(text.encode()).hexdigest()
 

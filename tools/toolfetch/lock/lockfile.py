@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import threading
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from toolfetch.core import lockindex
 from toolfetch.core.digest import Digest
 from toolfetch.core.errors import LocalIOError, NotFoundError, ToolfetchError, UsageError
 from toolfetch.core.platform import Platform, select_platform
@@ -96,20 +98,23 @@ class Lockfile:
     path: Path
     tools: Mapping[str, LockedTool]
     mirrors: Mapping[str, tuple[str, ...]]
+    # The file's stat taken before it was read: what the lockfile index is keyed by.
+    stat: os.stat_result | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def load(cls, path: Path) -> Lockfile:
         """Load and validate against the shipped JSON Schema."""
         from toolfetch.lock.schema import validate
 
-        data = _read(path)
+        data, st = _read(path)
         validate(data, "lockfile.schema.json", str(path))
-        return cls.from_json(data, path)
+        return replace(cls.from_json(data, path), stat=st)
 
     @classmethod
     def load_fast(cls, path: Path) -> Lockfile:
         """Load without jsonschema; hand checks of what is used."""
-        return cls._checked(_read(path), path)
+        data, st = _read(path)
+        return replace(cls._checked(data, path), stat=st)
 
     @classmethod
     def _checked(cls, data: Any, path: Path) -> Lockfile:
@@ -118,6 +123,26 @@ class Lockfile:
         if not isinstance(data.get("tools"), dict):
             raise UsageError(f"{path}: $.tools: expected an object")
         return cls.from_json(data, path)
+
+    def record_index(self, cache_root: Path, validated: bool) -> None:
+        """Best effort: the lockfile index (:mod:`toolfetch.core.lockindex`) of what was
+        loaded, for the hit path. ``validated``: it passed the JSON schema. An index of the
+        same file that says more (validated) is not replaced by one that says less."""
+        if self.stat is None:
+            return
+        real = os.path.realpath(self.path)
+        if not validated and lockindex.read(str(cache_root), real, self.stat) is not None:
+            return
+        entries = [(name, key, entry.tree.hex, entry.path)
+                   for name, tool in self.tools.items() for key, entry in tool.platforms.items()]
+        lockindex.write(str(cache_root), real, self.stat, entries, validated)
+
+    def known_valid(self, cache_root: Path) -> bool:
+        """Whether an index of this very file says it passed the JSON schema already."""
+        if self.stat is None:
+            return False
+        found = lockindex.read(str(cache_root), os.path.realpath(self.path), self.stat)
+        return found is not None and found.validated
 
     @classmethod
     def from_json(cls, data: dict[str, Any], path: Path) -> Lockfile:
@@ -170,7 +195,7 @@ class Lockfile:
 
 
 @contextlib.contextmanager
-def validating(path: Path) -> Iterator[Lockfile]:
+def validating(path: Path, cache_root: Path | None = None) -> Iterator[Lockfile]:
     """The lockfile, hand-checked, while jsonschema validates it on a helper thread.
 
     A fetch starts at once instead of waiting for jsonschema to import and run (~100 ms, a
@@ -178,15 +203,24 @@ def validating(path: Path) -> Iterator[Lockfile]:
     error, which replaces any ToolfetchError of the block: an invalid lockfile explains a
     failure best. What was fetched meanwhile is verified by digest, so nothing wrong enters
     the cache; a lockfile the hand checks refuse gets the schema's message at once.
-    """
-    from toolfetch.lock.schema import validate
 
-    data = _read(path)
+    With ``cache_root``, the verdict is remembered in the lockfile index: a file that passed
+    once is not validated again until it changes (jsonschema is then not even imported), and
+    the index is written for the hit path.
+    """
+    data, st = _read(path)
     try:
-        lockfile = Lockfile._checked(data, path)
+        lockfile = replace(Lockfile._checked(data, path), stat=st)
     except UsageError:
+        from toolfetch.lock.schema import validate
+
         validate(data, "lockfile.schema.json", str(path))
         raise
+    if cache_root is not None and lockfile.known_valid(cache_root):
+        yield lockfile
+        return
+    from toolfetch.lock.schema import validate
+
     failure: list[BaseException] = []
 
     def run() -> None:
@@ -207,11 +241,15 @@ def validating(path: Path) -> Iterator[Lockfile]:
     checker.join()
     if failure:
         raise failure[0]
+    if cache_root is not None:
+        lockfile.record_index(cache_root, validated=True)
 
 
-def _read(path: Path) -> Any:
+def _read(path: Path) -> tuple[Any, os.stat_result]:
+    """The parsed file and its stat, taken before reading (see :meth:`Lockfile.stat`)."""
     try:
-        return json.loads(path.read_bytes())
+        st = os.stat(path)
+        return json.loads(path.read_bytes()), st
     except FileNotFoundError as e:
         raise UsageError(f"{path}: lockfile not found (run `toolfetch lock`)") from e
     except OSError as e:

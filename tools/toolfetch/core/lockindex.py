@@ -1,0 +1,125 @@
+"""The lockfile index: a lockfile compiled for the hit path (``os`` and ``sys`` only).
+
+Parsing ``tools.lock.json`` costs the hit path more than everything else it does: the ``json``
+module imports ``re``, about as long as starting the interpreter. So whenever the full path has
+loaded a lockfile it writes, best effort, an index of it into the cache:
+``<cache>/lockfiles/<sha256 of the lockfile's real path>``, a few lines of text holding
+
+* the toolfetch version and unpack rules it was written by (an upgrade ignores old indexes),
+* the lockfile's path and stat fingerprint (device, inode, size, mtime and ctime in
+  nanoseconds) as it was when read: any change to the file changes its ctime, so an index
+  never outlives the content it was made from,
+* whether the lockfile passed its JSON schema (``fetch`` needs that; ``which``/``run`` check
+  by hand only, as the full path does),
+* one line per tool and platform key: the tree key and the executable's path.
+
+The hit path reads the index instead of the lockfile; an index that is absent, stale, or
+unreadable sends it to the full path, which writes a new one. Nothing in the index is trusted
+more than the cache it lives in: trees are still checked on disk before they are served.
+"""
+
+from __future__ import annotations
+
+import os
+
+from toolfetch import __version__
+from toolfetch.core.treekey import UNPACK_RULES, sha256
+
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing on the hit path
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+MAGIC = "toolfetch-lockindex 1"
+# (tool, platform key) -> (tree key hex, executable path inside the tree)
+Entries = dict[tuple[str, str], tuple[str, str]]
+
+
+def index_path(cache_root: str, lockfile: str) -> str:
+    """Where the index of ``lockfile`` (a real, absolute path) lives in the cache."""
+    return os.path.join(cache_root, "lockfiles", sha256(lockfile.encode()).hexdigest())
+
+
+def fingerprint(st: os.stat_result) -> str:
+    return f"{st.st_dev} {st.st_ino} {st.st_size} {st.st_mtime_ns} {st.st_ctime_ns}"
+
+
+def _header() -> str:
+    return f"{MAGIC} toolfetch={__version__} rules={UNPACK_RULES}"
+
+
+class LockIndex:
+    """What an index says about one lockfile."""
+
+    __slots__ = ("entries", "validated")
+
+    def __init__(self, entries: Entries, validated: bool) -> None:
+        self.entries = entries
+        self.validated = validated
+
+    def keys(self, tool: str) -> list[str]:
+        """The platform keys ``tool`` is locked for, sorted; [] for an unknown tool."""
+        return sorted(k for t, k in self.entries if t == tool)
+
+    def tools(self) -> list[str]:
+        return sorted({t for t, _ in self.entries})
+
+
+def read(cache_root: str, lockfile: str, st: os.stat_result | None = None) -> LockIndex | None:
+    """The index of ``lockfile`` if it is there and still describes the file (as ``st``
+    says, else as it is now), else None."""
+    try:
+        with open(index_path(cache_root, lockfile), encoding="utf-8") as f:
+            lines = f.read().split("\n")
+        if st is None:
+            st = os.stat(lockfile)
+    except (OSError, ValueError):
+        return None
+    if len(lines) < 5 or lines[0] != _header() or lines[1] != f"lockfile\t{lockfile}" or (
+            lines[2] != f"stat\t{fingerprint(st)}") or lines[-1] != "end":
+        return None
+    entries: Entries = {}
+    for line in lines[4:-1]:
+        fields = line.split("\t")
+        if len(fields) != 5 or fields[0] != "tool":
+            return None
+        entries[(fields[1], fields[2])] = (fields[3], fields[4])
+    return LockIndex(entries, lines[3] == "validated\t1")
+
+
+def read_any(cache_root: str, path: str) -> LockIndex | None:
+    """The index stored at ``path`` if it still describes the lockfile it names (for gc)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            second = f.read().split("\n", 2)[1]
+    except (OSError, ValueError, IndexError):
+        return None
+    lockfile = second.partition("\t")[2]
+    if not second.startswith("lockfile\t") or index_path(cache_root, lockfile) != path:
+        return None
+    return read(cache_root, lockfile)
+
+
+def write(cache_root: str, lockfile: str, before: os.stat_result,
+          entries: Iterable[tuple[str, str, str, str]], validated: bool) -> None:
+    """Record what the full path read from ``lockfile`` (stat'ed ``before`` reading it);
+    best effort: a read-only or missing cache, or a file changed meanwhile, writes nothing.
+
+    ``entries``: (tool, platform key, tree key hex, path); one with a tab or a newline in a
+    field is left out (the hit path sends such a tool to the full path).
+    """
+    try:
+        if fingerprint(os.stat(lockfile)) != fingerprint(before):
+            return  # changed while it was read: the index could describe neither version
+        lines = [_header(), f"lockfile\t{lockfile}", f"stat\t{fingerprint(before)}",
+                 f"validated\t{int(validated)}"]
+        lines += ["\t".join(("tool", *e)) for e in sorted(entries)
+                  if not any("\t" in f or "\n" in f for f in e)]
+        lines.append("end")
+        path = index_path(cache_root, lockfile)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        temp = f"{path}.{os.getpid()}.tmp"
+        with open(temp, "w", encoding="utf-8") as f:
+            f.write("\n".join(lines))
+        os.replace(temp, path)
+    except OSError:
+        return
