@@ -161,18 +161,20 @@ class Cache:
 
     # -- placement --------------------------------------------------------------------------
     def store_blob(self, digest: Digest, write: Callable[[BinaryIO], None]) -> Path:
-        """Make the blob present: lock, re-check, write to tmp (verifying), rename."""
+        """Make the blob present: write to tmp (verifying), then rename into place.
+
+        No lock: two processes fetching one blob at once both download it and the second
+        rename finds it there, which counts as success (the bytes are the same, verified).
+        The tree lock is the one lock a tool takes (:meth:`store_tree`).
+        """
         dest = self.blob_path(digest)
         if dest.is_file():
             return dest
-        with self.entry_lock("blob", digest):
-            if dest.is_file():
-                return dest
-            try:
-                with atomic_writer(dest, 0o444, temp=self._temp_name(".part")) as f:
-                    write(f)
-            except OSError as e:
-                raise LocalIOError.of(e, f"cannot store blob {digest} in {self.root}") from e
+        try:
+            with atomic_writer(dest, 0o444, temp=self._temp_name(".part")) as f:
+                write(f)
+        except OSError as e:
+            raise LocalIOError.of(e, f"cannot store blob {digest} in {self.root}") from e
         return dest
 
     def store_tree(self, key: Digest, build: Callable[[Path], dict[str, Any]]) -> Path:

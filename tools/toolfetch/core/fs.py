@@ -28,8 +28,8 @@ def atomic_writer(path: Path, mode: int = 0o644, *, fsync: bool = False,
     whose it is); by default it is a hidden file beside ``path``. On any failure the temp file
     is removed and ``path`` is left as it was.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
     if temp is None:
+        path.parent.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
         f: BinaryIO = os.fdopen(fd, "wb")
         temp = Path(name)
@@ -42,7 +42,11 @@ def atomic_writer(path: Path, mode: int = 0o644, *, fsync: bool = False,
             if fsync:
                 os.fsync(f.fileno())
         os.chmod(temp, mode)
-        os.replace(temp, path)
+        try:
+            os.replace(temp, path)
+        except FileNotFoundError:  # the destination's directory is new (a cache shard)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(temp, path)
     except BaseException:
         temp.unlink(missing_ok=True)
         raise

@@ -161,7 +161,7 @@ class Lockfile:
                    for h, ms in (data.get("mirrors") or {}).items()}
         return cls(path, tools, mirrors)
 
-    @property
+    @cached_property
     def base_dir(self) -> Path:
         """Where relative ``oci-layout:`` refs start: the real lockfile's directory, so a
         symlinked lockfile (as build systems like to make) resolves them correctly."""

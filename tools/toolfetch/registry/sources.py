@@ -105,6 +105,7 @@ class SourceFactory:
         self.offline = offline
         self._transport: Transport | None = None
         self._dead: set[str] = set()
+        self._made: dict[tuple[str, bool], list[tuple[str, ContentSource]]] = {}
         self._lock = threading.Lock()
 
     @property
@@ -126,6 +127,18 @@ class SourceFactory:
 
     def sources(self, ref: AnyReference,
                 upstream_first: bool = False) -> list[tuple[str, ContentSource]]:
+        """The sources to try for ``ref``, in order; made once per reference and command."""
+        key = (str(ref), upstream_first)
+        with self._lock:
+            made = self._made.get(key)
+        if made is None:
+            made = self._sources(ref, upstream_first)
+            with self._lock:
+                self._made[key] = made
+        return made
+
+    def _sources(self, ref: AnyReference,
+                 upstream_first: bool) -> list[tuple[str, ContentSource]]:
         from toolfetch.oci.layout import LayoutSource
 
         if isinstance(ref, LayoutReference):
