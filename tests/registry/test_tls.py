@@ -12,6 +12,7 @@ import ocitest
 import pytest
 from tf import assert_error, assert_ok, script, tf_main, write_config
 
+from toolfetch.registry import session as session_module
 from toolfetch.registry import transport as transport_module
 from toolfetch.registry.client import RegistryClient
 from toolfetch.registry.session import unverified_context
@@ -89,7 +90,8 @@ def test_a_registry_that_is_not_insecure_is_verified(
     lockfile = tmp_path / "tools.lock.json"
     write_config(tmp_path / "tools.yaml",
                  {"tools": {"x": {"ref": tls_registry.ref(unique_repo, "1")}}})
-    monkeypatch.setattr(transport_module, "is_insecure_host", lambda host: False)
+    for module in (transport_module, session_module):  # the scheme, and the verification
+        monkeypatch.setattr(module, "is_insecure_host", lambda host: False)
     r = tf_main("lock", "--lockfile", lockfile)
     assert_error(r, 6, tls_registry.host, "TLS certificate not trusted",
                  "TOOLFETCH_INSECURE_REGISTRIES", "after 1 attempt ")  # not retried

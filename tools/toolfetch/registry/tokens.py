@@ -15,20 +15,17 @@ from __future__ import annotations
 import json
 import logging
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
-import urllib3
 
 from toolfetch.core.errors import AuthError, IntegrityError, UnreachableError
 from toolfetch.registry.auth import Credentials, auth_failure, basic_header
 from toolfetch.registry.bodies import ACCEPT_ENCODING, read_capped
 from toolfetch.registry.retry import RetryPolicy, describe_network_error, is_retry_status
-from toolfetch.registry.session import is_insecure_host
+from toolfetch.registry.session import Http
 
 log = logging.getLogger("toolfetch")
 
@@ -44,7 +41,7 @@ def strip_query(url: str) -> str:
 class TokenEndpoint:
     """Requests tokens from a registry's realm, with retries; thread-safe."""
 
-    session: requests.Session
+    session: Http
     policy: RetryPolicy
     on_request: Callable[[], None] = lambda: None  # counts requests (for -v and tests)
 
@@ -58,18 +55,14 @@ class TokenEndpoint:
 
 def _token_call(t: TokenEndpoint, method: str, realm: str, **kw: Any) -> requests.Response:
     """One token-endpoint request with the usual retries (no redirects followed)."""
-    verify = not is_insecure_host(urlsplit(realm).netloc)
     kw["headers"] = {"Accept-Encoding": ACCEPT_ENCODING, **(kw.get("headers") or {})}
     attempt = 0
     while True:
         attempt += 1
         t.on_request()
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
-                resp = t.session.request(method, realm, timeout=t.policy.timeout,
-                                            verify=verify, allow_redirects=False,
-                                            stream=True, **kw)
+            resp = t.session.request(method, realm, timeout=t.policy.timeout,
+                                     allow_redirects=False, stream=True, **kw)
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as e:
             if attempt >= t.policy.attempts_for(e):
                 raise UnreachableError(

@@ -24,13 +24,11 @@ import contextlib
 import logging
 import threading
 import time
-import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 import requests
-import urllib3
 
 from toolfetch.core.errors import AuthError, ToolfetchError, UnreachableError
 from toolfetch.registry.auth import (
@@ -42,7 +40,7 @@ from toolfetch.registry.auth import (
     find_credentials,
 )
 from toolfetch.registry.retry import RetryPolicy, describe_network_error, is_retry_status
-from toolfetch.registry.session import is_insecure_host, listed_insecure, new_session, same_origin
+from toolfetch.registry.session import Http, is_insecure_host, listed_insecure, same_origin
 from toolfetch.registry.tokens import TokenEndpoint
 
 log = logging.getLogger("toolfetch")
@@ -87,7 +85,7 @@ class Transport:
         ``login`` passes the ones it checks), called at most once per host and command;
         ``anonymous_fallback=False`` makes rejected credentials an error, never a retry."""
         self.policy = policy or RetryPolicy.from_env()
-        self.session = new_session()
+        self.session = Http()
         self.anonymous_fallback = anonymous_fallback
         self._find_credentials = credentials
         self.tokens = TokenEndpoint(self.session, self.policy, self._count_token_request)
@@ -139,17 +137,15 @@ class Transport:
 
     def _probe_insecure(self, host: str) -> str:
         """As docker: HTTPS without verification, falling back to plain HTTP."""
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
-            try:
-                resp = self.session.get(f"https://{host}/v2/", verify=False,
+        try:
+            resp = self.session.request("GET", f"https://{host}/v2/", verify=False,
                                         timeout=(min(3.0, self.policy.connect_timeout),
                                                  min(10.0, self.policy.read_timeout)),
                                         allow_redirects=False)
-                resp.close()
-                return f"https://{host}"
-            except requests.exceptions.RequestException:
-                return f"http://{host}"
+            resp.close()
+            return f"https://{host}"
+        except requests.exceptions.RequestException:
+            return f"http://{host}"
 
     def credentials(self, host: str) -> Credentials | None:
         """Credentials for ``host``, looked up once per command (a helper runs once)."""
@@ -233,13 +229,10 @@ class Transport:
         for _ in range(MAX_REDIRECTS + 1):
             with self.lock:
                 self.requests_made += 1
-            verify = not is_insecure_host(urlsplit(url).netloc)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
-                resp = self.session.request(
-                    method, url, headers=headers, stream=stream, data=data, params=params,
-                    allow_redirects=False, verify=verify, timeout=self.policy.timeout,
-                )
+            resp = self.session.request(
+                method, url, headers=headers, stream=stream, data=data, params=params,
+                allow_redirects=False, timeout=self.policy.timeout,
+            )
             params = None
             if not follow or resp.status_code not in REDIRECT_STATUSES:
                 return resp
