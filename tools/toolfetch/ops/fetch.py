@@ -10,8 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,41 +101,44 @@ class Fetcher:
         return missing_path_error(want.what, want.entry.path, self.cache, want.entry.tree)
 
     def _fetch_missing(self, missing: list[Want]) -> None:
-        # One lock per tool: a build task takes its tree's lock, then downloads the blobs it
-        # still lacks (each blob once per process, shared by the tools that need it) and
-        # unpacks, so a second process wanting the same tool waits and finds it done.
-        # Downloads run on their own pool and never wait on anything, so build tasks
-        # waiting on them cannot deadlock; unpacking one tool overlaps others' downloads.
-        total = sum(layer.size for layer in _unique_missing_layers(self.cache, missing))
+        # Unique blobs, each with the first tool that needs it (for messages and the source).
+        blobs: dict[Digest, tuple[Want, LockedLayer]] = {}
+        for w in missing:
+            for layer in w.entry.layers:
+                if not self.cache.has_blob(layer.digest):
+                    blobs.setdefault(layer.digest, (w, layer))
+        total = sum(layer.size for _, layer in blobs.values())
         progress = Progress("fetching", total, self.progress_enabled and total > 0)
-        downloads: dict[Digest, Future[None]] = {}
-        guard = threading.Lock()
+        # Downloads and unpacking overlap: a tree is built as soon as its own blobs are in,
+        # on a second pool (its tasks wait on download futures, never the other way round),
+        # so unpacking CPU fills the time other downloads spend waiting on the network.
         try:
-            with ThreadPoolExecutor(self.jobs, thread_name_prefix="fetch") as pool, \
+            with ThreadPoolExecutor(self.jobs, thread_name_prefix="fetch") as downloads, \
                     ThreadPoolExecutor(self.jobs, thread_name_prefix="unpack") as builds:
+                futures = {d: downloads.submit(self._fetch_blob, w, layer, progress)
+                           for d, (w, layer) in blobs.items()}
 
-                def download(want: Want, layer: LockedLayer) -> Future[None]:
-                    with guard:
-                        fut = downloads.get(layer.digest)
-                        if fut is None:
-                            fut = pool.submit(self._fetch_blob, want, layer, progress)
-                            downloads[layer.digest] = fut
-                    return fut
+                def build_when_ready(want: Want) -> bool:
+                    needed = [futures[layer.digest] for layer in want.entry.layers
+                              if layer.digest in futures]
+                    if any(f.exception() is not None for f in needed):
+                        return False  # reported below, as the blob's failure
+                    self._build_tree(want)
+                    return True
 
-                tree_futures = {w: builds.submit(self._build_tree, w, download)
-                                for w in missing}
+                tree_futures = {w: builds.submit(build_when_ready, w) for w in missing}
+                blob_errors = _failures(futures)
                 tree_errors = _failures(tree_futures)
-                blob_errors = _failures(downloads)
         finally:
             progress.close()
         errors: list[ToolfetchError] = []
         for w in missing:  # lockfile order decides the exit code
-            failed = [blob_errors[layer.digest].context(w.what) for layer in w.entry.layers
-                      if layer.digest in blob_errors]
-            if failed:
-                errors.append(failed[0])
-            elif w in tree_errors:
+            if w in tree_errors:
                 errors.append(tree_errors[w])
+            for layer in w.entry.layers:
+                if layer.digest in blob_errors:
+                    errors.append(blob_errors[layer.digest].context(w.what))
+                    break
         if errors:
             raise errors[0] if len(errors) == 1 else MultipleErrors(errors)
 
@@ -152,19 +154,17 @@ class Fetcher:
 
         self.sources.first_success(ref, what, attempt)
 
-    def _build_tree(self, want: Want,
-                    download: Callable[[Want, LockedLayer], Future[None]]) -> None:
+    def _build_tree(self, want: Want) -> None:
         from toolfetch.cache.trees import tree_digest
         from toolfetch.cache.unpack import unpack_recipe
         from toolfetch.core.treekey import recipe
 
         steps = recipe(layer.to_json() for layer in want.entry.layers)
 
-        def build(dest: Path) -> dict[str, Any]:  # runs under the tree's lock
-            pending = [download(want, layer) for layer in want.entry.layers
-                       if not self.cache.has_blob(layer.digest)]
-            for fut in pending:
-                fut.result()  # a failure is reported as the blob's, by _fetch_missing
+        def build(dest: Path) -> dict[str, Any]:
+            for layer in want.entry.layers:
+                if not self.cache.has_blob(layer.digest):  # gc took it meanwhile: fetch again
+                    self._fetch_blob(want, layer, Progress("", 0, False))
             known: dict[str, tuple[int, str]] = {}
             unpack_recipe(steps, lambda d: self.cache.blob_path(Digest.parse(d)), dest,
                           want.what, known)
@@ -177,15 +177,6 @@ class Fetcher:
                     "manifest": str(want.entry.manifest), "ref": want.entry.ref}
 
         self.cache.store_tree(want.entry.tree, build)
-
-
-def _unique_missing_layers(cache: Cache, wants: list[Want]) -> list[LockedLayer]:
-    layers: dict[Digest, LockedLayer] = {}
-    for w in wants:
-        for layer in w.entry.layers:
-            if layer.digest not in layers and not cache.has_blob(layer.digest):
-                layers[layer.digest] = layer
-    return list(layers.values())
 
 
 def _failures(futures: Mapping[K, Future[Any]]) -> dict[K, ToolfetchError]:
