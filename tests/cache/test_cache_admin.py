@@ -250,3 +250,26 @@ def test_verify_reports_an_interrupted_unpack(example: Path, cache: Path) -> Non
     # The next fetch redoes it.
     again = _which(example, "say")
     assert Path(again["tree"] + ".json").exists()
+
+
+def test_gc_drops_lockfile_indexes_and_verdicts_nobody_uses(example: Path, cache: Path,
+                                                            tmp_path: Path) -> None:
+    """An index whose lockfile is gone goes; a schema verdict goes once unused for 90 days,
+    a recent one stays (and is what lets a fresh clone skip the schema)."""
+    gone = tmp_path / "gone" / "tools.lock.json"
+    gone.parent.mkdir()
+    gone.write_bytes(example.read_bytes() + b"\n")  # other bytes: a verdict of its own
+    for lockfile in (example, gone):
+        assert_ok(run_toolfetch("fetch", "--lockfile", lockfile))
+    indexes = sorted(p for p in (cache / "lockfiles").iterdir() if "valid-" not in p.name)
+    verdicts = sorted((cache / "lockfiles").glob("valid-*"))
+    assert len(indexes) == 2 and len(verdicts) == 2
+    gone.unlink()
+    old_verdict = verdicts[0]
+    _age([old_verdict], time.time() - 91 * 86400)
+    r = run_toolfetch("cache", "gc", "--json")
+    assert_ok(r)
+    left = sorted((cache / "lockfiles").iterdir())
+    assert old_verdict not in left and verdicts[1] in left
+    assert len([p for p in left if "valid-" not in p.name]) == 1  # the gone lockfile's index
+    assert json.loads(r.stdout)["temp_reclaimed"] == 2

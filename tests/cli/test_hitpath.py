@@ -347,3 +347,48 @@ def test_host_key_cache_root_and_repo_root(monkeypatch: pytest.MonkeyPatch,
     (tmp_path / "repo" / "a" / "b").mkdir(parents=True)
     assert host.repo_root(str(tmp_path / "repo" / "a" / "b")) == str(tmp_path / "repo")
     assert host.repo_root(str(tmp_path)) == str(tmp_path)
+
+
+SCHEMA_PROBE = ("import sys\n"
+                "from toolfetch import cli\n"
+                "rc = cli.main(sys.argv[1:])\n"
+                "print('JSONSCHEMA', 'jsonschema' in sys.modules)\n"
+                "sys.exit(rc)\n")
+
+
+def _schema_imported(*argv: str) -> bool:
+    p = subprocess.run([sys.executable, "-c", SCHEMA_PROBE, *argv], capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    return p.stdout.splitlines()[-1] == "JSONSCHEMA True"
+
+
+def test_a_fresh_checkout_of_a_validated_lockfile_skips_the_schema(
+        fetched: tuple[Path, Path], tmp_path: Path, cache_dir: Path) -> None:
+    """The verdict is kept by content: a new clone (another path, inode and mtime) with the
+    same cache does not import jsonschema; different bytes are validated again."""
+    lockfile, _ = fetched
+    clone = tmp_path / "clone" / "tools.lock.json"
+    clone.parent.mkdir()
+    clone.write_bytes(lockfile.read_bytes())
+    assert _schema_imported("fetch", "--lockfile", str(clone)) is False
+    verdicts = list((cache_dir / "lockfiles").glob("valid-*"))
+    assert len(verdicts) == 1 and verdicts[0].stat().st_size == 0
+    # the clone now has its own stat index: the next fetch is a hit
+    assert hitpath.try_hit(["fetch", "--lockfile", str(clone)]) == 0
+    # same tools, other bytes (reformatted): the schema runs again, and its verdict is kept
+    clone.write_text(json.dumps(json.loads(clone.read_text())))
+    assert _schema_imported("fetch", "--lockfile", str(clone)) is True
+    assert len(list((cache_dir / "lockfiles").glob("valid-*"))) == 2
+
+
+def test_a_lockfile_the_schema_refuses_gets_no_verdict(tmp_path: Path,
+                                                       cache_dir: Path) -> None:
+    lockfile = _write_lockfile(tmp_path / "tools.lock.json", {HOST: _entry()})
+    _cache_tree(cache_dir)
+    data = json.loads(lockfile.read_text())
+    data["comment"] = "not in the schema"
+    lockfile.write_text(json.dumps(data))
+    assert full_main(["fetch", "--lockfile", str(lockfile)]) == 2
+    assert list((cache_dir / "lockfiles").glob("valid-*")) == []
+    assert full_main(["fetch", "--lockfile", str(lockfile)]) == 2  # and stays refused

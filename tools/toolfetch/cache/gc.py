@@ -33,6 +33,7 @@ from toolfetch.core.fs import remove_tree
 from toolfetch.core.sizes import parse_duration
 
 GRACE_ENV = "TOOLFETCH_GC_GRACE"
+VERDICT_UNUSED_FOR = 90 * 86400  # a schema verdict (lockindex) not used for 90 days goes
 Inode = tuple[int, int]  # (st_dev, st_ino)
 
 _HEX = re.compile(r"[0-9a-f]{64}")
@@ -208,16 +209,20 @@ def reclaim_temp(cache: Cache, report: GcReport, dry_run: bool) -> None:
 
 def _reclaim_indexes(cache: Cache, report: GcReport, dry_run: bool) -> None:
     """Lockfile indexes (:mod:`toolfetch.core.lockindex`) that describe no lockfile any more
-    (it is gone or changed), and half-written ones of dead processes."""
+    (it is gone or changed), half-written ones of dead processes, and schema verdicts unused
+    for VERDICT_UNUSED_FOR (an empty file each; their lockfile content is long gone)."""
     from toolfetch.core import lockindex
 
     directory = cache.root / "lockfiles"
     if not directory.is_dir():
         return
+    now = time.time()
     for e in os.scandir(directory):
         pid = e.name.split(".")[1] if "." in e.name else ""
         if pid:  # <name>.<pid>.tmp, written by lockindex.write
             stale = not pid.isdigit() or not pid_alive(int(pid))
+        elif e.name.startswith(lockindex.VERDICT_PREFIX):  # touched whenever it is used
+            stale = now - e.stat().st_mtime > VERDICT_UNUSED_FOR
         else:
             stale = lockindex.read_any(str(cache.root), e.path) is None
         if stale:

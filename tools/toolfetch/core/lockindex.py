@@ -16,6 +16,11 @@ loaded a lockfile it writes, best effort, an index of it into the cache:
 The hit path reads the index instead of the lockfile; an index that is absent, stale, or
 unreadable sends it to the full path, which writes a new one. Nothing in the index is trusted
 more than the cache it lives in: trees are still checked on disk before they are served.
+
+The schema verdict is also kept by content: ``<cache>/lockfiles/valid-<sha256>``, an empty
+file named by the digest of the toolfetch version, unpack rules and lockfile bytes. A fresh
+clone (new inode and mtime) with a restored cache, or a copy of the lockfile elsewhere, then
+skips jsonschema too: the schema is checked once per lockfile content, not per checkout.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
 MAGIC = "toolfetch-lockindex 1"
+VERDICT_PREFIX = "valid-"
 # (tool, platform key) -> (tree key hex, executable path inside the tree)
 Entries = dict[tuple[str, str], tuple[str, str]]
 
@@ -37,6 +43,32 @@ Entries = dict[tuple[str, str], tuple[str, str]]
 def index_path(cache_root: str, lockfile: str) -> str:
     """Where the index of ``lockfile`` (a real, absolute path) lives in the cache."""
     return os.path.join(cache_root, "lockfiles", sha256(lockfile.encode()).hexdigest())
+
+
+def verdict_path(cache_root: str, content: bytes) -> str:
+    key = sha256(_header().encode() + b"\n" + content).hexdigest()
+    return os.path.join(cache_root, "lockfiles", f"{VERDICT_PREFIX}{key}")
+
+
+def known_valid_content(cache_root: str, content: bytes) -> bool:
+    """Whether lockfile bytes equal to ``content`` passed the schema in this cache before."""
+    try:
+        os.utime(verdict_path(cache_root, content))  # last use, for gc
+    except FileNotFoundError:
+        return False
+    except OSError:
+        pass  # there, in a read-only cache
+    return True
+
+
+def record_valid_content(cache_root: str, content: bytes) -> None:
+    """Best effort: remember that ``content`` passed the schema."""
+    path = verdict_path(cache_root, content)
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o644))
+    except OSError:
+        return
 
 
 def fingerprint(st: os.stat_result) -> str:

@@ -106,14 +106,14 @@ class Lockfile:
         """Load and validate against the shipped JSON Schema."""
         from toolfetch.lock.schema import validate
 
-        data, st = _read(path)
+        _, data, st = _read(path)
         validate(data, "lockfile.schema.json", str(path))
         return replace(cls.from_json(data, path), stat=st)
 
     @classmethod
     def load_fast(cls, path: Path) -> Lockfile:
         """Load without jsonschema; hand checks of what is used."""
-        data, st = _read(path)
+        _, data, st = _read(path)
         return replace(cls._checked(data, path), stat=st)
 
     @classmethod
@@ -208,7 +208,7 @@ def validating(path: Path, cache_root: Path | None = None) -> Iterator[Lockfile]
     once is not validated again until it changes (jsonschema is then not even imported), and
     the index is written for the hit path.
     """
-    data, st = _read(path)
+    raw, data, st = _read(path)
     try:
         lockfile = replace(Lockfile._checked(data, path), stat=st)
     except UsageError:
@@ -216,9 +216,14 @@ def validating(path: Path, cache_root: Path | None = None) -> Iterator[Lockfile]
 
         validate(data, "lockfile.schema.json", str(path))
         raise
-    if cache_root is not None and lockfile.known_valid(cache_root):
-        yield lockfile
-        return
+    if cache_root is not None:
+        if lockfile.known_valid(cache_root):
+            yield lockfile
+            return
+        if lockindex.known_valid_content(str(cache_root), raw):
+            lockfile.record_index(cache_root, validated=True)  # next time by stat, at once
+            yield lockfile
+            return
     from toolfetch.lock.schema import validate
 
     failure: list[BaseException] = []
@@ -242,14 +247,17 @@ def validating(path: Path, cache_root: Path | None = None) -> Iterator[Lockfile]
     if failure:
         raise failure[0]
     if cache_root is not None:
+        lockindex.record_valid_content(str(cache_root), raw)
         lockfile.record_index(cache_root, validated=True)
 
 
-def _read(path: Path) -> tuple[Any, os.stat_result]:
-    """The parsed file and its stat, taken before reading (see :meth:`Lockfile.stat`)."""
+def _read(path: Path) -> tuple[bytes, Any, os.stat_result]:
+    """The bytes, the parsed file and its stat, taken before reading (see
+    :meth:`Lockfile.stat`)."""
     try:
         st = os.stat(path)
-        return json.loads(path.read_bytes()), st
+        raw = path.read_bytes()
+        return raw, json.loads(raw), st
     except FileNotFoundError as e:
         raise UsageError(f"{path}: lockfile not found (run `toolfetch lock`)") from e
     except OSError as e:
