@@ -7,6 +7,7 @@ trees/sha256/ab/cd/<hex>/         unpacked trees keyed by their recipe digest, r
 trees/sha256/ab/cd/<hex>.json     tree record: recipe, tree digest, file list; mtime = last use
 trees/sha256/ab/cd/<hex>.used     empty; launchers set its mtime on every run (also last use)
 lockfiles/<sha256 of a path>      lockfile indexes (toolfetch.core.lockindex), for the hit path
+lockfiles/valid-<sha256>          empty: lockfile content that passed the schema
 locks/  tmp/                      per-entry locks; same-filesystem temp space
 ```
 A tree's key is the digest of its unpack recipe (:mod:`toolfetch.treekey`), so what a key
