@@ -3,11 +3,12 @@
 Last use is the mtime of a tree's record (touched on every hit) or of its ``.used`` marker
 (set by launchers), whichever is later, and, for a blob, the later of its own mtime and the
 last use of trees built from it. Lockfile indexes whose lockfile is gone or changed, and
-schema verdicts unused for 90 days, are reclaimed with the temp files. An entry is never evicted when a
-kept lockfile needs it (any platform), when another process holds its entry lock, or when it
-was used within the grace period (``TOOLFETCH_GC_GRACE``, a duration, default 60 s), so a
-running fetch or a tool just located by ``which`` is safe. Trees go record-first, so a
-half-deleted tree never looks complete; a fetch that loses a blob to gc re-downloads it.
+schema verdicts unused for 90 days, are reclaimed with the temp files. An entry is never
+evicted when a kept lockfile needs it (any platform), when another process holds its entry
+lock, or when it was used within the grace period (``TOOLFETCH_GC_GRACE``, a duration,
+default 60 s), so a running fetch or a tool just located by ``which`` is safe. Trees go
+record-first, so a half-deleted tree never looks complete; a fetch that loses a blob to gc
+re-downloads it.
 
 Sizes are what is on disk, each inode counted once (:func:`disk_usage`): a raw tree's file is
 a hardlink of its blob, so evicting the blob frees nothing while the tree holds the inode, and
