@@ -7,17 +7,13 @@ re-resolved) and only a matching ``206`` is accepted; anything else restarts the
 
 from __future__ import annotations
 
-import http.client
 import logging
-import re
-import time
 from collections.abc import Callable
 from typing import BinaryIO
 
 import requests
-import urllib3
 
-from toolfetch.core.digest import Digest, StreamVerifier, copy_verified
+from toolfetch.core.digest import Digest, StreamVerifier
 from toolfetch.core.errors import (
     AuthError,
     IntegrityError,
@@ -26,8 +22,8 @@ from toolfetch.core.errors import (
     UnreachableError,
 )
 from toolfetch.oci.manifest import ACCEPT, MAX_MANIFEST_BYTES, Manifest, verify_manifest_bytes
+from toolfetch.registry.blobstream import stream_verified
 from toolfetch.registry.bodies import ACCEPT_ENCODING, read_capped
-from toolfetch.registry.retry import describe_network_error
 from toolfetch.registry.transport import Transport
 
 log = logging.getLogger("toolfetch")
@@ -36,13 +32,6 @@ MAX_TAG_PAGES = 100
 MAX_TAG_PAGE_BYTES = 4 * 1024 * 1024
 MAX_TAG_BYTES = 16 * 1024 * 1024
 Progress = Callable[[int], None]
-_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
-
-
-class _NetworkFailure(Exception):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 class RegistryClient:
@@ -116,98 +105,15 @@ class RegistryClient:
         descriptor is an integrity failure; bytes the sink cannot take (``OSError``, e.g.
         ENOSPC) propagate unchanged.
         """
-        with StreamVerifier(digest, size, what) as verifier:
-            self._stream_blob(verifier, sink, progress)
+        path = f"/v2/{self.repository}/blobs/{digest}"
 
-    def _stream_blob(self, verifier: StreamVerifier, sink: BinaryIO,
-                     progress: Progress | None) -> None:
-        what = verifier.what
-        path = f"/v2/{self.repository}/blobs/{verifier.expected}"
-        failures = 0
-        attempts = self.transport.policy.attempts
-        while True:
-            headers = {"Accept-Encoding": "identity"}
-            resuming = verifier.received > 0
-            if resuming:
-                headers["Range"] = f"bytes={verifier.received}-"
-            resp = self.transport.request("GET", self.host, path, scope=self.pull_scope,
+        def get(headers: dict[str, str]) -> requests.Response:
+            return self.transport.request("GET", self.host, path, scope=self.pull_scope,
                                           headers=headers, stream=True, what=what)
-            with resp:
-                if resp.status_code == 206 and resuming:
-                    if not self._range_matches(resp, verifier.received, verifier.size):
-                        log.warning("%s: %s answered a resume with a mismatched range (%s); "
-                                    "restarting from byte 0", what, self.host,
-                                    resp.headers.get("Content-Range", "none"))
-                        self._restart(sink, verifier)
-                        continue
-                elif resp.status_code == 200:
-                    if resuming:
-                        log.debug("%s: server ignored Range; restarting from byte 0", what)
-                        self._restart(sink, verifier)
-                elif resp.status_code == 416 and resuming:  # it has no byte past the cut
-                    raise IntegrityError(f"{what}: size mismatch: {self.host} serves "
-                                         f"{verifier.received} of the {verifier.size} bytes "
-                                         f"of {verifier.expected} (HTTP 416 on resume)")
-                else:
-                    raise self._fail(resp, what)
-                error = self._drain(resp, verifier, sink, progress)
-            if error is None and verifier.received >= verifier.size:
-                verifier.finish()
-                return
-            failures += 1
-            reason = error or f"stream ended at {verifier.received} of {verifier.size} bytes"
-            if failures >= attempts:
-                if error is None:
-                    verifier.finish()  # raises the size mismatch: the registry serves less
-                raise UnreachableError(f"{what}: connection to {self.host} kept failing "
-                                       f"({failures} interruptions, last: {reason})")
-            delay = self.transport.policy.delay(failures)
-            log.debug("%s: %s; resuming at byte %d in %.2fs", what, reason, verifier.received,
-                      delay)
-            time.sleep(delay)
 
-    @staticmethod
-    def _drain(resp: requests.Response, verifier: StreamVerifier, sink: BinaryIO,
-               progress: Progress | None) -> str | None:
-        """Copy the raw body into ``sink``; returns why the network failed, or None at its end.
-
-        Reads with http.client's ``readinto`` under urllib3 (which would allocate and copy
-        every chunk; nothing is decoded either way), into reused buffers.
-        """
-        body = getattr(resp.raw, "_fp", None)
-        source = body.readinto if isinstance(body, http.client.HTTPResponse) else resp.raw.readinto
-
-        def readinto(buffer: memoryview) -> int:
-            try:
-                return source(buffer)
-            except (urllib3.exceptions.HTTPError, requests.exceptions.RequestException,
-                    http.client.HTTPException, OSError) as e:
-                raise _NetworkFailure(describe_network_error(e)) from e
-
-        try:
-            copy_verified(readinto, sink, verifier, progress)
-        except _NetworkFailure as e:
-            return e.reason
-        if isinstance(body, http.client.HTTPResponse):
-            if body.length:  # http.client ends a truncated body quietly; urllib3 would raise
-                return f"connection broken ({body.length} bytes of the response missing)"
-            if body.isclosed():
-                resp.raw.release_conn()  # read to the end: the connection goes back to the pool
-        return None
-
-    @staticmethod
-    def _range_matches(resp: requests.Response, start: int, size: int) -> bool:
-        m = _CONTENT_RANGE.fullmatch(resp.headers.get("Content-Range", "").strip())
-        if not m:
-            return False
-        first, last, total = int(m.group(1)), int(m.group(2)), m.group(3)
-        return first == start and last == size - 1 and total in ("*", str(size))
-
-    @staticmethod
-    def _restart(sink: BinaryIO, verifier: StreamVerifier) -> None:
-        sink.seek(0)
-        sink.truncate()
-        verifier.reset()
+        with StreamVerifier(digest, size, what) as verifier:
+            stream_verified(get, lambda resp: self._fail(resp, what), verifier, sink, progress,
+                            self.transport.policy, self.host)
 
     def read_blob_head(self, digest: Digest, length: int = 512) -> bytes:
         """The first bytes of a blob (for format sniffing at lock time)."""
