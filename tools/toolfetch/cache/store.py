@@ -182,6 +182,27 @@ class Cache:
                 raise LocalIOError.of(e, f"cannot store blob {digest} in {self.root}") from e
         return dest
 
+    def store_new_blob(self, download: Callable[[BinaryIO], Digest]) -> Digest:
+        """A blob whose digest is known only once it is written (``lock`` pinning an HTTP
+        asset): ``download(file)`` writes it and returns its sha256, or raises (then nothing
+        stays behind)."""
+        self.ensure()
+        temp = self._temp_name(".part")
+        try:
+            try:
+                with open(temp, "w+b") as f:  # the caller may read back what it wrote
+                    digest = download(f)
+                os.chmod(temp, 0o444)
+                dest = self.blob_path(digest)
+                if not dest.is_file():  # else it is there already: the same bytes
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    os.rename(temp, dest)
+            except OSError as e:
+                raise LocalIOError.of(e, f"cannot store a blob in {self.root}") from e
+        finally:
+            temp.unlink(missing_ok=True)
+        return digest
+
     def store_tree(self, key: Digest, build: Callable[[Path], dict[str, Any]]) -> Path:
         """Make the tree present: ``build(tmpdir)`` unpacks and returns the record."""
         dest = self.tree_path(key)

@@ -47,10 +47,15 @@ def register(command: Command) -> None:
     p.set_defaults(run=cmd_push)
 
     p = command("publish", "push one artifact per platform and an index of them; prints the "
-                "index digest")
-    p.add_argument("ref", metavar="REF")
-    p.add_argument("--platform", action="append", required=True, metavar="OS/ARCH=PATH[,PATH…]",
-                   help="the files of one platform (repeatable)")
+                "index digest. With --from-lockfile: `publish --from-lockfile [TOOL…] "
+                "REGISTRY/PREFIX` copies locked HTTP assets to PREFIX/<tool>:<version>")
+    p.add_argument("ref", nargs="+", metavar="REF")
+    p.add_argument("--platform", action="append", metavar="OS/ARCH=PATH[,PATH…]",
+                   help="the files of one platform (repeatable; required without "
+                   "--from-lockfile)")
+    p.add_argument("--from-lockfile", action="store_true", help="publish the lockfile's HTTP "
+                   "release assets (TOOL…, default all) as artifacts under REGISTRY/PREFIX")
+    lockfile_arg(p)
     _artifact_options(p)
     _mount_option(p)
     p.set_defaults(run=cmd_publish)
@@ -175,12 +180,31 @@ def cmd_publish(args: argparse.Namespace) -> int:
     from toolfetch.ops.push_publish import publish, write_tag
     from toolfetch.registry.targets import open_target
 
-    ref = parse_any(args.ref)
+    if args.from_lockfile:
+        return _publish_from_lockfile(args)
+    if len(args.ref) != 1 or not args.platform:
+        raise UsageError("publish: give one REF and --platform OS/ARCH=FILES (or "
+                         "--from-lockfile [TOOL…] REGISTRY/PREFIX)")
+    ref = parse_any(args.ref[0])
     tag = write_tag(ref, "publish")
     per_platform = [parse_platform_arg(p) for p in args.platform]
     print(publish(open_target(ref), tag, per_platform, artifact_type=args.artifact_type,
                   annotations=parse_annotations(args.annotation),
                   mount_from=args.mount_from or ()))
+    return 0
+
+
+def _publish_from_lockfile(args: argparse.Namespace) -> int:
+    from toolfetch.lock.lockfile import Lockfile
+    from toolfetch.ops.asset_artifacts import publish_from_lockfile
+
+    if args.platform:
+        raise UsageError("publish --from-lockfile takes no --platform: every locked platform "
+                         "of each tool is published")
+    *tools, prefix = args.ref
+    lockfile = Lockfile.load(lockfile_of(args))
+    for tool, ref in publish_from_lockfile(lockfile, tools, prefix, cache_of(args)).items():
+        print(f"{tool}: {ref}")
     return 0
 
 

@@ -33,6 +33,9 @@ def register(command: Command) -> None:
     p.add_argument("--check", action="store_true", help="write nothing; exit 7 if out of date")
     p.add_argument("--upgrade", action="store_true", help="move tools with a `version` "
                    "constraint to the highest matching tag (prints old -> new)")
+    p.add_argument("--refresh-assets", action="store_true", help="download HTTP assets "
+                   "again and re-check their sha256 (otherwise pins of unchanged entries are "
+                   "kept without network)")
     p.add_argument("--jobs", type=int, default=8, metavar="N")
     p.add_argument("tools", nargs="*", metavar="TOOL")
     p.set_defaults(run=cmd_lock)
@@ -87,7 +90,8 @@ def cmd_lock(args: argparse.Namespace) -> int:
             print(f"{tool}: {old or '(not locked)'} -> {new}" if old != new
                   else f"{tool}: {new} (up to date)")
         return 0
-    _, changed = run_lock(config, lockfile, args.tools, args.check, args.jobs, progress(args))
+    _, changed = run_lock(config, lockfile, args.tools, args.check, args.jobs, progress(args),
+                          cache=cache_of(args), refresh_assets=args.refresh_assets)
     if args.check:
         log.info("%s is up to date", lockfile)
     elif changed:

@@ -15,10 +15,18 @@ from toolfetch.lock.schema import validate
 
 @dataclass(frozen=True)
 class PlatformSpec:
-    """One platform's source for a tool published as one tag per platform."""
+    """One platform's source: a tag of its own (``ref``), or an HTTP release asset
+    (``urls``, tried in order, with an optional ``sha256`` and ``format``)."""
 
-    ref: str
+    ref: str | None
     path: str | None
+    urls: tuple[str, ...] = ()
+    sha256: str | None = None  # lower-case hex
+    format: str | None = None
+
+    @property
+    def is_asset(self) -> bool:
+        return bool(self.urls)
 
 
 @dataclass(frozen=True)
@@ -29,6 +37,12 @@ class ToolSpec:
     version: str | None
     platform_list: tuple[Platform, ...] | None = None
     per_platform: Mapping[Platform, PlatformSpec] | None = None
+
+    @property
+    def is_assets(self) -> bool:
+        """Every platform is an HTTP release asset (``version`` is then informational)."""
+        return self.per_platform is not None and all(
+            s.is_asset for s in self.per_platform.values())
 
     def to_lock_fields(self) -> dict[str, str]:
         out = {"ref": self.ref, "path": self.path, "version": self.version}
@@ -75,13 +89,19 @@ class Config:
             if isinstance(raw_platforms, dict):
                 if ref is not None:
                     raise UsageError(f"{path}: {where}: use either ref or a platforms mapping "
-                                     "of {ref, path}, not both")
+                                     "of {ref, path} or {url, sha256, path}, not both")
                 per_platform = {}
                 for key, entry in raw_platforms.items():
+                    entry_path = entry.get("path", spec.get("path"))
+                    if "ref" not in entry:
+                        urls = tuple(entry["urls"]) if "urls" in entry else (entry["url"],)
+                        sha = entry.get("sha256")
+                        per_platform[Platform.parse(key)] = PlatformSpec(
+                            None, entry_path, urls, sha.lower() if sha else None,
+                            entry.get("format"))
+                        continue
                     _check_ref(entry["ref"], path, f"{where}.platforms.{key}.ref", base)
-                    per_platform[Platform.parse(key)] = PlatformSpec(
-                        entry["ref"], entry.get("path", spec.get("path"))
-                    )
+                    per_platform[Platform.parse(key)] = PlatformSpec(entry["ref"], entry_path)
             elif raw_platforms is not None:
                 platform_list = _platforms(raw_platforms, path, f"{where}.platforms")
             tools[name] = ToolSpec(name, ref, spec.get("path"), spec.get("version"),

@@ -46,15 +46,32 @@ class LockedLayer:
 
 @dataclass(frozen=True)
 class LockedPlatform:
+    """One platform of a tool: from a registry (``ref``, ``manifest``) or an HTTP release
+    asset (``urls``, tried in order; one layer, the file itself; ``ref`` is empty)."""
+
     ref: str
     path: str
-    manifest: Digest
+    manifest: Digest | None
     index: Digest | None
     layers: tuple[LockedLayer, ...]
+    urls: tuple[str, ...] = ()
+
+    @property
+    def is_asset(self) -> bool:
+        return bool(self.urls)
+
+    @property
+    def source(self) -> str:
+        """Where it comes from, for messages: the ref, or the first URL."""
+        return self.ref or self.urls[0]
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"layers": [layer.to_json() for layer in self.layers],
-                               "manifest": str(self.manifest), "path": self.path, "ref": self.ref}
+                               "path": self.path}
+        if self.urls:
+            out["urls"] = list(self.urls)
+            return out
+        out.update(manifest=str(self.manifest), ref=self.ref)
         if self.index is not None:
             out["index"] = str(self.index)
         return out
@@ -278,6 +295,8 @@ def _platform(entry: Any, path: Path, where: str) -> LockedPlatform:
         layers = entry["layers"]
         if not isinstance(layers, list) or not layers:
             raise UsageError(f"{path}: {where}.layers: expected a non-empty list")
+        if "urls" in entry:
+            return _asset_platform(entry, tool_path, layers, path, where)
         return LockedPlatform(
             ref=str(entry["ref"]),
             path=tool_path,
@@ -292,6 +311,19 @@ def _platform(entry: Any, path: Path, where: str) -> LockedPlatform:
         if str(path) in e.message:
             raise
         raise UsageError(f"{path}: {where}: {e.message}") from e
+
+
+def _asset_platform(entry: dict[str, Any], tool_path: str, layers: list[Any], path: Path,
+                    where: str) -> LockedPlatform:
+    urls = entry["urls"]
+    if not isinstance(urls, list) or not urls or not all(
+            isinstance(u, str) and u.lower().startswith(("http://", "https://")) for u in urls):
+        raise UsageError(f"{path}: {where}.urls: expected a non-empty list of http(s) URLs")
+    if len(layers) != 1:
+        raise UsageError(f"{path}: {where}.layers: an HTTP asset has exactly one layer")
+    return LockedPlatform(ref="", path=tool_path, manifest=None, index=None,
+                          layers=(_layer(layers[0], path, f"{where}.layers[0]"),),
+                          urls=tuple(urls))
 
 
 def _digest(entry: dict[str, Any], key: str, path: Path, where: str) -> Digest:

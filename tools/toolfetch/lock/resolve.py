@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from toolfetch.cache.store import Cache
 from toolfetch.core.errors import (
     IntegrityError,
     MultipleErrors,
@@ -24,7 +25,7 @@ from toolfetch.core.errors import (
 from toolfetch.core.platform import Platform
 from toolfetch.core.progress import Progress
 from toolfetch.core.reference import parse_any, rebase_layout_ref
-from toolfetch.lock.config import Config, ToolSpec
+from toolfetch.lock.config import Config, PlatformSpec, ToolSpec
 from toolfetch.lock.lockfile import ANY_PLATFORM, LockedLayer, LockedPlatform, LockedTool, Lockfile
 from toolfetch.oci.formats import ORAS_DEFAULT_MEDIA_TYPE, check_title, detect_format
 from toolfetch.oci.manifest import (
@@ -42,15 +43,20 @@ log = logging.getLogger("toolfetch")
 @dataclass(frozen=True)
 class _Job:
     tool: ToolSpec
-    ref: str  # as written, relative to tools.yaml
+    ref: str  # as written, relative to tools.yaml ("" for an HTTP asset)
     path: str | None
     wanted: tuple[Platform, ...] | None  # None: every platform the index offers
     fixed_key: str | None  # per-platform mapping: the platform this ref serves
+    asset: PlatformSpec | None = None  # an HTTP release asset (lock.assets)
 
 
 class Resolver:
     def __init__(self, config: Config, lockfile_path: Path, jobs: int = 8,
-                 progress: bool = False) -> None:
+                 progress: bool = False, *, old: Lockfile | None = None,
+                 cache: Cache | None = None, refresh_assets: bool = False) -> None:
+        self.old = old  # the lockfile as it was: pinned assets are reused from it
+        self.cache = cache  # where assets downloaded for pinning go
+        self.refresh_assets = refresh_assets
         self.config = config
         self.progress = progress
         self.lockfile_path = lockfile_path
@@ -64,7 +70,8 @@ class Resolver:
 
     def _jobs_for(self, tool: ToolSpec) -> list[_Job]:
         if tool.per_platform is not None:
-            return [_Job(tool, spec.ref, spec.path, (p,), str(p))
+            return [_Job(tool, spec.ref or "", spec.path, (p,), str(p),
+                         spec if spec.is_asset else None)
                     for p, spec in sorted(tool.per_platform.items())]
         assert tool.ref is not None
         wanted = tool.platform_list or self.config.platforms
@@ -102,6 +109,15 @@ class Resolver:
                 for name in names}
 
     def _resolve_job(self, job: _Job) -> dict[str, LockedPlatform]:
+        if job.asset is not None:
+            from toolfetch.lock.assets import lock_asset
+
+            assert job.fixed_key is not None
+            old_tool = self.old.tools.get(job.tool.name) if self.old else None
+            old = old_tool.platforms.get(job.fixed_key) if old_tool else None
+            return {job.fixed_key: lock_asset(job.tool.name, job.fixed_key, job.asset, old,
+                                              self.sources, self.cache, self.refresh_assets,
+                                              self.config.path)}
         what = f"tool {job.tool.name} ({job.ref})"
         try:
             ref = parse_any(job.ref, self.config.path.parent)
@@ -239,12 +255,15 @@ def _key(p: Platform | None) -> str:
 
 
 def run_lock(config: Config, lockfile_path: Path, tools: list[str], check: bool,
-             jobs: int = 8, progress: bool = False,
-             upgrade: bool = False) -> tuple[Lockfile, bool]:
+             jobs: int = 8, progress: bool = False, upgrade: bool = False, *,
+             cache: Cache | None = None, refresh_assets: bool = False
+             ) -> tuple[Lockfile, bool]:
     """Resolve and (unless ``check``) write; returns the lockfile and whether it changed.
 
     Tools with a ``version`` keep their locked tag while it satisfies the constraint; with
-    ``upgrade`` they move to the highest matching tag (see :mod:`toolfetch.upgrade`).
+    ``upgrade`` they move to the highest matching tag (see :mod:`toolfetch.upgrade`). HTTP
+    assets keep their pins unless their entry changed or ``refresh_assets``; assets
+    downloaded to pin them go into ``cache``.
     """
     unknown = [t for t in tools if t not in config.tools]
     if unknown:
@@ -256,7 +275,11 @@ def run_lock(config: Config, lockfile_path: Path, tools: list[str], check: bool,
         old_text = lockfile_path.read_text(encoding="utf-8")
         if tools:
             old = Lockfile.load(lockfile_path)
-    resolver = Resolver(config, lockfile_path, jobs, progress)
+        elif any(s.is_asset for t in config.tools.values() for s in (t.per_platform or {}
+                                                                        ).values()):
+            old = _previous(lockfile_path)
+    resolver = Resolver(config, lockfile_path, jobs, progress, old=old, cache=cache,
+                        refresh_assets=refresh_assets)
     names = tools or sorted(config.tools)
     if any(config.tools[n].version for n in names):
         from toolfetch.lock.versions import version_refs
@@ -285,6 +308,15 @@ def run_lock(config: Config, lockfile_path: Path, tools: list[str], check: bool,
     if changed:
         new.write()
     return new, changed
+
+
+def _previous(lockfile_path: Path) -> Lockfile | None:
+    """The lockfile being replaced, for its asset pins; one that no longer loads has none."""
+    try:
+        return Lockfile.load(lockfile_path)
+    except ToolfetchError as e:
+        log.debug("%s: not reusing its pins (%s)", lockfile_path, e)
+        return None
 
 
 def _describe_drift(old_text: str | None, new: Lockfile) -> str:

@@ -185,7 +185,7 @@ def version_refs(config: Config, lockfile_path: Path, names: Sequence[str], upgr
     out: dict[str, str] = {}
     for name in names:
         tool = config.tools[name]
-        if not tool.version:
+        if not tool.version or tool.is_assets:  # an asset's version is informational
             continue
         base = _check_untagged(tool, config)
         try:

@@ -3,11 +3,12 @@
 ``export`` writes every index, manifest, config and layer the lockfile pins (for this host,
 ``--platform``, or ``--all-platforms``) into an OCI image layout. Each root (the index a
 platform came from, else its manifest) is listed in ``index.json`` annotated
-``org.opencontainers.image.ref.name`` with its reference as written in the lockfile. Content
-comes from the cache when present, else from the lockfile's sources (mirrors, upstream);
-everything is verified by digest. The layout works as an ``oci-layout:`` mirror on an
-air-gapped machine, as a ``copy`` source, or through ``import`` into the cache, after which
-``fetch --offline`` succeeds.
+``org.opencontainers.image.ref.name`` with its reference as written in the lockfile; an HTTP
+asset tool is an artifact index named ``asset/<tool>`` (:mod:`toolfetch.ops.asset_artifacts`).
+Content comes from the cache when present, else from the lockfile's sources (mirrors,
+upstream, an asset's URLs); everything is verified by digest. The layout works as an
+``oci-layout:`` mirror on an air-gapped machine, as a ``copy`` source, or through ``import``
+into the cache, after which ``fetch --offline`` succeeds.
 """
 
 from __future__ import annotations
@@ -25,10 +26,13 @@ from toolfetch.core.platform import Platform
 from toolfetch.core.reference import AnyReference, parse_any
 from toolfetch.lock.lockfile import Lockfile
 from toolfetch.oci.layout import LayoutSource
-from toolfetch.oci.manifest import INDEX_TYPES, MANIFEST_TYPES, Descriptor, Manifest
-from toolfetch.registry.sources import ContentSource, SourceFactory, parse_mirror_map
+from toolfetch.oci.manifest import INDEX_TYPES, MANIFEST_TYPES, OCI_INDEX, Descriptor, Manifest
+from toolfetch.ops.asset_artifacts import EMPTY_CONFIG, EMPTY_JSON, asset_index, asset_manifest
+from toolfetch.ops.fetch import Want, plan
+from toolfetch.registry.sources import BlobSource, ContentSource, SourceFactory, parse_mirror_map
 
 log = logging.getLogger("toolfetch")
+ASSET_ROOT = "asset/"  # index.json names an HTTP asset tool's index asset/<tool>
 
 
 @dataclass
@@ -48,14 +52,18 @@ class Exporter:
         self.stats = BundleStats()
 
     def export(self, platform: Platform | None) -> BundleStats:
-        from toolfetch.ops.fetch import plan
 
         wants = plan(self.lockfile, None, platform, platform is None)
         self.layout.init()
         roots: dict[str, Descriptor] = {}
+        assets: dict[str, list[tuple[str, bytes]]] = {}
         for want in wants:
             entry = want.entry
+            if entry.is_asset:
+                assets.setdefault(want.tool, []).append((want.key, self._asset(want)))
+                continue
             ref = parse_any(entry.ref, self.lockfile.base_dir)
+            assert entry.manifest is not None  # a registry entry
             manifest = self._manifest(ref, entry.manifest, want.what)
             for desc in manifest.blobs(want.what):
                 self._blob(ref, desc.digest, desc.size, f"{want.what}: blob {desc.digest}")
@@ -63,6 +71,10 @@ class Exporter:
             if entry.index is not None:
                 root = self._manifest(ref, entry.index, want.what)
             roots.setdefault(entry.ref, Descriptor(root.media_type, root.digest, len(root.raw)))
+        for tool, manifests in assets.items():
+            raw = asset_index(manifests)
+            roots[f"{ASSET_ROOT}{tool}"] = Descriptor(OCI_INDEX, self.layout.put_bytes(raw),
+                                                      len(raw))
         for name, desc in sorted(roots.items()):
             self.layout.tag(desc, name)
             self.stats.roots.append(name)
@@ -76,7 +88,20 @@ class Exporter:
         self.layout.put_bytes(manifest.raw, digest)
         return manifest
 
-    def _blob(self, ref: AnyReference, digest: Digest, size: int, what: str) -> None:
+    def _asset(self, want: Want) -> bytes:
+        """An HTTP asset's blob and its artifact manifest (:mod:`asset_artifacts`)."""
+        layer = want.entry.layers[0]
+        self._blob((want.tool, *want.entry.urls), layer.digest, layer.size,
+                   f"{want.what}: blob {layer.digest}")
+        self.layout.put_bytes(EMPTY_JSON, EMPTY_CONFIG.digest)
+        raw = asset_manifest(want.entry)
+        self.layout.put_bytes(raw)
+        return raw
+
+    def _blob(self, ref: AnyReference | tuple[str, ...], digest: Digest, size: int,
+              what: str) -> None:
+        """Into the layout from the cache, else from ``ref``'s sources (or, for a tuple
+        ``(tool, URL, …)``, an HTTP asset's mirrors and URLs)."""
         if self.layout.blob_exists(digest):
             return
         cached = self.cache.blob_path(digest) if self.cache is not None else None
@@ -84,10 +109,14 @@ class Exporter:
             self._write(digest, lambda f: _copy_verified(cached, f, digest, size, what))
             self.stats.from_cache += 1
         else:
-            def fetch(source: ContentSource) -> None:
+            def fetch(source: BlobSource) -> None:
                 self._write(digest, lambda f: source.fetch_blob(digest, size, f, what))
 
-            self.sources.first_success(ref, what, fetch)
+            if isinstance(ref, tuple):  # (tool, URL, …): an HTTP asset
+                self.sources.try_in_order(self.sources.asset_sources(ref[1:], ref[0]), what,
+                                          fetch)
+            else:
+                self.sources.first_success(ref, what, fetch)
         self.stats.blobs += 1
 
     def _write(self, digest: Digest, write: Callable[[BinaryIO], None]) -> None:

@@ -23,7 +23,7 @@ from toolfetch.core.platform import Platform
 from toolfetch.core.progress import Progress
 from toolfetch.core.reference import parse_any
 from toolfetch.lock.lockfile import LockedLayer, LockedPlatform, Lockfile
-from toolfetch.registry.sources import ContentSource, SourceFactory, parse_mirror_map
+from toolfetch.registry.sources import BlobSource, SourceFactory, parse_mirror_map
 
 log = logging.getLogger("toolfetch")
 K = TypeVar("K")
@@ -144,14 +144,18 @@ class Fetcher:
 
     def _fetch_blob(self, want: Want, layer: LockedLayer, progress: Progress) -> None:
         what = f"blob {layer.digest}" + (f" ({layer.title})" if layer.title else "")
-        ref = parse_any(want.entry.ref, self.lockfile.base_dir)
 
-        def attempt(source: ContentSource) -> None:
+        def attempt(source: BlobSource) -> None:
             def write(f: BinaryIO) -> None:
                 source.fetch_blob(layer.digest, layer.size, f, what, progress.advance)
 
             self.cache.store_blob(layer.digest, write)
 
+        if want.entry.is_asset:  # an HTTP release asset: its URLs, in order
+            self.sources.try_in_order(self.sources.asset_sources(want.entry.urls, want.tool),
+                                      what, attempt)
+            return
+        ref = parse_any(want.entry.ref, self.lockfile.base_dir)
         self.sources.first_success(ref, what, attempt)
 
     def _build_tree(self, want: Want) -> None:
@@ -174,7 +178,8 @@ class Fetcher:
             return {"key": str(want.entry.tree), "recipe": steps, "tree": digest,
                     "files": files,
                     "layers": [str(layer.digest) for layer in want.entry.layers],
-                    "manifest": str(want.entry.manifest), "ref": want.entry.ref}
+                    "manifest": str(want.entry.manifest) if want.entry.manifest else None,
+                    "ref": want.entry.source}
 
         self.cache.store_tree(want.entry.tree, build)
 

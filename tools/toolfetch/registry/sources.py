@@ -22,10 +22,20 @@ from toolfetch.core.reference import LAYOUT_PREFIX, AnyReference, LayoutReferenc
 from toolfetch.oci.manifest import Manifest
 
 if TYPE_CHECKING:
+    from toolfetch.registry.assets import AssetSource
+    from toolfetch.registry.httpauth import HttpAuth
     from toolfetch.registry.transport import Transport
 
 log = logging.getLogger("toolfetch")
 T = TypeVar("T")
+S = TypeVar("S")
+
+
+class BlobSource(Protocol):
+    """What a blob comes from: a registry, a layout, or an HTTP release asset's URL."""
+
+    def fetch_blob(self, digest: Digest, size: int, sink: BinaryIO, what: str,
+                   progress: Callable[[int], None] | None = None) -> None: ...
 
 
 class ContentSource(Protocol):
@@ -106,6 +116,7 @@ class SourceFactory:
         self._transport: Transport | None = None
         self._dead: set[str] = set()
         self._made: dict[tuple[str, bool], list[tuple[str, ContentSource]]] = {}
+        self._http_auth: HttpAuth | None = None
         self._lock = threading.Lock()
 
     @property
@@ -162,7 +173,7 @@ class SourceFactory:
         upstream = (ref.api_host, RegistryClient(self.transport, ref.api_host, ref.repository))
         return [upstream, *out] if upstream_first else [*out, upstream]
 
-    def _is_down(self, source: ContentSource) -> bool:
+    def _is_down(self, source: object) -> bool:
         """Whether a registry that failed accepts no connection at all (then skip it for the
         rest of the command). One answering 5xx, e.g. a pull-through cache whose upstream is
         down, may still serve other content, so it stays in the rotation."""
@@ -188,7 +199,51 @@ class SourceFactory:
         none succeeds the error is an integrity failure when any source served wrong bytes,
         else the last failure.
         """
-        candidates = self.sources(ref, upstream_first)
+        return self.try_in_order(self.sources(ref, upstream_first), what, action)
+
+    def asset_sources(self, urls: Sequence[str], tool: str | None = None
+                      ) -> list[tuple[str, BlobSource]]:
+        """Where an HTTP release asset comes from, in order: with ``tool``, the mirrors of
+        its URLs' hosts first (``TOOLFETCH_MIRRORS``, then the lockfile's: an oci-layout, or
+        a registry ``host/prefix`` holding it in ``prefix/<tool>``, as ``publish
+        --from-lockfile`` puts it; found by sha256), then the URLs themselves."""
+        from urllib.parse import urlsplit
+
+        from toolfetch.oci.layout import LayoutSource
+
+        out: list[tuple[str, BlobSource]] = []
+        if tool is not None:
+            for host in dict.fromkeys(urlsplit(u).netloc for u in urls):
+                for mirror in self.env_mirrors.get(host, []) + self.lock_mirrors.get(host, []):
+                    if mirror.layout is not None:
+                        out.append((str(mirror), LayoutSource(mirror.layout)))
+                    elif not self.offline:
+                        from toolfetch.registry.client import RegistryClient
+
+                        repo = f"{mirror.prefix}/{tool}" if mirror.prefix else tool
+                        out.append((str(mirror),
+                                    RegistryClient(self.transport, mirror.host, repo)))
+        if self.offline and out:
+            return out
+        return out + list(self.url_sources(urls))
+
+    def url_sources(self, urls: Sequence[str]) -> list[tuple[str, AssetSource]]:
+        """An asset's URLs, in order, with the command's credentials for HTTP hosts."""
+        from toolfetch.registry.assets import AssetSource, strip_query
+        from toolfetch.registry.httpauth import HttpAuth
+
+        if self.offline:
+            raise UnreachableError(f"{strip_query(urls[0])}: not in the cache, and "
+                                   "--offline or TOOLFETCH_OFFLINE=1 forbids the network")
+        with self._lock:
+            if self._http_auth is None:
+                self._http_auth = HttpAuth()
+            auth = self._http_auth
+        return [(strip_query(u), AssetSource(self.transport, u, auth)) for u in urls]
+
+    def try_in_order(self, candidates: Sequence[tuple[str, S]], what: str,
+                     action: Callable[[S], T]) -> T:
+        """:meth:`first_success` over given ``(label, source)`` candidates."""
         last: ToolfetchError | None = None
         integrity: IntegrityError | None = None
         for i, (label, source) in enumerate(candidates):

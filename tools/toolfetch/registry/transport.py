@@ -187,7 +187,7 @@ class Transport:
                 hdrs["Authorization"] = sent
             attempt += 1
             try:
-                resp = self._send_following(method, url, hdrs, stream, data, params,
+                resp = self.send_following(method, url, hdrs, stream, data, params,
                                             follow_redirects, what)
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
                     requests.exceptions.ChunkedEncodingError) as e:
@@ -222,9 +222,11 @@ class Transport:
                 continue
             return resp
 
-    def _send_following(self, method: str, url: str, headers: dict[str, str], stream: bool,
-                        data: Any, params: Mapping[str, str] | None, follow: bool,
-                        what: str) -> requests.Response:
+    def send_following(self, method: str, url: str, headers: dict[str, str], stream: bool,
+                       data: Any, params: Mapping[str, str] | None, follow: bool,
+                       what: str) -> requests.Response:
+        """One request, following redirects (``follow``) to HTTP(S) only; ``Authorization``
+        is dropped once a redirect leaves the first URL's origin. No retries."""
         origin = url
         for _ in range(MAX_REDIRECTS + 1):
             with self.lock:

@@ -1,0 +1,110 @@
+"""``lock`` for HTTP release assets: pin sha256, size and format, reusing what is pinned.
+
+An asset is downloaded at lock time only when the lockfile holds no pin for exactly this
+entry (the same URLs, path and format, and the same sha256 when tools.yaml gives one), or
+when asked (``lock --refresh-assets``); so a second ``lock`` and ``lock --check`` need no
+network for assets. The download streams into the cache, hashed as it is written (constant
+memory), so the ``fetch`` that follows finds the blob there. A sha256 given in tools.yaml is
+checked (exit 3 on a mismatch); one that is missing is pinned, with a warning saying so. The
+format is ``format``, else the URL's extension, else the file's magic bytes.
+
+In the lockfile an asset is one layer: its sha256, size, format and title, so it lands in the
+same content-addressed cache as registry blobs (an asset that is also published to a registry
+is stored once) and its tree is keyed the same way. A raw asset's title is the file's name in
+the tree: ``path`` if given, else the URL's last segment.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+from toolfetch.cache.store import Cache
+from toolfetch.core.digest import Digest
+from toolfetch.core.errors import IntegrityError, ToolfetchError, UsageError
+from toolfetch.lock.config import PlatformSpec
+from toolfetch.lock.lockfile import LockedLayer, LockedPlatform
+from toolfetch.oci.formats import check_title, detect_format
+from toolfetch.registry.assets import AssetSource, url_basename
+from toolfetch.registry.sources import SourceFactory
+
+log = logging.getLogger("toolfetch")
+
+MEDIA_TYPES = {
+    "raw": "application/octet-stream",
+    "tar": "application/vnd.oci.image.layer.v1.tar",
+    "tar+gzip": "application/vnd.oci.image.layer.v1.tar+gzip",
+    "tar+zstd": "application/vnd.oci.image.layer.v1.tar+zstd",
+    "zip": "application/zip",
+}
+
+
+def reusable(spec: PlatformSpec, old: LockedPlatform | None) -> bool:
+    """Whether ``old`` pins exactly what ``spec`` asks for (no download needed)."""
+    if old is None or old.urls != spec.urls or len(old.layers) != 1:
+        return False
+    layer = old.layers[0]
+    return ((spec.sha256 is None or layer.digest.hex == spec.sha256)
+            and (spec.format is None or layer.unpack == spec.format)
+            and old.path == (spec.path or layer.title))
+
+
+class _Pinned:
+    """What the download found: written by its callback, read after it."""
+
+    size = 0
+    url = ""
+    head = b""
+
+
+def lock_asset(tool: str, key: str, spec: PlatformSpec, old: LockedPlatform | None,
+               sources: SourceFactory, cache: Cache | None, refresh: bool,
+               config_path: Path) -> LockedPlatform:
+    what = f"tool {tool} ({key})"
+    if not refresh and reusable(spec, old):
+        assert old is not None
+        return old
+    name = url_basename(spec.urls[0])
+    pinned = _Pinned()
+
+    def download(f: BinaryIO) -> Digest:
+        def attempt(source: AssetSource) -> Digest:
+            digest, pinned.size = source.pin(f, f"{what}: {source}")
+            pinned.url = str(source)
+            return digest
+
+        digest = sources.try_in_order(sources.url_sources(spec.urls), what, attempt)
+        if spec.sha256 is not None and digest.hex != spec.sha256:
+            raise IntegrityError(f"{what}: {pinned.url} serves sha256:{digest.hex}, but "
+                                 f"{config_path} pins sha256:{spec.sha256}")
+        f.flush()
+        f.seek(0)
+        pinned.head = f.read(512)
+        return digest
+
+    digest = _download(cache, download)
+    fmt = spec.format or detect_format("", name, pinned.head)
+    try:
+        title = check_title(spec.path if fmt == "raw" and spec.path else name)
+    except ToolfetchError as e:
+        raise UsageError(f"{what}: {e}; set `path` in {config_path}") from e
+    path = spec.path or (title if fmt == "raw" else None)
+    if path is None:
+        raise UsageError(f"{what}: set `path` (the executable inside {name}) in {config_path}")
+    if spec.sha256 is None:
+        log.warning("%s: pinned sha256:%s (%d bytes) of %s; add `sha256: %s` to %s to have "
+                    "lock check it", what, digest.hex, pinned.size, pinned.url, digest.hex,
+                    config_path)
+    layer = LockedLayer(digest, pinned.size, MEDIA_TYPES[fmt], title, fmt)
+    return LockedPlatform("", path, None, None, (layer,), spec.urls)
+
+
+def _download(cache: Cache | None, download: Callable[[BinaryIO], Digest]) -> Digest:
+    """Into the cache when there is one, else through a temp file that is removed."""
+    if cache is not None:
+        return cache.store_new_blob(download)
+    with tempfile.TemporaryFile() as f:
+        return download(f)

@@ -1,0 +1,143 @@
+"""HTTP release assets: files on plain URLs (GitHub releases, vendor pages), by sha256.
+
+An asset is fetched like a registry blob: streamed into the cache while hashed, resumed with
+``Range`` after a cut, retried on 5xx/429 and network errors (the command's
+:class:`~toolfetch.registry.transport.Transport`: its session, retry policy and redirect
+rules), and accepted only when size and sha256 match the lockfile. Redirects are followed
+(release hosts redirect to storage) and credentials (:mod:`toolfetch.registry.httpauth`) never
+go to another origin. ``lock`` pins an asset it has no sha256 for with :meth:`pin`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import logging
+import time
+from collections.abc import Callable
+from typing import BinaryIO
+from urllib.parse import unquote, urlsplit
+
+import requests
+import urllib3
+
+from toolfetch.core.digest import Digest, StreamVerifier
+from toolfetch.core.errors import AuthError, NotFoundError, ToolfetchError, UnreachableError
+from toolfetch.registry.blobstream import stream_verified
+from toolfetch.registry.httpauth import HttpAuth
+from toolfetch.registry.retry import describe_network_error, is_retry_status
+from toolfetch.registry.transport import Transport
+
+log = logging.getLogger("toolfetch")
+Progress = Callable[[int], None]
+CHUNK = 1 << 20
+_NETWORK_ERRORS = (urllib3.exceptions.HTTPError, requests.exceptions.RequestException,
+                   http.client.HTTPException, ConnectionError, TimeoutError)
+
+
+def strip_query(url: str) -> str:
+    """The URL without query or fragment: what messages show (signed URLs carry secrets)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}"
+
+
+def url_basename(url: str) -> str:
+    """The last path segment, percent-decoded: the asset's file name."""
+    return unquote(urlsplit(url).path.rstrip("/").rpartition("/")[2])
+
+
+class AssetSource:
+    """One URL of an asset, through the command's transport."""
+
+    def __init__(self, transport: Transport, url: str, auth: HttpAuth) -> None:
+        self.transport = transport
+        self.url = url
+        self.auth = auth
+        self.shown = strip_query(url)
+
+    def __str__(self) -> str:
+        return self.shown
+
+    def _get(self, headers: dict[str, str], what: str) -> requests.Response:
+        policy = self.transport.policy
+        attempt = 0
+        while True:
+            attempt += 1
+            sent = {**self.auth.for_url(self.url).headers, **headers}
+            try:
+                resp = self.transport.send_following("GET", self.url, sent, True, None, None,
+                                                     True, what)
+            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
+                    requests.exceptions.ChunkedEncodingError) as e:
+                if attempt >= policy.attempts_for(e):
+                    raise UnreachableError(
+                        f"{what}: {self.shown} unreachable after {attempt} attempt"
+                        f"{'s' if attempt > 1 else ''} ({describe_network_error(e)})") from None
+                time.sleep(policy.delay(attempt))
+                continue
+            if is_retry_status(resp.status_code) and attempt < policy.attempts:
+                delay = policy.delay(attempt, resp.headers.get("Retry-After"))
+                resp.close()
+                time.sleep(delay)
+                continue
+            return resp
+
+    def _fail(self, resp: requests.Response, what: str) -> ToolfetchError:
+        status = resp.status_code
+        if status in (401, 403):
+            tried = self.auth.for_url(self.url).describe()
+            return AuthError(f"{what}: {self.shown} answered HTTP {status} ({tried}; see "
+                             "README, \"Tools from release pages\", for private hosts)")
+        if status in (404, 410):
+            return NotFoundError(f"{what}: {self.shown}: not found (HTTP {status})")
+        return UnreachableError(f"{what}: {self.shown} answered HTTP {status}")
+
+    def fetch_blob(self, digest: Digest, size: int, sink: BinaryIO, what: str,
+                   progress: Progress | None = None) -> None:
+        """Stream the asset into ``sink``, verifying ``size`` and ``digest``."""
+        with StreamVerifier(digest, size, what) as verifier:
+            stream_verified(lambda h: self._get(h, what), lambda r: self._fail(r, what),
+                            verifier, sink, progress, self.transport.policy, self.shown)
+
+    def read_blob_head(self, digest: Digest, length: int = 512) -> bytes:
+        what = f"asset {self.shown}"
+        with self._get({"Range": f"bytes=0-{length - 1}", "Accept-Encoding": "identity"},
+                       what) as resp:
+            if resp.status_code not in (200, 206):
+                raise self._fail(resp, what)
+            return bytes(resp.raw.read(length, decode_content=False))
+
+    def pin(self, sink: BinaryIO, what: str, progress: Progress | None = None
+            ) -> tuple[Digest, int]:
+        """Download the whole asset into ``sink`` (positioned at 0), hashing as it streams
+        (constant memory); returns its sha256 and size. A broken stream starts over."""
+        policy = self.transport.policy
+        failures = 0
+        while True:
+            sink.seek(0)
+            sink.truncate()
+            h = hashlib.sha256()
+            size = 0
+            with self._get({"Accept-Encoding": "identity"}, what) as resp:
+                if resp.status_code != 200:
+                    raise self._fail(resp, what)
+                expected = resp.headers.get("Content-Length")
+                try:
+                    while chunk := resp.raw.read(CHUNK, decode_content=False):
+                        h.update(chunk)
+                        sink.write(chunk)
+                        size += len(chunk)
+                        if progress:
+                            progress(len(chunk))
+                    error = None
+                    if expected is not None and expected.isdigit() and int(expected) != size:
+                        error = f"stream ended at {size} of {expected} bytes"
+                except _NETWORK_ERRORS as e:  # not OSError: the sink's (disk full) propagate
+                    error = describe_network_error(e)
+            if error is None:
+                return Digest.parse("sha256:" + h.hexdigest()), size
+            failures += 1
+            if failures >= policy.attempts:
+                raise UnreachableError(f"{what}: downloading {self.shown} kept failing "
+                                       f"({failures} attempts, last: {error})")
+            time.sleep(policy.delay(failures))
