@@ -40,6 +40,18 @@ def register(command: Command) -> None:
     p.add_argument("tools", nargs="*", metavar="TOOL")
     p.set_defaults(run=cmd_lock)
 
+    for name, what in (("import-dotslash", "DotSlash files"),
+                       ("import-multitool", "a rules_multitool lockfile")):
+        p = command(name, f"add tools.yaml entries (HTTP release assets) for {what}; then "
+                    "run `toolfetch lock`")
+        p.add_argument("files", nargs="+", type=Path, metavar="FILE")
+        p.add_argument("--config", type=Path, metavar="F",
+                       help="default: tools.yaml beside the lockfile")
+        lockfile_arg(p)
+        p.add_argument("--stdout", action="store_true", help="print the entries as YAML "
+                       "instead of adding them to tools.yaml")
+        p.set_defaults(run=cmd_import_tools, importer=name)
+
     p = command("fetch", "make locked tools present in the cache")
     lockfile_arg(p)
     p.add_argument("tools", nargs="*", metavar="TOOL")
@@ -96,6 +108,28 @@ def cmd_lock(args: argparse.Namespace) -> int:
         log.info("%s is up to date", lockfile)
     elif changed:
         log.info("wrote %s", lockfile)
+    return 0
+
+
+def cmd_import_tools(args: argparse.Namespace) -> int:
+    from toolfetch.lock import importers
+
+    read = importers.from_dotslash if args.importer == "import-dotslash" else \
+        importers.from_multitool
+    entries: importers.Entries = {}
+    for f in args.files:
+        for name, entry in read(f).items():
+            if name in entries:
+                raise UsageError(f"{f}: tool {name} is given twice")
+            entries[name] = entry
+    if args.stdout:
+        import yaml
+
+        sys.stdout.write(yaml.safe_dump({"tools": entries}, sort_keys=False, width=1000))
+        return 0
+    config = (args.config or lockfile_of(args).parent / "tools.yaml").absolute()
+    importers.add_to_config(config, entries)
+    log.warning("added %s to %s; run `toolfetch lock` to pin them", ", ".join(entries), config)
     return 0
 
 
