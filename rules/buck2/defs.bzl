@@ -27,6 +27,7 @@ load(
 load(
     "//rules/buck2/private:rules.bzl",
     "toolfetch_fetch",
+    "toolfetch_http_file",
     "toolfetch_tool",
     "toolfetch_toolchain",
     "toolfetch_unsupported",
@@ -39,14 +40,29 @@ def _declare_fetch(
         tool: str,
         platforms: dict[str, typing.Any],
         target_name: str,
-        platform: str) -> str:
-    toolfetch_fetch(
-        name = target_name,
-        tool = tool,
-        platform = platform,
-        path = platforms[platform]["path"],
-        **common
-    )
+        platform: str,
+        native_http: bool) -> str:
+    entry = platforms[platform]
+    layers = entry.get("layers") or [{}]
+    if native_http and entry.get("urls") and len(layers) == 1 and layers[0].get("unpack") == "raw":
+        # A plain-file HTTP asset: Buck2 downloads it (first URL) and checks its sha256.
+        toolfetch_http_file(
+            name = target_name,
+            tool = tool,
+            path = entry["path"],
+            url = entry["urls"][0],
+            sha256 = layers[0]["digest"].removeprefix("sha256:"),
+            size_bytes = layers[0]["size"],
+            visibility = common["visibility"],
+        )
+    else:
+        toolfetch_fetch(
+            name = target_name,
+            tool = tool,
+            platform = platform,
+            path = entry["path"],
+            **common
+        )
     return ":" + target_name
 
 def _label_name(label: str) -> str:
@@ -59,6 +75,7 @@ def toolfetch_tools(
         fetcher: None | str = None,
         cache_dir: None | str = None,
         env: dict[str, str] = {},
+        native_http: bool = True,
         visibility: list[str] = ["PUBLIC"]) -> None:
     """Declare `:<tool>` for every tool in a toolfetch lockfile.
 
@@ -74,6 +91,10 @@ def toolfetch_tools(
       cache_dir: TOOLFETCH_CACHE_DIR for the fetch actions. Default: buckconfig
         `toolfetch.cache_dir`, else the fetcher's own default.
       env: extra environment for the fetch actions.
+      native_http: plain-file HTTP release assets are downloaded by Buck2 itself
+        (`ctx.actions.download_file`, sha256-checked, as the prelude's http_file); set
+        False for assets behind credentials, which toolfetch then fetches. Archives always
+        go through toolfetch, so they are unpacked by toolfetch's rules.
       visibility: visibility of every declared target.
     """
     if type(lock) != "dict" or lock.get("version") != _LOCK_VERSION or type(lock.get("tools")) != "dict":
@@ -103,7 +124,7 @@ def toolfetch_tools(
             fail("toolfetch: tool {} in {} has no locked platforms".format(repr(tool), lockfile))
 
         if ANY_PLATFORM in platforms:
-            actual = _declare_fetch(common, tool, platforms, "{}__{}".format(name, tool), ANY_PLATFORM)
+            actual = _declare_fetch(common, tool, platforms, "{}__{}".format(name, tool), ANY_PLATFORM, native_http)
         else:
             by_platform = {}
             for platform in sorted(platforms):
@@ -113,6 +134,7 @@ def toolfetch_tools(
                     platforms,
                     "{}__{}__{}".format(name, tool, platform_suffix(platform)),
                     platform,
+                    native_http,
                 )
             unsupported = "{}__{}__unsupported".format(name, tool)
             toolfetch_unsupported(

@@ -574,3 +574,71 @@ def test_example_workspace_builds_offline(
     assert run.returncode == 0, run.stderr[-4000:]
     assert run.stdout == "say: hi\n"
     assert not list(EXAMPLE.glob("bazel-*"))
+
+
+# ---- HTTP release assets beside registry tools (issue 13) ---------------------------------
+
+
+def test_a_lockfile_mixing_registry_tools_and_http_assets(
+    bazel_bin: str, bazel_root: Path, toolfetch_bin: str, registry: ocitest.Registry,
+    tmp_path: Path,
+) -> None:
+    """Both modes on one lockfile: toolfetch fetches assets like blobs; use_rctx_download
+    hands them to Bazel's downloader with their sha256 (so they land in its repository
+    cache, as http_archive/http_file downloads do)."""
+    from assetserver import AssetServer
+
+    server = AssetServer()
+    try:
+        archive = ocitest.targz({"rel-1/bin/rel": (b"#!/bin/sh\necho release archive $1\n", 0o755)})
+        raw = b"#!/bin/sh\necho release file $1\n"
+        server.files["/dl/rel-1.tar.gz"] = archive
+        server.files["/dl/relfile"] = raw
+        env = make_env(tmp_path)
+        root = tmp_path / "ws"
+        root.mkdir()
+        hello = push_hello(registry, "t/bazel/mixhello")
+        (root / "mix.yaml").write_text(json.dumps({"tools": {
+            "hello": {"ref": hello, "path": "bin/hello"},
+            "rel": {"platforms": {HOST: {"url": server.url("/dl/rel-1.tar.gz"),
+                                         "path": "rel-1/bin/rel"}}},
+            "relfile": {"platforms": {HOST: {"url": server.url("/dl/relfile")}}},
+        }}))
+        r = subprocess.run(["toolfetch", "lock", "--config", str(root / "mix.yaml"),
+                            "--lockfile", str(root / "mix.lock.json")], env=env,
+                           capture_output=True, text=True, timeout=120, check=False)
+        assert r.returncode == 0, r.stderr
+        (root / "WORKSPACE").write_text(workspace_file([
+            ("mix", "//:mix.lock.json", ""),
+            ("mixdl", "//:mix.lock.json", ", use_rctx_download = True"),
+        ]))
+        rules = ""
+        for hub in ("mix", "mixdl"):
+            rules += textwrap.dedent(f"""
+                genrule(
+                    name = "{hub}_out",
+                    outs = ["{hub}.txt"],
+                    tools = ["@{hub}//:hello", "@{hub}//:rel", "@{hub}//:relfile"],
+                    cmd = "($(execpath @{hub}//:hello) h; $(execpath @{hub}//:rel) {hub}; " +
+                          "$(execpath @{hub}//:relfile) {hub}) > $@",
+                )
+                """)
+        (root / "BUILD").write_text(rules)
+        ws = Workspace(root, env, bazel_bin, bazel_root)
+        (ws.cache).mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(ws.cache)  # nothing from `lock`: each mode downloads for itself
+        ws.must_build("//:mix_out", "//:mixdl_out")
+        for hub in ("mix", "mixdl"):
+            out = (root / "bazel-bin" / f"{hub}.txt").read_text().splitlines()
+            assert out[0] == f"hello from {HOST} v1 args: h"
+            assert out[-2:] == [f"release archive {hub}", f"release file {hub}"]
+        cas = bazel_root / "cache" / "repos" / "v1" / "content_addressable" / "sha256"
+        cached = {p.name for p in cas.iterdir()} if cas.is_dir() else set()
+        import hashlib
+
+        assert {hashlib.sha256(archive).hexdigest(), hashlib.sha256(raw).hexdigest()} <= cached
+        agents = {s.headers.get("User-Agent", "") for s in server.requests()}
+        assert any(a.startswith("toolfetch/") for a in agents), agents  # the toolfetch hub
+        assert any("Bazel" in a for a in agents), agents  # the downloader hub
+    finally:
+        server.close()

@@ -809,3 +809,87 @@ def test_recorded_host_command_fetches_a_runnable_tree(
         ran = subprocess.run([str(root / argv[0]), "x"], capture_output=True, text=True)
         assert ran.returncode == 0, ran.stderr
         assert ran.stdout == f"{text} x\n"
+
+
+# ------------------------------------------------------------------ HTTP release assets
+
+
+def _perform_download(action: dict[str, Any], cwd: Path) -> None:
+    """Do what Buck2's download_file does: fetch the URL, check sha256 and size, place it."""
+    import hashlib
+    import urllib.request
+
+    (out,) = action["outputs"]
+    with urllib.request.urlopen(action["url"], timeout=30) as resp:  # loopback only
+        data = resp.read()
+    assert hashlib.sha256(data).hexdigest() == action["sha256"]
+    assert len(data) == action["size_bytes"]
+    path = cwd / out["artifact"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    if action["is_executable"]:
+        path.chmod(0o755)
+
+
+def test_a_lockfile_mixing_registry_tools_and_http_assets(
+    registry: Any, unique_repo: str, tmp_path: Path
+) -> None:
+    """Plain-file assets go to Buck2's own downloader (sha256-checked); archives, and every
+    asset with native_http = False, go through `toolfetch fetch` like registry tools."""
+    import ocitest
+    from assetserver import AssetServer
+
+    host, host_platform = _host_buck2_platform()
+    ocitest.push_artifact(registry, unique_repo, "1",
+                          ocitest.oras_artifact({"oci": b"#!/bin/sh\necho from oci \"$@\"\n"}))
+    server = AssetServer()
+    try:
+        server.files["/dl/file-tool"] = b"#!/bin/sh\necho plain file \"$@\"\n"
+        server.files["/dl/arch-1.tar.gz"] = ocitest.targz(
+            {"arch-1/bin/arch": (b"#!/bin/sh\necho from archive \"$@\"\n", 0o755)})
+        root = tmp_path / "project"
+        root.mkdir()
+        (root / "tools.yaml").write_text(json.dumps({"tools": {
+            "oci": {"ref": registry.ref(unique_repo, "1"), "path": "oci"},
+            "file-tool": {"platforms": {host: {"url": server.url("/dl/file-tool")}}},
+            "arch": {"platforms": {host: {"url": server.url("/dl/arch-1.tar.gz"),
+                                          "path": "arch-1/bin/arch"}}},
+        }}))
+        subprocess.run(["toolfetch", "lock", "--config", "tools.yaml", "--lockfile",
+                        "tools.lock.json"], cwd=root, check=True, capture_output=True,
+                       text=True, timeout=120)
+        suffix = host.replace("/", "_")
+        kinds = {}
+        for native in (True, False):
+            shutil.rmtree(root / "buck-out", ignore_errors=True)
+            (root / "BUCK").write_text(USAGE.replace(
+                "lock = lock)", f"lock = lock, native_http = {native})"))
+            b = H.FakeBuck2(cells={"root": root, "toolfetch": REPO, "fakes": FAKES})
+            b.eval_build_file(root / "BUCK")
+            for tool, text in (("oci", "from oci"), ("file-tool", "plain file"),
+                               ("arch", "from archive")):
+                label = b.configured_attrs(f"root//:{tool}", host_platform)["actual"]
+                assert label == (":tools__oci" if tool == "oci" else
+                                 f":tools__{tool}__{suffix}")
+                result = b.analyze(H.Label("root", "", label[1:]), host_platform)
+                (action,) = result["actions"]
+                kinds[(native, tool)] = action["category"]
+                if action["category"] == "download_file":
+                    assert action["url"] == server.url("/dl/file-tool")
+                    _perform_download(action, root)
+                else:
+                    proc = _run_recorded(action, root)
+                    assert proc.returncode == 0, proc.stderr
+                run = H.provider(b.analyze(f"root//:{tool}", host_platform), "RunInfo")
+                argv = H.render(run["args"]["__cmd_args__"]["items"])
+                ran = subprocess.run([str(root / argv[0]), "x"], capture_output=True,
+                                     text=True)
+                assert ran.stdout == f"{text} x\n", ran.stderr
+        assert kinds == {
+            (True, "oci"): "toolfetch_fetch", (True, "arch"): "toolfetch_fetch",
+            (True, "file-tool"): "download_file",
+            (False, "oci"): "toolfetch_fetch", (False, "arch"): "toolfetch_fetch",
+            (False, "file-tool"): "toolfetch_fetch",
+        }
+    finally:
+        server.close()

@@ -352,3 +352,20 @@ def test_publish_from_lockfile_refuses_registry_tools(server: AssetServer,
                 "127.0.0.1:1/mirror")
     assert_error(r, 4, "nope")
     assert json.loads(lockfile.read_text()) == data
+
+
+def test_bootstrap_writes_launchers_for_assets(server: AssetServer, tmp_path: Path) -> None:
+    lockfile = _workspace(tmp_path, {
+        "ruff": _archive_tool(server),
+        "buf": {"platforms": {host(): {"url": server.url("/releases/1.0/buf-linux")}}},
+    })
+    assert_ok(tf_main("lock", "--lockfile", lockfile))
+    bin_dir = tmp_path / "bin"
+    assert_ok(tf_main("bootstrap", "--lockfile", lockfile, "--bin-dir", bin_dir))
+    import subprocess
+
+    for tool, out in (("ruff", "from-a-release"), ("buf", "buf")):
+        ran = subprocess.run([str(bin_dir / tool), "y"], capture_output=True, text=True,
+                             timeout=60)
+        assert ran.returncode == 0, ran.stderr
+        assert ran.stdout.splitlines() == [out, "arg:y"]

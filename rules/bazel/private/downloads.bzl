@@ -1,5 +1,6 @@
-"""use_rctx_download: registry blob URLs for Bazel's own downloader, and what to download
-by the unpack rules toolfetch applies (pure, unit-tested under starlark-pyo3)."""
+"""use_rctx_download: registry blob URLs (and an HTTP asset's URLs) for Bazel's own
+downloader, and what to download by the unpack rules toolfetch applies (pure, unit-tested
+under starlark-pyo3)."""
 
 def _is_loopback(host):
     bare = host
@@ -54,6 +55,10 @@ def blob_urls(lock, ref, digest, env_mirrors, insecure):
         else:
             sources.append((mirror, parsed["repo"]))
     sources.append((host, parsed["repo"]))
+    return _registry_blob_urls(sources, digest, insecure)
+
+def _registry_blob_urls(sources, digest, insecure):
+    """[(host, repository)] -> blob URLs: loopback plain HTTP, `insecure` HTTPS then HTTP."""
     urls = []
     for h, repo in sources:
         if h == "docker.io":
@@ -68,6 +73,38 @@ def blob_urls(lock, ref, digest, env_mirrors, insecure):
             url = "%s://%s/v2/%s/blobs/%s" % (scheme, h, repo, digest)
             if url not in urls:
                 urls.append(url)
+    return urls
+
+def url_host(url):
+    """`scheme://host[:port]/…` -> `host[:port]` (what tools.yaml `mirrors` are keyed by)."""
+    rest = url[url.find("://") + 3:] if "://" in url else url
+    for sep in ("/", "?", "#"):
+        if sep in rest:
+            rest = rest[:rest.find(sep)]
+    return rest
+
+def asset_urls(lock, entry, tool, env_mirrors, insecure):
+    """An HTTP release asset's URLs in toolfetch's order (registry/sources.py asset_sources):
+    registry mirrors of its hosts first (the blob in `<prefix>/<tool>`, where `publish
+    --from-lockfile` puts it; `oci-layout:` mirrors skipped), then the asset's own URLs."""
+    digest = entry["layers"][0]["digest"]
+    hosts = []
+    for u in entry["urls"]:
+        if url_host(u) not in hosts:
+            hosts.append(url_host(u))
+    sources = []
+    for h in hosts:
+        for mirror in env_mirrors.get(h, []) + lock.get("mirrors", {}).get(h, []):
+            if mirror.startswith("oci-layout:"):
+                continue
+            if "/" in mirror:
+                sources.append((mirror[:mirror.find("/")], mirror[mirror.find("/") + 1:] + "/" + tool))
+            else:
+                sources.append((mirror, tool))
+    urls = _registry_blob_urls(sources, digest, insecure)
+    for u in entry["urls"]:
+        if u not in urls:
+            urls.append(u)
     return urls
 
 ARCHIVE_TYPES = {"tar": "tar", "tar+gzip": "tar.gz", "tar+zstd": "tar.zst", "zip": "zip"}

@@ -171,9 +171,14 @@ def plan_repos(hub, lock):
                 "name": repo_name(hub, tool, platform),
                 "tool": tool,
                 "platform": platform,
-                "manifest": entry.get("manifest", ""),
+                "manifest": entry.get("manifest") or _asset_digest(entry),
             })
     return repos
+
+def _asset_digest(entry):
+    """An HTTP asset has no manifest: its one layer's digest names what is locked."""
+    layers = entry.get("layers") or []
+    return layers[0].get("digest", "") if layers and type(layers[0]) == "dict" else ""
 
 def selectable(lock, tool):
     """[(platform, [os, cpu])] for the tool, first key wins when two map to the same pair."""

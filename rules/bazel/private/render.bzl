@@ -119,7 +119,7 @@ def tool_build_file(templates, tool, platform, entry, source, tool_bzl):
         "source": source,
         "tool": tool,
         "platform": platform,
-        "manifest": entry.get("manifest", "?"),
+        "manifest": entry.get("manifest") or ("asset " + ", ".join(entry.get("urls", ["?"]))),
         "tool_bzl": repr(tool_bzl),
         "src": repr("files/" + entry["path"]),
     })

@@ -6,7 +6,7 @@ for WORKSPACE, `repositories.bzl` from templates/ (render.bzl). See docs/bazel.m
 """
 
 load("//rules/bazel/private:attrs.bzl", "COMMON_ATTRS", "common_values")
-load("//rules/bazel/private:downloads.bzl", "blob_urls", "download_plan", "parse_env_mirrors")
+load("//rules/bazel/private:downloads.bzl", "asset_urls", "blob_urls", "download_plan", "parse_env_mirrors")
 load("//rules/bazel/private:lockfile.bzl", "FETCH_ENVIRON", "fetch_argv", "fetch_failure_message", "parse_lockfile", "platform_entry")
 load("//rules/bazel/private:platforms.bzl", "oci_platform")
 load("//rules/bazel/private:render.bzl", "TEMPLATES", "hub_build_file", "hub_repositories_bzl", "hub_toolchains_build_file", "tool_build_file")
@@ -112,7 +112,10 @@ def _download_layers(rctx, lock, entry, tool, output):
     env_mirrors = parse_env_mirrors(rctx.os.environ.get("TOOLFETCH_MIRRORS", ""))
     insecure = [h.strip() for h in rctx.os.environ.get("TOOLFETCH_INSECURE_REGISTRIES", "").split(",")]
     for step in download_plan(entry, tool):
-        urls = blob_urls(lock, entry["ref"], "sha256:" + step.sha256, env_mirrors, insecure)
+        if "urls" in entry:  # an HTTP release asset: its mirrors, then its URLs
+            urls = asset_urls(lock, entry, tool, env_mirrors, insecure)
+        else:
+            urls = blob_urls(lock, entry["ref"], "sha256:" + step.sha256, env_mirrors, insecure)
         if not urls:
             fail(("toolfetch: tool '%s' comes from %s, which Bazel's downloader cannot read; " +
                   "drop use_rctx_download to fetch it with toolfetch") % (tool, entry["ref"]))
@@ -160,7 +163,7 @@ _TOOL_ATTRS = {
     "lockfile": attr.label(mandatory = True, allow_single_file = True),
     "tool": attr.string(mandatory = True),
     "platform": attr.string(mandatory = True, doc = "OCI os/arch[/variant], or \"*\""),
-    "manifest": attr.string(doc = "The locked manifest digest (a lock change shows here too)"),
+    "manifest": attr.string(doc = "The locked manifest digest, or an HTTP asset's sha256 (a lock change shows here too)"),
 }
 _TOOL_ATTRS.update(COMMON_ATTRS)
 

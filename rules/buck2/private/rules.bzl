@@ -1,7 +1,8 @@
 # The Buck2 rules behind rules/buck2/defs.bzl (its macros are the public API).
 #
 # `toolfetch_fetch` runs `toolfetch fetch --output` into a declared output directory as a
-# local-only action; `toolfetch_tool` forwards the fetch its select picked for the
+# local-only action; `toolfetch_http_file` downloads a plain-file HTTP asset with Buck2's own
+# downloader; `toolfetch_tool` forwards the fetch its select picked for the
 # configuration; `toolfetch_unsupported` fails analysis naming the locked platforms;
 # `toolfetch_toolchain` wraps a tool as a toolchain.
 
@@ -54,6 +55,34 @@ toolfetch_fetch = rule(
         "path": attrs.string(),
         "platform": attrs.string(),
         "tool": attrs.string(),
+    },
+)
+
+def _http_file_impl(ctx: AnalysisContext) -> list[Provider]:
+    # Buck2's own downloader, verified by sha256 (as the prelude's http_file): a plain-file
+    # HTTP asset needs neither toolfetch nor its cache, and works with remote execution.
+    exe = ctx.actions.declare_output(ctx.attrs.tool, ctx.attrs.path)
+    ctx.actions.download_file(
+        exe,
+        ctx.attrs.url,
+        sha256 = ctx.attrs.sha256,
+        size_bytes = ctx.attrs.size_bytes,
+        is_executable = True,
+    )
+    return [
+        DefaultInfo(default_output = exe, sub_targets = {"exe": [DefaultInfo(default_output = exe)]}),
+        RunInfo(args = cmd_args(exe)),
+    ]
+
+toolfetch_http_file = rule(
+    impl = _http_file_impl,
+    doc = "A locked plain-file HTTP asset, downloaded by Buck2 itself (no credentials).",
+    attrs = {
+        "path": attrs.string(),
+        "sha256": attrs.string(),
+        "size_bytes": attrs.int(),
+        "tool": attrs.string(),
+        "url": attrs.string(),
     },
 )
 

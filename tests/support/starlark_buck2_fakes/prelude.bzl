@@ -2,7 +2,7 @@
 # starlark-rust (starlark-pyo3) without a Buck2 binary. See harness.py.
 #
 # It mirrors the Buck2 API surface the toolfetch rules use -- `rule`, `attrs`,
-# `select`, `DefaultInfo`, `RunInfo`, `cmd_args`, `ctx.actions.declare_output/run`,
+# `select`, `DefaultInfo`, `RunInfo`, `cmd_args`, `ctx.actions.declare_output/run/download_file`,
 # `read_config`, `native` -- with Buck2's argument names (keyword-only where Buck2's
 # are), so a misspelt or unsupported argument fails here as it would in Buck2.
 # Everything it records is converted to plain data (dicts, lists, strings) so the
@@ -366,13 +366,37 @@ def _analyze(impl, attr_specs, ctx_data):
             "prefer_local": prefer_local,
         })
 
+    def download_file(output, url, *, vpnless_url = None, sha1 = None, sha256 = None, is_executable = False, is_deferrable = False, size_bytes = None):
+        if not _is_struct_with(output, "__artifact__"):
+            fail("download_file(): output must be a declared artifact")
+        if sha1 == None and sha256 == None:
+            fail("download_file(): a sha1 or sha256 is required")
+        for a in actions:
+            if output.__artifact__["artifact"] in [x["artifact"] for x in a["outputs"]]:
+                fail("download_file(): {} is already bound to another action".format(output.__artifact__["artifact"]))
+        actions.append({
+            "category": "download_file",
+            "identifier": url,
+            "url": url,
+            "vpnless_url": vpnless_url,
+            "sha256": sha256,
+            "size_bytes": size_bytes,
+            "is_executable": is_executable,
+            "argv": [],
+            "inputs": [],
+            "outputs": [{"artifact": output.__artifact__["artifact"]}],
+            "env": {},
+            "local_only": False,
+            "prefer_local": False,
+        })
+
     resolved = {}
     for k, spec in attr_specs.items():
         resolved[k] = _attr_value(spec, ctx_data["attrs"][k])
     ctx = struct(
         attrs = struct(**resolved),
         label = struct(name = label["name"], package = label["package"], cell = label["cell"]),
-        actions = struct(declare_output = declare_output, run = run),
+        actions = struct(declare_output = declare_output, run = run, download_file = download_file),
     )
     providers = impl(ctx)
     if type(providers) != "list":
