@@ -249,7 +249,7 @@ def test_bytes_that_do_not_match_the_lockfile_are_refused(server: AssetServer,
     server.files["/releases/1.0/ruff-1.0.tar.gz"] = ARCHIVE[:-1] + b"X"  # replaced upstream
     fresh = tmp_path / "fresh"
     r = tf_main("fetch", "--cache-dir", fresh, "--lockfile", lockfile)
-    assert_error(r, 3, "tool ruff", "sha256")
+    assert_error(r, 3, "tool ruff", host(), "/releases/1.0/ruff-1.0.tar.gz", "digest mismatch")
     assert cache_blobs(fresh) == {} and cache_trees(fresh) == {}
     server.files["/releases/1.0/ruff-1.0.tar.gz"] = ARCHIVE + b"more"  # longer
     assert_error(tf_main("fetch", "--cache-dir", fresh, "--lockfile", lockfile), 3, "size")
@@ -369,3 +369,30 @@ def test_bootstrap_writes_launchers_for_assets(server: AssetServer, tmp_path: Pa
                              timeout=60)
         assert ran.returncode == 0, ran.stderr
         assert ran.stdout.splitlines() == [out, "arg:y"]
+
+
+def test_an_oci_layout_mirror_serves_an_asset_by_sha256(server: AssetServer, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    lockfile = _workspace(tmp_path, {"ruff": _archive_tool(server)})
+    assert_ok(tf_main("lock", "--lockfile", lockfile))
+    bundle = tmp_path / "bundle"
+    assert_ok(tf_main("export", "--lockfile", lockfile, str(bundle)))
+    server.close()
+    fresh = tmp_path / "fresh"
+    r = tf_main("fetch", "--cache-dir", fresh, "--lockfile", lockfile)
+    assert_error(r, 6, "tool ruff", host(), "/releases/1.0/ruff-1.0.tar.gz")
+    monkeypatch.setenv("TOOLFETCH_MIRRORS", f"127.0.0.1:{server.port}=oci-layout:{bundle}")
+    r = tf_main("fetch", "--offline", "--json", "--cache-dir", fresh, "--lockfile", lockfile)
+    assert_ok(r)  # offline: a layout is local
+    assert Path(json.loads(r.stdout)[0]["path"]).read_bytes() == TOOL
+
+
+def test_a_404_at_fetch_names_tool_platform_and_url(server: AssetServer,
+                                                    tmp_path: Path) -> None:
+    lockfile = _workspace(tmp_path, {"ruff": _archive_tool(server)})
+    assert_ok(tf_main("lock", "--lockfile", lockfile))
+    del server.files["/releases/1.0/ruff-1.0.tar.gz"]
+    fresh = tmp_path / "fresh"
+    r = tf_main("fetch", "--cache-dir", fresh, "--lockfile", lockfile)
+    assert_error(r, 4, "tool ruff", host(), "/releases/1.0/ruff-1.0.tar.gz", "HTTP 404")
+    assert cache_blobs(fresh) == {} and cache_trees(fresh) == {}

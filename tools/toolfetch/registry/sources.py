@@ -267,7 +267,9 @@ class SourceFactory:
                                 what, label, e)
                 last = e
         if integrity is not None:
-            raise IntegrityError(f"{what}: no source served verified content; {integrity}") \
-                from last
+            detail = integrity.message.removeprefix(f"{what}: ")
+            tried = ", ".join(label for label, _ in candidates)
+            raise IntegrityError(f"{what}: no source served verified content (tried {tried}): "
+                                 f"{detail}") from last
         assert last is not None
         raise last
