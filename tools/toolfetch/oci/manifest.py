@@ -16,6 +16,7 @@ OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 OCI_EMPTY = "application/vnd.oci.empty.v1+json"
+EMPTY_JSON = b"{}"  # the empty config's bytes (image-spec "empty descriptor")
 OCI_LAYOUT_VERSION = "1.0.0"
 TOOL_ARTIFACT_TYPE = "application/vnd.toolfetch.tool.v1"
 
@@ -166,3 +167,8 @@ def verify_manifest_bytes(raw: bytes, expected: Digest | None, what: str) -> Dig
 def canonical_json(obj: Any) -> bytes:
     """Deterministic JSON for manifests toolfetch writes (sorted keys, compact)."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def empty_config() -> Descriptor:
+    """The descriptor of the empty config artifacts carry (``{}``, ``OCI_EMPTY``)."""
+    return Descriptor(OCI_EMPTY, Digest.of_bytes(EMPTY_JSON), len(EMPTY_JSON))

@@ -25,38 +25,30 @@ from toolfetch.core.errors import NotFoundError, UsageError
 from toolfetch.core.platform import Platform
 from toolfetch.core.reference import parse_any
 from toolfetch.lock.lockfile import LockedPlatform, Lockfile
-from toolfetch.oci.manifest import (
-    ANNOTATION_TITLE,
-    OCI_EMPTY,
-    OCI_INDEX,
-    OCI_MANIFEST,
-    TOOL_ARTIFACT_TYPE,
-    Descriptor,
-    canonical_json,
-)
+from toolfetch.oci import manifest as oci
 
 log = logging.getLogger("toolfetch")
-EMPTY_JSON = b"{}"
-EMPTY_CONFIG = Descriptor(OCI_EMPTY, Digest.of_bytes(EMPTY_JSON), len(EMPTY_JSON))
+EMPTY_JSON = oci.EMPTY_JSON
+EMPTY_CONFIG = oci.empty_config()
 
 
 def asset_manifest(entry: LockedPlatform) -> bytes:
     """The artifact manifest of one locked asset (canonical JSON)."""
     layer = entry.layers[0]
-    annotations = {ANNOTATION_TITLE: layer.title} if layer.title else {}
-    desc = Descriptor(layer.media_type, layer.digest, layer.size, annotations)
-    return canonical_json({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-                           "artifactType": TOOL_ARTIFACT_TYPE,
-                           "config": EMPTY_CONFIG.to_json(), "layers": [desc.to_json()]})
+    annotations = {oci.ANNOTATION_TITLE: layer.title} if layer.title else {}
+    desc = oci.Descriptor(layer.media_type, layer.digest, layer.size, annotations)
+    return oci.canonical_json({"schemaVersion": 2, "mediaType": oci.OCI_MANIFEST,
+                               "artifactType": oci.TOOL_ARTIFACT_TYPE,
+                               "config": EMPTY_CONFIG.to_json(), "layers": [desc.to_json()]})
 
 
 def asset_index(manifests: Sequence[tuple[str, bytes]]) -> bytes:
     """An index of ``(platform key, manifest bytes)``, in key order (canonical JSON)."""
     entries: list[dict[str, Any]] = [
-        Descriptor(OCI_MANIFEST, Digest.of_bytes(raw), len(raw), {},
-                   Platform.parse(key)).to_json() for key, raw in sorted(manifests)]
-    return canonical_json({"schemaVersion": 2, "mediaType": OCI_INDEX,
-                           "artifactType": TOOL_ARTIFACT_TYPE, "manifests": entries})
+        oci.Descriptor(oci.OCI_MANIFEST, Digest.of_bytes(raw), len(raw), {},
+                       Platform.parse(key)).to_json() for key, raw in sorted(manifests)]
+    return oci.canonical_json({"schemaVersion": 2, "mediaType": oci.OCI_INDEX,
+                               "artifactType": oci.TOOL_ARTIFACT_TYPE, "manifests": entries})
 
 
 def asset_tools(lockfile: Lockfile, names: Sequence[str]) -> list[str]:
@@ -96,10 +88,10 @@ def publish_from_lockfile(lockfile: Lockfile, names: Sequence[str], prefix: str,
             blob = cache.blob_path(layer.digest)
             target.put_blob(layer.digest, layer.size, _provider(blob), ())
             raw = asset_manifest(w.entry)
-            target.put_manifest(raw, OCI_MANIFEST, None)
+            target.put_manifest(raw, oci.OCI_MANIFEST, None)
             manifests.append((w.key, raw))
         raw = asset_index(manifests)
-        target.put_manifest(raw, OCI_INDEX, ref.tag)
+        target.put_manifest(raw, oci.OCI_INDEX, ref.tag)
         out[name] = f"{ref}@{Digest.of_bytes(raw)}"
     return out
 

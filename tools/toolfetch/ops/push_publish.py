@@ -30,19 +30,19 @@ from toolfetch.core.reference import AnyReference
 from toolfetch.oci.manifest import (
     ANNOTATION_TITLE,
     ANNOTATION_UNPACK,
-    OCI_EMPTY,
+    EMPTY_JSON,
     OCI_INDEX,
     OCI_MANIFEST,
     TOOL_ARTIFACT_TYPE,
     Descriptor,
     canonical_json,
+    empty_config,
 )
 from toolfetch.registry.targets import Target, add_referrer, open_source, open_target
 
 log = logging.getLogger("toolfetch")
 
 ANNOTATION_ORAS_DIGEST = "io.deis.oras.content.digest"
-EMPTY_JSON = b"{}"
 OCTET_STREAM = "application/octet-stream"
 LAYER_TAR_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
 _TAG = re.compile(r"[\w][\w.-]{0,127}")
@@ -161,7 +161,7 @@ def build_layer(text: str, workdir: Path) -> LocalBlob:
 def _empty_config(workdir: Path) -> LocalBlob:
     path = workdir / "empty.json"
     path.write_bytes(EMPTY_JSON)
-    return LocalBlob(path, Descriptor(OCI_EMPTY, Digest.of_bytes(EMPTY_JSON), len(EMPTY_JSON)))
+    return LocalBlob(path, empty_config())
 
 
 def upload_blobs(target: Target, blobs: Sequence[LocalBlob], mount_from: Sequence[str] = (),
