@@ -396,3 +396,14 @@ def test_a_404_at_fetch_names_tool_platform_and_url(server: AssetServer,
     r = tf_main("fetch", "--cache-dir", fresh, "--lockfile", lockfile)
     assert_error(r, 4, "tool ruff", host(), "/releases/1.0/ruff-1.0.tar.gz", "HTTP 404")
     assert cache_blobs(fresh) == {} and cache_trees(fresh) == {}
+
+
+def test_lock_upgrade_leaves_asset_tools_alone(server: AssetServer, tmp_path: Path) -> None:
+    lockfile = _workspace(tmp_path, {"ruff": _archive_tool(server)})
+    assert_ok(tf_main("lock", "--lockfile", lockfile))
+    text = lockfile.read_text()
+    before = len(server.requests())
+    r = tf_main("lock", "--upgrade", "--lockfile", lockfile)
+    assert_ok(r)
+    assert r.stdout == "" and lockfile.read_text() == text  # `version` is informational
+    assert len(server.requests()) == before

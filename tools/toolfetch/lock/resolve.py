@@ -348,4 +348,4 @@ def upgrade_refs(config: Config, lockfile_path: Path,
     after = locked_refs(lockfile_path)
     return {name: (before[name][1] if name in before else None, after[name][1])
             for name in names if name in config.tools and config.tools[name].version
-            and name in after}
+            and not config.tools[name].is_assets and name in after}
