@@ -54,7 +54,7 @@ def full_main(argv: list[str]) -> int:
     """Every command, validated by argparse (the path when the hit path did not serve)."""
     from toolfetch.cli.parser import build_parser
 
-    args = build_parser().parse_args(argv)
+    args = build_parser(argv).parse_args(argv)
     verbose = getattr(args, "verbose", 0) or 0
     _setup_logging(verbose, getattr(args, "quiet", False))
     run: Callable[..., int] = args.run
