@@ -66,7 +66,7 @@ def plan(lockfile: Lockfile, tools: Iterable[str] | None, platform: Platform | N
 
 class Fetcher:
     def __init__(self, cache: Cache, lockfile: Lockfile, *, offline: bool = False,
-                 jobs: int = 4, progress: bool = False) -> None:
+                 jobs: int = 8, progress: bool = False) -> None:
         self.cache = cache
         self.lockfile = lockfile
         self.offline = offline
