@@ -25,7 +25,7 @@ from toolfetch.core.digest import Digest, StreamVerifier
 from toolfetch.core.errors import AuthError, NotFoundError, ToolfetchError, UnreachableError
 from toolfetch.registry.blobstream import stream_verified
 from toolfetch.registry.httpauth import HttpAuth
-from toolfetch.registry.retry import describe_network_error, is_retry_status
+from toolfetch.registry.retry import attempts_text, describe_network_error, send_retrying
 from toolfetch.registry.transport import Transport
 
 log = logging.getLogger("toolfetch")
@@ -59,28 +59,13 @@ class AssetSource:
         return self.shown
 
     def _get(self, headers: dict[str, str], what: str) -> requests.Response:
-        policy = self.transport.policy
-        attempt = 0
-        while True:
-            attempt += 1
+        def send() -> requests.Response:
             sent = {**self.auth.for_url(self.url).headers, **headers}
-            try:
-                resp = self.transport.send_following("GET", self.url, sent, True, None, None,
-                                                     True, what)
-            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
-                    requests.exceptions.ChunkedEncodingError) as e:
-                if attempt >= policy.attempts_for(e):
-                    raise UnreachableError(
-                        f"{what}: {self.shown} unreachable after {attempt} attempt"
-                        f"{'s' if attempt > 1 else ''} ({describe_network_error(e)})") from None
-                time.sleep(policy.delay(attempt))
-                continue
-            if is_retry_status(resp.status_code) and attempt < policy.attempts:
-                delay = policy.delay(attempt, resp.headers.get("Retry-After"))
-                resp.close()
-                time.sleep(delay)
-                continue
-            return resp
+            return self.transport.send_following("GET", self.url, sent, True, None, None, True,
+                                                 what)
+
+        return send_retrying(self.transport.policy, send, lambda n, why: f"{what}: "
+                             f"{self.shown} unreachable after {attempts_text(n)} ({why})")
 
     def _fail(self, resp: requests.Response, what: str) -> ToolfetchError:
         status = resp.status_code

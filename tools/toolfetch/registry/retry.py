@@ -17,13 +17,13 @@ import random
 import socket
 import ssl
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import requests
 import urllib3
 
-from toolfetch.core.errors import UsageError
+from toolfetch.core.errors import UnreachableError, UsageError
 
 NO_RETRY_5XX = frozenset({501, 505})
 FAST_FAIL_ATTEMPTS = 2
@@ -102,6 +102,35 @@ def _parse_retry_after(value: str) -> float | None:
     if when is None:
         return None
     return when.timestamp() - time.time()
+
+
+def send_retrying(policy: RetryPolicy, send: Callable[[], requests.Response],
+                  unreachable: Callable[[int, str], str]) -> requests.Response:
+    """``send()`` again after a network failure or a retryable status, as ``policy`` says;
+    returns the last answer. A network failure on the last attempt raises UnreachableError
+    with ``unreachable(attempts, reason)``. (``Transport.request`` keeps its own loop: it
+    also authenticates and rewinds request bodies.)"""
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            resp = send()
+        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
+                requests.exceptions.ChunkedEncodingError) as e:
+            if attempt >= policy.attempts_for(e):
+                raise UnreachableError(unreachable(attempt, describe_network_error(e))) from None
+            time.sleep(policy.delay(attempt))
+            continue
+        if is_retry_status(resp.status_code) and attempt < policy.attempts:
+            delay = policy.delay(attempt, resp.headers.get("Retry-After"))
+            resp.close()
+            time.sleep(delay)
+            continue
+        return resp
+
+
+def attempts_text(n: int) -> str:
+    return f"{n} attempt{'s' if n > 1 else ''}"
 
 
 def _chain(e: BaseException) -> Iterator[BaseException]:

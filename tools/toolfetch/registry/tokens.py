@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +23,7 @@ import requests
 from toolfetch.core.errors import AuthError, IntegrityError, UnreachableError
 from toolfetch.registry.auth import Credentials, auth_failure, basic_header
 from toolfetch.registry.bodies import ACCEPT_ENCODING, read_capped
-from toolfetch.registry.retry import RetryPolicy, describe_network_error, is_retry_status
+from toolfetch.registry.retry import RetryPolicy, attempts_text, is_retry_status, send_retrying
 from toolfetch.registry.session import Http
 
 log = logging.getLogger("toolfetch")
@@ -56,31 +55,20 @@ class TokenEndpoint:
 def _token_call(t: TokenEndpoint, method: str, realm: str, **kw: Any) -> requests.Response:
     """One token-endpoint request with the usual retries (no redirects followed)."""
     kw["headers"] = {"Accept-Encoding": ACCEPT_ENCODING, **(kw.get("headers") or {})}
-    attempt = 0
-    while True:
-        attempt += 1
+    shown = strip_query(realm)
+
+    def send() -> requests.Response:
         t.on_request()
-        try:
-            resp = t.session.request(method, realm, timeout=t.policy.timeout,
-                                     allow_redirects=False, stream=True, **kw)
-        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as e:
-            if attempt >= t.policy.attempts_for(e):
-                raise UnreachableError(
-                    f"token endpoint {strip_query(realm)} unreachable after {attempt} "
-                    f"attempt{'s' if attempt > 1 else ''} ({describe_network_error(e)})"
-                ) from None
-            time.sleep(t.policy.delay(attempt))
-            continue
-        if is_retry_status(resp.status_code) and attempt < t.policy.attempts:
-            delay = t.policy.delay(attempt, resp.headers.get("Retry-After"))
-            resp.close()
-            time.sleep(delay)
-            continue
-        if is_retry_status(resp.status_code):
-            resp.close()
-            raise UnreachableError(f"token endpoint {strip_query(realm)} answered HTTP "
-                                   f"{resp.status_code} after {attempt} attempts")
-        return resp
+        return t.session.request(method, realm, timeout=t.policy.timeout,
+                                 allow_redirects=False, stream=True, **kw)
+
+    resp = send_retrying(t.policy, send, lambda n, why: f"token endpoint {shown} unreachable "
+                         f"after {attempts_text(n)} ({why})")
+    if is_retry_status(resp.status_code):
+        resp.close()
+        raise UnreachableError(f"token endpoint {shown} answered HTTP {resp.status_code} "
+                               f"after {attempts_text(t.policy.attempts)}")
+    return resp
 
 
 def _request_token(t: TokenEndpoint, realm: str, service: str, scopes: frozenset[str],

@@ -39,7 +39,12 @@ from toolfetch.registry.auth import (
     describe_attempt,
     find_credentials,
 )
-from toolfetch.registry.retry import RetryPolicy, describe_network_error, is_retry_status
+from toolfetch.registry.retry import (
+    RetryPolicy,
+    attempts_text,
+    describe_network_error,
+    is_retry_status,
+)
 from toolfetch.registry.session import Http, is_insecure_host, listed_insecure, same_origin
 from toolfetch.registry.tokens import TokenEndpoint
 
@@ -193,10 +198,8 @@ class Transport:
                     requests.exceptions.ChunkedEncodingError) as e:
                 reason = describe_network_error(e)
                 if attempt >= self.policy.attempts_for(e) or not body.rewind():
-                    raise UnreachableError(
-                        f"{what}: registry {host} unreachable after {attempt} "
-                        f"attempt{'s' if attempt > 1 else ''} ({reason})"
-                    ) from None
+                    raise UnreachableError(f"{what}: registry {host} unreachable after "
+                                           f"{attempts_text(attempt)} ({reason})") from None
                 delay = self.policy.delay(attempt)
                 log.debug("%s: %s; retrying in %.2fs", what, reason, delay)
                 time.sleep(delay)
