@@ -27,19 +27,11 @@ from toolfetch.core.digest import Digest
 from toolfetch.core.errors import IntegrityError, ToolfetchError, UsageError
 from toolfetch.lock.config import PlatformSpec
 from toolfetch.lock.lockfile import LockedLayer, LockedPlatform
-from toolfetch.oci.formats import check_title, detect_format
+from toolfetch.oci.formats import FORMAT_MEDIA_TYPES, check_title, detect_format
 from toolfetch.registry.assets import AssetSource, url_basename
 from toolfetch.registry.sources import SourceFactory
 
 log = logging.getLogger("toolfetch")
-
-MEDIA_TYPES = {
-    "raw": "application/octet-stream",
-    "tar": "application/vnd.oci.image.layer.v1.tar",
-    "tar+gzip": "application/vnd.oci.image.layer.v1.tar+gzip",
-    "tar+zstd": "application/vnd.oci.image.layer.v1.tar+zstd",
-    "zip": "application/zip",
-}
 
 
 def reusable(spec: PlatformSpec, old: LockedPlatform | None) -> bool:
@@ -98,7 +90,7 @@ def lock_asset(tool: str, key: str, spec: PlatformSpec, old: LockedPlatform | No
         log.warning("%s: pinned sha256:%s (%d bytes) of %s; add `sha256: %s` to %s to have "
                     "lock check it", what, digest.hex, pinned.size, pinned.url, digest.hex,
                     config_path)
-    layer = LockedLayer(digest, pinned.size, MEDIA_TYPES[fmt], title, fmt)
+    layer = LockedLayer(digest, pinned.size, FORMAT_MEDIA_TYPES[fmt], title, fmt)
     return LockedPlatform("", path, None, None, (layer,), spec.urls)
 
 

@@ -20,8 +20,22 @@ _MEDIA_SUFFIXES = (
 )
 _EXTENSIONS = ((".tar.gz", "tar+gzip"), (".tgz", "tar+gzip"), (".tar.zst", "tar+zstd"),
                (".tar.zstd", "tar+zstd"), (".tzst", "tar+zstd"), (".tar", "tar"), (".zip", "zip"))
+# The media type toolfetch writes for a layer of each format (push, publish, HTTP assets).
+FORMAT_MEDIA_TYPES = {
+    "raw": "application/octet-stream",
+    "tar": "application/vnd.oci.image.layer.v1.tar",
+    "tar+gzip": "application/vnd.oci.image.layer.v1.tar+gzip",
+    "tar+zstd": "application/vnd.oci.image.layer.v1.tar+zstd",
+    "zip": "application/zip",
+}
 _MAGIC = ((b"\x1f\x8b", "tar+gzip"), (b"\x28\xb5\x2f\xfd", "tar+zstd"), (b"PK\x03\x04", "zip"),
           (b"PK\x05\x06", "zip"))
+
+
+def format_by_extension(name: str) -> str:
+    """The format a file name's extension says (``raw`` when it says none)."""
+    lowered = name.lower()
+    return next((fmt for ext, fmt in _EXTENSIONS if lowered.endswith(ext)), "raw")
 
 
 def split_relative(name: str) -> tuple[str, ...]:
@@ -69,10 +83,9 @@ def detect_format(media_type: str, title: str | None, head: bytes) -> str:
         for suffixes, fmt in _MEDIA_SUFFIXES:
             if base.endswith(suffixes):
                 return fmt
-    lowered = (title or "").lower()
-    for ext, fmt in _EXTENSIONS:
-        if lowered.endswith(ext):
-            return fmt
+    by_name = format_by_extension(title or "")
+    if by_name != "raw":
+        return by_name
     for magic, fmt in _MAGIC:
         if head.startswith(magic):
             return fmt

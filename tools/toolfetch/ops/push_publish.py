@@ -27,6 +27,7 @@ from toolfetch.core.digest import Digest
 from toolfetch.core.errors import UsageError
 from toolfetch.core.platform import Platform
 from toolfetch.core.reference import AnyReference
+from toolfetch.oci.formats import FORMAT_MEDIA_TYPES, format_by_extension
 from toolfetch.oci.manifest import (
     ANNOTATION_TITLE,
     ANNOTATION_UNPACK,
@@ -43,15 +44,8 @@ from toolfetch.registry.targets import Target, add_referrer, open_source, open_t
 log = logging.getLogger("toolfetch")
 
 ANNOTATION_ORAS_DIGEST = "io.deis.oras.content.digest"
-OCTET_STREAM = "application/octet-stream"
-LAYER_TAR_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
+LAYER_TAR_GZIP = FORMAT_MEDIA_TYPES["tar+gzip"]
 _TAG = re.compile(r"[\w][\w.-]{0,127}")
-_EXTENSION_TYPES = (
-    ((".tar.gz", ".tgz"), LAYER_TAR_GZIP),
-    ((".tar.zst", ".tar.zstd", ".tzst"), "application/vnd.oci.image.layer.v1.tar+zstd"),
-    ((".tar",), "application/vnd.oci.image.layer.v1.tar"),
-    ((".zip",), "application/zip"),
-)
 
 
 @dataclass(frozen=True)
@@ -61,11 +55,7 @@ class LocalBlob:
 
 
 def media_type_for(name: str) -> str:
-    lowered = name.lower()
-    for suffixes, media_type in _EXTENSION_TYPES:
-        if lowered.endswith(suffixes):
-            return media_type
-    return OCTET_STREAM
+    return FORMAT_MEDIA_TYPES[format_by_extension(name)]
 
 
 def write_tag(ref: AnyReference, command: str) -> str:
