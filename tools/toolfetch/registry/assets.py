@@ -26,6 +26,7 @@ from toolfetch.core.errors import AuthError, NotFoundError, ToolfetchError, Unre
 from toolfetch.registry.blobstream import stream_verified
 from toolfetch.registry.httpauth import HttpAuth
 from toolfetch.registry.retry import attempts_text, describe_network_error, send_retrying
+from toolfetch.registry.session import strip_query
 from toolfetch.registry.transport import Transport
 
 log = logging.getLogger("toolfetch")
@@ -33,12 +34,6 @@ Progress = Callable[[int], None]
 CHUNK = 1 << 20
 _NETWORK_ERRORS = (urllib3.exceptions.HTTPError, requests.exceptions.RequestException,
                    http.client.HTTPException, ConnectionError, TimeoutError)
-
-
-def strip_query(url: str) -> str:
-    """The URL without query or fragment: what messages show (signed URLs carry secrets)."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}{parts.path}"
 
 
 def url_basename(url: str) -> str:

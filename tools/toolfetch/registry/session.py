@@ -55,6 +55,13 @@ def is_insecure_host(host: str) -> bool:
         return False
 
 
+def strip_query(url: str) -> str:
+    """The URL as messages show it: no query, fragment or userinfo (signed URLs and
+    ``user:token@`` carry secrets)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
+
+
 def same_origin(a: str, b: str) -> bool:
     sa, sb = urlsplit(a), urlsplit(b)
     return (sa.scheme, sa.hostname, sa.port) == (sb.scheme, sb.hostname, sb.port)

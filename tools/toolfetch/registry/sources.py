@@ -229,8 +229,9 @@ class SourceFactory:
 
     def url_sources(self, urls: Sequence[str]) -> list[tuple[str, AssetSource]]:
         """An asset's URLs, in order, with the command's credentials for HTTP hosts."""
-        from toolfetch.registry.assets import AssetSource, strip_query
+        from toolfetch.registry.assets import AssetSource
         from toolfetch.registry.httpauth import HttpAuth
+        from toolfetch.registry.session import strip_query
 
         if self.offline:
             raise UnreachableError(f"{strip_query(urls[0])}: not in the cache, and "

@@ -24,16 +24,12 @@ from toolfetch.core.errors import AuthError, IntegrityError, UnreachableError
 from toolfetch.registry.auth import Credentials, auth_failure, basic_header
 from toolfetch.registry.bodies import ACCEPT_ENCODING, read_capped
 from toolfetch.registry.retry import RetryPolicy, attempts_text, is_retry_status, send_retrying
-from toolfetch.registry.session import Http
+from toolfetch.registry.session import Http, strip_query
 
 log = logging.getLogger("toolfetch")
 
 MAX_TOKEN_RESPONSE = 1 << 20
 DEFAULT_TOKEN_LIFETIME = 60.0
-
-
-def strip_query(url: str) -> str:
-    return url.split("?", 1)[0]
 
 
 @dataclass(frozen=True)
