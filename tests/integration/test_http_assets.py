@@ -407,3 +407,32 @@ def test_lock_upgrade_leaves_asset_tools_alone(server: AssetServer, tmp_path: Pa
     assert_ok(r)
     assert r.stdout == "" and lockfile.read_text() == text  # `version` is informational
     assert len(server.requests()) == before
+
+
+def test_no_credential_header_follows_a_redirect_to_another_origin(
+        server: AssetServer, other: AssetServer, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every header a credential helper returns is a secret, not only Authorization."""
+    other.files["/storage/blob"] = ARCHIVE
+    server.rules.redirects["/releases/3.0/ruff.tar.gz"] = other.url("/storage/blob")
+    helper = tmp_path / "helper"
+    helper.write_text("#!/bin/sh\ncat >/dev/null\n"
+                      'echo \'{"headers": {"PRIVATE-TOKEN": ["s3cr3t"], '
+                      '"Authorization": ["Bearer t0ken"]}}\'\n')
+    helper.chmod(0o755)
+    monkeypatch.setenv("TOOLFETCH_CREDENTIAL_HELPER", str(helper))
+    lockfile = _workspace(tmp_path, {"ruff": {"platforms": {host(): {
+        "url": server.url("/releases/3.0/ruff.tar.gz"), "path": "ruff-1.0/bin/ruff"}}}})
+    r = tf_main("lock", "--lockfile", lockfile)
+    assert_ok(r)
+    assert server.requests()[-1].headers.get("PRIVATE-TOKEN") == "s3cr3t"
+    sent = other.requests()[-1].headers
+    assert "PRIVATE-TOKEN" not in sent and "Authorization" not in sent
+    assert "s3cr3t" not in r.stderr and "t0ken" not in r.stderr
+
+
+def test_host_auth_never_shows_its_secret() -> None:
+    from toolfetch.registry.httpauth import HostAuth
+
+    auth = HostAuth({"Authorization": "Bearer s3cr3t"}, "$TOOLFETCH_HTTP_AUTH_X")
+    assert "s3cr3t" not in repr(auth) and "s3cr3t" not in auth.describe()

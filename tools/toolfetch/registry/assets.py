@@ -55,9 +55,10 @@ class AssetSource:
 
     def _get(self, headers: dict[str, str], what: str) -> requests.Response:
         def send() -> requests.Response:
-            sent = {**self.auth.for_url(self.url).headers, **headers}
-            return self.transport.send_following("GET", self.url, sent, True, None, None, True,
-                                                 what)
+            credentials = self.auth.for_url(self.url).headers
+            return self.transport.send_following("GET", self.url, {**credentials, **headers},
+                                                 True, None, None, True, what,
+                                                 private=credentials)
 
         return send_retrying(self.transport.policy, send, lambda n, why: f"{what}: "
                              f"{self.shown} unreachable after {attempts_text(n)} ({why})")
@@ -78,14 +79,6 @@ class AssetSource:
         with StreamVerifier(digest, size, what) as verifier:
             stream_verified(lambda h: self._get(h, what), lambda r: self._fail(r, what),
                             verifier, sink, progress, self.transport.policy, self.shown)
-
-    def read_blob_head(self, digest: Digest, length: int = 512) -> bytes:
-        what = f"asset {self.shown}"
-        with self._get({"Range": f"bytes=0-{length - 1}", "Accept-Encoding": "identity"},
-                       what) as resp:
-            if resp.status_code not in (200, 206):
-                raise self._fail(resp, what)
-            return bytes(resp.raw.read(length, decode_content=False))
 
     def pin(self, sink: BinaryIO, what: str, progress: Progress | None = None
             ) -> tuple[Digest, int]:

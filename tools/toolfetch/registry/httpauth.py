@@ -37,7 +37,7 @@ HELPER_TIMEOUT = 30.0
 class HostAuth:
     """What is sent to one host, and where it came from (for messages)."""
 
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict, repr=False)  # secrets
     source: str = ""
 
     def describe(self) -> str:

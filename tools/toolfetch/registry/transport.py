@@ -227,10 +227,12 @@ class Transport:
 
     def send_following(self, method: str, url: str, headers: dict[str, str], stream: bool,
                        data: Any, params: Mapping[str, str] | None, follow: bool,
-                       what: str) -> requests.Response:
+                       what: str, private: Iterable[str] = ()) -> requests.Response:
         """One request, following redirects (``follow``) to HTTP(S) only; ``Authorization``
-        is dropped once a redirect leaves the first URL's origin. No retries."""
+        and the ``private`` headers (credentials) are dropped once a redirect leaves the first
+        URL's origin. No retries."""
         origin = url
+        secret = {"authorization", *(h.lower() for h in private)}
         for _ in range(MAX_REDIRECTS + 1):
             with self.lock:
                 self.requests_made += 1
@@ -251,7 +253,7 @@ class Transport:
                                        f"({urlsplit(url).scheme}:)")
             if not same_origin(origin, url):
                 # Object storage redirects carry their own signature; never leak our token.
-                headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+                headers = {k: v for k, v in headers.items() if k.lower() not in secret}
             if resp.status_code == 303 or (resp.status_code in (301, 302) and method == "POST"):
                 method, data = "GET", None
         raise UnreachableError(f"{what}: more than {MAX_REDIRECTS} redirects")
