@@ -388,8 +388,23 @@ def test_limit_from_environment(dest: Path, monkeypatch: pytest.MonkeyPatch) -> 
         max_unpack_bytes()
 
 
+def damaged_deflate_zip() -> bytes:
+    """A zip whose deflate stream is damaged: zlib itself raises while reading it."""
+    import random
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("f", bytes(random.Random(1).choice(b"abcdefgh") for _ in range(200000)))
+    data = bytearray(buf.getvalue())
+    for i in range(40, 80):  # the start of the deflate stream, just past the local header
+        data[i] ^= 0xFF
+    return bytes(data)
+
+
 @pytest.mark.parametrize(("fmt", "data"), [
     ("tar+gzip", gzip.compress(make_tar(m("f", b"x" * 10000)))[:-20]),
+    ("zip", damaged_deflate_zip()),
     ("tar+gzip", b"\x1f\x8bnot really"),
     ("tar", b"garbage" * 200),
     ("zip", b"PK\x03\x04garbage"),

@@ -28,6 +28,7 @@ import os
 import stat
 import tarfile
 import zipfile
+import zlib
 from collections.abc import Callable, MutableMapping
 from pathlib import Path
 
@@ -39,8 +40,9 @@ MAX_UNPACK_ENV = "TOOLFETCH_MAX_UNPACK_BYTES"  # the cap on unpacked bytes (cach
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _SYMLINK_ERRNOS = (errno.ELOOP, errno.ENOTDIR, errno.EMLINK)
+# What reading a corrupt member raises (zlib.error: a damaged deflate stream in a zip).
 _READ_ERRORS = (OSError, EOFError, RuntimeError, zipfile.BadZipFile, tarfile.TarError,
-                NotImplementedError)
+                NotImplementedError, zlib.error)
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
 WHITEOUT_META = ".wh..wh."

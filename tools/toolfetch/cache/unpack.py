@@ -28,6 +28,7 @@ import stat
 import sys
 import tarfile
 import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, cast
@@ -143,7 +144,7 @@ def _unpack_zip(tree: SafeTree, blob: Path) -> None:
                 else:
                     raise tree.fail(name, "device, fifo and socket entries are not allowed")
     except (zipfile.BadZipFile, zipfile.LargeZipFile, RuntimeError, NotImplementedError,
-            EOFError) as e:
+            EOFError, zlib.error) as e:
         raise IntegrityError(f"{tree.what}: not a valid zip archive: {e}") from e
 
 
