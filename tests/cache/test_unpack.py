@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from toolfetch.cache.trees import make_read_only, make_writable, tree_digest
+from toolfetch.cache.trees import make_read_only, tree_digest
 from toolfetch.cache.unpack import DEFAULT_MAX_UNPACKED, max_unpack_bytes, unpack_layer
 from toolfetch.core.errors import IntegrityError, UsageError
+from toolfetch.core.fs import make_writable
 from toolfetch.oci.formats import UNPACK_FORMATS, check_title, detect_format
 
 WHAT = "layer sha256:abcdef012345 (t.tar) of tool t"

@@ -110,7 +110,7 @@ def asset_urls(lock, entry, tool, env_mirrors, insecure):
 ARCHIVE_TYPES = {"tar": "tar", "tar+gzip": "tar.gz", "tar+zstd": "tar.zst", "zip": "zip"}
 
 # Image-spec layer types: changesets whose `.wh.` entries delete lower content (layer.md).
-# toolfetch applies them (toolfetch/treekey.py); Bazel's extractor cannot.
+# toolfetch applies them (tools/toolfetch/core/treekey.py); Bazel's extractor cannot.
 IMAGE_LAYER_TYPES = [
     "application/vnd.oci.image.layer.v1.tar",
     "application/vnd.oci.image.layer.v1.tar+gzip",
@@ -124,7 +124,7 @@ IMAGE_LAYER_TYPES = [
 _NUL = json.decode("\"\\u0000\"")
 
 def check_title(title):
-    """A layer title as toolfetch accepts it (toolfetch/formats.py check_title): a relative
+    """A layer title as toolfetch accepts it (tools/toolfetch/oci/formats.py check_title): a relative
     `/`-name, normalised; None when it is not one (absolute, `..`, a backslash, a NUL, a
     drive letter, naming no file)."""
     if type(title) != "string" or not title or title.startswith("/") or title.endswith("/"):
@@ -139,7 +139,7 @@ def check_title(title):
     return "/".join(parts)
 
 def applies_whiteouts(layer):
-    """toolfetch/treekey.py applies_whiteouts: an image changeset, not an archive."""
+    """tools/toolfetch/core/treekey.py applies_whiteouts: an image changeset, not an archive."""
     media = layer.get("mediaType", "").split(";")[0].strip().lower()
     return (layer.get("unpack") in ("tar", "tar+gzip", "tar+zstd") and
             media in IMAGE_LAYER_TYPES and layer.get("title") == None)

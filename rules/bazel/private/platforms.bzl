@@ -1,7 +1,7 @@
 """OCI platform strings -> Bazel `@platforms` constraints.
 
 Mirrors the one mapping table in tools/toolfetch/core/platform.py (BAZEL_OS, BAZEL_CPU);
-tests/test_bazel_bzlmod.py keeps the two equal. Bazel 4.2.3 bundles @platforms 0.0.2,
+tests/integration/test_bazel_bzlmod.py keeps the two equal. Bazel 4.2.3 bundles @platforms 0.0.2,
 which has all of these constraint values.
 """
 

@@ -1,7 +1,7 @@
 # The one place that maps OCI platforms (`os/arch[/variant]`, the spelling the
 # toolfetch lockfile uses) to Buck2 prelude constraints.
 #
-# It mirrors BUCK2_OS / BUCK2_CPU in tools/toolfetch/core/platform.py; tests/test_buck2.py
+# It mirrors BUCK2_OS / BUCK2_CPU in tools/toolfetch/core/platform.py; tests/integration/test_buck2.py
 # keeps the two tables equal.
 
 # OCI `os` -> Buck2 prelude OS constraint value.

@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import stat
 import time
 from collections.abc import Iterable, Iterator
@@ -29,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from toolfetch.cache.store import Cache
-from toolfetch.core.digest import Digest
+from toolfetch.core.digest import HEX, Digest
 from toolfetch.core.fs import remove_tree
 from toolfetch.core.sizes import parse_duration
 
@@ -37,7 +36,6 @@ GRACE_ENV = "TOOLFETCH_GC_GRACE"
 VERDICT_UNUSED_FOR = 90 * 86400  # a schema verdict (lockindex) not used for 90 days goes
 Inode = tuple[int, int]  # (st_dev, st_ino)
 
-_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 def grace_seconds() -> float:
@@ -132,7 +130,7 @@ def digests_under(base: Path, suffix: str = "") -> Iterator[tuple[Digest, Path]]
                 if e.is_dir(follow_symlinks=False) or not e.name.endswith(suffix):
                     continue
                 hexpart = e.name[: len(e.name) - len(suffix)]
-                if _HEX.fullmatch(hexpart):
+                if HEX.fullmatch(hexpart):
                     yield Digest(hexpart), Path(e.path)
 
 
@@ -169,7 +167,7 @@ def scan(cache: Cache) -> list[Entry]:
 def _try_lock(cache: Cache, kind: str, digest: Digest) -> object | None:
     import filelock
 
-    lock = filelock.FileLock(str(cache.locks / f"{kind}-{digest.hex}.lock"))
+    lock = filelock.FileLock(str(cache.lock_path(kind, digest)))
     try:
         lock.acquire(timeout=0)
     except filelock.Timeout:

@@ -8,10 +8,10 @@ drive letters; symlinks whose target is absolute, escapes the tree, or has ``..`
 (it could climb out through another symlink); hardlinks to anything but a regular file written
 earlier by the same layer; writing below a symlink or a file; duplicates other than
 file-after-file or dir-after-dir. Modes keep only the executable bit: files 0o555/0o444,
-directories 0o755 until :func:`toolfetch.trees.make_read_only`.
+directories 0o755 until :func:`toolfetch.cache.trees.make_read_only`.
 
 A later layer replaces earlier files and symlinks (unlinked, never followed). For an image
-changeset (``whiteouts=True``, see :func:`toolfetch.treekey.applies_whiteouts`) the OCI layer
+changeset (``whiteouts=True``, see :func:`toolfetch.core.treekey.applies_whiteouts`) the OCI layer
 rules apply as well (image-spec layer.md): ``.wh.<name>`` deletes ``<name>`` of lower layers,
 ``.wh..wh..opq`` deletes every lower entry of its directory, other ``.wh..wh.*`` names (aufs
 metadata) are skipped, whiteouts never touch what the same layer wrote, whatever their order

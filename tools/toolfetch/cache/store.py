@@ -10,7 +10,7 @@ lockfiles/<sha256 of a path>      lockfile indexes (toolfetch.core.lockindex), f
 lockfiles/valid-<sha256>          empty: lockfile content that passed the schema
 locks/  tmp/                      per-entry locks; same-filesystem temp space
 ```
-A tree's key is the digest of its unpack recipe (:mod:`toolfetch.treekey`), so what a key
+A tree's key is the digest of its unpack recipe (:mod:`toolfetch.core.treekey`), so what a key
 names never depends on which lockfile or tool asked first. An entry is complete only once it
 sits under its final name: blobs are renamed into place after their digest was checked, and a
 tree counts only once its record exists (written after the directory was renamed into place).
@@ -145,12 +145,16 @@ class Cache:
             if path.exists():
                 remove_tree(path)
 
+    def lock_path(self, kind: str, digest: Digest) -> Path:
+        """The lock file of an entry (``kind`` blob or tree): fetch and gc take the same one."""
+        return self.locks / f"{kind}-{digest.hex}.lock"
+
     @contextlib.contextmanager
     def entry_lock(self, kind: str, digest: Digest) -> Iterator[None]:
         """Dedupe work between processes; correctness never depends on it."""
         import filelock
 
-        lock = filelock.FileLock(str(self.locks / f"{kind}-{digest.hex}.lock"))
+        lock = filelock.FileLock(str(self.lock_path(kind, digest)))
         try:
             lock.acquire()
         except OSError as e:  # read-only or full cache: say so, not "internal error"

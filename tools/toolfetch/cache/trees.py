@@ -11,8 +11,6 @@ from pathlib import Path
 
 from toolfetch.core.digest import Digest
 
-_CHUNK = 1 << 20
-
 
 def _walk(root: Path) -> Iterator[tuple[str, os.stat_result, str]]:
     stack = [("", str(root))]
@@ -69,14 +67,3 @@ def make_read_only(root: Path) -> None:
         os.chmod(dirpath, 0o555)
 
 
-def make_writable(root: Path) -> None:
-    """Directories 0o755 top-down so the tree can be deleted; file modes are left alone
-    (a raw file shares its inode with the read-only blob)."""
-    if not os.path.isdir(root) or os.path.islink(root):
-        return
-    os.chmod(root, 0o755)
-    for dirpath, dirs, _files in os.walk(root):
-        for name in dirs:
-            path = os.path.join(dirpath, name)
-            if not os.path.islink(path):
-                os.chmod(path, 0o755)

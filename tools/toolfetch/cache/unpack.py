@@ -185,7 +185,7 @@ def unpack_layer(blob: Path, fmt: str, dest: Path, *, title: str | None, what: s
     """Unpack one layer blob into the existing directory ``dest`` (see the module doc).
 
     ``whiteouts``: the layer is an image changeset (see
-    :func:`toolfetch.treekey.applies_whiteouts`). ``known`` (shared by the layers of one
+    :func:`toolfetch.core.treekey.applies_whiteouts`). ``known`` (shared by the layers of one
     tree) collects the inode and digest of every file written; ``digest`` is the verified
     digest of ``blob``, used for a hardlinked raw layer.
     """
@@ -232,7 +232,7 @@ def _zstd_reader(raw: IO[bytes], what: str) -> Callable[[int], bytes]:
 
 def unpack_recipe(recipe: dict[str, Any], blob_path: Callable[[str], Path], dest: Path,
                   what: str, known: Known | None = None) -> None:
-    """Unpack every layer of a tree recipe (:func:`toolfetch.treekey.recipe`) into ``dest``.
+    """Unpack every layer of a tree recipe (:func:`toolfetch.core.treekey.recipe`) into ``dest``.
 
     ``blob_path`` maps a layer digest to its verified blob. A recipe of other unpack rules
     than this toolfetch's cannot be rebuilt (UsageError).

@@ -60,13 +60,14 @@ def _rebuild_digest(cache: Cache, steps: dict[str, object], what: str) -> str:
     from toolfetch.cache.trees import tree_digest
     from toolfetch.cache.unpack import unpack_recipe
 
-    cache.ensure()
     with cache.temp_dir() as scratch:
+        known: dict[str, tuple[int, str]] = {}  # the hashes taken while unpacking
         try:
-            unpack_recipe(steps, lambda d: cache.blob_path(Digest.parse(d)), scratch, what)
+            unpack_recipe(steps, lambda d: cache.blob_path(Digest.parse(d)), scratch, what,
+                          known)
         except ToolfetchError as e:
             return f"(cannot unpack: {e})"
-        return tree_digest(scratch)[0]
+        return tree_digest(scratch, known)[0]
 
 
 def verify(cache: Cache) -> list[Problem]:
@@ -84,6 +85,7 @@ def verify(cache: Cache) -> list[Problem]:
         if actual != digest.hex:
             bad.append(("blob", digest, f"content hashes to sha256:{actual}"))
     bad_blobs = {d for _, d, _ in bad}
+    cache.ensure()  # the rebuilds unpack into tmp/
     for key, record_path in digests_under(cache.trees, ".json"):
         problem = _check_tree(cache, key, record_path, bad_blobs)
         if problem is not None:
@@ -98,8 +100,6 @@ def verify(cache: Cache) -> list[Problem]:
                             bad.append(("tree", Digest.parse(f"sha256:{entry.name}"),
                                         "incomplete (no record; an interrupted unpack)"))
     return bad
-
-
 
 
 def drop(cache: Cache, problems: list[Problem]) -> None:

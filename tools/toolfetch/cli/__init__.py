@@ -1,9 +1,9 @@
 """The command line: the hit path, argument parsing, one module per command group.
 
 The only layer that prints errors and exits. :func:`main` is the console script: a cache hit
-of ``which``/``run`` is answered by :mod:`toolfetch.cli.hitpath` before anything but the
-standard library's ``os``, ``sys`` and ``json`` is imported; everything else goes through
-:func:`toolfetch.cli.app.full_main`.
+of ``which``/``run``/``fetch`` is answered by :mod:`toolfetch.cli.hitpath` from the lockfile
+index before anything but the standard library's ``os`` and ``sys`` is imported (``json``
+only for ``--json``); everything else goes through :func:`toolfetch.cli.app.full_main`.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from typing import BinaryIO
 
 from toolfetch.core.errors import IntegrityError, UsageError
 
-_HEX = re.compile(r"[0-9a-f]{64}")
+HEX = re.compile(r"[0-9a-f]{64}")  # a sha256 in lower-case hex
 PIPELINE_MIN_BYTES = 8 << 20  # below this a helper thread costs more than it saves
 _PIPELINE_CHUNKS = 8  # chunks queued for the hasher at most (bounded memory)
 # A ring buffer is refilled only once the hasher is done with it: at most the queued chunks
@@ -34,7 +34,7 @@ class Digest:
         algo, sep, hexpart = text.partition(":")
         if not sep or algo != "sha256":
             raise UsageError(f"unsupported digest {text!r}: only sha256:<64 hex> is accepted")
-        if not _HEX.fullmatch(hexpart):
+        if not HEX.fullmatch(hexpart):
             raise UsageError(f"malformed digest {text!r}: expected sha256:<64 lowercase hex>")
         return cls(hexpart)
 

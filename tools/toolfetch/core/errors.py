@@ -1,6 +1,6 @@
 """One exception hierarchy; each subclass carries its exit code (docs/design.md, exit codes).
 
-Only ``cli.py`` turns these into messages and exit codes. Messages say what
+Only the ``cli`` layer turns these into messages and exit codes. Messages say what
 failed on what (file, field, tool, digest); causes are chained with
 ``raise … from e`` and printed as ``caused by:`` lines. :meth:`ToolfetchError.context`
 puts more context in front of a message without losing the class, the exit code or the
@@ -38,10 +38,6 @@ class ToolfetchError(Exception):
         wrapped.__cause__ = self.__cause__
         wrapped.__suppress_context__ = True
         return wrapped
-
-
-class InternalError(ToolfetchError):
-    exit_code = 1
 
 
 class UsageError(ToolfetchError):

@@ -59,6 +59,19 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644, *, fsync: bool = Fa
         f.write(data)
 
 
+def make_writable(root: Path) -> None:
+    """Directories 0o755 top-down so the tree can be deleted; file modes are left alone
+    (a raw file shares its inode with the read-only blob)."""
+    if not os.path.isdir(root) or os.path.islink(root):
+        return
+    os.chmod(root, 0o755)
+    for dirpath, dirs, _files in os.walk(root):
+        for name in dirs:
+            path = os.path.join(dirpath, name)
+            if not os.path.islink(path):
+                os.chmod(path, 0o755)
+
+
 def remove_tree(path: Path) -> None:
     """rmtree a read-only tree: restore write permission on directories first."""
 
@@ -70,12 +83,6 @@ def remove_tree(path: Path) -> None:
                 os.chmod(p, 0o755)
         func(p)
 
-    for dirpath, dirnames, _ in os.walk(path):
-        for d in dirnames:
-            full = os.path.join(dirpath, d)
-            if not os.path.islink(full):
-                with contextlib.suppress(OSError):
-                    os.chmod(full, 0o755)
     with contextlib.suppress(OSError):
-        os.chmod(path, 0o755)
+        make_writable(path)
     shutil.rmtree(path, onerror=onerror)

@@ -78,7 +78,7 @@ class LockedPlatform:
 
     @cached_property
     def tree(self) -> Digest:
-        """The key of this entry's tree in the cache (see :mod:`toolfetch.treekey`)."""
+        """The key of this entry's tree in the cache (see :mod:`toolfetch.core.treekey`)."""
         from toolfetch.core.treekey import tree_key
 
         return Digest.parse(tree_key(layer.to_json() for layer in self.layers))

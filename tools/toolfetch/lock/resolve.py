@@ -261,7 +261,7 @@ def run_lock(config: Config, lockfile_path: Path, tools: list[str], check: bool,
     """Resolve and (unless ``check``) write; returns the lockfile and whether it changed.
 
     Tools with a ``version`` keep their locked tag while it satisfies the constraint; with
-    ``upgrade`` they move to the highest matching tag (see :mod:`toolfetch.upgrade`). HTTP
+    ``upgrade`` they move to the highest matching tag (see :mod:`toolfetch.lock.versions`). HTTP
     assets keep their pins unless their entry changed or ``refresh_assets``; assets
     downloaded to pin them go into ``cache``.
     """

@@ -70,7 +70,7 @@ def detect_format(media_type: str, title: str | None, head: bytes) -> str:
 
     ``head`` is the start of the blob (512 bytes are enough; ``b""`` skips sniffing).  "raw" is
     returned even without a title, so a caller can sniff afterwards; a raw layer must have one
-    (:func:`toolfetch.unpack.unpack_layer` refuses it otherwise) and a given title must be
+    (:func:`toolfetch.cache.unpack.unpack_layer` refuses it otherwise) and a given title must be
     valid (UsageError).
 
     ORAS gives every pushed file the mediaType ``application/vnd.oci.image.layer.v1.tar``, so

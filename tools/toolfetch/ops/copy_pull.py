@@ -191,8 +191,8 @@ def _move(src: Path, dest: Path) -> Path:
 
 
 def _unpack_into(blob: Path, tree: Path, desc: Descriptor, what: str) -> None:
-    from toolfetch.cache.trees import make_writable
     from toolfetch.cache.unpack import unpack_layer
+    from toolfetch.core.fs import make_writable
     from toolfetch.oci.formats import detect_format
 
     with blob.open("rb") as f:
