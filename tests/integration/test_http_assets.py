@@ -436,3 +436,33 @@ def test_host_auth_never_shows_its_secret() -> None:
 
     auth = HostAuth({"Authorization": "Bearer s3cr3t"}, "$TOOLFETCH_HTTP_AUTH_X")
     assert "s3cr3t" not in repr(auth) and "s3cr3t" not in auth.describe()
+
+
+def test_a_url_serving_other_bytes_than_the_sha256_is_skipped(server: AssetServer,
+                                                              tmp_path: Path) -> None:
+    server.files["/stale/ruff-1.0.tar.gz"] = ARCHIVE + b"stale"
+    urls = [server.url("/stale/ruff-1.0.tar.gz"), server.url("/releases/1.0/ruff-1.0.tar.gz")]
+    sha = hashlib.sha256(ARCHIVE).hexdigest()
+    lockfile = _workspace(tmp_path, {"ruff": {"platforms": {host(): {
+        "urls": urls, "sha256": sha, "path": "ruff-1.0/bin/ruff"}}}})
+    r = tf_main("lock", "--lockfile", lockfile)
+    assert_ok(r)
+    assert "/stale/ruff-1.0.tar.gz" in r.stderr  # said, as a warning
+    [layer] = json.loads(lockfile.read_text())["tools"]["ruff"]["platforms"][host()]["layers"]
+    assert layer["digest"] == f"sha256:{sha}" and layer["size"] == len(ARCHIVE)
+
+
+def test_a_known_sha256_in_the_cache_is_not_downloaded_again(server: AssetServer,
+                                                            tmp_path: Path) -> None:
+    sha = hashlib.sha256(ARCHIVE).hexdigest()
+    lockfile = _workspace(tmp_path, {"ruff": _archive_tool(server, sha256=sha)})
+    assert_ok(tf_main("lock", "--lockfile", lockfile))
+    before = len(server.requests())
+    # another entry (a new path): no pin to reuse, but the cache has the blob
+    write_config(lockfile.parent / "tools.yaml", {"tools": {"ruff": {"platforms": {host(): {
+        "url": server.url("/releases/1.0/ruff-1.0.tar.gz"), "sha256": sha,
+        "path": "ruff-1.0/LICENSE"}}}}})
+    assert_ok(tf_main("lock", "--lockfile", lockfile))
+    assert len(server.requests()) == before
+    entry = json.loads(lockfile.read_text())["tools"]["ruff"]["platforms"][host()]
+    assert entry["path"] == "ruff-1.0/LICENSE" and entry["layers"][0]["unpack"] == "tar+gzip"

@@ -99,7 +99,8 @@ def cmd_lock(args: argparse.Namespace) -> int:
     if args.upgrade:
         if args.check:
             raise UsageError("lock: --upgrade and --check exclude each other")
-        for tool, (old, new) in upgrade_refs(config, lockfile, args.tools).items():
+        for tool, (old, new) in upgrade_refs(config, lockfile, args.tools,
+                                             cache_of(args)).items():
             print(f"{tool}: {old or '(not locked)'} -> {new}" if old != new
                   else f"{tool}: {new} (up to date)")
         return 0

@@ -1,26 +1,30 @@
 """``lock`` for HTTP release assets: pin sha256, size and format, reusing what is pinned.
 
 An asset is downloaded at lock time only when the lockfile holds no pin for exactly this
-entry (the same URLs, path and format, and the same sha256 when tools.yaml gives one), or
-when asked (``lock --refresh-assets``); so a second ``lock`` and ``lock --check`` need no
-network for assets. The download streams into the cache, hashed as it is written (constant
-memory), so the ``fetch`` that follows finds the blob there. A sha256 given in tools.yaml is
-checked (exit 3 on a mismatch); one that is missing is pinned, with a warning saying so. The
-format is ``format``, else the URL's extension, else the file's magic bytes.
+entry (the same URLs, path and format, and the same sha256 when tools.yaml gives one) and
+the cache holds no blob of the sha256 tools.yaml gives, or when asked (``lock
+--refresh-assets``); so a second ``lock`` and ``lock --check`` need no network for assets. A URL
+serving other bytes than a given sha256 is skipped for the next one. The download streams
+into the cache, hashed as it is written (constant memory), so the ``fetch`` that follows
+finds the blob there. A sha256 given in tools.yaml is checked (exit 3 on a mismatch); one
+that is missing is pinned, with a warning saying so. The format is ``format``, else the
+URL's extension, else the file's magic bytes.
 
-In the lockfile an asset is one layer: its sha256, size, format and title, so it lands in the
-same content-addressed cache as registry blobs (an asset that is also published to a registry
-is stored once) and its tree is keyed the same way. A raw asset's title is the file's name in
-the tree: ``path`` if given, else the URL's last segment.
+In the lockfile an asset is one layer: its sha256, size, format and title, so it lands in
+the same content-addressed cache as registry blobs (an asset that is also published to a
+registry is stored once) and its tree is keyed the same way. A raw asset's title is the
+file's name in the tree: ``path`` if given, else the URL's last segment.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
-from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
+from urllib.parse import unquote, urlsplit
 
 from toolfetch.cache.store import Cache
 from toolfetch.core.digest import Digest
@@ -28,10 +32,17 @@ from toolfetch.core.errors import IntegrityError, ToolfetchError, UsageError
 from toolfetch.lock.config import PlatformSpec
 from toolfetch.lock.lockfile import LockedLayer, LockedPlatform
 from toolfetch.oci.formats import FORMAT_MEDIA_TYPES, check_title, detect_format
-from toolfetch.registry.assets import AssetSource, url_basename
 from toolfetch.registry.sources import SourceFactory
 
+if TYPE_CHECKING:  # the transport (requests) is imported only when something is downloaded
+    from toolfetch.registry.assets import AssetSource
+
 log = logging.getLogger("toolfetch")
+
+
+def url_basename(url: str) -> str:
+    """The last path segment, percent-decoded: the asset's file name."""
+    return unquote(urlsplit(url).path.rstrip("/").rpartition("/")[2])
 
 
 def reusable(spec: PlatformSpec, old: LockedPlatform | None) -> bool:
@@ -44,12 +55,12 @@ def reusable(spec: PlatformSpec, old: LockedPlatform | None) -> bool:
             and old.path == (spec.path or layer.title))
 
 
+@dataclass(frozen=True)
 class _Pinned:
-    """What the download found: written by its callback, read after it."""
-
-    size = 0
-    url = ""
-    head = b""
+    digest: Digest
+    size: int
+    url: str
+    head: bytes  # the first bytes, for format sniffing
 
 
 def lock_asset(tool: str, key: str, spec: PlatformSpec, old: LockedPlatform | None,
@@ -60,24 +71,9 @@ def lock_asset(tool: str, key: str, spec: PlatformSpec, old: LockedPlatform | No
         assert old is not None
         return old
     name = url_basename(spec.urls[0])
-    pinned = _Pinned()
-
-    def download(f: BinaryIO) -> Digest:
-        def attempt(source: AssetSource) -> Digest:
-            digest, pinned.size = source.pin(f, f"{what}: {source}")
-            pinned.url = str(source)
-            return digest
-
-        digest = sources.try_in_order(sources.url_sources(spec.urls), what, attempt)
-        if spec.sha256 is not None and digest.hex != spec.sha256:
-            raise IntegrityError(f"{what}: {pinned.url} serves sha256:{digest.hex}, but "
-                                 f"{config_path} pins sha256:{spec.sha256}")
-        f.flush()
-        f.seek(0)
-        pinned.head = f.read(512)
-        return digest
-
-    digest = _download(cache, download)
+    pinned = _cached(spec, cache) if not refresh else None
+    if pinned is None:
+        pinned = _download(what, spec, sources, cache, config_path)
     fmt = spec.format or detect_format("", name, pinned.head)
     try:
         title = check_title(spec.path if fmt == "raw" and spec.path else name)
@@ -88,15 +84,47 @@ def lock_asset(tool: str, key: str, spec: PlatformSpec, old: LockedPlatform | No
         raise UsageError(f"{what}: set `path` (the executable inside {name}) in {config_path}")
     if spec.sha256 is None:
         log.warning("%s: pinned sha256:%s (%d bytes) of %s; add `sha256: %s` to %s to have "
-                    "lock check it", what, digest.hex, pinned.size, pinned.url, digest.hex,
-                    config_path)
-    layer = LockedLayer(digest, pinned.size, FORMAT_MEDIA_TYPES[fmt], title, fmt)
+                    "lock check it", what, pinned.digest.hex, pinned.size, pinned.url,
+                    pinned.digest.hex, config_path)
+    layer = LockedLayer(pinned.digest, pinned.size, FORMAT_MEDIA_TYPES[fmt], title, fmt)
     return LockedPlatform("", path, None, None, (layer,), spec.urls)
 
 
-def _download(cache: Cache | None, download: Callable[[BinaryIO], Digest]) -> Digest:
-    """Into the cache when there is one, else through a temp file that is removed."""
+def _cached(spec: PlatformSpec, cache: Cache | None) -> _Pinned | None:
+    """A given sha256 whose blob the cache holds (verified when stored): no download."""
+    if spec.sha256 is None or cache is None:
+        return None
+    blob = cache.blob_path(Digest.parse(f"sha256:{spec.sha256}"))
+    try:
+        with open(blob, "rb") as f:
+            return _Pinned(Digest.parse(f"sha256:{spec.sha256}"), os.fstat(f.fileno()).st_size,
+                           spec.urls[0], f.read(512))
+    except OSError:
+        return None
+
+
+def _download(what: str, spec: PlatformSpec, sources: SourceFactory, cache: Cache | None,
+              config_path: Path) -> _Pinned:
+    """The first URL that serves the asset (and, given one, the sha256 tools.yaml pins),
+    streamed into the cache when there is one, else through a temp file that is removed."""
+    found: list[_Pinned] = []
+
+    def write(f: BinaryIO) -> Digest:
+        def attempt(source: AssetSource) -> Digest:
+            digest, size = source.pin(f, f"{what}: {source}")
+            if spec.sha256 is not None and digest.hex != spec.sha256:
+                raise IntegrityError(f"{what}: {source} serves sha256:{digest.hex}, but "
+                                     f"{config_path} pins sha256:{spec.sha256}")
+            f.flush()
+            f.seek(0)
+            found.append(_Pinned(digest, size, str(source), f.read(512)))
+            return digest
+
+        return sources.try_in_order(sources.url_sources(spec.urls), what, attempt)
+
     if cache is not None:
-        return cache.store_new_blob(download)
-    with tempfile.TemporaryFile() as f:
-        return download(f)
+        cache.store_new_blob(write)
+    else:
+        with tempfile.TemporaryFile() as f:
+            write(f)
+    return found[-1]

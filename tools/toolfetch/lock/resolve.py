@@ -334,8 +334,8 @@ def _describe_drift(old_text: str | None, new: Lockfile) -> str:
     return f"tools differ: {', '.join(drift)}" if drift else "formatting or mirrors differ"
 
 
-def upgrade_refs(config: Config, lockfile_path: Path,
-                 tools: Sequence[str]) -> dict[str, tuple[str | None, str]]:
+def upgrade_refs(config: Config, lockfile_path: Path, tools: Sequence[str],
+                 cache: Cache | None = None) -> dict[str, tuple[str | None, str]]:
     """``lock --upgrade [TOOL…]``: relock with the highest matching tags.
 
     Returns ``{tool: (old_ref, new_ref)}`` for the tools that have a ``version``.
@@ -344,7 +344,7 @@ def upgrade_refs(config: Config, lockfile_path: Path,
 
     names = list(tools) or sorted(config.tools)
     before = locked_refs(lockfile_path)
-    run_lock(config, lockfile_path, list(tools), check=False, upgrade=True)
+    run_lock(config, lockfile_path, list(tools), check=False, upgrade=True, cache=cache)
     after = locked_refs(lockfile_path)
     return {name: (before[name][1] if name in before else None, after[name][1])
             for name in names if name in config.tools and config.tools[name].version

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -172,3 +172,32 @@ def canonical_json(obj: Any) -> bytes:
 def empty_config() -> Descriptor:
     """The descriptor of the empty config artifacts carry (``{}``, ``OCI_EMPTY``)."""
     return Descriptor(OCI_EMPTY, Digest.of_bytes(EMPTY_JSON), len(EMPTY_JSON))
+
+
+def artifact_manifest(layers: Sequence[Descriptor], artifact_type: str = TOOL_ARTIFACT_TYPE, *,
+                      annotations: Mapping[str, str] | None = None,
+                      subject: Descriptor | None = None) -> bytes:
+    """An ORAS-style artifact manifest (the empty config; canonical JSON), as ``push``,
+    ``publish`` and HTTP-asset artifacts write it: the same inputs, the same digest."""
+    manifest: dict[str, Any] = {
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": artifact_type,
+        "config": empty_config().to_json(), "layers": [d.to_json() for d in layers],
+    }
+    if subject is not None:
+        manifest["subject"] = subject.to_json()
+    if annotations:
+        manifest["annotations"] = dict(annotations)
+    return canonical_json(manifest)
+
+
+def artifact_index(manifests: Sequence[Descriptor], artifact_type: str = TOOL_ARTIFACT_TYPE, *,
+                   annotations: Mapping[str, str] | None = None) -> bytes:
+    """An index of artifact manifests (each with its platform; canonical JSON). The entries
+    carry no ``artifactType``: skopeo 1.9 (containers/image) cannot copy such an index with
+    digests preserved; the index itself carries it."""
+    index: dict[str, Any] = {"schemaVersion": 2, "mediaType": OCI_INDEX,
+                             "artifactType": artifact_type,
+                             "manifests": [d.to_json() for d in manifests]}
+    if annotations:
+        index["annotations"] = dict(annotations)
+    return canonical_json(index)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from toolfetch.cache.store import Cache
 from toolfetch.core.digest import Digest
@@ -28,27 +28,21 @@ from toolfetch.lock.lockfile import LockedPlatform, Lockfile
 from toolfetch.oci import manifest as oci
 
 log = logging.getLogger("toolfetch")
-EMPTY_JSON = oci.EMPTY_JSON
-EMPTY_CONFIG = oci.empty_config()
 
 
 def asset_manifest(entry: LockedPlatform) -> bytes:
     """The artifact manifest of one locked asset (canonical JSON)."""
     layer = entry.layers[0]
     annotations = {oci.ANNOTATION_TITLE: layer.title} if layer.title else {}
-    desc = oci.Descriptor(layer.media_type, layer.digest, layer.size, annotations)
-    return oci.canonical_json({"schemaVersion": 2, "mediaType": oci.OCI_MANIFEST,
-                               "artifactType": oci.TOOL_ARTIFACT_TYPE,
-                               "config": EMPTY_CONFIG.to_json(), "layers": [desc.to_json()]})
+    return oci.artifact_manifest([oci.Descriptor(layer.media_type, layer.digest, layer.size,
+                                                 annotations)])
 
 
 def asset_index(manifests: Sequence[tuple[str, bytes]]) -> bytes:
     """An index of ``(platform key, manifest bytes)``, in key order (canonical JSON)."""
-    entries: list[dict[str, Any]] = [
+    return oci.artifact_index([
         oci.Descriptor(oci.OCI_MANIFEST, Digest.of_bytes(raw), len(raw), {},
-                       Platform.parse(key)).to_json() for key, raw in sorted(manifests)]
-    return oci.canonical_json({"schemaVersion": 2, "mediaType": oci.OCI_INDEX,
-                               "artifactType": oci.TOOL_ARTIFACT_TYPE, "manifests": entries})
+                       Platform.parse(key)) for key, raw in sorted(manifests)])
 
 
 def asset_tools(lockfile: Lockfile, names: Sequence[str]) -> list[str]:
@@ -66,7 +60,7 @@ def asset_tools(lockfile: Lockfile, names: Sequence[str]) -> list[str]:
 
 
 def publish_from_lockfile(lockfile: Lockfile, names: Sequence[str], prefix: str,
-                          cache: Cache, jobs: int = 4) -> dict[str, str]:
+                          cache: Cache) -> dict[str, str]:
     """Push each asset tool to ``prefix/<tool>:<version or latest>``; returns the refs with
     the index digests. The assets come through the cache (fetched first, verified)."""
     from toolfetch.ops.fetch import Fetcher, plan
@@ -74,14 +68,15 @@ def publish_from_lockfile(lockfile: Lockfile, names: Sequence[str], prefix: str,
 
     tools = asset_tools(lockfile, names)
     wants = [w for w in plan(lockfile, tools, None, True) if w.entry.is_asset]
-    Fetcher(cache, lockfile, jobs=jobs).fetch(wants)
+    fetcher = Fetcher(cache, lockfile)
+    fetcher.fetch_blobs(wants)  # the files as they are: nothing to unpack for an upload
     out: dict[str, str] = {}
     for name in tools:
         tag = lockfile.tools[name].fields.get("version") or "latest"
         ref = parse_any(f"{prefix.rstrip('/')}/{name}:{_tag(tag)}", lockfile.base_dir)
-        target = open_target(ref)
-        target.put_blob(EMPTY_CONFIG.digest, EMPTY_CONFIG.size,
-                        lambda: _empty_file(cache), ())
+        target = open_target(ref, fetcher.sources.transport)  # one transport, one token
+        empty = oci.empty_config()
+        target.put_blob(empty.digest, empty.size, lambda: _empty_file(cache), ())
         manifests = []
         for w in (w for w in wants if w.tool == name):
             layer = w.entry.layers[0]
@@ -110,6 +105,6 @@ def _provider(path: Path) -> Callable[[], Path]:
 
 def _empty_file(cache: Cache) -> Path:
     def write(f: BinaryIO) -> None:
-        f.write(EMPTY_JSON)
+        f.write(oci.EMPTY_JSON)
 
-    return cache.store_blob(EMPTY_CONFIG.digest, write)
+    return cache.store_blob(oci.empty_config().digest, write)

@@ -13,8 +13,9 @@ into the cache, after which ``fetch --offline`` succeeds.
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -26,8 +27,16 @@ from toolfetch.core.platform import Platform
 from toolfetch.core.reference import AnyReference, parse_any
 from toolfetch.lock.lockfile import Lockfile
 from toolfetch.oci.layout import LayoutSource
-from toolfetch.oci.manifest import INDEX_TYPES, MANIFEST_TYPES, OCI_INDEX, Descriptor, Manifest
-from toolfetch.ops.asset_artifacts import EMPTY_CONFIG, EMPTY_JSON, asset_index, asset_manifest
+from toolfetch.oci.manifest import (
+    EMPTY_JSON,
+    INDEX_TYPES,
+    MANIFEST_TYPES,
+    OCI_INDEX,
+    Descriptor,
+    Manifest,
+    empty_config,
+)
+from toolfetch.ops.asset_artifacts import asset_index, asset_manifest
 from toolfetch.ops.fetch import Want, plan
 from toolfetch.registry.sources import BlobSource, ContentSource, SourceFactory, parse_mirror_map
 
@@ -66,7 +75,8 @@ class Exporter:
             assert entry.manifest is not None  # a registry entry
             manifest = self._manifest(ref, entry.manifest, want.what)
             for desc in manifest.blobs(want.what):
-                self._blob(ref, desc.digest, desc.size, f"{want.what}: blob {desc.digest}")
+                self._blob(functools.partial(self.sources.sources, ref), desc.digest,
+                           desc.size, f"{want.what}: blob {desc.digest}")
             root = manifest
             if entry.index is not None:
                 root = self._manifest(ref, entry.index, want.what)
@@ -91,36 +101,29 @@ class Exporter:
     def _asset(self, want: Want) -> bytes:
         """An HTTP asset's blob and its artifact manifest (:mod:`asset_artifacts`)."""
         layer = want.entry.layers[0]
-        self._blob((want.tool, *want.entry.urls), layer.digest, layer.size,
-                   f"{want.what}: blob {layer.digest}")
-        self.layout.put_bytes(EMPTY_JSON, EMPTY_CONFIG.digest)
+        self._blob(lambda: self.sources.asset_sources(want.entry.urls, want.tool),
+                   layer.digest, layer.size, f"{want.what}: blob {layer.digest}")
+        empty = empty_config()
+        self.layout.put_bytes(EMPTY_JSON, empty.digest)
         raw = asset_manifest(want.entry)
         self.layout.put_bytes(raw)
         return raw
 
-    def _blob(self, ref: AnyReference | tuple[str, ...], digest: Digest, size: int,
-              what: str) -> None:
-        """Into the layout from the cache, else from ``ref``'s sources (or, for a tuple
-        ``(tool, URL, …)``, an HTTP asset's mirrors and URLs)."""
+    def _blob(self, sources: Callable[[], Sequence[tuple[str, BlobSource]]], digest: Digest,
+              size: int, what: str) -> None:
+        """Into the layout from the cache, else from ``sources()`` (made only when needed)."""
         if self.layout.blob_exists(digest):
             return
         cached = self.cache.blob_path(digest) if self.cache is not None else None
         if cached is not None and cached.is_file():
-            self._write(digest, lambda f: _copy_verified(cached, f, digest, size, what))
+            self.layout.put_stream(digest, lambda f: _copy_verified(cached, f, digest, size, what))
             self.stats.from_cache += 1
         else:
             def fetch(source: BlobSource) -> None:
-                self._write(digest, lambda f: source.fetch_blob(digest, size, f, what))
+                self.layout.put_stream(digest, lambda f: source.fetch_blob(digest, size, f, what))
 
-            if isinstance(ref, tuple):  # (tool, URL, …): an HTTP asset
-                self.sources.try_in_order(self.sources.asset_sources(ref[1:], ref[0]), what,
-                                          fetch)
-            else:
-                self.sources.first_success(ref, what, fetch)
+            self.sources.try_in_order(sources(), what, fetch)
         self.stats.blobs += 1
-
-    def _write(self, digest: Digest, write: Callable[[BinaryIO], None]) -> None:
-        self.layout.put_stream(digest, write)
 
 
 def _copy_verified(src: Path, out: BinaryIO, digest: Digest, size: int, what: str) -> None:

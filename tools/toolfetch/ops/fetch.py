@@ -95,6 +95,23 @@ class Fetcher:
             raise errors[0] if len(errors) == 1 else MultipleErrors(errors)
         return trees
 
+    def fetch_blobs(self, wants: list[Want]) -> None:
+        """Make the wanted entries' blobs present, verified, without unpacking anything
+        (``publish --from-lockfile`` uploads them as they are). One at a time."""
+        self.cache.ensure()
+        errors: list[ToolfetchError] = []
+        quiet = Progress("", 0, False)
+        for w in wants:
+            for layer in w.entry.layers:
+                if self.cache.has_blob(layer.digest):
+                    continue
+                try:
+                    self._fetch_blob(w, layer, quiet)
+                except ToolfetchError as e:
+                    errors.append(e.context(w.what))
+        if errors:
+            raise errors[0] if len(errors) == 1 else MultipleErrors(errors)
+
     def _path_error(self, want: Want, tree: Path) -> ToolfetchError | None:
         if os.path.lexists(tree / want.entry.path):
             return None

@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from toolfetch.core.digest import Digest
 from toolfetch.core.errors import UsageError
@@ -36,7 +36,8 @@ from toolfetch.oci.manifest import (
     OCI_MANIFEST,
     TOOL_ARTIFACT_TYPE,
     Descriptor,
-    canonical_json,
+    artifact_index,
+    artifact_manifest,
     empty_config,
 )
 from toolfetch.registry.targets import Target, add_referrer, open_source, open_target
@@ -180,17 +181,8 @@ def push_files(target: Target, files: Sequence[str], tag: str | None, *,
             raise UsageError(f"several files would be titled {', '.join(dupes)}; "
                              "titles (file names) must be unique")
         config = _empty_config(workdir)
-        layer_descs = [b.descriptor for b in layers] or [config.descriptor]
-        manifest: dict[str, Any] = {
-            "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": artifact_type,
-            "config": config.descriptor.to_json(),
-            "layers": [d.to_json() for d in layer_descs],
-        }
-        if subject is not None:
-            manifest["subject"] = subject.to_json()
-        if annotations:
-            manifest["annotations"] = dict(annotations)
-        raw = canonical_json(manifest)
+        raw = artifact_manifest([b.descriptor for b in layers] or [config.descriptor],
+                                artifact_type, annotations=annotations, subject=subject)
         upload_blobs(target, [config, *layers], mount_from)
         ack = target.put_manifest(raw, OCI_MANIFEST, tag)
     desc = Descriptor(OCI_MANIFEST, Digest.of_bytes(raw), len(raw), dict(annotations or {}),
@@ -210,15 +202,8 @@ def publish(target: Target, tag: str, per_platform: Sequence[tuple[Platform, lis
     for platform, files in per_platform:
         desc, _ = push_files(target, files, None, artifact_type=artifact_type,
                              mount_from=mount_from)
-        # No artifactType on the entries: skopeo 1.9 (containers/image) cannot copy such an
-        # index with digests preserved; the index itself carries it.
-        entries.append(Descriptor(desc.media_type, desc.digest, desc.size, {},
-                                  platform).to_json())
-    index: dict[str, Any] = {"schemaVersion": 2, "mediaType": OCI_INDEX,
-                             "artifactType": artifact_type, "manifests": entries}
-    if annotations:
-        index["annotations"] = dict(annotations)
-    raw = canonical_json(index)
+        entries.append(Descriptor(desc.media_type, desc.digest, desc.size, {}, platform))
+    raw = artifact_index(entries, artifact_type, annotations=annotations)
     target.put_manifest(raw, OCI_INDEX, tag)
     return Digest.of_bytes(raw)
 

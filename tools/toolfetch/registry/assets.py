@@ -16,7 +16,6 @@ import logging
 import time
 from collections.abc import Callable
 from typing import BinaryIO
-from urllib.parse import unquote, urlsplit
 
 import requests
 import urllib3
@@ -34,11 +33,6 @@ Progress = Callable[[int], None]
 CHUNK = 1 << 20
 _NETWORK_ERRORS = (urllib3.exceptions.HTTPError, requests.exceptions.RequestException,
                    http.client.HTTPException, ConnectionError, TimeoutError)
-
-
-def url_basename(url: str) -> str:
-    """The last path segment, percent-decoded: the asset's file name."""
-    return unquote(urlsplit(url).path.rstrip("/").rpartition("/")[2])
 
 
 class AssetSource:
