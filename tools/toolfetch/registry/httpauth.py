@@ -18,7 +18,6 @@ say where credentials came from, never what they are.
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import os
@@ -114,6 +113,8 @@ def _from_netrc(host: str) -> HostAuth | None:
         return None
     if entry is None:
         return None
+    from toolfetch.registry.auth import Credentials, basic_header
+
     login, _, password = entry
-    token = base64.b64encode(f"{login}:{password or ''}".encode()).decode()
-    return HostAuth({"Authorization": f"Basic {token}"}, f"netrc ({path})")
+    basic = basic_header(Credentials(username=login, password=password or ""))
+    return HostAuth({"Authorization": basic}, f"netrc ({path})")
