@@ -221,7 +221,10 @@ def _reclaim_indexes(cache: Cache, report: GcReport, dry_run: bool) -> None:
         if pid:  # <name>.<pid>.tmp, written by lockindex.write
             stale = not pid.isdigit() or not pid_alive(int(pid))
         elif e.name.startswith(lockindex.VERDICT_PREFIX):  # touched whenever it is used
-            stale = now - e.stat().st_mtime > VERDICT_UNUSED_FOR
+            try:
+                stale = now - e.stat().st_mtime > VERDICT_UNUSED_FOR
+            except FileNotFoundError:  # another gc took it
+                continue
         else:
             stale = lockindex.read_any(str(cache.root), e.path) is None
         if stale:

@@ -153,7 +153,7 @@ def try_hit(argv: list[str]) -> int | None:
     command, opts, positionals, args = parsed
     if command in ("which", "run") and len(positionals) != 1:
         return None
-    lockfile = os.path.realpath(os.path.abspath(opts.get("--lockfile") or default_lockfile()))
+    lockfile = os.path.realpath(opts.get("--lockfile") or default_lockfile())  # absolute too
     root = cache_root(opts.get("--cache-dir"))
     index = lockindex.read(root, lockfile)
     if index is None:

@@ -150,8 +150,12 @@ def write(cache_root: str, lockfile: str, before: os.stat_result,
         path = index_path(cache_root, lockfile)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         temp = f"{path}.{os.getpid()}.tmp"
-        with open(temp, "w", encoding="utf-8") as f:
-            f.write("\n".join(lines))
-        os.replace(temp, path)
+        try:
+            with open(temp, "w", encoding="utf-8") as f:
+                f.write("\n".join(lines))
+            os.replace(temp, path)
+        except OSError:
+            os.unlink(temp)  # a full disk leaves no half-written index behind
+            raise
     except OSError:
         return
