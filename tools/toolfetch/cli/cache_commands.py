@@ -7,7 +7,15 @@ import json
 import sys
 from pathlib import Path
 
-from toolfetch.cli.common import Command, add_global_options, cache_of, lockfile_of, offline, quiet
+from toolfetch.cli.common import (
+    Command,
+    add_global_options,
+    cache_of,
+    lockfile_arg,
+    lockfile_of,
+    offline,
+    quiet,
+)
 from toolfetch.core.digest import Digest
 from toolfetch.core.errors import IntegrityError
 from toolfetch.core.sizes import format_size, parse_duration, parse_size
@@ -40,7 +48,7 @@ def register(command: Command) -> None:
     sp = action("verify", "re-hash every blob and tree; exit 3 naming bad entries")
     sp.add_argument("--repair", action="store_true", help="drop bad entries, then re-fetch "
                     "what the lockfile needs for this host")
-    sp.add_argument("--lockfile", type=Path, metavar="F")
+    lockfile_arg(sp)
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(run=cmd_verify)
 

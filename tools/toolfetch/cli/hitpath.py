@@ -41,6 +41,14 @@ def which_output(tool: str, key: str, exe: str, tree: str, as_json: bool) -> str
     return exe
 
 
+def fetch_json(found: list[tuple[str, str, str, str]]) -> str:
+    """What ``fetch --json`` prints, on either path: (tool, platform key, tree, exe) each."""
+    import json
+
+    return json.dumps([{"tool": t, "platform": k, "tree": tree, "path": exe}
+                       for t, k, tree, exe in found], indent=2)
+
+
 def _parse(argv: list[str]) -> Parsed | None:
     """The command, its options and positionals, for the spellings served here.
 
@@ -136,10 +144,7 @@ def _fetch(root: str, index: lockindex.LockIndex, opts: dict[str, str],
     for _, _, tree, _ in found:
         _touch(tree + ".json")
     if "--json" in opts:
-        import json
-
-        print(json.dumps([{"tool": t, "platform": k, "tree": tree, "path": exe}
-                          for t, k, tree, exe in found], indent=2))
+        print(fetch_json(found))
     return 0
 
 

@@ -37,9 +37,6 @@ class _Unused:
     def add_mutually_exclusive_group(self, **kwargs: Any) -> _Unused:
         return self
 
-    def add_argument_group(self, *args: Any, **kwargs: Any) -> _Unused:
-        return self
-
     def add_subparsers(self, **kwargs: Any) -> _Unused:
         return self
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -19,7 +18,7 @@ from toolfetch.cli.common import (
     progress,
     quiet,
 )
-from toolfetch.cli.hitpath import which_output
+from toolfetch.cli.hitpath import fetch_json, which_output
 from toolfetch.core.errors import UsageError
 
 log = logging.getLogger("toolfetch")
@@ -151,8 +150,8 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     if args.output is not None:
         materialize(trees[wants[0]], args.output.absolute())
     if args.json:
-        print(json.dumps([{"tool": w.tool, "platform": w.key, "tree": str(t),
-                           "path": str(t / w.entry.path)} for w, t in trees.items()], indent=2))
+        print(fetch_json([(w.tool, w.key, str(t), str(t / w.entry.path))
+                          for w, t in trees.items()]))
     else:
         for w, t in trees.items():
             log.debug("%s: %s", w.what, t)
