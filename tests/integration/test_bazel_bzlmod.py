@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from tf import REPO, SUPPORT
 
-from toolfetch.core import host as hitpath
+from toolfetch.core import host as core_host
 from toolfetch.core import platform as tf_platform
 
 sl = pytest.importorskip("starlark", reason="starlark-pyo3 is not installed")
@@ -298,7 +298,7 @@ def test_host_platform_detection(harness: Harness, os_name: str, machine: str, w
 
 
 def test_machine_table_agrees_with_platform_py(harness: Harness) -> None:
-    for machine, (arch, variant) in hitpath.MACHINE_TO_ARCH.items():
+    for machine, (arch, variant) in core_host.MACHINE_TO_ARCH.items():
         want = f"linux/{arch}/{variant}" if variant else f"linux/{arch}"
         assert harness.call(PLATFORMS_BZL, "oci_platform", "linux", machine) == want
 
@@ -682,6 +682,15 @@ def test_example_lockfile_is_up_to_date(tmp_path: Path) -> None:
 TITLES = ["tool", "bin/tool", "./bin//tool", "a/./b", "../evil", "/abs/evil", "a/../../evil",
           "a/..", "a\\b", "C:/evil", "c:evil", "bin/", "", ".", "./", "nul\x00byte", "é/ü",
           "..hidden", "a/..b"]
+
+
+def test_starlark_and_python_agree_on_image_layer_types(harness: Harness) -> None:
+    """downloads.bzl mirrors core/treekey.py's list of changeset media types (whiteouts)."""
+    from toolfetch.core.treekey import IMAGE_LAYER_TYPES
+
+    tables = harness.evaluate("t.bzl", 'load("//rules/bazel/private:downloads.bzl", '
+                                       '"IMAGE_LAYER_TYPES")\nTYPES = IMAGE_LAYER_TYPES\n')
+    assert set(tables["TYPES"]) == IMAGE_LAYER_TYPES
 
 
 @pytest.mark.parametrize("title", TITLES)

@@ -9,8 +9,8 @@ body bytes it relayed, so tests can assert that ``Authorization`` never reached 
 target and that resumes relayed well under twice the blob.
 
 Also here: :func:`lock_entry`/:func:`write_lockfile` (a lockfile for pushed artifacts,
-without running ``toolfetch lock``), :func:`run_cli` (the CLI in-process, output captured)
-and :func:`toolfetch_proc` (the CLI as a real subprocess).
+without running ``toolfetch lock``) and :func:`toolfetch_proc` (the CLI as a real
+subprocess); the in-process runner is ``tf.tf_main``.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -418,22 +418,3 @@ def toolfetch_proc(*argv: str, env: Mapping[str, str] | None = None,
     full_env.update(env or {})
     return subprocess.Popen([sys.executable, "-m", "toolfetch", *argv], env=full_env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
-
-
-@contextlib.contextmanager
-def env_vars(**values: str | None) -> Iterator[None]:
-    """Set (or with None, unset) environment variables for the block."""
-    old = {k: os.environ.get(k) for k in values}
-    try:
-        for k, v in values.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v

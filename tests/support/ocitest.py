@@ -903,11 +903,6 @@ class ToolIndex:
         return f"{self.host}/{self.repo}:{self.tag}"
 
     @property
-    def digest_ref(self) -> str:
-        """``127.0.0.1:PORT/repo@sha256:…`` (the index)."""
-        return f"{self.host}/{self.repo}@{self.index_digest}"
-
-    @property
     def platforms(self) -> list[str]:
         return list(self.manifests)
 
@@ -1089,11 +1084,6 @@ def skopeo_copy_to_dir(
         src_creds=_creds(reg, creds),
     )
     return dest
-
-
-def iter_storage_files(reg: Registry) -> Iterator[Path]:
-    """Every file under the registry's storage (debugging aid)."""
-    yield from (p for p in reg.storage.rglob("*") if p.is_file())
 
 
 @contextlib.contextmanager
