@@ -1,5 +1,5 @@
 """The `python -m toolfetch` entry point."""
 
-from toolfetch.cli import main
+from toolfetch.cli import console
 
-raise SystemExit(main())
+console()
