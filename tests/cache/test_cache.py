@@ -131,6 +131,61 @@ def test_failed_blob_write_leaves_nothing(cache_dir: Path) -> None:
     assert tmp_entries(cache_dir) == []
 
 
+def _store_while_another_process_holds_the_lock(cache_dir: Path, size: int | None,
+                                                wait: float) -> bool:
+    """store_blob(DIGEST, size=size) while another process holds the blob's entry lock;
+    True when it finished within ``wait`` seconds, while the lock was still held."""
+    import subprocess
+    import sys
+    import threading
+
+    c = Cache(cache_dir)
+    c.ensure()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import filelock, sys; lock = filelock.FileLock(sys.argv[1]); "
+         "lock.acquire(); print('held', flush=True); sys.stdin.read()",
+         str(c.lock_path("blob", DIGEST))],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        done = threading.Event()
+        worker = threading.Thread(target=lambda: (c.store_blob(DIGEST, _writer(DATA), size),
+                                                  done.set()), daemon=True)
+        worker.start()
+        finished = done.wait(wait)
+    finally:
+        holder.communicate("")  # releases the lock; a waiting store_blob then finishes
+    worker.join(10)
+    assert c.blob_path(DIGEST).read_bytes() == DATA
+    return finished
+
+
+def test_a_small_blob_is_placed_without_the_entry_lock(cache_dir: Path) -> None:
+    from toolfetch.cache.store import SMALL_BLOB
+
+    assert _store_while_another_process_holds_the_lock(cache_dir / "a", len(DATA), 10)
+    # from SMALL_BLOB on, and when the size is not known, it waits for the lock
+    assert not _store_while_another_process_holds_the_lock(cache_dir / "b", SMALL_BLOB, 0.5)
+    assert not _store_while_another_process_holds_the_lock(cache_dir / "c", None, 0.5)
+
+
+def test_a_second_writer_keeps_the_placed_blob_and_its_inode(cache_dir: Path) -> None:
+    # Two unlocked writers of one small blob: the one that finishes last must not replace
+    # the first one's file, which a tree may already hardlink.
+    from toolfetch.core.fs import atomic_writer
+
+    c = Cache(cache_dir)
+    c.ensure()
+    dest = c.store_blob(DIGEST, _writer(DATA), len(DATA))
+    inode = dest.stat().st_ino
+    temp = cache_dir / "tmp" / f"{os.getpid()}-second.part"
+    with atomic_writer(dest, 0o444, temp=temp, replace=False) as f:
+        f.write(DATA)
+    assert dest.stat().st_ino == inode and dest.stat().st_nlink == 1
+    assert dest.read_bytes() == DATA
+    assert tmp_entries(cache_dir) == []
+
+
 def _build(files: dict[str, tuple[bytes, int]], seen: list[Path] | None = None) -> Any:
     def build(dest: Path) -> dict[str, Any]:
         if seen is not None:

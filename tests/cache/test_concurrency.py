@@ -35,9 +35,9 @@ from faultproxy import (
     toolfetch_proc,
     write_lockfile,
 )
-from tf import tf_main, tree_of
+from tf import sharded, tf_main, tree_of
 
-from toolfetch.cache.store import Cache
+from toolfetch.cache.store import SMALL_BLOB, Cache
 from toolfetch.cache.trees import tree_digest
 from toolfetch.lock.lockfile import Lockfile
 from toolfetch.ops.fetch import Fetcher, plan
@@ -95,8 +95,10 @@ def check_cache(root: Path) -> dict[str, int]:
 @pytest.fixture
 def shared_tool(registry: ocitest.Registry, proxy: FaultProxy, unique_repo: str,
                 tmp_path: Path) -> tuple[Path, bytes]:
-    data = random.Random(3).randbytes(1 << 20)
-    layer = many_files_tar(300)
+    # Both layers are at least SMALL_BLOB, the size from which blobs are locked (and shared)
+    data = random.Random(3).randbytes(SMALL_BLOB)
+    layer = many_files_tar(1000)
+    assert len(layer) >= SMALL_BLOB
     art = ocitest.oras_artifact({"tool": data, "extra.tar.gz": layer})
     ocitest.push_artifact(registry, unique_repo, "1", art)
     entry = lock_entry(f"{proxy.host}/{unique_repo}:1", art, "tool")
@@ -116,6 +118,29 @@ def test_processes_share_one_download(proxy: FaultProxy, shared_tool: tuple[Path
     assert len(gets) == 2, [g.path for g in gets]  # each layer downloaded once
     counts = check_cache(cache_dir)
     assert counts == {"blobs": 2, "trees": 1, "partial_trees": 0, "tmp": 0}
+
+
+def test_processes_racing_on_a_small_blob_keep_one_file(
+        registry: ocitest.Registry, proxy: FaultProxy, unique_repo: str, tmp_path: Path,
+        cache_dir: Path) -> None:
+    # Small blobs take no lock: racing processes may each download one, the first to finish
+    # places it, and everyone's tree links that one file.
+    data = b"#!/bin/sh\necho small\n" * 100
+    art = ocitest.oras_artifact({"tool": data})
+    ocitest.push_artifact(registry, unique_repo, "1", art)
+    lock = write_lockfile(tmp_path / "tools.lock.json",
+                          {"tool": lock_entry(f"{proxy.host}/{unique_repo}:1", art, "tool")})
+    proxy.add("slow", rate=64 << 10, times=None)  # ~40 ms per request: the fetches overlap
+    procs = [toolfetch_proc("fetch", "--lockfile", str(lock), "--json") for _ in range(N)]
+    outs = [p.communicate(timeout=60) for p in procs]
+    assert [p.returncode for p in procs] == [0] * N, [e.decode() for _, e in outs]
+    paths = {json.loads(o)[0]["path"] for o, _ in outs}
+    assert len(paths) == 1
+    tool = Path(paths.pop())
+    blob = sharded(cache_dir, "blobs", art.layers[0]["digest"])
+    assert tool.read_bytes() == data and os.path.samefile(tool, blob)
+    assert 1 <= len(proxy.requests("/blobs/")) <= N
+    assert check_cache(cache_dir) == {"blobs": 1, "trees": 1, "partial_trees": 0, "tmp": 0}
 
 
 def test_threads_share_one_download(proxy: FaultProxy, shared_tool: tuple[Path, bytes],

@@ -21,12 +21,14 @@ from typing import Any, BinaryIO
 
 @contextlib.contextmanager
 def atomic_writer(path: Path, mode: int = 0o644, *, fsync: bool = False,
-                  temp: Path | None = None) -> Iterator[BinaryIO]:
+                  temp: Path | None = None, replace: bool = True) -> Iterator[BinaryIO]:
     """A file that appears at ``path`` complete, with ``mode``, or not at all.
 
     ``temp`` names the temp file (it must not exist; the cache names its own so gc can tell
     whose it is); by default it is a hidden file beside ``path``. On any failure the temp file
-    is removed and ``path`` is left as it was.
+    is removed and ``path`` is left as it was. ``replace=False`` keeps a ``path`` that exists
+    by then (the temp file is hardlinked into place, not renamed): for content-addressed
+    files two writers may place at once, so the first one's inode stays, the one trees link.
     """
     if temp is None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -42,14 +44,27 @@ def atomic_writer(path: Path, mode: int = 0o644, *, fsync: bool = False,
             if fsync:
                 os.fsync(f.fileno())
         os.chmod(temp, mode)
+        place = os.replace if replace else _link_unless_present
         try:
-            os.replace(temp, path)
+            place(temp, path)
         except FileNotFoundError:  # the destination's directory is new (a cache shard)
             path.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(temp, path)
+            place(temp, path)
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
+    if not replace:
+        temp.unlink(missing_ok=True)
+
+
+def _link_unless_present(temp: Path, path: Path) -> None:
+    try:
+        os.link(temp, path)
+    except (FileExistsError, FileNotFoundError):
+        if not path.exists():  # FileNotFoundError: the caller creates the directory
+            raise
+    except OSError:  # a file system without hardlinks: rename (may replace an equal file)
+        os.replace(temp, path)
 
 
 def atomic_write(path: Path, data: bytes, mode: int = 0o644, *, fsync: bool = False,

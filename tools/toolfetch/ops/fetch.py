@@ -166,7 +166,7 @@ class Fetcher:
             def write(f: BinaryIO) -> None:
                 source.fetch_blob(layer.digest, layer.size, f, what, progress.advance)
 
-            self.cache.store_blob(layer.digest, write)
+            self.cache.store_blob(layer.digest, write, layer.size)
 
         if want.entry.is_asset:  # an HTTP release asset: its URLs, in order
             self.sources.try_in_order(self.sources.asset_sources(want.entry.urls, want.tool),
