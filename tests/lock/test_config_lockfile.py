@@ -352,6 +352,36 @@ def test_validating_reports_schema_errors_on_leaving_the_block(
     assert isinstance(exc.value.__cause__, NotFoundError)
 
 
+def test_validating_with_start_waits_for_the_event_or_the_end_of_the_block(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fetch holds the schema check back until its transport is imported (``start``);
+    a block that never sets the event still gets the check, and its error, on leaving."""
+    import threading
+
+    from toolfetch.lock import schema
+
+    data = copy.deepcopy(good_lock())
+    _set([*AMD, "layers", 0, "unpack"], "rar")(data)  # only the schema refuses it
+    path = write_json(tmp_path / "tools.lock.json", data)
+    checked = threading.Event()
+    real = schema.validate
+
+    def recording(*args: Any) -> None:
+        checked.set()
+        real(*args)
+
+    monkeypatch.setattr(schema, "validate", recording)
+    ready = threading.Event()
+    with pytest.raises(UsageError, match="unpack"), validating(path, start=ready):
+        assert not checked.wait(0.3)  # held back
+        ready.set()
+        assert checked.wait(10)  # released by the event, inside the block
+    checked.clear()
+    with pytest.raises(UsageError, match="unpack"), validating(path, start=threading.Event()):
+        assert not checked.wait(0.3)
+    assert checked.is_set()  # released by leaving the block
+
+
 def test_validating_a_good_lockfile_keeps_the_blocks_own_error(tmp_path: Path) -> None:
     path = write_json(tmp_path / "tools.lock.json", good_lock())
     with validating(path) as lockfile:

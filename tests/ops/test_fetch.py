@@ -287,6 +287,32 @@ def test_a_lockfile_only_the_schema_refuses_fails_the_fetch_with_2(
     assert cache_trees(cache_dir) == {}
 
 
+def test_a_cold_fetch_imports_requests_before_the_schema_check(
+        registry: Registry, unique_repo: str, ws: Workspace, cache_dir: Path) -> None:
+    """With a fresh cache the schema is checked beside the download, but only once the
+    download's transport is imported: both imports hold the GIL, and jsonschema's first would
+    delay the first byte (docs/performance.md)."""
+    import subprocess
+    import sys
+
+    art = ocitest.oras_artifact({"any": script("any")})
+    ocitest.push_artifact(registry, unique_repo, "1", art)
+    ws.lock({"tools": {"any": {"ref": registry.ref(unique_repo, "1")}}})
+    if cache_dir.exists():  # a fresh cache: no index, no verdict
+        import shutil
+
+        shutil.rmtree(cache_dir)
+    code = ("import sys, json\n"
+            "from toolfetch import cli\n"
+            "rc = cli.main(sys.argv[1:])\n"
+            "print(json.dumps([m for m in sys.modules if m in ('requests', 'jsonschema')]))\n"
+            "sys.exit(rc)\n")
+    p = subprocess.run([sys.executable, "-c", code, "fetch", "--lockfile", str(ws.lockfile)],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout.splitlines()[-1]) == ["requests", "jsonschema"]
+
+
 def test_concurrent_fetches_share_the_cache(registry: Registry, unique_repo: str,
                                             ws: Workspace, cache_dir: Path) -> None:
     import subprocess

@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import sys
+import threading
 from pathlib import Path
 
 from toolfetch.cli.common import (
@@ -141,11 +142,12 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     if args.output is not None and len(args.tools) != 1:
         raise UsageError("--output needs exactly one TOOL")
     cache = cache_of(args)
-    with validating(lockfile_of(args), cache.root) as lockfile:
+    ready = threading.Event()
+    with validating(lockfile_of(args), cache.root, start=ready) as lockfile:
         platform = None if args.all_platforms else platform_of(args.platform)
         wants = plan(lockfile, args.tools, platform, args.all_platforms)
         fetcher = Fetcher(cache, lockfile, offline=offline(args), jobs=args.jobs,
-                          progress=progress(args))
+                          progress=progress(args), transport_ready=ready)
         trees = fetcher.fetch(wants)
     if args.output is not None:
         materialize(trees[wants[0]], args.output.absolute())
@@ -174,8 +176,10 @@ def _locate(args: argparse.Namespace, platform_text: str | None) -> tuple[Path, 
     if cache.has_tree(entry.tree) and os.path.lexists(exe):
         cache.touch_tree(entry.tree)
         return exe, str(tree), key
-    with validating(lockfile_path, cache.root) as full:
-        fetcher = Fetcher(cache, full, offline=offline(args), progress=progress(args))
+    ready = threading.Event()
+    with validating(lockfile_path, cache.root, start=ready) as full:
+        fetcher = Fetcher(cache, full, offline=offline(args), progress=progress(args),
+                          transport_ready=ready)
         fetcher.fetch([Want(args.tool, key, entry)])  # NotFoundError if `path` is not there
     return exe, str(tree), key
 

@@ -212,7 +212,8 @@ class Lockfile:
 
 
 @contextlib.contextmanager
-def validating(path: Path, cache_root: Path | None = None) -> Iterator[Lockfile]:
+def validating(path: Path, cache_root: Path | None = None,
+               start: threading.Event | None = None) -> Iterator[Lockfile]:
     """The lockfile, hand-checked, while jsonschema validates it on a helper thread.
 
     A fetch starts at once instead of waiting for jsonschema to import and run (~100 ms, a
@@ -223,7 +224,10 @@ def validating(path: Path, cache_root: Path | None = None) -> Iterator[Lockfile]
 
     With ``cache_root``, the verdict is remembered in the lockfile index: a file that passed
     once is not validated again until it changes (jsonschema is then not even imported), and
-    the index is written for the hit path.
+    the index is written for the hit path. With ``start``, the helper waits for that event (or
+    the end of the block) first: a fetch sets it once its transport is imported, so importing
+    jsonschema does not hold the GIL while requests imports, which delayed the first byte of a
+    cold fetch by ~100 ms (docs/performance.md).
     """
     raw, data, st = _read(path)
     try:
@@ -245,7 +249,10 @@ def validating(path: Path, cache_root: Path | None = None) -> Iterator[Lockfile]
 
     failure: list[BaseException] = []
 
+    started = start or threading.Event()
+
     def run() -> None:
+        started.wait()
         try:
             validate(data, "lockfile.schema.json", str(path))
         except BaseException as e:  # handed to the caller's thread below
@@ -253,13 +260,18 @@ def validating(path: Path, cache_root: Path | None = None) -> Iterator[Lockfile]
 
     checker = threading.Thread(target=run, name="lockfile-schema", daemon=True)
     checker.start()
+    if start is None:
+        started.set()
     try:
         yield lockfile
     except ToolfetchError as e:
+        started.set()
         checker.join()
         if failure:
             raise failure[0] from e
         raise
+    finally:
+        started.set()  # also on other exceptions: the daemon thread must not wait forever
     checker.join()
     if failure:
         raise failure[0]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shlex
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -105,11 +106,12 @@ def bootstrap(cache: Cache, lockfile_path: Path, bin_dir: Path, *, offline: bool
     """Fetch every tool of the lockfile for this host, then write one launcher per tool."""
     from toolfetch.ops.fetch import Fetcher, plan
 
-    with validating(lockfile_path, cache.root) as lockfile:
+    ready = threading.Event()
+    with validating(lockfile_path, cache.root, start=ready) as lockfile:
         platform = host_platform()
         wants = plan(lockfile, None, platform, False)
-        trees = Fetcher(cache, lockfile, offline=offline, jobs=jobs,
-                        progress=progress).fetch(wants)
+        trees = Fetcher(cache, lockfile, offline=offline, jobs=jobs, progress=progress,
+                        transport_ready=ready).fetch(wants)
     try:
         written = _write_launchers(trees, bin_dir, cache, lockfile_path)
     except OSError as e:

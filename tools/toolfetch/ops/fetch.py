@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import threading
 from collections.abc import Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -66,8 +67,13 @@ def plan(lockfile: Lockfile, tools: Iterable[str] | None, platform: Platform | N
 
 class Fetcher:
     def __init__(self, cache: Cache, lockfile: Lockfile, *, offline: bool = False,
-                 jobs: int = 8, progress: bool = False) -> None:
+                 jobs: int = 8, progress: bool = False,
+                 transport_ready: threading.Event | None = None) -> None:
+        """``transport_ready`` is set once the fetch has imported what its downloads need
+        (requests), before they start: :func:`toolfetch.lock.lockfile.validating` holds the
+        schema check back until then."""
         self.cache = cache
+        self.transport_ready = transport_ready
         self.lockfile = lockfile
         self.offline = offline
         self.jobs = max(1, jobs)
@@ -124,6 +130,10 @@ class Fetcher:
             for layer in w.entry.layers:
                 if not self.cache.has_blob(layer.digest):
                     blobs.setdefault(layer.digest, (w, layer))
+        if blobs and not self.offline:
+            self.sources.prepare()  # requests is imported here, ahead of the schema check
+        if self.transport_ready is not None:
+            self.transport_ready.set()
         total = sum(layer.size for _, layer in blobs.values())
         progress = Progress("fetching", total, self.progress_enabled and total > 0)
         # Downloads and unpacking overlap: a tree is built as soon as its own blobs are in,

@@ -136,6 +136,13 @@ class SourceFactory:
                 self._transport = Transport()
             return self._transport
 
+    def prepare(self) -> None:
+        """Import what remote sources need (requests) and make the transport, on the calling
+        thread: a command about to download does it before starting other work."""
+        from toolfetch.registry import client  # noqa: F401
+
+        _ = self.transport
+
     def sources(self, ref: AnyReference,
                 upstream_first: bool = False) -> list[tuple[str, ContentSource]]:
         """The sources to try for ``ref``, in order; made once per reference and command."""
