@@ -38,7 +38,7 @@ from toolfetch.core.errors import LocalIOError, UsageError
 from toolfetch.core.fs import atomic_write, atomic_writer, remove_tree
 
 LAYOUT_VERSION = 2
-# Blobs smaller than this are placed without the entry lock: filelock takes ~0.3-0.6 ms of CPU
+# Blobs smaller than this are placed without the entry lock: filelock takes ~0.3-0.8 ms of CPU
 # per lock here, a tenth of a small tool's whole fetch, while two processes downloading the
 # same small blob at once (rare) only cost each other under a MiB of traffic.
 SMALL_BLOB = 1 << 20
