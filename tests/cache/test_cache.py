@@ -13,7 +13,7 @@ from typing import IO, Any
 import pytest
 from tf import check_cache_layout, recipe_digest, sharded, tmp_entries
 
-from toolfetch.cache.store import CACHEDIR_TAG, Cache
+from toolfetch.cache.store import CACHEDIR_TAG, SMALL_BLOB, Cache
 from toolfetch.cache.trees import tree_digest
 from toolfetch.cli.common import cache_of
 from toolfetch.core.digest import Digest
@@ -161,8 +161,6 @@ def _store_while_another_process_holds_the_lock(cache_dir: Path, size: int | Non
 
 
 def test_a_small_blob_is_placed_without_the_entry_lock(cache_dir: Path) -> None:
-    from toolfetch.cache.store import SMALL_BLOB
-
     assert _store_while_another_process_holds_the_lock(cache_dir / "a", len(DATA), 10)
     # from SMALL_BLOB on, and when the size is not known, it waits for the lock
     assert not _store_while_another_process_holds_the_lock(cache_dir / "b", SMALL_BLOB, 0.5)

@@ -233,13 +233,6 @@ def test_main_called_again_in_one_process_keeps_one_log_handler(
 # -- the process exit: console() flushes, then os._exit (no interpreter teardown) -----------
 
 
-def _toolfetch_to(stdout: int, *args: str | Path) -> subprocess.CompletedProcess[str]:
-    import sys
-
-    return subprocess.run([sys.executable, "-m", "toolfetch", *map(str, args)], stdout=stdout,
-                          stderr=subprocess.PIPE, text=True, timeout=60)
-
-
 def test_buffered_output_reaches_a_file_before_the_process_ends(
         cached: dict[str, object], tmp_path: Path) -> None:
     # Into a file, stdout is block-buffered: what the command printed is still in the buffer
@@ -248,7 +241,7 @@ def test_buffered_output_reaches_a_file_before_the_process_ends(
     for args in (["which", "--lockfile", cached["lockfile"], "t"],  # the hit path
                  ["fetch", "--json", "--all-platforms", "--lockfile", cached["lockfile"]]):
         with out.open("w") as f:
-            r = _toolfetch_to(f.fileno(), *args)  # type: ignore[arg-type]
+            r = run_toolfetch(*args, stdout=f.fileno())
         assert_ok(r)
         text = out.read_text()
         if args[0] == "which":
@@ -264,7 +257,7 @@ def test_a_reader_that_left_is_exit_1_without_a_traceback(cached: dict[str, obje
         read, write = os.pipe()
         os.close(read)  # the reader is gone before anything is written: EPIPE on the flush
         try:
-            r = _toolfetch_to(write, *args)  # type: ignore[arg-type]
+            r = run_toolfetch(*args, stdout=write)
         finally:
             os.close(write)
         assert r.returncode == 1, r.stderr
@@ -273,12 +266,12 @@ def test_a_reader_that_left_is_exit_1_without_a_traceback(cached: dict[str, obje
 
 def test_output_to_a_full_disk_is_a_local_io_error(cached: dict[str, object]) -> None:
     with open("/dev/full", "w") as full:
-        r = _toolfetch_to(full.fileno(), "which", "--lockfile", cached["lockfile"], "t")
+        r = run_toolfetch("which", "--lockfile", cached["lockfile"], "t", stdout=full.fileno())
     assert_error(r, 8, "standard output: No space left on device")
 
 
 def test_the_exit_code_passes_through_console(cached: dict[str, object], tmp_path: Path) -> None:
-    r = _toolfetch_to(subprocess.PIPE, "which", "--lockfile", cached["lockfile"], "nosuch")
+    r = run_toolfetch("which", "--lockfile", cached["lockfile"], "nosuch")
     assert_error(r, 4, "nosuch")
-    r = _toolfetch_to(subprocess.PIPE, "fetch", "--lockfile", tmp_path / "absent.lock.json")
+    r = run_toolfetch("fetch", "--lockfile", tmp_path / "absent.lock.json")
     assert r.returncode == 2, r.stderr

@@ -35,8 +35,10 @@ def run_toolfetch(
     cwd: str | os.PathLike[str] | None = None,
     input: str | None = None,
     timeout: float = 120,
+    stdout: int | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """``python -m toolfetch ARGS…`` with the (hermetic) test environment plus *env*."""
+    """``python -m toolfetch ARGS…`` with the (hermetic) test environment plus *env*; stdout
+    and stderr captured, or stdout to the file descriptor *stdout*."""
     full_env = dict(os.environ)
     full_env.update(env or {})
     return subprocess.run(
@@ -44,7 +46,8 @@ def run_toolfetch(
         env=full_env,
         cwd=cwd,
         input=input,
-        capture_output=True,
+        stdout=subprocess.PIPE if stdout is None else stdout,
+        stderr=subprocess.PIPE,
         text=True,
         timeout=timeout,
     )
@@ -239,7 +242,7 @@ if argv and argv[-1] == "__run__":
         os._exit(0)
     os.execv = fake_execv
 rc = toolfetch.cli.main(argv)
-heavy = sorted(m for m in sys.modules if m.split(".")[0] in {heavy!r})
+heavy = [m for m in sys.modules if m.split(".")[0] in {heavy!r}]  # in import order
 sys.stdout.write("HEAVY " + json.dumps(heavy) + "\\n")
 sys.exit(rc)
 """.replace("{heavy!r}", repr(set(HEAVY)))
@@ -248,7 +251,8 @@ sys.exit(rc)
 def probe_heavy_imports(
     *args: str | os.PathLike[str], run: bool = False, env: Mapping[str, str] | None = None
 ) -> tuple[subprocess.CompletedProcess[str], list[str]]:
-    """Run ``cli.main(ARGS)`` in a fresh interpreter; return the heavy modules it imported.
+    """Run ``cli.main(ARGS)`` in a fresh interpreter; return the heavy modules it imported,
+    in the order it imported them (after ``main`` returned).
 
     With ``run=True`` ``os.execv`` is replaced by a stub that reports its arguments (line
     ``EXEC [...]``) and the modules imported up to the exec.

@@ -60,9 +60,10 @@ def atomic_writer(path: Path, mode: int = 0o644, *, fsync: bool = False,
 def _link_unless_present(temp: Path, path: Path) -> None:
     try:
         os.link(temp, path)
-    except (FileExistsError, FileNotFoundError):
-        if not path.exists():  # FileNotFoundError: the caller creates the directory
-            raise
+    except FileExistsError:
+        pass  # another writer placed it first: the same content, and its inode stays
+    except FileNotFoundError:
+        raise  # no directory yet: the caller creates it and retries
     except OSError:  # a file system without hardlinks: rename (may replace an equal file)
         os.replace(temp, path)
 

@@ -249,7 +249,10 @@ def validating(path: Path, cache_root: Path | None = None,
 
     failure: list[BaseException] = []
 
-    started = start or threading.Event()
+    if start is None:  # nothing to wait for
+        start = threading.Event()
+        start.set()
+    started = start
 
     def run() -> None:
         started.wait()
@@ -260,21 +263,18 @@ def validating(path: Path, cache_root: Path | None = None,
 
     checker = threading.Thread(target=run, name="lockfile-schema", daemon=True)
     checker.start()
-    if start is None:
-        started.set()
+    block_error: ToolfetchError | None = None
     try:
         yield lockfile
     except ToolfetchError as e:
-        started.set()
-        checker.join()
-        if failure:
-            raise failure[0] from e
-        raise
+        block_error = e
     finally:
-        started.set()  # also on other exceptions: the daemon thread must not wait forever
+        started.set()  # on any way out of the block: the helper must not wait forever
     checker.join()
     if failure:
-        raise failure[0]
+        raise failure[0] from block_error
+    if block_error is not None:
+        raise block_error
     if cache_root is not None:
         lockindex.record_valid_content(str(cache_root), raw)
         lockfile.record_index(cache_root, validated=True)
