@@ -7,6 +7,7 @@ are a trustworthy, independent cross-check of toolfetch.
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime
 import gzip
 import io
@@ -14,13 +15,16 @@ import json
 import os
 import socket
 import tarfile
+import threading
 import zipfile
 from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import ocitest
 import pytest
 import requests
+from loopback import LoopbackHTTPServer
 from ocitest import (
     ACCEPT_ALL,
     DOCKER_CONFIG,
@@ -528,3 +532,36 @@ def test_token_auth_registry(make_registry: MakeRegistry, tmp_path: Path) -> Non
     assert s.get(f"{reg.url}/v2/t/tok/blobs/{digest}", timeout=10).content == data
     assert s.post(reg.url + "/v2/t/tok/blobs/uploads/", timeout=10).status_code == 401
     s.close()
+
+
+class _Faulty(BaseHTTPRequestHandler):
+    """``/hangup`` fails as a client that went away; anything else fails as a server bug."""
+
+    def do_GET(self) -> None:
+        if self.path == "/hangup":
+            raise ConnectionResetError(104, "Connection reset by peer")
+        raise ValueError("a bug in the fake server")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_fake_servers_faults_never_land_in_the_cli_stderr_a_test_asserts_on(
+        capfd: pytest.CaptureFixture[str]) -> None:
+    # tf_main redirects sys.stderr while the CLI runs; a server thread's traceback printed
+    # there looked like toolfetch's own (CI failure, test_a_404_at_fetch_names_…).
+    server = LoopbackHTTPServer(_Faulty)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(captured):
+            for path in ("/hangup", "/bug"):
+                with pytest.raises(requests.ConnectionError):
+                    requests.get(f"http://127.0.0.1:{server.server_port}{path}", timeout=10)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert captured.getvalue() == ""
+    real = capfd.readouterr().err
+    assert "ValueError: a bug in the fake server" in real  # a real fault stays visible
+    assert "ConnectionResetError" not in real  # a peer hanging up is not a fault

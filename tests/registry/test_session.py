@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
+from loopback import LoopbackHTTPServer
 
 from toolfetch.registry.session import Http
 
@@ -26,8 +27,8 @@ class _Recorder(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def recorder() -> Iterator[ThreadingHTTPServer]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+def recorder() -> Iterator[LoopbackHTTPServer]:
+    server = LoopbackHTTPServer(_Recorder)
     server.lines = []  # type: ignore[attr-defined]
     threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     yield server
@@ -35,7 +36,7 @@ def recorder() -> Iterator[ThreadingHTTPServer]:
     server.server_close()
 
 
-def test_http_proxy_from_the_environment_is_used(recorder: ThreadingHTTPServer,
+def test_http_proxy_from_the_environment_is_used(recorder: LoopbackHTTPServer,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     proxy = f"http://127.0.0.1:{recorder.server_address[1]}"
     for var in ("NO_PROXY", "no_proxy"):
@@ -49,7 +50,7 @@ def test_http_proxy_from_the_environment_is_used(recorder: ThreadingHTTPServer,
     assert recorder.lines == ["GET http://registry.invalid:5000/v2/ HTTP/1.1"] * 2  # type: ignore[attr-defined]
 
 
-def test_no_proxy_bypasses_the_proxy(recorder: ThreadingHTTPServer,
+def test_no_proxy_bypasses_the_proxy(recorder: LoopbackHTTPServer,
                                      monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # discard port: fails if used
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")

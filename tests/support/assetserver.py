@@ -12,8 +12,10 @@ import base64
 import re
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from loopback import LoopbackHTTPServer
 
 
 @dataclass
@@ -35,8 +37,7 @@ class AssetServer:
         self.rules = Rules()
         self.seen: list[Seen] = []
         self.lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self.server.daemon_threads = True
+        self.server = LoopbackHTTPServer(_Handler)
         self.server.assets = self  # type: ignore[attr-defined]
         self.port = int(self.server.server_address[1])
         threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()

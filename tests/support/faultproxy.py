@@ -28,11 +28,12 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import ocitest
+from loopback import LoopbackHTTPServer
 
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade",
               "proxy-authorization", "proxy-authenticate", "content-length"}
@@ -110,9 +111,8 @@ class FaultProxy:
         self.port = int(self._servers[0].server_address[1])
         self.storage_port = int(self._servers[1].server_address[1])
 
-    def _serve(self, kind: str) -> ThreadingHTTPServer:
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        server.daemon_threads = True
+    def _serve(self, kind: str) -> LoopbackHTTPServer:
+        server = LoopbackHTTPServer(_Handler)
         server.fault = self  # type: ignore[attr-defined]
         server.kind = kind  # type: ignore[attr-defined]
         threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
@@ -172,7 +172,7 @@ class FaultProxy:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server: ThreadingHTTPServer
+    server: LoopbackHTTPServer
     rule: Rule | None = None
     timeout = 10  # a client that promises a body and sends none must not hang a test
 

@@ -56,12 +56,13 @@ import threading
 import time
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
 
 import requests
+from loopback import LoopbackHTTPServer
 
 # --------------------------------------------------------------------------------------
 # Media types
@@ -1089,8 +1090,7 @@ def skopeo_copy_to_dir(
 @contextlib.contextmanager
 def loopback_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
     """A threaded HTTP server on 127.0.0.1 with ``handler``; yields ``host:port``."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
+    server = LoopbackHTTPServer(handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -26,10 +26,12 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from loopback import LoopbackHTTPServer
 
 SERVICE = "toolfetch-tests"
 ISSUER = "toolfetch-tests-issuer"
@@ -82,8 +84,7 @@ class TokenServer:
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        server.daemon_threads = True
+        server = LoopbackHTTPServer(_Handler)
         server.token_server = self  # type: ignore[attr-defined]
         self._server = server
         self.port = int(server.server_address[1])
@@ -152,7 +153,7 @@ class TokenServer:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server: ThreadingHTTPServer
+    server: LoopbackHTTPServer
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet
         pass
