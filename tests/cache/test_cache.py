@@ -22,7 +22,7 @@ from toolfetch.ops.fetch import materialize
 
 DATA = b"#!/bin/sh\necho cached\n"
 DIGEST = Digest.of_bytes(DATA)
-RECIPE = {"rules": 2, "layers": [[str(DIGEST), "tar", None, False]]}
+RECIPE = {"rules": 3, "layers": [[str(DIGEST), "tar", None, False]]}
 KEY = Digest.parse(recipe_digest(RECIPE))  # trees are keyed by the digest of their recipe
 
 

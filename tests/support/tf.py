@@ -161,7 +161,7 @@ def tree_key(layers: list[Mapping[str, Any]]) -> str:
         whiteouts = unpack in ("tar", "tar+gzip", "tar+zstd") and title is None and (
             media in IMAGE_LAYER_TYPES)
         steps.append([layer["digest"], unpack, title if unpack == "raw" else None, whiteouts])
-    return recipe_digest({"rules": 2, "layers": steps})
+    return recipe_digest({"rules": 3, "layers": steps})
 
 
 def tree_of(cache: Path, entry: Mapping[str, Any]) -> Path:

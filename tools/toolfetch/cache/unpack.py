@@ -55,17 +55,87 @@ def max_unpack_bytes() -> int:
     return parse_size(text, MAX_UNPACK_ENV, minimum=1) if text else DEFAULT_MAX_UNPACKED
 
 
-class _HeaderTooLarge(Exception):
-    """Raised inside tarfile's header parsing; turned into an IntegrityError naming the layer."""
+class _RefusedHeader(Exception):
+    """A metadata header refused inside tarfile's parsing; an IntegrityError naming the layer."""
+
+
+class _BadHeader(Exception):
+    """A header tarfile would take for the end of the archive; not a tarfile error, so that
+    ``TarFile.next()`` lets it through instead of silently ending the member list."""
+
+
+class _Replay:
+    """The stream tarfile reads, with bytes already read from it put back in front."""
+
+    def __init__(self, head: bytes, rest: Any) -> None:
+        self._head, self._rest = head, rest
+
+    def read(self, size: int) -> bytes:
+        if not self._head:
+            return cast(bytes, self._rest.read(size))
+        data, self._head = self._head[:size], self._head[size:]
+        return data + (self._rest.read(size - len(data)) if len(data) < size else b"")
+
+    def tell(self) -> int:
+        return cast(int, self._rest.tell()) - len(self._head)
+
+
+def check_pax_records(buf: bytes) -> str | None:
+    """Why the pax header data ``buf`` (block-padded) is malformed, or None.
+
+    CPython 3.13 (and 3.12.6+, 3.11.10+) refuse records older releases accept (trailing bytes,
+    a record not ending in a newline), so these rules, the strict ones, are checked here on
+    every Python: one layer must unpack alike on all of them.
+    """
+    pos = 0
+    while pos < len(buf) and buf[pos] != 0:
+        space = buf.find(b" ", pos, pos + 21)
+        digits = buf[pos:space] if space > pos else b""
+        if not digits or not digits.isdigit() or not digits.isascii():
+            return f"pax record at byte {pos} has no length"
+        length = int(digits)
+        end = pos + length  # one past the record's newline
+        if length < 5 or end > len(buf):
+            return f"pax record at byte {pos} has a bad length {length}"
+        keyword, equals, _ = buf[space + 1:end - 1].partition(b"=")
+        if not keyword or not equals or buf[end - 1] != 0x0A:
+            return f"pax record at byte {pos} is not 'LENGTH KEYWORD=VALUE\\n'"
+        pos = end
+    return None
+
+
+# tarfile's own "the archive ends here" errors (not in typeshed): a zero block, end of stream.
+_END_OF_ARCHIVE = (cast(Any, tarfile).EOFHeaderError, cast(Any, tarfile).EmptyHeaderError)
 
 
 class _GuardedTarInfo(tarfile.TarInfo):
-    """Refuses oversized pax / GNU long-name headers, which tarfile reads into memory."""
+    """Refuses oversized or malformed pax / GNU long-name headers (tarfile reads them into
+    memory), and makes a corrupt header an error rather than the end of the archive."""
+
+    @classmethod
+    def fromtarfile(cls, tarfile_: tarfile.TarFile) -> _GuardedTarInfo:
+        offset = cast(Any, tarfile_).fileobj.tell()
+        try:
+            return super().fromtarfile(tarfile_)
+        except _END_OF_ARCHIVE:
+            raise  # a zero block or the end of the stream: the archive really ends here
+        except tarfile.HeaderError as e:
+            raise _BadHeader(f"bad header at byte {offset}: {e}") from e
 
     def _proc_member(self, tf: tarfile.TarFile) -> tarfile.TarInfo:
         if self.type in _META_TYPES and self.size > _MAX_META:
-            raise _HeaderTooLarge(self.name, f"its header holds {self.size} bytes of metadata "
+            raise _RefusedHeader(self.name, f"its header holds {self.size} bytes of metadata "
                                   f"(at most {_MAX_META})")
+        if self.type in (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE):
+            stream = cast(Any, tf).fileobj
+            buf = stream.read(self._block(self.size))  # type: ignore[attr-defined]
+            if (why := check_pax_records(buf)) is not None:
+                raise _RefusedHeader(self.name, why)
+            cast(Any, tf).fileobj = _Replay(buf, stream)
+            try:
+                return cast(tarfile.TarInfo, cast(Any, super())._proc_member(tf))
+            finally:
+                cast(Any, tf).fileobj = stream
         return cast(tarfile.TarInfo, cast(Any, super())._proc_member(tf))
 
 
@@ -114,8 +184,10 @@ def _unpack_tar(tree: SafeTree, stream: _Counted) -> None:
                     tree.add_hardlink(parts, m.name, m.linkname)
                 else:
                     raise tree.fail(m.name, f"unsupported member type {m.type!r}")
-    except _HeaderTooLarge as e:
+    except _RefusedHeader as e:
         raise tree.fail(str(e.args[0]), str(e.args[1])) from e
+    except _BadHeader as e:
+        raise IntegrityError(f"{tree.what}: not a valid tar archive: {e}") from e
     except tarfile.TarError as e:
         raise IntegrityError(f"{tree.what}: not a valid tar archive: {e}") from e
 

@@ -39,7 +39,7 @@ def _builtin_sha256() -> Callable[[bytes], _Hash]:
 
 
 sha256 = _builtin_sha256()
-UNPACK_RULES = 2
+UNPACK_RULES = 3
 TAR_FORMATS = frozenset({"tar", "tar+gzip", "tar+zstd"})
 # Image-spec layer media types: changesets, "applied" with whiteouts (layer.md), not extracted.
 IMAGE_LAYER_TYPES = frozenset({
