@@ -402,3 +402,106 @@ def test_unsafe_archive_exit_3_leaves_no_tree(registry: Registry, unique_repo: s
     # the blob itself was verified: it may stay, named by its digest
     assert set(cache_blobs(cache_dir)) <= {art.layers[0]["digest"]}
     check_cache_layout(cache_dir)
+
+
+def _shared_blob_tools(make_registry: MakeRegistry, ws: Workspace) -> tuple[
+        Registry, Registry, bytes, str]:
+    """Tools a (registry A) and b (registry B) lock the same artifact, so one tree and one
+    blob; c (registry A) shares that blob in a tree of its own. Locked, not yet damaged."""
+    reg_a, reg_b = make_registry(), make_registry()
+    shared = script("shared") + b"#" * 64
+    art = ocitest.oras_artifact({"t": shared})
+    for reg in (reg_a, reg_b):
+        ocitest.push_artifact(reg, "acme/t", "1", art)
+    ocitest.push_artifact(reg_a, "acme/u", "1",
+                          ocitest.oras_artifact({"t": shared, "extra": b"extra"}))
+    ws.lock({"tools": {"a": {"ref": reg_a.ref("acme/t", "1"), "path": "t"},
+                       "b": {"ref": reg_b.ref("acme/t", "1"), "path": "t"},
+                       "c": {"ref": reg_a.ref("acme/u", "1"), "path": "t"}}})
+    assert ws.key("a", "*") == ws.key("b", "*") != ws.key("c", "*")
+    return reg_a, reg_b, shared, art.layers[0]["digest"]
+
+
+def _fresh_cache(cache_dir: Path) -> None:
+    import shutil
+
+    if cache_dir.exists():
+        for p in cache_dir.rglob("*"):  # trees are read-only
+            if p.is_dir() and not p.is_symlink():
+                p.chmod(0o755)
+        shutil.rmtree(cache_dir)
+
+
+@pytest.mark.parametrize("broken", ["A", "B"])
+def test_a_shared_blob_comes_from_any_ref_that_pins_it(
+        make_registry: MakeRegistry, ws: Workspace, cache_dir: Path, broken: str) -> None:
+    """A blob gone from one tool's repository is fetched from another requested tool's that
+    pins the same digest: the outcome does not depend on the order of the tools."""
+    import itertools
+
+    reg_a, reg_b, shared, digest = _shared_blob_tools(make_registry, ws)
+    ocitest.delete_blob_file(reg_a if broken == "A" else reg_b, digest)
+    stderrs = set()
+    for order in [*itertools.permutations("abc"), ()]:
+        _fresh_cache(cache_dir)
+        r = ws.tf("fetch", *order)
+        assert_ok(r)
+        stderrs.add(r.stderr)
+        for name in "abc":
+            r = ws.tf("which", "--offline", name)
+            assert_ok(r)
+            assert Path(r.stdout.strip()).read_bytes() == shared
+        check_cache_layout(cache_dir)
+    assert len(stderrs) == 1, stderrs
+    # alone, a tool whose own repository lacks the blob has nowhere else to get it from
+    _fresh_cache(cache_dir)
+    alone = "b" if broken == "B" else "a"
+    r = ws.tf("fetch", alone)
+    assert_error(r, 4, f"tool {alone} (*)", digest)
+    assert r.stderr.count("error: ") == 1
+
+
+def test_a_shared_blob_failing_everywhere_fails_every_tool(
+        make_registry: MakeRegistry, ws: Workspace, cache_dir: Path) -> None:
+    """Each tool is reported with its own repository's failure, whatever the order."""
+    import itertools
+
+    reg_a, reg_b, _, digest = _shared_blob_tools(make_registry, ws)
+    ocitest.corrupt_blob(reg_a, digest)  # a and c: integrity (3); b: not found (4)
+    ocitest.delete_blob_file(reg_b, digest)
+    stderrs = set()
+    for order in [*itertools.permutations("abc"), ()]:
+        _fresh_cache(cache_dir)
+        r = ws.tf("fetch", *order)
+        assert_error(r, 3, "tool a (*)", "tool b (*)", "tool c (*)", digest)
+        assert r.stderr.count("error: ") == 3
+        assert cache_trees(cache_dir) == {}
+        stderrs.add(r.stderr)
+    assert len(stderrs) == 1, stderrs
+    err = {line.split(":", 2)[1].strip(): line for line in next(iter(stderrs)).splitlines()
+           if line.startswith("error: ")}
+    assert set(err) == {"tool a (*)", "tool b (*)", "tool c (*)"}
+    assert "no source served verified content" in err["tool a (*)"]
+    assert "not found" in err["tool b (*)"] and "verified" not in err["tool b (*)"]
+
+
+def test_the_order_of_tool_arguments_does_not_matter(make_registry: MakeRegistry,
+                                                     ws: Workspace, cache_dir: Path) -> None:
+    reg = make_registry()
+    arts = {}
+    for name in ("corrupt", "gone"):
+        arts[name] = ocitest.oras_artifact({name: script(name) + b"#" * 64})
+        ocitest.push_artifact(reg, f"acme/{name}", "1", arts[name])
+    ws.lock({"tools": {n: {"ref": reg.ref(f"acme/{n}", "1")} for n in arts}})
+    ocitest.corrupt_blob(reg, arts["corrupt"].layers[0]["digest"])
+    ocitest.delete_blob_file(reg, arts["gone"].layers[0]["digest"])
+    runs = [ws.tf("fetch", *args) for args in (("gone", "corrupt"), ("corrupt", "gone"),
+                                               ("gone", "corrupt", "gone"))]
+    for r in runs:
+        assert_error(r, 3, "tool corrupt (*)", "tool gone (*)")
+        assert r.stderr.count("error: ") == 2
+    assert len({r.stderr for r in runs}) == 1
+    # unknown tools too: the same first error and message whatever the order
+    r1, r2 = ws.tf("fetch", "nosuch2", "nosuch1"), ws.tf("fetch", "nosuch1", "nosuch2")
+    assert_error(r1, 4, "'nosuch1'", "'nosuch2'")
+    assert r1.stderr == r2.stderr

@@ -2,7 +2,9 @@
 
 Nothing here looks up a tag or a manifest: the lockfile pins every layer, so a cold fetch
 of a single-layer tool is the token handshake plus one blob GET. Blobs shared by several
-tools are fetched once. Failures are collected per tool and reported together.
+tools are fetched once, from the first of their references that serves them (a digest names
+its content, so any of them will do). Failures are collected per tool and reported together,
+in lockfile order whatever order the tools were asked for in.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from toolfetch.registry.sources import BlobSource, SourceFactory, parse_mirror_m
 
 log = logging.getLogger("toolfetch")
 K = TypeVar("K")
+#: Every (want, layer) that pins one blob, in lockfile order.
+Pins = list[tuple["Want", LockedLayer]]
 
 
 @dataclass(frozen=True)
@@ -42,11 +46,27 @@ class Want:
     def what(self) -> str:
         return f"tool {self.tool} ({self.key})"
 
+    @property
+    def order(self) -> tuple[str, str]:
+        """Lockfile order (its tools and platforms are sorted): what decides the exit code."""
+        return self.tool, self.key
+
+    @property
+    def source_id(self) -> str:
+        """Where its blobs come from: the reference, or (an asset) its URLs and the tool,
+        which names its mirrors' repositories."""
+        if self.entry.is_asset:
+            return "\0".join(("asset", self.tool, *self.entry.urls))
+        return self.entry.ref
+
 
 def plan(lockfile: Lockfile, tools: Iterable[str] | None, platform: Platform | None,
          all_platforms: bool) -> list[Want]:
-    """The (tool, platform) pairs to fetch, in lockfile order. Unknown tools raise."""
-    names = list(tools) if tools else sorted(lockfile.tools)
+    """The (tool, platform) pairs to fetch, in lockfile order. Unknown tools raise.
+
+    The order of ``tools`` is not kept (nor are duplicates): which error comes first, so the
+    exit code, must not depend on how the command line happened to list them."""
+    names = sorted(set(tools)) if tools else sorted(lockfile.tools)
     wants: list[Want] = []
     errors: list[ToolfetchError] = []
     for name in names:
@@ -84,14 +104,16 @@ class Fetcher:
     def fetch(self, wants: list[Want]) -> dict[Want, Path]:
         """Make every wanted tree present; returns tree paths. Raises per-tool errors, also
         for a tree that lacks the tool's ``path`` (NotFoundError naming close matches)."""
-        missing: list[Want] = []
-        keys: set[Digest] = set()
-        for w in wants:
-            if self.cache.has_tree(w.entry.tree):
+        # Each missing tree with every want of it (two tools of one artifact: one tree), so
+        # each is reported if it fails and each one's reference can serve its blobs.
+        missing: dict[Digest, list[Want]] = {}
+        for w in sorted(wants, key=lambda w: w.order):
+            if w.entry.tree in missing:
+                missing[w.entry.tree].append(w)
+            elif self.cache.has_tree(w.entry.tree):
                 self.cache.touch_tree(w.entry.tree)
-            elif w.entry.tree not in keys:  # two tools of one artifact: one tree
-                keys.add(w.entry.tree)
-                missing.append(w)
+            else:
+                missing[w.entry.tree] = [w]
         if missing:
             self.cache.ensure()
             self._fetch_missing(missing)
@@ -105,16 +127,12 @@ class Fetcher:
         """Make the wanted entries' blobs present, verified, without unpacking anything
         (``publish --from-lockfile`` uploads them as they are). One at a time."""
         self.cache.ensure()
-        errors: list[ToolfetchError] = []
+        wants = sorted(wants, key=lambda w: w.order)
         quiet = Progress("", 0, False)
-        for w in wants:
-            for layer in w.entry.layers:
-                if self.cache.has_blob(layer.digest):
-                    continue
-                try:
-                    self._fetch_blob(w, layer, quiet)
-                except ToolfetchError as e:
-                    errors.append(e.context(w.what))
+        failed = {d: f for d, pins in self._pins(wants).items()
+                  if (f := self._fetch_pinned(pins, quiet)) is not None}
+        errors = [failed[layer.digest][w.source_id].context(w.what)
+                  for w in wants for layer in w.entry.layers if layer.digest in failed]
         if errors:
             raise errors[0] if len(errors) == 1 else MultipleErrors(errors)
 
@@ -123,18 +141,29 @@ class Fetcher:
             return None
         return missing_path_error(want.what, want.entry.path, self.cache, want.entry.tree)
 
-    def _fetch_missing(self, missing: list[Want]) -> None:
-        # Unique blobs, each with the first tool that needs it (for messages and the source).
-        blobs: dict[Digest, tuple[Want, LockedLayer]] = {}
-        for w in missing:
+    def _pins(self, wants: list[Want]) -> dict[Digest, Pins]:
+        """The blobs of ``wants`` not in the cache, each with every want that pins it."""
+        blobs: dict[Digest, Pins] = {}
+        present: set[Digest] = set()
+        for w in wants:
             for layer in w.entry.layers:
-                if not self.cache.has_blob(layer.digest):
-                    blobs.setdefault(layer.digest, (w, layer))
+                if layer.digest in blobs:
+                    blobs[layer.digest].append((w, layer))
+                elif layer.digest not in present:
+                    if self.cache.has_blob(layer.digest):
+                        present.add(layer.digest)
+                    else:
+                        blobs[layer.digest] = [(w, layer)]
+        return blobs
+
+    def _fetch_missing(self, missing: dict[Digest, list[Want]]) -> None:
+        wants = sorted((w for group in missing.values() for w in group), key=lambda w: w.order)
+        blobs = self._pins(wants)
         if blobs and not self.offline:
             self.sources.prepare()  # requests is imported here, ahead of the schema check
         if self.transport_ready is not None:
             self.transport_ready.set()
-        total = sum(layer.size for _, layer in blobs.values())
+        total = sum(pins[0][1].size for pins in blobs.values())
         progress = Progress("fetching", total, self.progress_enabled and total > 0)
         # Downloads and unpacking overlap: a tree is built as soon as its own blobs are in,
         # on a second pool (its tasks wait on download futures, never the other way round),
@@ -142,32 +171,59 @@ class Fetcher:
         try:
             with ThreadPoolExecutor(self.jobs, thread_name_prefix="fetch") as downloads, \
                     ThreadPoolExecutor(self.jobs, thread_name_prefix="unpack") as builds:
-                futures = {d: downloads.submit(self._fetch_blob, w, layer, progress)
-                           for d, (w, layer) in blobs.items()}
+                futures = {d: downloads.submit(self._fetch_pinned, pins, progress)
+                           for d, pins in blobs.items()}
 
                 def build_when_ready(want: Want) -> bool:
                     needed = [futures[layer.digest] for layer in want.entry.layers
                               if layer.digest in futures]
-                    if any(f.exception() is not None for f in needed):
+                    if any(f.exception() is not None or f.result() is not None
+                           for f in needed):
                         return False  # reported below, as the blob's failure
-                    self._build_tree(want)
+                    self._build_tree(want, blobs)
                     return True
 
-                tree_futures = {w: builds.submit(build_when_ready, w) for w in missing}
-                blob_errors = _failures(futures)
+                # one build per tree, by the first of its wants (in lockfile order)
+                tree_futures = {key: builds.submit(build_when_ready, group[0])
+                                for key, group in missing.items()}
+                _failures(futures)  # a bug is raised; the blobs' own failures are results
+                blob_errors = {d: failed for d, f in futures.items()
+                               if (failed := f.result()) is not None}
                 tree_errors = _failures(tree_futures)
         finally:
             progress.close()
         errors: list[ToolfetchError] = []
-        for w in missing:  # lockfile order decides the exit code
-            if w in tree_errors:
-                errors.append(tree_errors[w])
+        for w in wants:  # lockfile order decides the exit code
+            if (tree_error := tree_errors.get(w.entry.tree)) is not None:
+                builder = missing[w.entry.tree][0]
+                errors.append(tree_error if w is builder else tree_error.context(w.what))
             for layer in w.entry.layers:
-                if layer.digest in blob_errors:
-                    errors.append(blob_errors[layer.digest].context(w.what))
+                if layer.digest in blob_errors:  # each tool with its own source's failure
+                    errors.append(blob_errors[layer.digest][w.source_id].context(w.what))
                     break
         if errors:
             raise errors[0] if len(errors) == 1 else MultipleErrors(errors)
+
+    def _fetch_pinned(self, pins: Pins, progress: Progress) -> dict[str, ToolfetchError] | None:
+        """Fetch one blob from each distinct source pinning it in turn, until one serves it.
+
+        None once it is in the cache, else every source's failure (by ``Want.source_id``):
+        a tool's failure is its own reference's, whichever tool was asked for first."""
+        sources: dict[str, tuple[Want, LockedLayer]] = {}
+        for want, layer in pins:
+            sources.setdefault(want.source_id, (want, layer))
+        candidates = list(sources.values())
+        failed: dict[str, ToolfetchError] = {}
+        for i, (want, layer) in enumerate(candidates):
+            try:
+                self._fetch_blob(want, layer, progress)
+                return None
+            except ToolfetchError as e:
+                failed[want.source_id] = e
+                if i + 1 < len(candidates):
+                    log.warning("%s; trying the source of %s, which pins the same blob",
+                                e.context(want.what), candidates[i + 1][0].what)
+        return failed
 
     def _fetch_blob(self, want: Want, layer: LockedLayer, progress: Progress) -> None:
         what = f"blob {layer.digest}" + (f" ({layer.title})" if layer.title else "")
@@ -185,7 +241,7 @@ class Fetcher:
         ref = parse_any(want.entry.ref, self.lockfile.base_dir)
         self.sources.first_success(ref, what, attempt)
 
-    def _build_tree(self, want: Want) -> None:
+    def _build_tree(self, want: Want, blobs: Mapping[Digest, Pins]) -> None:
         from toolfetch.cache.trees import tree_digest
         from toolfetch.cache.unpack import unpack_recipe
         from toolfetch.core.treekey import recipe
@@ -195,7 +251,10 @@ class Fetcher:
         def build(dest: Path) -> dict[str, Any]:
             for layer in want.entry.layers:
                 if not self.cache.has_blob(layer.digest):  # gc took it meanwhile: fetch again
-                    self._fetch_blob(want, layer, Progress("", 0, False))
+                    pins = blobs.get(layer.digest) or [(want, layer)]
+                    failed = self._fetch_pinned(pins, Progress("", 0, False))
+                    if failed is not None:
+                        raise failed[want.source_id]
             known: dict[str, tuple[int, str]] = {}
             unpack_recipe(steps, lambda d: self.cache.blob_path(Digest.parse(d)), dest,
                           want.what, known)
