@@ -87,12 +87,41 @@ def test_host_platform_on_this_machine_is_well_formed() -> None:
         ("linux/arm/v7", "linux/arm/v5", True),
         ("linux/arm/v6", "linux/arm/v7", False),
         ("linux/arm/v5", "linux/arm/v6", False),
-        # an offer without a variant runs on any variant of its arch
+        # arm without a variant is v7 (as OCI and containerd normalise it): v7 hosts only
         ("linux/arm/v7", "linux/arm", True),
     ],
 )
 def test_accepts(wanted: str, offered: str, ok: bool) -> None:
     assert P(wanted).accepts(P(offered)) is ok
+
+
+def test_arm_without_variant_means_v7() -> None:
+    """An index entry {os: linux, architecture: arm} is a v7 binary: never handed to a v6 or
+    v5 host, as arm64 without a variant is v8."""
+    bare = Platform.from_descriptor({"os": "linux", "architecture": "arm"})
+    assert bare == P("linux/arm")
+    assert P("linux/arm/v7").accepts(bare) and P("linux/arm/v8").accepts(bare)
+    assert not P("linux/arm/v6").accepts(bare)
+    assert not P("linux/arm/v5").accepts(bare)
+    # and a wanted linux/arm is v7 too: it runs v7, v6 and v5 binaries, not v8 ones
+    assert P("linux/arm").accepts(P("linux/arm/v6"))
+    assert not P("linux/arm").accepts(P("linux/arm/v8"))
+    assert P("linux/arm").preference(P("linux/arm/v7")) == 0
+    with pytest.raises(NotFoundError, match="linux/arm/v6"):
+        select_platform(P("linux/arm/v6"), [bare], "x")
+    # a v6 host takes the v6 entry beside it, a v7 host the bare (v7) one
+    assert select_platform(P("linux/arm/v6"), [bare, P("linux/arm/v6")], "x") == 1
+    assert select_platform(P("linux/arm/v7"), [P("linux/arm/v6"), bare], "x") == 1
+    assert bazel_constraints(bare) == ("@platforms//os:linux", "@platforms//cpu:armv7")
+
+
+def test_index_entry_arm_without_variant_is_not_served_to_v6() -> None:
+    idx = _index([_entry(1, {"os": "linux", "architecture": "arm"}),
+                  _entry(2, {"os": "linux", "architecture": "amd64"})])
+    assert idx.select(P("linux/arm/v7"), "i").size == 101
+    for host in ("linux/arm/v6", "linux/arm/v5"):
+        with pytest.raises(NotFoundError, match="offers: linux/arm, linux/amd64"):
+            idx.select(P(host), "i")
 
 
 def test_select_first_match_wins() -> None:

@@ -273,6 +273,7 @@ def test_platform_tables_mirror_platform_py(harness: Harness) -> None:
         "darwin/arm64",
         "windows/amd64",
         "linux/arm/v7",
+        "linux/arm",  # no variant is v7
     ]:
         want = list(tf_platform.bazel_constraints(tf_platform.Platform.parse(text)))
         assert mod.call("bazel_constraints", text) == want, text

@@ -223,6 +223,7 @@ def test_platforms_bzl_is_platform_py() -> None:
         "windows/amd64",
         "windows/arm64",
         "linux/arm/v7",
+        "linux/arm",
         "linux/riscv64",
         "freebsd/amd64",
     ],

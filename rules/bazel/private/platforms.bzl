@@ -31,7 +31,8 @@ def cpu_key(platform):
     if len(parts) < 2:
         return None
     if parts[1] == "arm":
-        return "arm/" + (parts[2] if len(parts) > 2 else "")
+        # no variant is v7, as OCI and containerd normalise it (platform.py does the same)
+        return "arm/" + (parts[2] if len(parts) > 2 else "v7")
     return parts[1]
 
 def bazel_constraints(platform):

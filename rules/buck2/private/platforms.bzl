@@ -30,9 +30,10 @@ def parse_oci_platform(platform: str) -> struct:
     variant = parts[2] if len(parts) == 3 else ""
 
     # arm64 with variant "" is the same as arm64/v8 (docs/design.md, "Platforms").
+    # arm with variant "" is arm/v7, as OCI and containerd normalise it.
     if parts[1] == "arm64" and variant == "v8":
         variant = ""
-    cpu_key = parts[1] + "/" + variant if parts[1] == "arm" and variant else parts[1]
+    cpu_key = parts[1] + "/" + (variant or "v7") if parts[1] == "arm" else parts[1]
     return struct(os = parts[0], arch = parts[1], variant = variant, cpu_key = cpu_key)
 
 def buck2_constraints(platform: str) -> None | (str, str):

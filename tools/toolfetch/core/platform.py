@@ -50,8 +50,12 @@ class Platform:
         return f"{self.os}/{self.arch}/{self.variant}" if self.variant else f"{self.os}/{self.arch}"
 
     def _normalized_variant(self) -> str:
+        # As OCI/containerd normalise: no variant is v8 on arm64 and v7 on arm. Left empty,
+        # a bare arm entry would be "any variant" and reach v6/v5 hosts it cannot run on.
         if self.arch == "arm64" and self.variant in ("", "v8"):
             return "v8"
+        if self.arch == "arm" and not self.variant:
+            return "v7"
         return self.variant
 
     def accepts(self, offered: Platform) -> bool:
@@ -77,7 +81,7 @@ class Platform:
 
     @property
     def cpu_key(self) -> str:
-        return f"{self.arch}/{self.variant}" if self.arch == "arm" else self.arch
+        return f"{self.arch}/{self._normalized_variant()}" if self.arch == "arm" else self.arch
 
 
 def host_platform() -> Platform:
