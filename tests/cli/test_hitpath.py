@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tf import tree_of
+from tf import probe_heavy_imports, tree_of
 
 from toolfetch.cli import hitpath
 from toolfetch.cli.app import full_main
@@ -329,6 +329,102 @@ def test_fetch_hit_imports_only_the_hit_path(fetched: tuple[Path, Path]) -> None
                             str(lockfile), *extra], capture_output=True, text=True, timeout=60)
         assert p.returncode == 0, p.stderr
         assert p.stdout.split()[1:] == HIT_MODULES
+
+
+def _other_entry(salt: str, path: str) -> dict[str, object]:
+    """An entry with a tree of its own (another layer), cached by :func:`_cache_entry`."""
+    entry = _entry(path=path)
+    entry["layers"] = [{"digest": str(Digest.of_bytes(salt.encode())), "size": 5,
+                        "mediaType": "application/x-tar", "unpack": "tar"}]
+    return entry
+
+
+def _cache_entry(cache: Path, entry: dict[str, object]) -> Path:
+    tree = tree_of(cache, entry)
+    exe = tree / str(entry["path"])
+    exe.parent.mkdir(parents=True)
+    exe.write_text("#!/bin/sh\n")
+    exe.chmod(0o755)
+    tree.with_name(tree.name + ".json").write_text("{}")
+    return tree
+
+
+def _evict(tree: Path) -> None:
+    """As gc evicts a tree: the record first, then the tree."""
+    import shutil
+
+    tree.with_name(tree.name + ".json").unlink()
+    shutil.rmtree(tree)
+
+
+@pytest.mark.parametrize(("name", "path"), [
+    ("u\n", "bin/u"),      # the schema's `$` lets a trailing newline through
+    ("u", "bin/\tu"),      # a tab in a file name is legal everywhere
+    ("u", "bin/u\n"),
+    ("u", "bin/u\r"),      # text mode would read it as a line break
+])
+def test_fetch_never_vouches_for_a_tool_the_index_cannot_hold(
+        name: str, path: str, tmp_path: Path, cache_dir: Path) -> None:
+    """The index leaves out what it cannot write on a line; a whole-lockfile `fetch` must then
+    go to the full path, not say everything is cached while that tool's tree is gone."""
+    lockfile = tmp_path / "tools.lock.json"
+    weird = _other_entry("weird", path)
+    lockfile.write_text(json.dumps({"version": 1, "tools": {
+        "t": {"platforms": {HOST: _entry()}}, name: {"platforms": {HOST: weird}}}}))
+    _cache_tree(cache_dir)
+    weird_tree = _cache_entry(cache_dir, weird)
+    argv = ["fetch", "--lockfile", str(lockfile)]
+    assert full_main(argv) == 0  # validated, index written
+    assert hitpath.try_hit(["which", "--lockfile", str(lockfile), "t"]) == 0  # t still hits
+    _evict(weird_tree)
+    for extra in ([], ["--all-platforms"], ["--offline"]):
+        assert hitpath.try_hit([*argv, *extra]) is None
+    # end to end: the full path runs and says the tree is missing (offline: exit 6)
+    p, _ = probe_heavy_imports(*argv, "--offline")
+    assert p.returncode == 6, p.stderr
+    assert name.strip() in p.stderr
+
+
+def test_a_tool_with_an_entry_the_index_cannot_hold_is_left_to_the_full_path(
+        tmp_path: Path, cache_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Leaving out only the unwritable entry would hand `which` the tool's `*` entry where
+    the full path picks the host's own."""
+    lockfile = tmp_path / "tools.lock.json"
+    own = _other_entry("own", "bin/\tt")
+    lockfile.write_text(json.dumps({"version": 1, "tools": {"t": {"platforms": {
+        HOST: own, "*": _entry()}}}}))
+    _cache_tree(cache_dir)
+    own_tree = _cache_entry(cache_dir, own)
+    argv = ["which", "--lockfile", str(lockfile), "t"]
+    assert full_main(argv) == 0
+    assert capsys.readouterr().out == f"{own_tree / str(own['path'])}\n"
+    assert hitpath.try_hit(argv) is None
+    assert hitpath.try_hit(["fetch", "--all-platforms", *argv[1:]]) is None
+
+
+def test_fetch_of_many_tools_and_platforms_stays_on_the_hit_path(
+        tmp_path: Path, cache_dir: Path) -> None:
+    """The completeness check costs the ordinary lockfile nothing: no heavy import, exit 0;
+    and a tool evicted since is noticed."""
+    lockfile = tmp_path / "tools.lock.json"
+    other = "linux/s390x" if HOST != "linux/s390x" else "linux/amd64"
+    entries = {"t": {HOST: _entry(), other: _other_entry("t-other", "bin/t")},
+               "u": {HOST: _other_entry("u", "bin/u")}, "v": {"*": _other_entry("v", "v")}}
+    lockfile.write_text(json.dumps({"version": 1, "tools": {
+        n: {"platforms": ps} for n, ps in entries.items()}}))
+    _cache_tree(cache_dir)
+    trees = [_cache_entry(cache_dir, e) for ps in entries.values() for k, e in ps.items()
+             if e is not entries["t"][HOST]]
+    argv = ["fetch", "--lockfile", str(lockfile)]
+    assert full_main([*argv, "--all-platforms"]) == 0
+    for extra in ([], ["--all-platforms"], ["u", "v"]):
+        p, heavy = probe_heavy_imports(*argv, *extra)
+        assert p.returncode == 0, p.stderr
+        assert heavy == []
+        assert hitpath.try_hit([*argv, *extra]) == 0
+    _evict(trees[0])  # t's other platform: only --all-platforms needs it
+    assert hitpath.try_hit(argv) == 0
+    assert hitpath.try_hit([*argv, "--all-platforms"]) is None
 
 
 def test_host_key_cache_root_and_repo_root(monkeypatch: pytest.MonkeyPatch,

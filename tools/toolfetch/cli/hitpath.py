@@ -126,6 +126,8 @@ def _fetch(root: str, index: lockindex.LockIndex, opts: dict[str, str],
            tools: list[str]) -> int | None:
     if not index.validated or ("--platform" in opts and "--all-platforms" in opts):
         return None
+    if not tools and not index.complete:
+        return None  # a tool the index could not hold: only the full path can vouch for it
     jobs = opts.get("--jobs", "1")
     if not jobs.isdigit():
         return None  # argparse's message for a malformed number

@@ -11,7 +11,12 @@ loaded a lockfile it writes, best effort, an index of it into the cache:
   never outlives the content it was made from,
 * whether the lockfile passed its JSON schema (``fetch`` needs that; ``which``/``run`` check
   by hand only, as the full path does),
+* how many tools the lockfile has,
 * one line per tool and platform key: the tree key and the executable's path.
+
+A field with a tab or line break cannot be written on a line; every entry of such a tool is
+left out (the hit path then sends it to the full path), and the tool count, which still
+counts it, tells the hit path the index cannot vouch for the whole lockfile.
 
 The hit path reads the index instead of the lockfile; an index that is absent, stale, or
 unreadable sends it to the full path, which writes a new one. Nothing in the index is trusted
@@ -34,10 +39,11 @@ TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing on th
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-MAGIC = "toolfetch-lockindex 1"
+MAGIC = "toolfetch-lockindex 2"
 VERDICT_PREFIX = "valid-"
 # (tool, platform key) -> (tree key hex, executable path inside the tree)
 Entries = dict[tuple[str, str], tuple[str, str]]
+_HEAD = 5  # header, lockfile, stat, validated, tools; then the entries and "end"
 
 
 def index_path(cache_root: str, lockfile: str) -> str:
@@ -82,11 +88,13 @@ def _header() -> str:
 class LockIndex:
     """What an index says about one lockfile."""
 
-    __slots__ = ("entries", "validated")
+    __slots__ = ("complete", "entries", "validated")
 
-    def __init__(self, entries: Entries, validated: bool) -> None:
+    def __init__(self, entries: Entries, validated: bool, complete: bool = True) -> None:
         self.entries = entries
         self.validated = validated
+        # False: some tool of the lockfile is not in ``entries`` (it could not be written).
+        self.complete = complete
 
     def keys(self, tool: str) -> list[str]:
         """The platform keys ``tool`` is locked for, sorted; [] for an unknown tool."""
@@ -106,16 +114,20 @@ def read(cache_root: str, lockfile: str, st: os.stat_result | None = None) -> Lo
             st = os.stat(lockfile)
     except (OSError, ValueError):
         return None
-    if len(lines) < 5 or lines[0] != _header() or lines[1] != f"lockfile\t{lockfile}" or (
+    if len(lines) < _HEAD + 1 or lines[0] != _header() or lines[1] != f"lockfile\t{lockfile}" or (
             lines[2] != f"stat\t{fingerprint(st)}") or lines[-1] != "end":
         return None
+    count = lines[4].partition("\t")[2]
+    if not lines[4].startswith("tools\t") or not count.isdigit():
+        return None
     entries: Entries = {}
-    for line in lines[4:-1]:
+    for line in lines[_HEAD:-1]:
         fields = line.split("\t")
         if len(fields) != 5 or fields[0] != "tool":
             return None
         entries[(fields[1], fields[2])] = (fields[3], fields[4])
-    return LockIndex(entries, lines[3] == "validated\t1")
+    complete = len({t for t, _ in entries}) == int(count)
+    return LockIndex(entries, lines[3] == "validated\t1", complete)
 
 
 def read_any(cache_root: str, path: str) -> LockIndex | None:
@@ -136,16 +148,18 @@ def write(cache_root: str, lockfile: str, before: os.stat_result,
     """Record what the full path read from ``lockfile`` (stat'ed ``before`` reading it);
     best effort: a read-only or missing cache, or a file changed meanwhile, writes nothing.
 
-    ``entries``: (tool, platform key, tree key hex, path); one with a tab or a newline in a
-    field is left out (the hit path sends such a tool to the full path).
+    ``entries``: (tool, platform key, tree key hex, path). A tool with a tab or a line break
+    in any field of any entry is left out whole: keeping its other entries would let the hit
+    path pick one (``*``, say) where the full path picks the one left out.
     """
     try:
         if fingerprint(os.stat(lockfile)) != fingerprint(before):
             return  # changed while it was read: the index could describe neither version
+        rows = sorted(entries)
+        unwritable = {e[0] for e in rows if any(c in f for f in e for c in "\t\n\r")}
         lines = [_header(), f"lockfile\t{lockfile}", f"stat\t{fingerprint(before)}",
-                 f"validated\t{int(validated)}"]
-        lines += ["\t".join(("tool", *e)) for e in sorted(entries)
-                  if not any("\t" in f or "\n" in f for f in e)]
+                 f"validated\t{int(validated)}", f"tools\t{len({e[0] for e in rows})}"]
+        lines += ["\t".join(("tool", *e)) for e in rows if e[0] not in unwritable]
         lines.append("end")
         path = index_path(cache_root, lockfile)
         os.makedirs(os.path.dirname(path), exist_ok=True)
