@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import ocitest
 import pytest
@@ -121,6 +122,29 @@ def test_hit_path_with_unusable_lockfile_exits_2_without_jsonschema(tmp_path: Pa
     assert "error: " in p.stderr and "$.tools.t.platforms.*.path" in p.stderr
     assert TRACEBACK not in p.stderr
     assert not {m.split(".")[0] for m in heavy} & HEAVY
+
+
+@pytest.mark.parametrize(("mutate", "where"), [
+    (lambda d: d.update(mirrors=["ghcr.io"]), "$.mirrors: "),
+    (lambda d: d.update(mirrors={"ghcr.io": ["https://m.local"]}), "$.mirrors.ghcr.io[0]: "),
+    (lambda d: d["tools"]["t"]["platforms"].update(linux=d["tools"]["t"]["platforms"]["*"]),
+     "$.tools.t.platforms.linux: "),
+])
+@pytest.mark.parametrize("command", ["fetch", "which"])
+def test_a_malformed_lockfile_names_file_and_key_before_touching_the_cache(
+        tmp_path: Path, command: str, mutate: Any, where: str) -> None:
+    data: dict[str, Any] = {"version": 1, "tools": {"t": {"platforms": {
+        "*": {"ref": "x/y:1", "path": "t", "manifest": "sha256:" + "0" * 64,
+              "layers": [{"digest": "sha256:" + "1" * 64, "size": 1, "mediaType": "x",
+                          "unpack": "raw", "title": "t"}]}}}}}
+    mutate(data)
+    lockfile = tmp_path / "tools.lock.json"
+    lockfile.write_text(json.dumps(data))
+    cache = tmp_path / "cache"
+    args = [command, "--lockfile", lockfile, "--cache-dir", cache, "--offline"]
+    r = run_toolfetch(*args, *(["t"] if command == "which" else []))
+    assert_error(r, 2, f"{lockfile}: {where}")
+    assert not [p for p in cache.rglob("*") if p.is_file() and "sha256" in p.parts], r.stderr
 
 
 def test_run_passes_argv_and_exit_code(cached: dict[str, object], tmp_path: Path) -> None:

@@ -103,6 +103,10 @@ TOOL = {"ref": "ghcr.io/a/b:1", "path": "b"}
          "non-unique"),
         ({"mirrors": {"ghcr.io": "x"}, "tools": {"p": TOOL}}, "$.mirrors.ghcr.io",
          "not of type 'array'"),
+        ({"mirrors": {"ghcr.io": ["m.local", "http://m2.local"]}, "tools": {"p": TOOL}},
+         "$.mirrors.ghcr.io[1]", "malformed mirror 'http://m2.local'"),
+        ({"mirrors": {"ghcr.io": ["oci-layout:"]}, "tools": {"p": TOOL}},
+         "$.mirrors.ghcr.io[0]", "missing directory"),
         ({"tools": {"p": {"platforms": {"linux/amd64": {"rf": "x/y:1"}}}}},
          "$.tools.p.platforms.linux/amd64", "'rf' was unexpected"),
         ({"tools": {"p": {"platforms": {"linux/amd64": {"ref": "x/y:1", "path": "/a"}}}}},
@@ -287,6 +291,24 @@ LOCK_ERRORS: list[tuple[str, Mutation, str, str]] = [
      f"{AMD_J}.layers[0].digest", f"{AMD_J}.layers[0].digest"),
     ("layer-no-digest", _del([*AMD, "layers", 0, "digest"]), f"{AMD_J}.layers[0]",
      f"{AMD_J}.layers[0]"),
+    # the key at fault, not just its object, both ways (checked before the schema)
+    ("platform-key-one-part", _set(["tools", "protoc", "platforms", "linux"], entry("x")),
+     "$.tools.protoc.platforms.linux", "$.tools.protoc.platforms.linux"),
+    ("platform-key-upper", _set(["tools", "protoc", "platforms", "Linux/AMD64"], entry("x")),
+     "$.tools.protoc.platforms.Linux/AMD64", "$.tools.protoc.platforms.Linux/AMD64"),
+    ("platform-key-four-parts",
+     _set(["tools", "protoc", "platforms", "linux/arm/v7/x"], entry("x")),
+     "$.tools.protoc.platforms.linux/arm/v7/x", "$.tools.protoc.platforms.linux/arm/v7/x"),
+    # mirrors: a fetch reads them, so the fast path checks them as the schema does
+    ("mirrors-list", _set(["mirrors"], ["ghcr.io"]), "$.mirrors", "$.mirrors"),
+    ("mirrors-host-string", _set(["mirrors"], {"ghcr.io": "m.local"}), "$.mirrors.ghcr.io",
+     "$.mirrors.ghcr.io"),
+    ("mirror-url", _set(["mirrors"], {"ghcr.io": ["m.local", "https://m2.local"]}),
+     "$.mirrors.ghcr.io[1]", "$.mirrors.ghcr.io[1]"),
+    ("mirror-blank", _set(["mirrors"], {"ghcr.io": ["  "]}), "$.mirrors.ghcr.io[0]",
+     "$.mirrors.ghcr.io[0]"),
+    ("mirror-layout-empty", _set(["mirrors"], {"ghcr.io": ["oci-layout:"]}),
+     "$.mirrors.ghcr.io[0]", "$.mirrors.ghcr.io[0]"),
 ]
 
 
@@ -314,8 +336,6 @@ def test_lockfile_errors_name_file_and_json_path(
         (_set([*AMD, "layers", 0, "unpack"], "rar"), f"{AMD_J}.layers[0].unpack"),
         (_set([*AMD, "extra"], 1), AMD_J),
         (_set(["tools", "bad name"], {"platforms": {"*": entry("x")}}), "$.tools"),
-        (_set(["tools", "protoc", "platforms", "linux"], entry("x")),
-         "$.tools.protoc.platforms"),
         (_set(["mirrors", "ghcr.io"], [""]), "$.mirrors.ghcr.io[0]"),
     ],
 )

@@ -182,3 +182,32 @@ def test_a_mirror_answering_500_for_one_blob_still_serves_others(
     assert "b-cached" not in r.stderr.partition("error:")[2]
     which = tf_main("which", "--offline", "--lockfile", lockfile, "b-cached")
     assert_ok(which)
+
+
+@pytest.mark.parametrize(("mapping", "where", "needle"), [
+    (["ghcr.io"], "$.mirrors", "expected an object"),
+    ({"ghcr.io": "m.local"}, "$.mirrors.ghcr.io", "expected a list"),
+    ({"ghcr.io": ["m.local", 7]}, "$.mirrors.ghcr.io[1]", "non-empty string"),
+    ({"ghcr.io": ["HTTPS://m.local"]}, "$.mirrors.ghcr.io[0]", "malformed mirror"),
+    ({"ghcr.io": ["m.local/a\tb"]}, "$.mirrors.ghcr.io[0]", "malformed mirror"),
+    ({"ghcr.io": ["user@m.local"]}, "$.mirrors.ghcr.io[0]", "malformed mirror"),
+    ({"ghcr.io": ["oci-layout:"]}, "$.mirrors.ghcr.io[0]", "missing directory"),
+])
+def test_parse_mirror_map_names_the_file_and_entry(
+        tmp_path: Path, mapping: object, where: str, needle: str) -> None:
+    from toolfetch.core.errors import UsageError
+    from toolfetch.registry.sources import parse_mirror_map
+
+    with pytest.raises(UsageError) as exc:
+        parse_mirror_map(mapping, tmp_path, where="tools.lock.json")
+    assert str(exc.value).startswith(f"tools.lock.json: {where}: "), str(exc.value)
+    assert needle in str(exc.value)
+    assert exc.value.exit_code == 2
+
+
+def test_parse_mirror_map_reads_hosts_prefixes_and_layouts(tmp_path: Path) -> None:
+    from toolfetch.registry.sources import parse_mirror_map
+
+    got = parse_mirror_map({"ghcr.io": [" m.local:5000/cache/ ", "oci-layout:rel"]}, tmp_path)
+    assert [str(m) for m in got["ghcr.io"][:1]] == ["m.local:5000/cache"]
+    assert got["ghcr.io"][1].layout == tmp_path / "rel"

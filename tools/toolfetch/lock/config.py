@@ -11,6 +11,7 @@ from toolfetch.core.errors import UsageError
 from toolfetch.core.platform import Platform
 from toolfetch.core.reference import parse_any
 from toolfetch.lock.schema import validate
+from toolfetch.registry.sources import parse_mirror_map
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,7 @@ class Config:
             tools[name] = ToolSpec(name, ref, spec.get("path"), spec.get("version"),
                                    platform_list, per_platform)
         mirrors = {h: tuple(ms) for h, ms in (data.get("mirrors") or {}).items()}
+        parse_mirror_map(mirrors, base, where=str(path))  # each entry, naming $.mirrors.H[i]
         return cls(path, platforms, mirrors, tools)
 
 

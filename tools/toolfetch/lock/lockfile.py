@@ -23,9 +23,11 @@ from toolfetch.core.digest import Digest
 from toolfetch.core.errors import LocalIOError, NotFoundError, ToolfetchError, UsageError
 from toolfetch.core.platform import Platform, select_platform
 from toolfetch.oci.formats import check_title
+from toolfetch.registry.sources import parse_mirror_map
 
 VERSION = 1
 ANY_PLATFORM = "*"
+_KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")  # as the schema's pattern
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,7 @@ class Lockfile:
         from toolfetch.lock.schema import validate
 
         _, data, st = _read(path)
+        _check_keys(data, path)
         validate(data, "lockfile.schema.json", str(path))
         return replace(cls.from_json(data, path), stat=st)
 
@@ -139,6 +142,7 @@ class Lockfile:
             raise UsageError(f"{path}: $.version: expected {VERSION} (not a toolfetch v1 lockfile)")
         if not isinstance(data.get("tools"), dict):
             raise UsageError(f"{path}: $.tools: expected an object")
+        _check_keys(data, path)
         return cls.from_json(data, path)
 
     def record_index(self, cache_root: Path, validated: bool) -> None:
@@ -174,9 +178,9 @@ class Lockfile:
             }
             fields = {k: str(tool[k]) for k in ("ref", "path", "version") if k in tool}
             tools[name] = LockedTool(name, fields, platforms)
-        mirrors = {str(h): tuple(str(m) for m in ms)
-                   for h, ms in (data.get("mirrors") or {}).items()}
-        return cls(path, tools, mirrors)
+        raw_mirrors = data.get("mirrors", {})
+        parse_mirror_map(raw_mirrors, path.parent, where=str(path))  # as a fetch will
+        return cls(path, tools, {h: tuple(ms) for h, ms in raw_mirrors.items()})
 
     @cached_property
     def base_dir(self) -> Path:
@@ -230,6 +234,7 @@ def validating(path: Path, cache_root: Path | None = None,
     cold fetch by ~100 ms (docs/performance.md).
     """
     raw, data, st = _read(path)
+    _check_keys(data, path)  # not left to the schema: it names the key's object only
     try:
         lockfile = replace(Lockfile._checked(data, path), stat=st)
     except UsageError:
@@ -293,6 +298,21 @@ def _read(path: Path) -> tuple[bytes, Any, os.stat_result]:
         raise UsageError(f"{path}: cannot read lockfile: {e}") from e
     except ValueError as e:
         raise UsageError(f"{path}: lockfile is not valid JSON: {e}") from e
+
+
+def _check_keys(data: Any, path: Path) -> None:
+    """Each tool's platform keys: ``*`` or lower-case ``os/arch[/variant]``, as the schema
+    has them (whose message would name ``$.tools.T.platforms``, not the key at fault)."""
+    tools = data.get("tools") if isinstance(data, dict) else None
+    for name, tool in tools.items() if isinstance(tools, dict) else ():
+        platforms = tool.get("platforms") if isinstance(tool, dict) else None
+        for key in platforms if isinstance(platforms, dict) else ():
+            parts = key.split("/")
+            if key != ANY_PLATFORM and (len(parts) not in (2, 3) or not all(
+                    p and set(p) <= _KEY_CHARS for p in parts)):
+                raise UsageError(f"{path}: $.tools.{name}.platforms.{key}: malformed platform "
+                                 f"key {key!r}: expected os/arch[/variant] in lower case "
+                                 f"(linux/amd64, linux/arm/v7) or {ANY_PLATFORM!r}")
 
 
 def _platform(entry: Any, path: Path, where: str) -> LockedPlatform:

@@ -61,7 +61,7 @@ class Resolver:
         self.progress = progress
         self.lockfile_path = lockfile_path
         self.jobs = jobs
-        mirrors = parse_mirror_map(config.mirrors, config.path.parent)
+        mirrors = parse_mirror_map(config.mirrors, config.path.parent, where=str(config.path))
         self.sources = SourceFactory(mirrors)
         self.ref_overrides: dict[str, str] = {}  # tools with `version`: the tag chosen
 

@@ -57,7 +57,8 @@ class Exporter:
         self.lockfile = lockfile
         self.layout = layout
         self.cache = cache
-        self.sources = SourceFactory(parse_mirror_map(lockfile.mirrors, lockfile.base_dir))
+        self.sources = SourceFactory(parse_mirror_map(lockfile.mirrors, lockfile.base_dir,
+                                                      where=str(lockfile.path)))
         self.stats = BundleStats()
 
     def export(self, platform: Platform | None) -> BundleStats:

@@ -67,12 +67,14 @@ class Mirror:
     def parse(cls, text: str, base_dir: Path) -> Mirror:
         text = text.strip()
         if text.startswith(LAYOUT_PREFIX):
-            path = Path(text[len(LAYOUT_PREFIX):])
-            if not str(path):
+            directory = text[len(LAYOUT_PREFIX):]
+            if not directory:  # Path("") is ".": test the text
                 raise UsageError(f"malformed mirror {text!r}: missing directory")
+            path = Path(directory)
             return cls(layout=path if path.is_absolute() else (base_dir / path))
         host, _, prefix = text.partition("/")
-        if not host or "@" in text or " " in text or text.startswith(("http://", "https://")):
+        if not host or "@" in text or any(c.isspace() for c in text) or text.lower().startswith(
+                ("http://", "https://")):
             raise UsageError(f"malformed mirror {text!r}: expected host[:port][/prefix] "
                              "or oci-layout:DIR")
         return cls(host=host, prefix=prefix.strip("/"))
@@ -83,10 +85,26 @@ class Mirror:
         return f"{self.host}/{self.prefix}" if self.prefix else self.host
 
 
-def parse_mirror_map(
-    mapping: Mapping[str, Sequence[str]], base_dir: Path
-) -> dict[str, list[Mirror]]:
-    return {host: [Mirror.parse(m, base_dir) for m in ms] for host, ms in mapping.items()}
+def parse_mirror_map(mapping: object, base_dir: Path,
+                     where: str | None = None) -> dict[str, list[Mirror]]:
+    """A ``mirrors`` map (HOST -> [mirror, …]) as read from ``where`` (the file, put in front
+    of every message; without it a message starts at the JSON path): each entry checked."""
+    at = f"{where}: $.mirrors" if where else "$.mirrors"
+    if not isinstance(mapping, Mapping):
+        raise UsageError(f"{at}: expected an object HOST -> [mirror, …]")
+    out: dict[str, list[Mirror]] = {}
+    for host, mirrors in mapping.items():
+        if not isinstance(mirrors, (list, tuple)):
+            raise UsageError(f"{at}.{host}: expected a list of mirrors")
+        out[host] = []
+        for i, text in enumerate(mirrors):
+            if not isinstance(text, str) or not text.strip():
+                raise UsageError(f"{at}.{host}[{i}]: expected a non-empty string")
+            try:
+                out[host].append(Mirror.parse(text, base_dir))
+            except UsageError as e:
+                raise e.context(f"{at}.{host}[{i}]") from e
+    return out
 
 
 def env_mirrors() -> dict[str, list[Mirror]]:
