@@ -149,6 +149,94 @@ def test_a_whiteout_never_deletes_through_a_symlink(tmp_path: Path) -> None:
     assert (outside / "precious").read_bytes() == b"keep me"
 
 
+LOWER_FILE = ocitest.tarbytes({"foo": b"lower file", "keep": b"k"})
+
+
+@pytest.mark.parametrize("lower", [
+    LOWER_FILE,
+    ocitest.tarbytes({"foo": ocitest.Symlink("keep"), "keep": b"k"}),
+    ocitest.tarbytes({"d/": b"", "d/x": b"x", "foo": ocitest.Symlink("d"), "keep": b"k"}),
+], ids=["file", "symlink-to-file", "symlink-to-dir"])
+def test_a_lower_non_directory_as_a_parent_in_either_member_order(tmp_path: Path,
+                                                                   lower: bytes) -> None:
+    """Known bug 5: ``.wh.foo`` then ``foo/bar`` and ``foo/bar`` then ``.wh.foo`` (with or
+    without an explicit ``foo/``, or no whiteout at all) give one tree: foo a directory."""
+    uppers = {
+        "wh-first": {".wh.foo": b"", "foo/bar": b"bar"},
+        "wh-last": {"foo/bar": b"bar", ".wh.foo": b""},
+        "wh-last-dir": {"foo/": b"", "foo/bar": b"bar", ".wh.foo": b""},
+        "wh-first-dir": {".wh.foo": b"", "foo/": b"", "foo/bar": b"bar"},
+        "no-wh": {"foo/bar": b"bar"},
+        "no-wh-dir": {"foo/": b"", "foo/bar": b"bar"},
+    }
+    trees = {k: stack(tmp_path / k, lower, ocitest.tarbytes(v)) for k, v in uppers.items()}
+    expected = trees["wh-first"]
+    assert expected["foo"] == "dir" and expected["foo/bar"] == f"file:{sha256_hex(b'bar')}"
+    assert not any(p.startswith("foo/") and p != "foo/bar" for p in expected)
+    assert expected["keep"] == f"file:{sha256_hex(b'k')}"
+    for name, tree in trees.items():
+        assert tree == expected, name
+    if "d" in expected:  # the symlink was replaced, not followed
+        assert set(expected) >= {"d", "d/x"} and "d/bar" not in expected
+
+
+def test_an_implicit_parent_deep_below_a_lower_file(tmp_path: Path) -> None:
+    lower = ocitest.tarbytes({"a/": b"", "a/f": b"lower", "a/g": b"g"})
+    one = stack(tmp_path / "one", lower, ocitest.tarbytes({"a/f/x/y": b"y", "a/.wh.f": b""}))
+    two = stack(tmp_path / "two", lower, ocitest.tarbytes({"a/.wh.f": b"", "a/f/x/y": b"y"}))
+    assert one == two == {"a": "dir", "a/g": f"file:{sha256_hex(b'g')}", "a/f": "dir",
+                          "a/f/x": "dir", "a/f/x/y": f"file:{sha256_hex(b'y')}"}
+
+
+def test_the_tree_digest_forgets_the_replaced_lower_file(tmp_path: Path) -> None:
+    known: dict[str, tuple[int, str]] = {}
+    dest = tmp_path / "t"
+    dest.mkdir()
+    for i, layer in enumerate((LOWER_FILE, ocitest.tarbytes({"foo/bar": b"bar"}))):
+        blob = tmp_path / f"layer{i}"
+        blob.write_bytes(layer)
+        unpack_layer(blob, "tar", dest, title=None, what="l", whiteouts=True, known=known)
+    assert set(known) == {"foo/bar", "keep"}
+
+
+@pytest.mark.parametrize("members", [
+    {"foo": b"same layer", "foo/bar": b"bar"},
+    {"foo": ocitest.Symlink("keep"), "foo/bar": b"bar"},
+    {"sub/": b"", "foo": ocitest.Symlink("sub"), "foo/bar": b"bar"},
+    {"foo": b"same layer", "foo/": b""},
+])
+def test_a_non_directory_of_the_same_layer_is_never_made_a_parent(
+        tmp_path: Path, members: dict[str, bytes | ocitest.Symlink]) -> None:
+    with pytest.raises(IntegrityError, match="'foo'"):
+        stack(tmp_path / "t", LOWER_FILE, ocitest.tarbytes(members))
+
+
+def test_without_whiteouts_a_lower_file_is_never_made_a_parent(tmp_path: Path) -> None:
+    with pytest.raises(IntegrityError, match="is a symlink or a file"):
+        stack(tmp_path / "t", LOWER_FILE, ocitest.tarbytes({"foo/bar": b"bar"}),
+              whiteouts=False)
+
+
+def test_a_lower_symlink_out_of_the_tree_as_a_parent_is_replaced_not_followed(
+        tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    (outside / "sub").mkdir(parents=True)
+    (outside / "sub" / "precious").write_bytes(b"keep me")
+    dest = tmp_path / "deep" / "t"
+    dest.mkdir(parents=True)
+    (dest / "escape").symlink_to(outside)  # planted by hand: no layer can hold it
+    (dest / "up").symlink_to("../../outside")
+    upper = ocitest.tarbytes({"escape/sub/precious": b"evil", "escape/new": b"evil",
+                              "up/sub/precious": b"evil", ".wh.up": b""})
+    tree = stack(dest, upper)
+    assert sorted(os.listdir(outside)) == ["sub"] and os.listdir(outside / "sub") == ["precious"]
+    assert (outside / "sub" / "precious").read_bytes() == b"keep me"
+    evil = f"file:{sha256_hex(b'evil')}"
+    assert tree == {"escape": "dir", "escape/sub": "dir", "escape/new": evil,
+                    "escape/sub/precious": evil, "up": "dir", "up/sub": "dir",
+                    "up/sub/precious": evil}
+
+
 def test_which_layers_get_whiteout_semantics() -> None:
     assert applies_whiteouts(IMAGE_LAYER + "+gzip", "tar+gzip", None)
     assert applies_whiteouts("application/vnd.docker.image.rootfs.diff.tar.gzip", "tar+gzip",

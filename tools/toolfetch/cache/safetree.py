@@ -16,7 +16,9 @@ rules apply as well (image-spec layer.md): ``.wh.<name>`` deletes ``<name>`` of 
 ``.wh..wh..opq`` deletes every lower entry of its directory, other ``.wh..wh.*`` names (aufs
 metadata) are skipped, whiteouts never touch what the same layer wrote, whatever their order
 in the archive, and never appear in the tree; a lower directory replaced by a non-directory is
-removed. Without whiteouts, replacing a directory is refused.
+removed, and so is a lower file or symlink used as an implicit parent (``foo/bar`` over a lower
+file ``foo``, without ``foo/``): it becomes a directory, whether ``.wh.foo`` comes before, after
+or not at all. Without whiteouts, replacing a directory is refused.
 """
 
 from __future__ import annotations
@@ -97,15 +99,31 @@ class SafeTree:
                     if not create:
                         os.close(fd)
                         return None
-                    where = "/".join(parts[: i + 1])
-                    raise self.fail(member, f"{where!r} is a symlink or a file; refusing to "
-                                            "write through it") from e
+                    if not self._replace_lower(fd, parts[: i + 1]):
+                        where = "/".join(parts[: i + 1])
+                        raise self.fail(member, f"{where!r} is a symlink or a file; refusing "
+                                                "to write through it") from e
+                    nfd = os.open(comp, _DIR_FLAGS, dir_fd=fd)
                 os.close(fd)
                 fd = nfd
         except BaseException:
             os.close(fd)
             raise
         return fd
+
+    def _replace_lower(self, dir_fd: int, parts: Parts) -> bool:
+        """In a changeset, replace the lower layer's file or symlink ``parts`` (an implicit
+        parent) by a directory, as ``.wh.<name>`` before ``<name>/…`` would: the result never
+        depends on member order. The symlink is unlinked, never followed. False (nothing
+        changed) outside whiteout mode, for what this layer wrote, or for a directory."""
+        if not self.whiteouts or parts in self.kinds or parts in self.ancestors:
+            return False
+        name = parts[-1]
+        if stat.S_ISDIR(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode):
+            return False
+        self._remove_at(dir_fd, name, parts)
+        os.mkdir(name, 0o755, dir_fd=dir_fd)
+        return True
 
     def _prepare(self, parts: Parts, kind: str, member: str) -> tuple[int, str]:
         """Check duplicates, open the parent, clear the name; returns (parent fd, name)."""
