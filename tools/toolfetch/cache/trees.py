@@ -51,19 +51,62 @@ def tree_digest(root: Path, known: Mapping[str, tuple[int, str]] | None = None
         else:
             entries.append({"path": rel, "type": "other", "mode": stat.S_IMODE(st.st_mode)})
     entries.sort(key=lambda e: str(e["path"]))
-    blob = json.dumps(entries, sort_keys=True, separators=(",", ":")).encode()
-    return f"sha256:{hashlib.sha256(blob).hexdigest()}", entries
+    return entries_digest(entries), entries
+
+
+def entries_digest(entries: list[dict[str, str | int]]) -> str:
+    """The tree digest of a list of entries (:func:`tree_digest`'s, or a record's ``files``)."""
+    ordered = sorted(entries, key=lambda e: str(e["path"]))  # linear when already sorted
+    blob = json.dumps(ordered, sort_keys=True, separators=(",", ":")).encode()
+    return f"sha256:{hashlib.sha256(blob).hexdigest()}"
+
+
+DIR_MODE = 0o555
+
+
+def file_mode(st_mode: int) -> int:
+    """The mode a read-only tree's regular file has: 0o555 if it had any x bit, else 0o444."""
+    return 0o555 if st_mode & 0o111 else 0o444
 
 
 def make_read_only(root: Path) -> None:
-    """Files 0o555 (any x bit) or 0o444, directories 0o555, bottom-up; symlinks untouched."""
+    """Files :func:`file_mode`, directories :data:`DIR_MODE`, bottom-up; symlinks untouched."""
     for dirpath, _dirs, files in os.walk(root, topdown=False):
         for name in files:
             path = os.path.join(dirpath, name)
             st = os.lstat(path)
-            want = 0o555 if st.st_mode & 0o111 else 0o444
+            want = file_mode(st.st_mode)
             if stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) != want:
                 os.chmod(path, want)
-        os.chmod(dirpath, 0o555)
+        os.chmod(dirpath, DIR_MODE)
 
 
+def not_read_only(root: Path) -> str | None:
+    """Why the tree at the real directory ``root`` is not as :func:`make_read_only` and the
+    unpacker leave it (a directory not :data:`DIR_MODE`, a file not :func:`file_mode`, an
+    entry neither file, directory nor symlink), or None.
+
+    Names the first such entry by path, and how many more there are.
+    """
+    found: list[str] = []
+    mode = stat.S_IMODE(os.lstat(root).st_mode)
+    if mode != DIR_MODE:
+        found.append(f"its root directory has mode {mode:#o}, not {DIR_MODE:#o}")
+    wrong: list[tuple[str, str]] = []
+    for rel, st, _full in _walk(root):
+        mode = stat.S_IMODE(st.st_mode)
+        if stat.S_ISDIR(st.st_mode):
+            if mode != DIR_MODE:
+                wrong.append((rel, f"directory {rel} has mode {mode:#o}, not {DIR_MODE:#o}"))
+        elif stat.S_ISREG(st.st_mode):
+            if mode != file_mode(st.st_mode):
+                wrong.append((rel, f"file {rel} has mode {mode:#o}, "
+                                   f"not {file_mode(st.st_mode):#o}"))
+        elif not stat.S_ISLNK(st.st_mode):
+            wrong.append((rel, f"{rel} is not a file, a directory or a symlink"))
+    found += [why for _rel, why in sorted(wrong)]
+    if not found:
+        return None
+    others = len(found) - 1
+    more = f" (and {others} more {'entry' if others == 1 else 'entries'})" if others else ""
+    return found[0] + more

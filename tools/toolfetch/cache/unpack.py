@@ -303,11 +303,12 @@ def _zstd_reader(raw: IO[bytes], what: str) -> Callable[[int], bytes]:
 
 
 def unpack_recipe(recipe: dict[str, Any], blob_path: Callable[[str], Path], dest: Path,
-                  what: str, known: Known | None = None) -> None:
+                  what: str, known: Known | None = None, max_bytes: int | None = None) -> None:
     """Unpack every layer of a tree recipe (:func:`toolfetch.core.treekey.recipe`) into ``dest``.
 
     ``blob_path`` maps a layer digest to its verified blob. A recipe of other unpack rules
-    than this toolfetch's cannot be rebuilt (UsageError).
+    than this toolfetch's cannot be rebuilt (UsageError). ``max_bytes``: as
+    :func:`unpack_layer`'s (``cache verify`` rebuilds uncapped).
     """
     from toolfetch.core.treekey import UNPACK_RULES
 
@@ -317,4 +318,5 @@ def unpack_recipe(recipe: dict[str, Any], blob_path: Callable[[str], Path], dest
     for digest, fmt, title, whiteouts in recipe["layers"]:
         layer_what = f"layer {digest[:19]} ({title or fmt}) of {what}"
         unpack_layer(blob_path(digest), fmt, dest, title=title, what=layer_what,
-                     whiteouts=bool(whiteouts), known=known, digest=digest)
+                     whiteouts=bool(whiteouts), max_bytes=max_bytes, known=known,
+                     digest=digest)

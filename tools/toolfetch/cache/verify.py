@@ -1,73 +1,106 @@
 """``cache verify``: every blob hashes to its name, every tree is what its key says.
 
-A blob is re-hashed. A tree's record must hold a recipe that hashes to the tree's key, the tree
-on disk must hash to the recorded tree digest, and, where the recipe's blobs are in the cache
-(and intact), unpacking them again must give that digest: a tree is a pure function of its key
-(:mod:`toolfetch.core.treekey`), so anything else was planted or damaged. A tree directory
-without a record is an interrupted unpack.
+A blob is re-hashed. A tree's record must hold a recipe that hashes to the tree's key and a
+file list that hashes to the recorded tree digest; the tree on disk must be a real directory
+(not a symlink), hash to that digest, and be read-only as the unpacker leaves it (directories
+0o555, files 0o444 or 0o555); and, where the recipe's blobs are in the cache (and intact),
+unpacking them again (uncapped) must give that digest: a tree is a pure function of its key
+(:mod:`toolfetch.core.treekey`), so anything else was planted or damaged. A rebuild that fails
+here (no ``zstandard``, a full ``tmp/``, a recipe of other unpack rules) proves nothing: the
+tree is reported not checkable (a warning), never bad; layers these rules refuse (exit 3 at
+a fetch) never gave the tree, which is bad. A tree directory without a record is an
+interrupted unpack.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
+import sys
 from pathlib import Path
+from typing import Any
 
 from toolfetch.cache.gc import digests_under
 from toolfetch.cache.store import Cache
 from toolfetch.core.digest import Digest
-from toolfetch.core.errors import ToolfetchError
+from toolfetch.core.errors import IntegrityError, ToolfetchError
+
+log = logging.getLogger("toolfetch")
 
 Problem = tuple[str, Digest, str]  # (kind, digest, why)
 
 
 def _check_tree(cache: Cache, key: Digest, record_path: Path, bad_blobs: set[Digest]
                 ) -> str | None:
-    """Why the tree under ``key`` is bad, or None.
+    """Why the tree under ``key`` is bad, or None (sound, or not checkable any further).
 
-    The record's recipe must hash to the key, the tree on disk to the recorded digest, and,
-    where the recipe's blobs are in the cache (and intact), unpacking them again must give
-    that digest: a tree is a pure function of its key, so anything else was planted or
-    damaged.
+    The checks, in order: the record's recipe hashes to the key and its file list to its
+    tree digest; the tree is a real directory, hashes to that digest and is read-only; and,
+    where the recipe's blobs are in the cache (and intact), unpacking them again gives that
+    digest: a tree is a pure function of its key, so anything else was planted or damaged.
     """
-    from toolfetch.cache.trees import tree_digest
+    from toolfetch.cache.trees import entries_digest, not_read_only, tree_digest
     from toolfetch.core.treekey import recipe_digest
 
     try:
         record = json.loads(record_path.read_bytes())
-        recorded, steps = record["tree"], record["recipe"]
+        recorded, steps = str(record["tree"]), record["recipe"]
         blobs = [Digest.parse(str(step[0])) for step in steps["layers"]]
         named = recipe_digest(steps)
+        listed = entries_digest(list(record["files"]))
     except (OSError, ValueError, KeyError, TypeError, ToolfetchError):
         return "unreadable record"
     if named != str(key):
         return f"its record's recipe hashes to {named}, not to the key"
+    if listed != recorded:
+        return f"its record's file list hashes to {listed}, not to its tree digest {recorded}"
     tree = cache.tree_path(key)
+    if tree.is_symlink():
+        return "its tree directory is a symlink, not a directory of the cache's own"
     if not tree.is_dir():
         return "record without a tree directory"
-    actual, _ = tree_digest(tree)
+    try:
+        actual, _ = tree_digest(tree)
+        loose = not_read_only(tree)
+    except OSError as e:
+        return f"unreadable tree: {e.strerror}: {e.filename}"
     if actual != recorded:
         return f"tree hashes to {actual}, recorded {recorded}"
+    if loose is not None:
+        return loose
     if bad_blobs.intersection(blobs) or not all(cache.has_blob(b) for b in blobs):
         return None  # nothing sound to rebuild from (its files were hashed above)
     rebuilt = _rebuild_digest(cache, steps, f"tree {key.short}")
+    if rebuilt is None:
+        return None
     if rebuilt != recorded:
         return f"tree differs from what its layers unpack to: {rebuilt}"
     return None
 
 
-def _rebuild_digest(cache: Cache, steps: dict[str, object], what: str) -> str:
+def _rebuild_digest(cache: Cache, steps: dict[str, Any], what: str) -> str | None:
+    """The digest of the tree the recipe ``steps`` unpacks to here, or None when it cannot be
+    unpacked here (which proves nothing about the tree: its files were hashed already).
+
+    The unpack cap (``TOOLFETCH_MAX_UNPACK_BYTES``) does not apply: the blobs are intact and
+    already gave this tree once; a cap lower here than where it was fetched proves nothing.
+    """
     from toolfetch.cache.trees import tree_digest
     from toolfetch.cache.unpack import unpack_recipe
 
-    with cache.temp_dir() as scratch:
-        known: dict[str, tuple[int, str]] = {}  # the hashes taken while unpacking
-        try:
+    try:
+        with cache.temp_dir() as scratch:
+            known: dict[str, tuple[int, str]] = {}  # the hashes taken while unpacking
             unpack_recipe(steps, lambda d: cache.blob_path(Digest.parse(d)), scratch, what,
-                          known)
-        except ToolfetchError as e:
-            return f"(cannot unpack: {e})"
-        return tree_digest(scratch, known)[0]
+                          known, max_bytes=sys.maxsize)
+            return tree_digest(scratch, known)[0]
+    except IntegrityError as e:  # the intact blobs never give a tree: this one was planted
+        return f"(its layers are refused: {e})"
+    except (OSError, ToolfetchError) as e:
+        log.warning("%s: not checked against its layers: cannot unpack them here (%s); "
+                    "its files match its record", what, e)
+        return None
 
 
 def verify(cache: Cache) -> list[Problem]:
@@ -103,9 +136,13 @@ def verify(cache: Cache) -> list[Problem]:
 
 
 def drop(cache: Cache, problems: list[Problem]) -> None:
-    """Remove the bad entries (a tree record first, so it never looks complete)."""
+    """Remove the bad entries (a tree record first, so it never looks complete); a tree root
+    that is a symlink is unlinked, never followed."""
     for kind, digest, _ in problems:
         if kind == "blob":
             cache.drop_blob(digest)
         else:
             cache.drop_tree(digest)
+            tree = cache.tree_path(digest)
+            if tree.is_symlink():
+                tree.unlink()
