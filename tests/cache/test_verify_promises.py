@@ -1,6 +1,6 @@
 """`cache verify` tells a bad tree from one it cannot check here, and checks every promise a
 tree makes: read-only directories, a real directory as its root, a record whose file list
-hashes to its tree digest (docs/known-bugs.md, 3 and 6)."""
+hashes to its tree digest."""
 
 from __future__ import annotations
 

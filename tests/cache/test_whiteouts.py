@@ -159,7 +159,7 @@ LOWER_FILE = ocitest.tarbytes({"foo": b"lower file", "keep": b"k"})
 ], ids=["file", "symlink-to-file", "symlink-to-dir"])
 def test_a_lower_non_directory_as_a_parent_in_either_member_order(tmp_path: Path,
                                                                    lower: bytes) -> None:
-    """Known bug 5: ``.wh.foo`` then ``foo/bar`` and ``foo/bar`` then ``.wh.foo`` (with or
+    """``.wh.foo`` then ``foo/bar`` and ``foo/bar`` then ``.wh.foo`` (with or
     without an explicit ``foo/``, or no whiteout at all) give one tree: foo a directory."""
     uppers = {
         "wh-first": {".wh.foo": b"", "foo/bar": b"bar"},

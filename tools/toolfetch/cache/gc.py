@@ -1,5 +1,9 @@
 """Cache garbage collection: dead temp files and locks, then LRU eviction under policies.
 
+Temp files (counted as such) include tree directories without a record (a kill between rename
+and record) placed more than the grace period ago; the bytes they free are subtracted from the
+size measured first, in a dry run too, so ``--dry-run`` reports what a real run removes.
+
 Last use is the mtime of a tree's record (touched on every hit) or of its ``.used`` marker
 (set by launchers), whichever is later, and, for a blob, the later of its own mtime and the
 last use of trees built from it. Lockfile indexes whose lockfile is gone or changed, and
@@ -23,7 +27,7 @@ import json
 import os
 import stat
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,7 +39,6 @@ from toolfetch.core.sizes import parse_duration
 GRACE_ENV = "TOOLFETCH_GC_GRACE"
 VERDICT_UNUSED_FOR = 90 * 86400  # a schema verdict (lockindex) not used for 90 days goes
 Inode = tuple[int, int]  # (st_dev, st_ino)
-
 
 
 def grace_seconds() -> float:
@@ -82,16 +85,19 @@ class Usage:
     allocated: int
 
 
-def disk_usage(root: Path) -> Usage:
+def disk_usage(root: Path, links: dict[Inode, int] | None = None) -> Usage:
     seen: set[Inode] = set()
     size = allocated = 0
     for dirpath, dirnames, filenames in os.walk(root):
         for name in [*dirnames, *filenames, ""]:
             with contextlib.suppress(OSError):
                 st = os.lstat(os.path.join(dirpath, name) if name else dirpath)
-                if (st.st_dev, st.st_ino) in seen:
+                key = (st.st_dev, st.st_ino)
+                if links is not None and not stat.S_ISDIR(st.st_mode):
+                    links[key] = links.get(key, 0) + 1  # names of each file's inode
+                if key in seen:
                     continue
-                seen.add((st.st_dev, st.st_ino))
+                seen.add(key)
                 allocated += st.st_blocks * 512
                 if not stat.S_ISDIR(st.st_mode):
                     size += st.st_size
@@ -119,15 +125,16 @@ def _tree_inodes(path: Path, record: os.stat_result) -> dict[Inode, int]:
     return inodes
 
 
-def digests_under(base: Path, suffix: str = "") -> Iterator[tuple[Digest, Path]]:
-    """Files named ``<hex><suffix>`` under ``base/sha256/ab/cd/`` (temp names are skipped)."""
+def digests_under(base: Path, suffix: str = "", dirs: bool = False
+                  ) -> Iterator[tuple[Digest, Path]]:
+    """Files (or ``dirs``) named ``<hex><suffix>`` in ``base/sha256/ab/cd/`` (no temp names)."""
     root = base / "sha256"
     if not root.is_dir():
         return
     for a in os.scandir(root):
         for b in os.scandir(a.path) if a.is_dir() else ():
             for e in os.scandir(b.path) if b.is_dir() else ():
-                if e.is_dir(follow_symlinks=False) or not e.name.endswith(suffix):
+                if e.is_dir(follow_symlinks=False) != dirs or not e.name.endswith(suffix):
                     continue
                 hexpart = e.name[: len(e.name) - len(suffix)]
                 if HEX.fullmatch(hexpart):
@@ -164,49 +171,90 @@ def scan(cache: Cache) -> list[Entry]:
     return entries
 
 
-def _try_lock(cache: Cache, kind: str, digest: Digest) -> object | None:
+def _try_lock(path: Path | str, dry_run: bool) -> Callable[[], None] | None:
+    """The release of a lock nobody held, or None; a dry run creates no lock file."""
     import filelock
 
-    lock = filelock.FileLock(str(cache.lock_path(kind, digest)))
+    if dry_run and not os.path.exists(path):  # so nobody holds it
+        return lambda: None
+    lock = filelock.FileLock(str(path))
     try:
         lock.acquire(timeout=0)
     except filelock.Timeout:
         return None
-    return lock
+    return lock.release
 
 
-def reclaim_temp(cache: Cache, report: GcReport, dry_run: bool) -> None:
-    """Temp files of dead processes, and lock files no live process holds."""
-    import filelock
+class _Reclaim:
+    """Removes what gc reclaims besides entries, noting the names of each inode it takes: the
+    bytes of those whose every name under the cache root goes are freed."""
 
+    def __init__(self, dry_run: bool) -> None:
+        self.dry_run = dry_run
+        self.seen: dict[Inode, tuple[int, int]] = {}  # inode -> (bytes, names taken)
+
+    def take(self, path: str) -> None:
+        tree = os.path.isdir(path) and not os.path.islink(path)
+        for d, ds, fs in [("", [], [path]), *(os.walk(path) if tree else ())]:
+            for name in [*ds, *fs]:
+                with contextlib.suppress(OSError):
+                    st = os.lstat(os.path.join(d, name))
+                    if not stat.S_ISDIR(st.st_mode):
+                        key = (st.st_dev, st.st_ino)
+                        self.seen[key] = (st.st_size, self.seen.get(key, (0, 0))[1] + 1)
+        if not self.dry_run and tree:
+            remove_tree(Path(path))
+        elif not self.dry_run:
+            Path(path).unlink(missing_ok=True)
+
+
+def reclaim_temp(cache: Cache, report: GcReport, dry_run: bool, links: dict[Inode, int],
+                 grace: float) -> int:
+    """Temp files of dead processes, record-less trees, lock files no live process holds and
+    stale lockfile indexes; returns the bytes that frees (would free, in a dry run)."""
+    reclaim = _Reclaim(dry_run)
     if cache.tmp.is_dir():
         for e in os.scandir(cache.tmp):
             pid_text = e.name.split("-", 1)[0]
             if pid_text.isdigit() and pid_alive(int(pid_text)):
                 continue
             report.reclaimed_temp += 1
-            if not dry_run:
-                if e.is_dir(follow_symlinks=False):
-                    remove_tree(Path(e.path))
-                else:
-                    Path(e.path).unlink(missing_ok=True)
+            reclaim.take(e.path)
     if cache.locks.is_dir():
         for e in os.scandir(cache.locks):
-            lock = filelock.FileLock(e.path)
-            try:
-                lock.acquire(timeout=0)
-            except filelock.Timeout:
-                continue
-            try:
+            release = _try_lock(e.path, dry_run)
+            if release is not None:  # held while its file goes (released at exit, if it raises)
                 report.reclaimed_locks += 1
-                if not dry_run:
-                    Path(e.path).unlink(missing_ok=True)
-            finally:
-                lock.release()
-    _reclaim_indexes(cache, report, dry_run)
+                reclaim.take(e.path)
+                release()
+    _reclaim_trees(cache, report, reclaim, grace)
+    _reclaim_indexes(cache, report, reclaim)
+    # an inode made since disk_usage ran is not in links: it was not measured, so not counted
+    return sum(n for i, (n, k) in reclaim.seen.items() if k >= links.get(i, k + 1))
 
 
-def _reclaim_indexes(cache: Cache, report: GcReport, dry_run: bool) -> None:
+def _reclaim_trees(cache: Cache, report: GcReport, reclaim: _Reclaim, grace: float) -> None:
+    """Record-less tree directories placed over ``grace`` ago (store_tree sets the mtime as it
+    renames one in) whose lock nobody holds; the lock file goes too, uncounted."""
+    now = time.time()
+    for digest, path in digests_under(cache.trees, dirs=True):
+        try:
+            old = not cache.has_tree(digest) and now - path.lstat().st_mtime >= grace
+        except OSError:  # another gc took it
+            continue
+        lock = cache.lock_path("tree", digest)
+        release = _try_lock(lock, reclaim.dry_run) if old else None
+        if release is None:
+            continue
+        if not cache.has_tree(digest) and path.is_dir():  # checked again, under the lock
+            report.reclaimed_temp += 1
+            reclaim.take(str(path))
+            if not reclaim.dry_run:
+                lock.unlink(missing_ok=True)
+        release()
+
+
+def _reclaim_indexes(cache: Cache, report: GcReport, reclaim: _Reclaim) -> None:
     """Lockfile indexes (:mod:`toolfetch.core.lockindex`) that describe no lockfile any more
     (it is gone or changed), half-written ones of dead processes, and schema verdicts unused
     for VERDICT_UNUSED_FOR (an empty file each; their lockfile content is long gone)."""
@@ -229,8 +277,7 @@ def _reclaim_indexes(cache: Cache, report: GcReport, dry_run: bool) -> None:
             stale = lockindex.read_any(str(cache.root), e.path) is None
         if stale:
             report.reclaimed_temp += 1
-            if not dry_run:
-                Path(e.path).unlink(missing_ok=True)
+            reclaim.take(e.path)
 
 
 def collect(cache: Cache, *, max_size: int | None, unused_for: float | None,
@@ -244,13 +291,14 @@ def collect(cache: Cache, *, max_size: int | None, unused_for: float | None,
     report = GcReport()
     grace = grace_seconds()
     cache.ensure()
-    reclaim_temp(cache, report, dry_run)
+    links: dict[Inode, int] = {}  # measured first, less what reclaim_temp frees, in both modes
+    measured = disk_usage(cache.root, links).size
+    report.size_before = measured - reclaim_temp(cache, report, dry_run, links, grace)
     entries = scan(cache)
     holders: dict[Inode, int] = {}
     for entry in entries:
         for inode in entry.inodes:
             holders[inode] = holders.get(inode, 0) + 1
-    report.size_before = disk_usage(cache.root).size
     state = _Eviction(cache, report, holders, set(keep), grace, dry_run)
     state.total = report.size_before
     waiting: dict[Inode, Entry] = {}  # blobs held by a tree, evicted with the last one
@@ -288,15 +336,15 @@ class _Eviction:
         if now - entry.last_use < self.grace:
             self.report.kept_in_use.append(entry)
             return False
-        lock = _try_lock(self.cache, entry.kind, entry.digest)
-        if lock is None:  # a fetch is working on it right now
+        release = _try_lock(self.cache.lock_path(entry.kind, entry.digest), self.dry_run)
+        if release is None:  # a fetch is working on it right now
             self.report.kept_in_use.append(entry)
             return False
         try:
             if not self.dry_run:
                 _drop(self.cache, entry)
         finally:
-            lock.release()  # type: ignore[attr-defined]
+            release()
         freed = 0
         for inode, size in entry.inodes.items():
             self.holders[inode] -= 1

@@ -13,7 +13,9 @@ locks/  tmp/                      per-entry locks; same-filesystem temp space
 A tree's key is the digest of its unpack recipe (:mod:`toolfetch.core.treekey`), so what a key
 names never depends on which lockfile or tool asked first. An entry is complete only once it
 sits under its final name: blobs are renamed into place after their digest was checked, and a
-tree counts only once its record exists (written after the directory was renamed into place).
+tree counts only once its record exists (written after the directory was renamed into place;
+if that write fails the directory goes again, and gc reclaims one a kill left once it is older
+than the grace period).
 Temp names carry the writer's pid so gc can reclaim those of dead processes. This module is on
 the hit path: ``filelock`` and the unpacker are imported lazily. Nothing is fsync'd (as pip
 and uv): after a power loss, ``toolfetch cache verify --repair`` finds and fixes what the
@@ -235,11 +237,17 @@ class Cache:
                     from toolfetch.cache.trees import make_read_only
 
                     make_read_only(content)
+                    os.utime(content)  # placed now: gc's grace spares it until its record
                     dest.parent.mkdir(parents=True, exist_ok=True)
                     os.rename(content, dest)
-                    # compact: the C encoder (indent= takes the pure-Python one, ~6x slower)
-                    text = json.dumps(record, separators=(",", ":"), sort_keys=True)
-                    self._write_small(self.record_path(key), text.encode())
+                    try:
+                        # compact: the C encoder (indent= takes the pure-Python one, ~6x slower)
+                        text = json.dumps(record, separators=(",", ":"), sort_keys=True)
+                        self._write_small(self.record_path(key), text.encode())
+                    except BaseException:  # leave no record-less tree (gc reclaims a kill's)
+                        with contextlib.suppress(OSError):
+                            self.drop_tree(key)
+                        raise
             except OSError as e:
                 raise LocalIOError.of(e, f"cannot store tree {key} in {self.root}") from e
         return dest
