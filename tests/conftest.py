@@ -111,6 +111,14 @@ def cache_dir(tmp_path: Path) -> Path:
     return tmp_path / "cache"
 
 
+@pytest.fixture
+def example(tmp_path: Path) -> Path:
+    """A private copy of the repository's lockfiles/ (the example tools); its lockfile."""
+    from tf import copy_example
+
+    return copy_example(tmp_path)
+
+
 @pytest.fixture(autouse=True)
 def _hermetic_env(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, cache_dir: Path

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -15,13 +14,6 @@ from tf import REPO, assert_error, assert_ok, run_toolfetch, tree_key
 
 ROOT = REPO
 OLD = time.time() - 10 * 86400
-
-
-@pytest.fixture
-def example(tmp_path: Path) -> Path:
-    dest = tmp_path / "lockfiles"
-    shutil.copytree(ROOT / "lockfiles", dest)
-    return dest / "tools.lock.json"
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
-from tf import assert_ok, tf_main, tmp_entries
+from tf import assert_ok, du_files, tf_main, tmp_entries
 
 from toolfetch.cache import store
 from toolfetch.cache.store import Cache
@@ -23,18 +23,6 @@ from toolfetch.core.errors import LocalIOError
 from toolfetch.core.fs import atomic_write
 
 OLD = time.time() - 10 * 86400
-
-
-def du_files(root: Path) -> int:
-    """Apparent bytes of the files and symlinks under root, each inode once."""
-    seen, total = set(), 0
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in filenames + [d for d in dirnames if (Path(dirpath) / d).is_symlink()]:
-            st = os.lstat(os.path.join(dirpath, name))
-            if (st.st_dev, st.st_ino) not in seen:
-                seen.add((st.st_dev, st.st_ino))
-                total += st.st_size
-    return total
 
 
 def _build(key: Digest, files: dict[str, bytes], links: dict[str, Path] | None = None) -> Any:

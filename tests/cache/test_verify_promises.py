@@ -13,19 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tf import REPO, Result, assert_ok, tf_main
+from tf import Result, assert_ok, tf_main
 
 from toolfetch.cache import unpack
 from toolfetch.cache.store import Cache
 from toolfetch.core.errors import IntegrityError, LocalIOError, UsageError
 from toolfetch.core.fs import remove_tree
-
-
-@pytest.fixture
-def example(tmp_path: Path) -> Path:
-    dest = tmp_path / "lockfiles"
-    shutil.copytree(REPO / "lockfiles", dest)
-    return dest / "tools.lock.json"
 
 
 @pytest.fixture

@@ -13,18 +13,11 @@ from pathlib import Path
 
 import pytest
 from ocischema import validate_layout
-from tf import REPO, assert_error, assert_ok, run_toolfetch
+from tf import REPO, assert_error, assert_ok, copy_example, run_toolfetch
 
 from toolfetch.ops.bootstrap import posix_launcher
 
 ROOT = REPO
-
-
-def _example(tmp_path: Path) -> Path:
-    """A private copy of lockfiles/ (the launchers compare mtimes against the lockfile)."""
-    dest = tmp_path / "lockfiles"
-    shutil.copytree(ROOT / "lockfiles", dest)
-    return dest / "tools.lock.json"
 
 
 def _clone(tmp_path: Path) -> Path:
@@ -100,7 +93,7 @@ def test_bootstrap_says_what_needs_the_network(tmp_path: Path) -> None:
 
 
 def test_launchers_pass_argv_and_exit_code(tmp_path: Path) -> None:
-    lockfile = _example(tmp_path)
+    lockfile = copy_example(tmp_path)
     bin_dir = tmp_path / "bin"
     assert_ok(run_toolfetch("bootstrap", "--lockfile", lockfile, "--bin-dir", bin_dir))
     p = subprocess.run([str(bin_dir / "say"), "two words", "x"], capture_output=True, text=True)
@@ -125,7 +118,7 @@ def test_launchers_pass_argv_and_exit_code(tmp_path: Path) -> None:
 def test_launcher_hit_path_runs_no_python(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
                                           ) -> None:
     """With the tree present, the launcher execs the binary: a broken fallback never runs."""
-    lockfile = _example(tmp_path)
+    lockfile = copy_example(tmp_path)
     exe = Path(json.loads(run_toolfetch("which", "--json", "say", "--lockfile",
                                         lockfile).stdout)["path"])
     monkeypatch.setattr(sys, "executable", "/nonexistent/python")
@@ -145,7 +138,7 @@ def test_launcher_hit_path_runs_no_python(tmp_path: Path, monkeypatch: pytest.Mo
 def test_launcher_records_the_use_without_starting_a_process(tmp_path: Path) -> None:
     """The hit path is builtins only: with PATH empty (no `touch` to find) the tool still runs
     and its tree's .used marker gets the run's time, which gc reads as the last use."""
-    lockfile = _example(tmp_path)
+    lockfile = copy_example(tmp_path)
     bin_dir = tmp_path / "bin"
     assert_ok(run_toolfetch("bootstrap", "--lockfile", lockfile, "--bin-dir", bin_dir))
     tree = Path(json.loads(run_toolfetch("which", "--json", "say", "--lockfile",
@@ -176,7 +169,7 @@ def test_launcher_records_the_use_without_starting_a_process(tmp_path: Path) -> 
 
 
 def test_launcher_falls_back_to_fetch_when_the_cache_is_gone(tmp_path: Path) -> None:
-    lockfile = _example(tmp_path)
+    lockfile = copy_example(tmp_path)
     bin_dir = tmp_path / "bin"
     assert_ok(run_toolfetch("bootstrap", "--lockfile", lockfile, "--bin-dir", bin_dir))
     cache = Path(os.environ["TOOLFETCH_CACHE_DIR"])
@@ -189,7 +182,7 @@ def test_launcher_falls_back_to_fetch_when_the_cache_is_gone(tmp_path: Path) -> 
 
 
 def test_bootstrap_rerun_rewrites_launchers_after_a_lock_change(tmp_path: Path) -> None:
-    lockfile = _example(tmp_path)
+    lockfile = copy_example(tmp_path)
     bin_dir = tmp_path / "bin"
     assert_ok(run_toolfetch("bootstrap", "--lockfile", lockfile, "--bin-dir", bin_dir))
     before = (bin_dir / "say").read_text()
@@ -203,7 +196,7 @@ def test_bootstrap_rerun_rewrites_launchers_after_a_lock_change(tmp_path: Path) 
 
 
 def test_bootstrap_refuses_a_broken_lockfile_and_writes_nothing(tmp_path: Path) -> None:
-    lockfile = _example(tmp_path)
+    lockfile = copy_example(tmp_path)
     data = json.loads(lockfile.read_text())
     data["tools"]["say"]["platforms"]["*"]["manifest"] = "sha256:nothex"
     lockfile.write_text(json.dumps(data))
@@ -248,7 +241,7 @@ def test_a_symlinked_lockfile_resolves_layout_refs_from_its_real_directory(
 ) -> None:
     """Build systems symlink lockfiles into their own trees; relative oci-layout: refs must
     still resolve beside the real file."""
-    lockfile = _example(tmp_path)
+    lockfile = copy_example(tmp_path)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     (elsewhere / "tools.lock.json").symlink_to(lockfile)

@@ -25,6 +25,7 @@ from tf import (
     assert_ok,
     cache_trees,
     check_cache_layout,
+    du_files,
     run_toolfetch,
     script,
     sha256_hex,
@@ -219,18 +220,6 @@ def test_two_trees_sharing_an_inode_built_at_once(registry: ocitest.Registry,
 
 
 # ---------------------------------------------------------------- 2. gc tells the truth
-
-def du_files(root: Path) -> int:
-    """Apparent bytes of the files under root, each inode once (as `du -b` minus dirs)."""
-    seen, total = set(), 0
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in filenames + [d for d in dirnames if (Path(dirpath) / d).is_symlink()]:
-            st = os.lstat(os.path.join(dirpath, name))
-            if (st.st_dev, st.st_ino) not in seen:
-                seen.add((st.st_dev, st.st_ino))
-                total += st.st_size
-    return total
-
 
 def du_allocated(root: Path) -> int:
     out = subprocess.run(["du", "-s", "-B1", str(root)], capture_output=True, text=True,

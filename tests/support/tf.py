@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -392,3 +393,23 @@ def expected_entry(p: Pushed, key: str) -> dict[str, Any]:
             layer["title"] = title
         entry["layers"].append(layer)
     return entry
+
+
+def copy_example(tmp_path: Path) -> Path:
+    """A private copy of the repository's lockfiles/ (the example tools); its tools.lock.json."""
+    dest = tmp_path / "lockfiles"
+    shutil.copytree(REPO / "lockfiles", dest)
+    return dest / "tools.lock.json"
+
+
+def du_files(root: Path) -> int:
+    """Apparent bytes of the files and symlinks under root, each inode once (as `du -b`
+    without directories)."""
+    seen, total = set(), 0
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in filenames + [d for d in dirnames if (Path(dirpath) / d).is_symlink()]:
+            st = os.lstat(os.path.join(dirpath, name))
+            if (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                total += st.st_size
+    return total
