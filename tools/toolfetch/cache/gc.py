@@ -3,16 +3,16 @@
 Temp files (counted as such) include tree directories without a record (a kill between rename
 and record) placed more than the grace period ago; the bytes they free are subtracted from the
 size measured first, in a dry run too, so ``--dry-run`` reports what a real run removes.
+Lockfile indexes whose lockfile is gone or changed, and schema verdicts unused for 90 days,
+are reclaimed with the temp files; an evicted entry's lock file goes with it.
 
-Last use is the mtime of a tree's record (touched on every hit) or of its ``.used`` marker
-(set by launchers), whichever is later, and, for a blob, the later of its own mtime and the
-last use of trees built from it. Lockfile indexes whose lockfile is gone or changed, and
-schema verdicts unused for 90 days, are reclaimed with the temp files. An entry is never
-evicted when a kept lockfile needs it (any platform), when another process holds its entry
-lock, or when it was used within the grace period (``TOOLFETCH_GC_GRACE``, a duration,
-default 60 s), so a running fetch or a tool just located by ``which`` is safe. Trees go
-record-first, so a half-deleted tree never looks complete; a fetch that loses a blob to gc
-re-downloads it.
+An entry is never evicted when a kept lockfile needs it (any platform), when another process
+holds its entry lock, or when it was used within the grace period (``TOOLFETCH_GC_GRACE``, a
+duration, default 60 s), so a running fetch or a tool just located by ``which`` is safe.
+Trees go record-first, so a half-deleted tree never looks complete; a fetch that loses a blob
+to gc re-downloads it. A cache of an older layout whose trees an upgrade drops
+(:meth:`Cache.ensure`) has every tree counted as removed, whatever the policies: the real run
+upgrades it, and a dry run, which changes nothing, says so too.
 
 Sizes are what is on disk, each inode counted once (:func:`disk_usage`): a raw tree's file is
 a hardlink of its blob, so evicting the blob frees nothing while the tree holds the inode, and
@@ -23,22 +23,21 @@ report, ``cache info`` and ``du`` agree.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import stat
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from toolfetch.cache.inventory import Entry, Inode, digests_under, disk_usage, scan
 from toolfetch.cache.store import Cache
-from toolfetch.core.digest import HEX, Digest
+from toolfetch.core.digest import Digest
 from toolfetch.core.fs import remove_tree
 from toolfetch.core.sizes import parse_duration
 
 GRACE_ENV = "TOOLFETCH_GC_GRACE"
 VERDICT_UNUSED_FOR = 90 * 86400  # a schema verdict (lockindex) not used for 90 days goes
-Inode = tuple[int, int]  # (st_dev, st_ino)
 
 
 def grace_seconds() -> float:
@@ -47,13 +46,14 @@ def grace_seconds() -> float:
     return parse_duration(text, GRACE_ENV) if text else 60.0
 
 
-@dataclass
-class Entry:
-    kind: str  # "blob" | "tree"
-    digest: Digest
-    size: int  # apparent bytes of its files (inodes it shares included)
-    last_use: float
-    inodes: dict[Inode, int] = field(default_factory=dict, repr=False)  # inode -> bytes
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @dataclass
@@ -74,101 +74,6 @@ class GcReport:
     @property
     def freed(self) -> int:
         return sum(r.freed for r in self.removed)
-
-
-@dataclass(frozen=True)
-class Usage:
-    """What a directory holds: apparent bytes of files and symlinks, and allocated bytes of
-    everything (directories too); each inode once. ``du -sb`` minus directories, ``du -sB1``."""
-
-    size: int
-    allocated: int
-
-
-def disk_usage(root: Path, links: dict[Inode, int] | None = None) -> Usage:
-    seen: set[Inode] = set()
-    size = allocated = 0
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in [*dirnames, *filenames, ""]:
-            with contextlib.suppress(OSError):
-                st = os.lstat(os.path.join(dirpath, name) if name else dirpath)
-                key = (st.st_dev, st.st_ino)
-                if links is not None and not stat.S_ISDIR(st.st_mode):
-                    links[key] = links.get(key, 0) + 1  # names of each file's inode
-                if key in seen:
-                    continue
-                seen.add(key)
-                allocated += st.st_blocks * 512
-                if not stat.S_ISDIR(st.st_mode):
-                    size += st.st_size
-    return Usage(size, allocated)
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _tree_inodes(path: Path, record: os.stat_result) -> dict[Inode, int]:
-    """The files (and symlinks) of a tree and its record, by inode."""
-    inodes = {(record.st_dev, record.st_ino): record.st_size}
-    for dirpath, dirnames, files in os.walk(path):
-        for name in [*files, *(d for d in dirnames if os.path.islink(os.path.join(dirpath, d)))]:
-            with contextlib.suppress(OSError):
-                st = os.lstat(os.path.join(dirpath, name))
-                inodes[(st.st_dev, st.st_ino)] = st.st_size
-    return inodes
-
-
-def digests_under(base: Path, suffix: str = "", dirs: bool = False
-                  ) -> Iterator[tuple[Digest, Path]]:
-    """Files (or ``dirs``) named ``<hex><suffix>`` in ``base/sha256/ab/cd/`` (no temp names)."""
-    root = base / "sha256"
-    if not root.is_dir():
-        return
-    for a in os.scandir(root):
-        for b in os.scandir(a.path) if a.is_dir() else ():
-            for e in os.scandir(b.path) if b.is_dir() else ():
-                if e.is_dir(follow_symlinks=False) != dirs or not e.name.endswith(suffix):
-                    continue
-                hexpart = e.name[: len(e.name) - len(suffix)]
-                if HEX.fullmatch(hexpart):
-                    yield Digest(hexpart), Path(e.path)
-
-
-def scan(cache: Cache) -> list[Entry]:
-    """Every complete blob and tree with its size and last use."""
-    entries: list[Entry] = []
-    blob_use: dict[Digest, float] = {}
-    for digest, record in digests_under(cache.trees, ".json"):
-        try:
-            st = record.stat()
-            layers = json.loads(record.read_bytes()).get("layers", [])
-        except (OSError, ValueError):
-            continue
-        inodes = _tree_inodes(cache.tree_path(digest), st)
-        last_use = st.st_mtime
-        with contextlib.suppress(OSError):  # launchers record their runs here
-            used = os.lstat(cache.used_path(digest))
-            inodes[(used.st_dev, used.st_ino)] = used.st_size
-            last_use = max(last_use, used.st_mtime)
-        entries.append(Entry("tree", digest, sum(inodes.values()), last_use, inodes))
-        for layer in layers:
-            with contextlib.suppress(Exception):
-                d = Digest.parse(layer)
-                blob_use[d] = max(blob_use.get(d, 0.0), last_use)
-    for digest, path in digests_under(cache.blobs):
-        with contextlib.suppress(OSError):
-            st = path.lstat()
-            entries.append(Entry("blob", digest, st.st_size,
-                                 max(st.st_mtime, blob_use.get(digest, 0.0)),
-                                 {(st.st_dev, st.st_ino): st.st_size}))
-    return entries
 
 
 def _try_lock(path: Path | str, dry_run: bool) -> Callable[[], None] | None:
@@ -289,8 +194,13 @@ def collect(cache: Cache, *, max_size: int | None, unused_for: float | None,
     it, so the pair is evicted together and its bytes are charged once.
     """
     report = GcReport()
+    if not cache.root.exists():
+        return report  # nothing to collect, and nothing is created for it
     grace = grace_seconds()
-    cache.ensure()
+    cache.check_layout()
+    upgrade = cache.upgrade_pending()
+    if not (dry_run or upgrade):
+        cache.ensure()
     links: dict[Inode, int] = {}  # measured first, less what reclaim_temp frees, in both modes
     measured = disk_usage(cache.root, links).size
     report.size_before = measured - reclaim_temp(cache, report, dry_run, links, grace)
@@ -301,6 +211,12 @@ def collect(cache: Cache, *, max_size: int | None, unused_for: float | None,
             holders[inode] = holders.get(inode, 0) + 1
     state = _Eviction(cache, report, holders, set(keep), grace, dry_run)
     state.total = report.size_before
+    if upgrade:  # the upgrade drops every tree, whatever the policies; counted as removals
+        for entry in [e for e in entries if e.kind == "tree"]:
+            state.charge(entry)
+        entries = [e for e in entries if e.kind != "tree"]
+        if not dry_run:
+            cache.ensure()
     waiting: dict[Inode, Entry] = {}  # blobs held by a tree, evicted with the last one
     now = time.time()
     for entry in sorted(entries, key=lambda e: (e.last_use, e.kind == "tree")):
@@ -336,15 +252,22 @@ class _Eviction:
         if now - entry.last_use < self.grace:
             self.report.kept_in_use.append(entry)
             return False
-        release = _try_lock(self.cache.lock_path(entry.kind, entry.digest), self.dry_run)
+        lock = self.cache.lock_path(entry.kind, entry.digest)
+        release = _try_lock(lock, self.dry_run)
         if release is None:  # a fetch is working on it right now
             self.report.kept_in_use.append(entry)
             return False
         try:
             if not self.dry_run:
                 _drop(self.cache, entry)
+                lock.unlink(missing_ok=True)  # held: as reclaim_temp removes an unheld one
         finally:
             release()
+        self.charge(entry)
+        return True
+
+    def charge(self, entry: Entry) -> None:
+        """Count ``entry`` as removed, with the bytes whose last holder it was."""
         freed = 0
         for inode, size in entry.inodes.items():
             self.holders[inode] -= 1
@@ -352,7 +275,6 @@ class _Eviction:
                 freed += size
         self.report.removed.append(Removal(entry, freed))
         self.total -= freed
-        return True
 
 
 def _drop(cache: Cache, entry: Entry) -> None:
@@ -367,32 +289,3 @@ def _drop(cache: Cache, entry: Entry) -> None:
             shard.rmdir()
         except OSError:
             break
-
-
-def _iso(ts: float | None) -> str | None:
-    import datetime
-
-    if ts is None:
-        return None
-    return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).isoformat(timespec="seconds")
-
-
-def cache_info(cache: Cache) -> dict[str, object]:
-    """What ``cache info --json`` prints: sizes are on-disk bytes, each inode once."""
-    entries = scan(cache) if cache.root.exists() else []
-    usage = disk_usage(cache.root)
-    blobs = [e for e in entries if e.kind == "blob"]
-    trees = [e for e in entries if e.kind == "tree"]
-    blob_inodes = {i for e in blobs for i in e.inodes}
-    tree_only = {i: n for e in trees for i, n in e.inodes.items() if i not in blob_inodes}
-    uses = [e.last_use for e in trees] or [e.last_use for e in blobs]
-    blob_size = sum(e.size for e in blobs)
-    tree_size = sum(tree_only.values())
-    return {
-        "path": str(cache.root), "size": usage.size, "allocated": usage.allocated,
-        "blobs": len(blobs), "blob_size": blob_size,
-        "trees": len(trees), "tree_size": tree_size,
-        "other_size": usage.size - blob_size - tree_size,
-        "oldest_use": _iso(min(uses)) if uses else None,
-        "newest_use": _iso(max(uses)) if uses else None,
-    }

@@ -100,20 +100,29 @@ class Cache:
             tag = self.root / "CACHEDIR.TAG"
             if not tag.exists():
                 self._write_small(tag, CACHEDIR_TAG.encode())
-            layout = self.root / "layout.json"
-            version = self.layout_version()
-            if version in _MIGRATABLE:
+            self.check_layout()
+            if self.upgrade_pending():
                 self._drop_all_trees()
-                version = None
-            if version is None:
-                self._write_small(layout, json.dumps({"version": LAYOUT_VERSION}).encode())
-            elif version != LAYOUT_VERSION:
-                raise UsageError(
-                    f"{self.root}: cache layout version {version} is not {LAYOUT_VERSION} "
-                    "(written by another toolfetch); use another --cache-dir or remove this one"
-                )
+            if self.layout_version() != LAYOUT_VERSION:
+                layout = json.dumps({"version": LAYOUT_VERSION}).encode()
+                self._write_small(self.root / "layout.json", layout)
         except OSError as e:
             raise LocalIOError.of(e, f"cannot prepare cache {self.root}") from e
+
+    def check_layout(self) -> None:
+        """Refuse a layout this toolfetch cannot use or upgrade; changes nothing, so read-only
+        commands (``cache gc --dry-run``, ``cache verify``) call it instead of :meth:`ensure`."""
+        version = self.layout_version()
+        if version is not None and version != LAYOUT_VERSION and version not in _MIGRATABLE:
+            raise UsageError(
+                f"{self.root}: cache layout version {version} is not {LAYOUT_VERSION} "
+                "(written by another toolfetch); use another --cache-dir or remove this one"
+            )
+
+    def upgrade_pending(self) -> bool:
+        """Whether the cache has an older layout whose trees :meth:`ensure` drops (its blobs
+        stay valid; the trees are rebuilt from them on the next fetch)."""
+        return self.layout_version() in _MIGRATABLE
 
     def layout_version(self) -> object:
         """The version ``layout.json`` records, None when there is none."""

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from toolfetch.cache.gc import digests_under
+from toolfetch.cache.inventory import digests_under
 from toolfetch.cache.store import Cache
 from toolfetch.core.digest import Digest
 from toolfetch.core.errors import IntegrityError, ToolfetchError
@@ -118,7 +118,15 @@ def verify(cache: Cache) -> list[Problem]:
         if actual != digest.hex:
             bad.append(("blob", digest, f"content hashes to sha256:{actual}"))
     bad_blobs = {d for _, d, _ in bad}
-    cache.ensure()  # the rebuilds unpack into tmp/
+    cache.check_layout()  # not ensure(): verify changes nothing it does not report
+    if cache.upgrade_pending():
+        trees = sum(1 for _ in digests_under(cache.trees, ".json"))
+        log.warning("%s: cache layout %s: its %d trees are not checked; the next fetch or gc "
+                    "drops them and fetches rebuild them from their blobs", cache.root,
+                    cache.layout_version(), trees)
+        return bad
+    with contextlib.suppress(OSError):  # the rebuilds unpack into tmp/ (else: not checked)
+        cache.tmp.mkdir(exist_ok=True)
     for key, record_path in digests_under(cache.trees, ".json"):
         problem = _check_tree(cache, key, record_path, bad_blobs)
         if problem is not None:

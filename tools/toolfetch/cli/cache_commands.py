@@ -59,7 +59,7 @@ def cmd_path(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from toolfetch.cache.gc import cache_info
+    from toolfetch.cache.inventory import cache_info
 
     info = cache_info(cache_of(args))
     if args.json:
