@@ -21,7 +21,13 @@ from typing import Any, BinaryIO, TypeVar
 
 from toolfetch.cache.store import Cache
 from toolfetch.core.digest import Digest
-from toolfetch.core.errors import LocalIOError, MultipleErrors, NotFoundError, ToolfetchError
+from toolfetch.core.errors import (
+    IntegrityError,
+    LocalIOError,
+    MultipleErrors,
+    NotFoundError,
+    ToolfetchError,
+)
 from toolfetch.core.platform import Platform
 from toolfetch.core.progress import Progress
 from toolfetch.core.reference import parse_any
@@ -100,6 +106,7 @@ class Fetcher:
         self.progress_enabled = progress
         mirrors = parse_mirror_map(lockfile.mirrors, lockfile.base_dir)
         self.sources = SourceFactory(mirrors, offline=offline)
+        self.verified: set[Digest] = set()  # blobs this run stored (checked as they streamed)
 
     def fetch(self, wants: list[Want]) -> dict[Want, Path]:
         """Make every wanted tree present; returns tree paths. Raises per-tool errors, also
@@ -233,6 +240,7 @@ class Fetcher:
                 source.fetch_blob(layer.digest, layer.size, f, what, progress.advance)
 
             self.cache.store_blob(layer.digest, write, layer.size)
+            self.verified.add(layer.digest)
 
         if want.entry.is_asset:  # an HTTP release asset: its URLs, in order
             self.sources.try_in_order(self.sources.asset_sources(want.entry.urls, want.tool),
@@ -240,6 +248,30 @@ class Fetcher:
             return
         ref = parse_any(want.entry.ref, self.lockfile.base_dir)
         self.sources.first_success(ref, what, attempt)
+
+    def _check_cached(self, want: Want, layer: LockedLayer) -> None:
+        """Re-hash a blob an earlier run stored before a tree is built from it, so a blob
+        damaged on disk since never becomes a tree whose record vouches for other bytes
+        (one read of the blob; the unpack after it reads from the page cache). A damaged
+        blob is dropped, to be fetched again; offline that is exit 3 naming it."""
+        path = self.cache.blob_path(layer.digest)
+        try:
+            size = path.stat().st_size
+            actual = Digest.of_file(path) if size == layer.size else None
+        except FileNotFoundError:
+            return  # gc took it meanwhile: fetched again by the caller
+        except OSError as e:
+            raise LocalIOError.of(e, f"{want.what}: cannot read cached blob {layer.digest}") from e
+        if actual == layer.digest:
+            self.verified.add(layer.digest)
+            return
+        found = f"{size} bytes" if actual is None else f"content hashing to {actual}"
+        log.warning("%s: cached blob %s is damaged (%s, not %d bytes of that digest); "
+                    "fetching it again", want.what, layer.digest, found, layer.size)
+        self.cache.drop_blob(layer.digest)
+        if self.offline:
+            raise IntegrityError(f"{want.what}: cached blob {layer.digest} was damaged ({found})"
+                                 " and --offline forbids fetching it again")
 
     def _build_tree(self, want: Want, blobs: Mapping[Digest, Pins]) -> None:
         from toolfetch.cache.trees import tree_digest
@@ -250,6 +282,8 @@ class Fetcher:
 
         def build(dest: Path) -> dict[str, Any]:
             for layer in want.entry.layers:
+                if layer.digest not in self.verified and self.cache.has_blob(layer.digest):
+                    self._check_cached(want, layer)
                 if not self.cache.has_blob(layer.digest):  # gc took it meanwhile: fetch again
                     pins = blobs.get(layer.digest) or [(want, layer)]
                     failed = self._fetch_pinned(pins, Progress("", 0, False))
