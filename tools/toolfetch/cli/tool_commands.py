@@ -139,6 +139,9 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     from toolfetch.lock.lockfile import validating
     from toolfetch.ops.fetch import Fetcher, materialize, plan
 
+    if args.output is not None and args.all_platforms:
+        raise UsageError("fetch: --output and --all-platforms exclude each other (--output "
+                         "writes one tree; pick its platform with --platform)")
     if args.output is not None and len(args.tools) != 1:
         raise UsageError("--output needs exactly one TOOL")
     cache = cache_of(args)
