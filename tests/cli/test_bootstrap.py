@@ -251,20 +251,6 @@ def test_a_symlinked_lockfile_resolves_layout_refs_from_its_real_directory(
     assert p.stdout == "say: hello\n"
 
 
-def test_windows_cmd_launcher_shape(tmp_path: Path) -> None:
-    from toolfetch.ops.bootstrap import cmd_launcher
-
-    text = cmd_launcher("greet", Path("C:/cache/trees/x/greet.cmd"), Path("C:/repo/l.json"),
-                        Path("C:/cache"))
-    lines = text.split("\r\n")
-    assert lines[0] == "@echo off" and text.endswith("\r\n")
-    assert 'if exist "C:/cache/trees/x/greet.cmd" (' in lines
-    assert '  "C:/cache/trees/x/greet.cmd" %*' in lines
-    assert any(line.startswith('"') and "-m toolfetch" in line and " run " in line
-               and line.endswith("greet -- %*") for line in lines)
-    assert lines.count("  exit /b %ERRORLEVEL%") == 1 and "exit /b %ERRORLEVEL%" in lines
-
-
 def test_layout_reference_without_a_directory_is_refused() -> None:
     r = run_toolfetch("which", "x", "--lockfile", "/nonexistent.json")
     assert r.returncode == 2

@@ -3,7 +3,14 @@
 A POSIX launcher is a few lines of ``sh`` that exec the cached executable directly when its
 tree is present and the lockfile is not newer than the launcher; otherwise it falls back to
 ``python -m toolfetch run`` (which fetches, and is always right). No Python runs on the hit
-path. Windows gets ``.cmd`` launchers of the same shape.
+path. A re-run rewrites the launchers whose text changed and moves the mtime of the others
+past the lockfile's (``os.utime``; not counted as updated), so an edit of the lockfile that
+leaves a tool alone does not send its launcher to the fallback for good.
+
+A Windows ``.cmd`` launcher always runs ``python -m toolfetch run``: ``cmd`` has no cheap,
+locale-proof way to compare two files' mtimes, and a launcher that ran the bootstrapped
+executable whenever it exists would keep running a tool the lockfile no longer pins (its
+tree stays in the cache until gc). ``run``'s cache hit costs one Python start.
 """
 
 from __future__ import annotations
@@ -51,13 +58,11 @@ def posix_launcher(tool: str, exe: Path, used: Path, lockfile: Path, cache_root:
 
 
 def cmd_launcher(tool: str, exe: Path, lockfile: Path, cache_root: Path) -> str:
+    """Always through ``toolfetch run``, which reads the lockfile (see the module's doc);
+    ``exe`` is only named in a comment."""
     return (
         "@echo off\r\n"
-        f"rem {MARKER}\r\n"
-        f"if exist \"{exe}\" (\r\n"
-        f"  \"{exe}\" %*\r\n"
-        "  exit /b %ERRORLEVEL%\r\n"
-        ")\r\n"
+        f"rem {MARKER}; bootstrapped: {exe}\r\n"
         f"\"{sys.executable}\" -m toolfetch --cache-dir \"{cache_root}\" run "
         f"--lockfile \"{lockfile}\" {tool} -- %*\r\n"
         "exit /b %ERRORLEVEL%\r\n"
@@ -76,6 +81,17 @@ def _write_if_changed(path: Path, text: str, mode: int) -> bool:
     return True
 
 
+def _not_older_than(path: Path, lockfile: Path) -> None:
+    """Move a launcher's mtime up to now (or the lockfile's, if that is in the future) when
+    the lockfile is newer: the launcher's ``-nt`` test would send every run to the fallback."""
+    import time
+
+    locked = lockfile.stat().st_mtime_ns
+    if locked > path.stat().st_mtime_ns:
+        when = max(locked, time.time_ns())
+        os.utime(path, ns=(when, when))
+
+
 def _write_launchers(trees: dict[Want, Path], bin_dir: Path, cache: Cache,
                      lockfile_path: Path) -> int:
     bin_dir.mkdir(parents=True, exist_ok=True)
@@ -83,12 +99,14 @@ def _write_launchers(trees: dict[Want, Path], bin_dir: Path, cache: Cache,
     for want, tree in trees.items():
         exe = tree / want.entry.path
         if os.name == "nt":
+            path = bin_dir / f"{want.tool}.cmd"
             text = cmd_launcher(want.tool, exe, lockfile_path, cache.root)
-            written += _write_if_changed(bin_dir / f"{want.tool}.cmd", text, 0o755)
         else:
+            path = bin_dir / want.tool
             text = posix_launcher(want.tool, exe, cache.used_path(want.entry.tree),
                                   lockfile_path, cache.root)
-            written += _write_if_changed(bin_dir / want.tool, text, 0o755)
+        written += _write_if_changed(path, text, 0o755)
+        _not_older_than(path, lockfile_path)  # an unchanged one, or a lockfile in the future
     return written
 
 
@@ -98,7 +116,7 @@ class BootstrapReport:
     platform: Platform
     cache: Path
     bin_dir: Path
-    written: int  # launchers written or rewritten (the others were already right)
+    written: int  # launchers written or rewritten (the others were right; mtimes bumped)
 
 
 def bootstrap(cache: Cache, lockfile_path: Path, bin_dir: Path, *, offline: bool, jobs: int,
