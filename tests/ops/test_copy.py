@@ -200,3 +200,19 @@ def test_pull_never_replaces_or_deletes_what_it_did_not_write(registry: Registry
     (fresh / "pkg").rename(tmp_path / "moved")
     assert_ok(tf_main("pull", ref, "-o", fresh))  # the same bytes again: nothing to refuse
     assert (fresh / "note.txt").read_bytes() == b"note" and (fresh / "pkg" / "bin" / "run").exists()
+
+
+def test_copy_into_a_layout_replaces_a_damaged_blob(registry: Registry, unique_repo: str,
+                                                    tmp_path: Path) -> None:
+    """A blob already in the target layout is reused only if it hashes to its name."""
+    ti = push_index(registry, unique_repo)
+    layout = tmp_path / "layout"
+    assert_ok(tf_main("copy", "--all-platforms", ti.ref, f"oci-layout:{layout}:v1"))
+    layer = ti.layers[host()][0]
+    path = layout / "blobs" / "sha256" / layer["digest"].partition(":")[2]
+    good = path.read_bytes()
+    os.chmod(path, 0o644)
+    path.write_bytes(good[:-1] + bytes([good[-1] ^ 1]))  # same size, other bytes
+    assert_ok(tf_main("copy", "--all-platforms", ti.ref, f"oci-layout:{layout}:v1"))
+    assert path.read_bytes() == good
+    validate_layout(layout)

@@ -4,12 +4,21 @@ A layout is a content source with the same interface as :class:`RegistryClient`,
 stand wherever a registry does: as a reference (``oci-layout:DIR:tag``), a mirror or an
 export target. Tags are the ``org.opencontainers.image.ref.name`` annotations of
 ``index.json`` entries. Everything read is verified by digest like registry content.
+
+Writes go through a temp file beside the destination, renamed into place when complete. Its
+name says who wrote it, ``.<name>.<host tag>-<pid>-<random>.part`` (:func:`temp_owner`), so
+:meth:`LayoutSource.init` (every ``export``) removes the temp files a killed writer of this
+host left, and nothing reads them as blobs: only ``blobs/sha256/<hex>`` is one.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
+import os
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -28,6 +37,52 @@ from toolfetch.oci.manifest import (
 )
 
 CHUNK = 1 << 20
+TEMP_SUFFIX = ".part"
+# Temp files of toolfetch before temp names carried their writer (``mkstemp``'s
+# ``.<name>.XXXXXXXX``) are removed only once untouched this long.
+LEGACY_TEMP_GRACE = 24 * 3600
+
+
+def _host_tag() -> str:
+    """Which machine wrote a temp file (a layout may sit on a share several machines use)."""
+    return hashlib.sha256(os.uname().nodename.encode()).hexdigest()[:8]
+
+
+def temp_path(dest: Path) -> Path:
+    """A fresh temp name beside ``dest`` that names its writer (this host, this pid); the
+    directory is made if need be."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    return dest.with_name(f".{dest.name}.{_host_tag()}-{os.getpid()}-"
+                          f"{os.urandom(4).hex()}{TEMP_SUFFIX}")
+
+
+def temp_owner(name: str) -> tuple[str, int] | None:
+    """(host tag, pid) of a temp file name :func:`temp_path` made, else None."""
+    if not name.startswith(".") or not name.endswith(TEMP_SUFFIX):
+        return None
+    parts = name[: -len(TEMP_SUFFIX)].rpartition(".")[2].split("-")
+    if len(parts) != 3 or not parts[1].isdigit() or len(parts[0]) != 8:
+        return None
+    return parts[0], int(parts[1])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # someone else's process (or not a pid we can ask about): keep
+    except OSError:
+        return True
+    return True
+
+
+def _legacy_temp(name: str) -> bool:
+    """``mkstemp``'s ``.<64 hex>.XXXXXXXX`` beside a blob (older toolfetch versions)."""
+    base, dot, rand = name[1:].rpartition(".")
+    return (name.startswith(".") and bool(dot) and len(base) == 64 and len(rand) == 8
+            and all(c in "0123456789abcdef" for c in base))
 
 
 class LayoutSource:
@@ -149,34 +204,89 @@ class LayoutSource:
     def blob_exists(self, digest: Digest) -> bool:
         return self.blob_path(digest).is_file()
 
+    def has_intact_blob(self, digest: Digest, size: int) -> bool:
+        """Whether ``blobs/sha256/<hex>`` is a file of ``size`` bytes hashing to ``digest``
+        (read streaming); a damaged one is not, and is for the caller to replace."""
+        h = hashlib.sha256()
+        try:
+            with self.blob_path(digest).open("rb", buffering=0) as f:
+                if os.fstat(f.fileno()).st_size != size:
+                    return False
+                while chunk := f.read(CHUNK):
+                    h.update(chunk)
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            return False
+        except OSError as e:
+            raise ToolfetchError(f"blob {digest} in {self}: unreadable: {e}") from e
+        return h.hexdigest() == digest.hex
+
+    def remove_stale_temps(self) -> list[Path]:
+        """Remove the temp files of writers that died (this host, pid gone; or an older
+        toolfetch's, untouched for :data:`LEGACY_TEMP_GRACE`); returns what went."""
+        removed: list[Path] = []
+        me, now = _host_tag(), time.time()
+        for directory in (self.path, self.path / "blobs" / "sha256"):
+            try:
+                names = [n for n in os.listdir(directory) if n.startswith(".")]
+            except OSError:
+                continue
+            for name in names:
+                path = directory / name
+                owner = temp_owner(name)
+                if owner is not None:
+                    stale = owner[0] == me and not _alive(owner[1])
+                else:
+                    try:
+                        stale = (_legacy_temp(name) and path.is_file()
+                                 and now - path.stat().st_mtime > LEGACY_TEMP_GRACE)
+                    except OSError:
+                        continue
+                if stale:
+                    with contextlib.suppress(FileNotFoundError):
+                        path.unlink()
+                        removed.append(path)
+        return removed
+
     # -- writing --------------------------------------------------------------------------
     def init(self) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
         (self.path / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
+        self.remove_stale_temps()
         marker = self.path / "oci-layout"
         if not marker.exists():
-            atomic_write(marker, b'{"imageLayoutVersion":"1.0.0"}')
+            self._write(marker, b'{"imageLayoutVersion":"1.0.0"}')
         if not (self.path / "index.json").exists():
             self.write_index([])
 
+    def _write(self, dest: Path, data: bytes) -> None:
+        atomic_write(dest, data, temp=temp_path(dest))
+
     def put_bytes(self, data: bytes, digest: Digest | None = None) -> Digest:
+        """Store ``data`` as a blob; one already there is kept only if it holds these bytes."""
         digest = digest or Digest.of_bytes(data)
         digest.verify_bytes(data, f"blob for {self}")
         dest = self.blob_path(digest)
-        if not dest.exists():
-            atomic_write(dest, data)
+        try:
+            with dest.open("rb") as f:
+                intact = f.read(len(data) + 1) == data
+        except OSError:
+            intact = False
+        if not intact:
+            self._write(dest, data)
         return digest
 
     def put_file(self, src: Path, digest: Digest) -> None:
+        """Copy a verified file in as blob ``digest``, atomically replacing whatever is at
+        its name (callers reuse an existing blob only after :meth:`has_intact_blob`)."""
         dest = self.blob_path(digest)
-        if dest.exists():
-            return
-        with atomic_writer(dest) as out, src.open("rb") as f:
+        with atomic_writer(dest, temp=temp_path(dest)) as out, src.open("rb") as f:
             shutil.copyfileobj(f, out, CHUNK)
 
     def put_stream(self, digest: Digest, write: Callable[[BinaryIO], None]) -> None:
-        """Write a blob through ``write`` (which must verify it), atomically."""
-        with atomic_writer(self.blob_path(digest)) as out:
+        """Write a blob through ``write`` (which must verify it), atomically: a file already
+        at its name is replaced only once the new one is complete."""
+        dest = self.blob_path(digest)
+        with atomic_writer(dest, temp=temp_path(dest)) as out:
             write(out)
 
     def write_index(self, entries: list[Descriptor]) -> None:
@@ -184,8 +294,8 @@ class LayoutSource:
                                                   str(d.digest)))
         index = {"schemaVersion": 2, "mediaType": OCI_INDEX,
                  "manifests": [d.to_json() for d in ordered]}
-        atomic_write(self.path / "index.json",
-                      (json.dumps(index, indent=2, sort_keys=True) + "\n").encode())
+        self._write(self.path / "index.json",
+                    (json.dumps(index, indent=2, sort_keys=True) + "\n").encode())
 
     def tag(self, desc: Descriptor, name: str) -> None:
         """Point ``name`` at ``desc`` in index.json (replacing an older entry of that name)."""

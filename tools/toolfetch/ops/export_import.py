@@ -112,9 +112,14 @@ class Exporter:
 
     def _blob(self, sources: Callable[[], Sequence[tuple[str, BlobSource]]], digest: Digest,
               size: int, what: str) -> None:
-        """Into the layout from the cache, else from ``sources()`` (made only when needed)."""
-        if self.layout.blob_exists(digest):
+        """Into the layout from the cache, else from ``sources()`` (made only when needed).
+
+        A blob already in the layout is kept only if its size and sha256 match; a damaged
+        one (a truncated copy, a disk error) is replaced, atomically."""
+        if self.layout.has_intact_blob(digest, size):
             return
+        if self.layout.blob_exists(digest):
+            log.warning("%s: the copy in %s is damaged; replacing it", what, self.layout)
         cached = self.cache.blob_path(digest) if self.cache is not None else None
         if cached is not None and cached.is_file():
             self.layout.put_stream(digest, lambda f: _copy_verified(cached, f, digest, size, what))

@@ -102,7 +102,7 @@ class LayoutTarget:
     def put_blob(self, digest: Digest, size: int, provide: Provide,
                  mount_from: Sequence[str] = ()) -> str:
         self._init()
-        if self.layout.blob_path(digest).is_file():
+        if self.layout.has_intact_blob(digest, size):  # a damaged one is replaced
             return "skipped"
         self.layout.put_file(provide(), digest)
         return "uploaded"
