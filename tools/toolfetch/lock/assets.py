@@ -2,7 +2,8 @@
 
 An asset is downloaded at lock time only when the lockfile holds no pin for exactly this
 entry (the same URLs, path and format, and the same sha256 when tools.yaml gives one) and
-the cache holds no blob of the sha256 tools.yaml gives, or when asked (``lock
+the cache holds no intact blob of the sha256 tools.yaml gives (it is hashed before its size
+is pinned; a damaged one is dropped and downloaded again), or when asked (``lock
 --refresh-assets``); so a second ``lock`` and ``lock --check`` need no network for assets. A URL
 serving other bytes than a given sha256 is skipped for the next one. The download streams
 into the cache, hashed as it is written (constant memory), so the ``fetch`` that follows
@@ -18,8 +19,8 @@ file's name in the tree: ``path`` if given, else the URL's last segment.
 
 from __future__ import annotations
 
+import hashlib
 import logging
-import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,7 @@ if TYPE_CHECKING:  # the transport (requests) is imported only when something is
     from toolfetch.registry.assets import AssetSource
 
 log = logging.getLogger("toolfetch")
+CHUNK = 1 << 20
 
 
 def url_basename(url: str) -> str:
@@ -71,9 +73,9 @@ def lock_asset(tool: str, key: str, spec: PlatformSpec, old: LockedPlatform | No
         assert old is not None
         return old
     name = url_basename(spec.urls[0])
-    pinned = _cached(spec, cache) if not refresh else None
+    pinned, into = _cached(what, spec, sources, cache) if not refresh else (None, cache)
     if pinned is None:
-        pinned = _download(what, spec, sources, cache, config_path)
+        pinned = _download(what, spec, sources, into, config_path)
     fmt = spec.format or detect_format("", name, pinned.head)
     try:
         title = check_title(spec.path if fmt == "raw" and spec.path else name)
@@ -90,17 +92,39 @@ def lock_asset(tool: str, key: str, spec: PlatformSpec, old: LockedPlatform | No
     return LockedPlatform("", path, None, None, (layer,), spec.urls)
 
 
-def _cached(spec: PlatformSpec, cache: Cache | None) -> _Pinned | None:
-    """A given sha256 whose blob the cache holds (verified when stored): no download."""
+def _cached(what: str, spec: PlatformSpec, sources: SourceFactory,
+            cache: Cache | None) -> tuple[_Pinned | None, Cache | None]:
+    """A given sha256 whose blob the cache holds, hashed (streaming) before it is trusted:
+    (pin, None), no download. A blob that does not hash to it (truncated, damaged) is dropped:
+    (None, cache) to download into the cache as if it was absent, or (None, None) when it
+    cannot be dropped (then the download goes through a temp file). Offline: exit 3."""
     if spec.sha256 is None or cache is None:
-        return None
-    blob = cache.blob_path(Digest.parse(f"sha256:{spec.sha256}"))
+        return None, cache
+    digest = Digest.parse(f"sha256:{spec.sha256}")
+    blob = cache.blob_path(digest)
+    h = hashlib.sha256()
     try:
-        with open(blob, "rb") as f:
-            return _Pinned(Digest.parse(f"sha256:{spec.sha256}"), os.fstat(f.fileno()).st_size,
-                           spec.urls[0], f.read(512))
+        with open(blob, "rb", buffering=0) as f:
+            head = f.read(512)
+            h.update(head)
+            size = len(head)
+            while chunk := f.read(CHUNK):
+                h.update(chunk)
+                size += len(chunk)
     except OSError:
-        return None
+        return None, cache
+    if h.hexdigest() == spec.sha256:
+        return _Pinned(digest, size, spec.urls[0], head), None
+    damage = f"{what}: the cached blob {digest} is damaged ({size} bytes, sha256:{h.hexdigest()})"
+    if sources.offline:
+        raise IntegrityError(f"{damage}, and offline it cannot be downloaded again")
+    log.warning("%s; dropped, downloading it again", damage)
+    try:
+        cache.drop_blob(digest)
+    except OSError as e:
+        log.warning("%s: cannot drop %s: %s", what, blob, e)
+        return None, None
+    return None, cache
 
 
 def _download(what: str, spec: PlatformSpec, sources: SourceFactory, cache: Cache | None,
