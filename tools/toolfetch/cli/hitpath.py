@@ -95,8 +95,21 @@ def _clean_relative(path: str) -> bool:
     return all(part not in ("", ".", "..") for part in path.split("/"))
 
 
+_PLATFORM_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-")
+
+
+def _plain_platform(text: str) -> bool:
+    """``os/arch[/variant]`` in lower case, which the full path parses to itself (anything
+    else it normalises or refuses: ``*``, ``Linux/AMD64``, ``linux/``)."""
+    parts = text.split("/")
+    return len(parts) in (2, 3) and all(
+        _PLATFORM_CHARS.issuperset(p) and p.strip("_-") for p in parts)
+
+
 def _key(index: lockindex.LockIndex, tool: str, platform: str | None) -> str | None:
     """The platform key the full path would pick when it needs no variant matching."""
+    if platform is not None and not _plain_platform(platform):
+        return None  # the full path refuses it (exit 2) or normalises its spelling first
     keys = index.keys(tool)
     key = platform or host_key()
     if key in keys:
@@ -132,7 +145,7 @@ def _fetch(root: str, index: lockindex.LockIndex, opts: dict[str, str],
     if not jobs.isdigit():
         return None  # argparse's message for a malformed number
     found: list[tuple[str, str, str, str]] = []  # tool, key, tree, exe
-    for tool in dict.fromkeys(tools or index.tools()):
+    for tool in sorted(set(tools)) if tools else index.tools():  # as ops.fetch.plan orders
         keys = index.keys(tool) if "--all-platforms" in opts else [
             _key(index, tool, opts.get("--platform"))]
         if not keys or None in keys:
