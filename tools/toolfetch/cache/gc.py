@@ -194,9 +194,9 @@ def collect(cache: Cache, *, max_size: int | None, unused_for: float | None,
     it, so the pair is evicted together and its bytes are charged once.
     """
     report = GcReport()
+    grace = grace_seconds()  # a malformed value is an error, with or without a cache
     if not cache.root.exists():
         return report  # nothing to collect, and nothing is created for it
-    grace = grace_seconds()
     cache.check_layout()
     upgrade = cache.upgrade_pending()
     if not (dry_run or upgrade):
