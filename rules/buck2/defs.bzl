@@ -20,6 +20,7 @@ load(
     "ANY_PLATFORM",
     "OCI_CPU_TO_BUCK2",
     "OCI_OS_TO_BUCK2",
+    "check_locked_platforms",
     "constraint_name_select",
     "platform_select",
     "platform_suffix",
@@ -65,6 +66,20 @@ def _declare_fetch(
         )
     return ":" + target_name
 
+def _check_lock(lock: typing.Any, lockfile: str) -> None:
+    """Fail unless `lock` is a version 1 lockfile whose platform keys toolfetch accepts."""
+    if type(lock) != "dict" or lock.get("version") != _LOCK_VERSION or type(lock.get("tools")) != "dict":
+        fail("toolfetch: {} is not a version {} toolfetch lockfile (expected {{\"version\": {}, \"tools\": {{...}}}})".format(
+            lockfile,
+            _LOCK_VERSION,
+            _LOCK_VERSION,
+        ))
+    for tool in sorted(lock["tools"]):
+        platforms = lock["tools"][tool].get("platforms") or {}
+        if not platforms:
+            fail("toolfetch: tool {} in {} has no locked platforms".format(repr(tool), lockfile))
+        check_locked_platforms(lockfile, tool, platforms)
+
 def _label_name(label: str) -> str:
     return label.rpartition(":")[2] if ":" in label else label.rpartition("/")[2]
 
@@ -97,12 +112,7 @@ def toolfetch_tools(
         go through toolfetch, so they are unpacked by toolfetch's rules.
       visibility: visibility of every declared target.
     """
-    if type(lock) != "dict" or lock.get("version") != _LOCK_VERSION or type(lock.get("tools")) != "dict":
-        fail("toolfetch: {} is not a version {} toolfetch lockfile (expected {{\"version\": {}, \"tools\": {{...}}}})".format(
-            lockfile,
-            _LOCK_VERSION,
-            _LOCK_VERSION,
-        ))
+    _check_lock(lock, lockfile)
     if fetcher == None:
         fetcher = read_config("toolfetch", "fetcher", "toolfetch")
     if cache_dir == None:
@@ -119,10 +129,7 @@ def toolfetch_tools(
         common["fetcher"] = fetcher
 
     for tool in sorted(lock["tools"]):
-        platforms = lock["tools"][tool].get("platforms") or {}
-        if not platforms:
-            fail("toolfetch: tool {} in {} has no locked platforms".format(repr(tool), lockfile))
-
+        platforms = lock["tools"][tool]["platforms"]
         if ANY_PLATFORM in platforms:
             actual = _declare_fetch(common, tool, platforms, "{}__{}".format(name, tool), ANY_PLATFORM, native_http)
         else:
@@ -160,13 +167,16 @@ def toolfetch_tools(
 def toolfetch_toolchains(
         lock: dict[str, typing.Any],
         tools_package: str = "root//",
-        visibility: list[str] = ["PUBLIC"]) -> None:
+        visibility: list[str] = ["PUBLIC"],
+        lockfile: str = "tools.lock.json") -> None:
     """Declare a toolchain `:<tool>` (e.g. in toolchains//:BUCK) for every locked tool.
 
     Each wraps `<tools_package>:<tool>`, the target `toolfetch_tools` declared in the
     package that holds the lockfile, as an exec dep: rules reach it through
     `attrs.toolchain_dep(default = "toolchains//:<tool>", providers = [RunInfo])`.
+    The lock is checked as `toolfetch_tools` checks it; `lockfile` names it in errors.
     """
+    _check_lock(lock, lockfile)
     package = tools_package
     if package.endswith("/") and not package.endswith("//"):
         package = package.rstrip("/")

@@ -387,12 +387,13 @@ def test_fetch_never_vouches_for_a_tool_the_index_cannot_hold(
 
 def test_a_tool_with_an_entry_the_index_cannot_hold_is_left_to_the_full_path(
         tmp_path: Path, cache_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """Leaving out only the unwritable entry would hand `which` the tool's `*` entry where
-    the full path picks the host's own."""
+    """Leaving out only the unwritable entry would leave the index with a tool whose own
+    entry it lacks: the hit path must not serve that tool at all."""
     lockfile = tmp_path / "tools.lock.json"
     own = _other_entry("own", "bin/\tt")
+    other = "linux/s390x" if HOST != "linux/s390x" else "linux/amd64"
     lockfile.write_text(json.dumps({"version": 1, "tools": {"t": {"platforms": {
-        HOST: own, "*": _entry()}}}}))
+        HOST: own, other: _entry()}}}}))
     _cache_tree(cache_dir)
     own_tree = _cache_entry(cache_dir, own)
     argv = ["which", "--lockfile", str(lockfile), "t"]

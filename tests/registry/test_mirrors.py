@@ -36,7 +36,8 @@ class Setup:
 def setup(make_registry: MakeRegistry, tmp_path: Path, mirrors: list[str] | None = None,
           upstream: Registry | None = None) -> Setup:
     upstream = upstream or make_registry()
-    # tar+gzip layers: lock needs no blob (an untyped layer would be sniffed)
+    # tar+gzip layers: lock reads no layer blob (an untyped one would be sniffed), only
+    # each image's config (its platform must be the one the index claims)
     ti = ocitest.push_tool_index(upstream, REPO, "1", {
         p: ocitest.targz({"tool": (script(f"tool-{p}"), 0o755)})
         for p in (host(), other_platform())})
@@ -135,6 +136,8 @@ def test_pull_through_cache_serves_while_upstream_is_down(
     assert blob_gets(mark, s.layer()) == 1
     # the proxy caches the tag and every manifest (inspect reads them all), no more blobs
     assert_ok(tf_main("inspect", s.ti.ref.replace(upstream.host, proxy.host)))
+    for art in s.ti.artifacts.values():  # and the image configs, which lock checks
+        ocitest.get_blob(proxy, REPO, art.config["digest"])
     upstream.stop()
     r = s.fetch(tmp_path / "cold")
     assert_ok(r)

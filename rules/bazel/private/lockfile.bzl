@@ -10,7 +10,7 @@ Naming: the hub repository is `<hub>` (the `name` the user gave); each tool x pl
 Buck2 rules spell it `any` too).
 """
 
-load("//rules/bazel/private:platforms.bzl", "bazel_constraints")
+load("//rules/bazel/private:platforms.bzl", "bazel_constraints", "canonical_platform")
 
 ANY_PLATFORM = "*"
 
@@ -87,7 +87,11 @@ def fetch_failure_message(tool, platform, lockfile, argv, code, stdout, stderr):
     return "\n".join(lines)
 
 def parse_lockfile(text, source):
-    """json.decode a tools.lock.json and check the fields the shims use."""
+    """json.decode a tools.lock.json and check the fields the shims use.
+
+    A tool's platform keys are checked as toolfetch checks them: no platform spelled twice
+    (`linux/arm64` and `linux/arm64/v8`), and "*" never next to specific platforms.
+    """
     lock = json.decode(text)
     if type(lock) != "dict":
         fail("toolfetch: %s: the lockfile must be a JSON object" % source)
@@ -114,7 +118,33 @@ def parse_lockfile(text, source):
                 fail("toolfetch: %s.platforms[%r].path must be a non-empty string" % (where, key))
             if entry["path"].startswith("/") or ".." in entry["path"].split("/"):
                 fail("toolfetch: %s.platforms[%r].path must be relative" % (where, key))
+        _check_platform_keys(source, name, tool["platforms"])
     return lock
+
+def _check_platform_keys(source, tool, platforms):
+    """Refuse keys toolfetch itself refuses: one platform spelled twice (`linux/arm` and
+    `linux/arm/v7`), or "*" next to specific platforms (which one would serve is ambiguous)."""
+    keys = sorted(platforms.keys())
+    if ANY_PLATFORM in keys and len(keys) > 1:
+        fail(("toolfetch: %s: tool '%s' is locked for '*' and for %s; a tool is locked " +
+              "either for '*' (one manifest for every platform) or per platform, not both") % (
+            source,
+            tool,
+            ", ".join([k for k in keys if k != ANY_PLATFORM]),
+        ))
+    seen = {}
+    for key in keys:
+        canonical = canonical_platform(key)
+        if canonical in seen:
+            fail(("toolfetch: %s: tool '%s' is locked for both %s and %s, which are the same " +
+                  "platform (%s); keep one of them") % (
+                source,
+                tool,
+                seen[canonical],
+                key,
+                canonical,
+            ))
+        seen[canonical] = key
 
 def _valid_name(name):
     if not name or not (name[0].isalnum()):

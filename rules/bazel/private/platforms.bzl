@@ -1,7 +1,7 @@
 """OCI platform strings -> Bazel `@platforms` constraints.
 
-Mirrors the one mapping table in tools/toolfetch/core/platform.py (BAZEL_OS, BAZEL_CPU);
-tests/integration/test_bazel_bzlmod.py keeps the two equal. Bazel 4.2.3 bundles @platforms 0.0.2,
+Mirrors the one mapping table in tools/toolfetch/core/platform.py (BAZEL_OS, BAZEL_CPU), its
+cpu key and its canonical lock key; tests/integration/test_bazel_bzlmod.py keeps the two equal. Bazel 4.2.3 bundles @platforms 0.0.2,
 which has all of these constraint values.
 """
 
@@ -16,6 +16,7 @@ _MACHINE_TO_ARCH = {
     "aarch64": "arm64",
     "arm64": "arm64",
     "armv7l": "arm/v7",
+    "armv8l": "arm/v8",  # a 32-bit userland on an ARMv8 CPU
     "armv6l": "arm/v6",
     "i386": "386",
     "i686": "386",
@@ -26,14 +27,36 @@ _MACHINE_TO_ARCH = {
 }
 
 def cpu_key(platform):
-    """`linux/arm/v7` -> `arm/v7`, `linux/arm64/v8` -> `arm64` (as platform.py's cpu_key)."""
+    """The key into BAZEL_CPU of an OCI platform, as platform.py's cpu_key.
+
+    `linux/arm/v7` and `linux/arm` -> `arm/v7`, `linux/arm64/v8` and `linux/arm64` -> `arm64`;
+    any other variant stays: `linux/amd64/v3` -> `amd64/v3`, `linux/arm64/v9` -> `arm64/v9`,
+    which have no Bazel constraint (an amd64/v3 binary must not reach every x86_64 machine).
+    """
     parts = platform.split("/")
     if len(parts) < 2:
         return None
+    variant = parts[2] if len(parts) > 2 else ""
     if parts[1] == "arm":
         # no variant is v7, as OCI and containerd normalise it (platform.py does the same)
-        return "arm/" + (parts[2] if len(parts) > 2 else "v7")
+        return "arm/" + (variant or "v7")
+    if parts[1] == "arm64" and variant in ("", "v8"):
+        return "arm64"
+    if variant:
+        return parts[1] + "/" + variant
     return parts[1]
+
+def canonical_platform(platform):
+    """The lock key two spellings of one platform share, as platform.py's canonical key.
+
+    `linux/arm64/v8` -> `linux/arm64`, `linux/arm` -> `linux/arm/v7`; anything else unchanged.
+    """
+    parts = platform.split("/")
+    if len(parts) == 3 and parts[1] == "arm64" and parts[2] == "v8":
+        return parts[0] + "/arm64"
+    if len(parts) == 2 and parts[1] == "arm":
+        return parts[0] + "/arm/v7"
+    return platform
 
 def bazel_constraints(platform):
     """[os constraint label, cpu constraint label] for an OCI platform, or None if unmapped."""
@@ -55,6 +78,8 @@ def oci_platform(os_name, machine):
         os = "windows"
     elif name.startswith("linux"):
         os = "linux"
+    elif name.startswith("freebsd"):
+        os = "freebsd"
     else:
         os = name.split(" ")[0]
     machine = machine.strip().lower()

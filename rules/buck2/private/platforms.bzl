@@ -1,8 +1,8 @@
 # The one place that maps OCI platforms (`os/arch[/variant]`, the spelling the
 # toolfetch lockfile uses) to Buck2 prelude constraints.
 #
-# It mirrors BUCK2_OS / BUCK2_CPU in tools/toolfetch/core/platform.py; tests/integration/test_buck2.py
-# keeps the two tables equal.
+# It mirrors BUCK2_OS / BUCK2_CPU in tools/toolfetch/core/platform.py, its cpu key and its
+# canonical lock key; tests/integration/test_buck2.py keeps the two tables equal.
 
 # OCI `os` -> Buck2 prelude OS constraint value.
 OCI_OS_TO_BUCK2 = {
@@ -11,9 +11,10 @@ OCI_OS_TO_BUCK2 = {
     "windows": "prelude//os:windows",
 }
 
-# OCI cpu key (`arch`, or `arm/<variant>` for 32-bit arm) -> Buck2 prelude CPU
-# constraint value. 32-bit arm has no entry: the prelude's arm constraints do not
-# line up with OCI variants, so such platforms are fetchable by name only.
+# OCI cpu key (`arch`, `arm/<variant>` for 32-bit arm, `arch/<variant>` for any other
+# variant but arm64/v8) -> Buck2 prelude CPU constraint value. 32-bit arm has no entry:
+# the prelude's arm constraints do not line up with OCI variants, so such platforms are
+# fetchable by name only; nor has a variant such as amd64/v3, which not every x86_64 runs.
 OCI_CPU_TO_BUCK2 = {
     "amd64": "prelude//cpu:x86_64",
     "arm64": "prelude//cpu:arm64",
@@ -23,7 +24,12 @@ OCI_CPU_TO_BUCK2 = {
 ANY_PLATFORM = "*"
 
 def parse_oci_platform(platform: str) -> struct:
-    """Split `os/arch[/variant]` into a struct(os, arch, variant, cpu_key)."""
+    """Split `os/arch[/variant]` into a struct(os, arch, variant, cpu_key).
+
+    `cpu_key` is platform.py's cpu key, the key into OCI_CPU_TO_BUCK2: `arm/<variant>` (no
+    variant is v7), `arm64` for arm64 and arm64/v8, else `arch` or `arch/variant`; so
+    `linux/amd64/v3` and `linux/arm64/v9` have no constraint and never reach every machine.
+    """
     parts = platform.split("/")
     if len(parts) not in (2, 3) or "" in parts:
         fail("toolfetch: malformed platform {}: expected os/arch[/variant]".format(repr(platform)))
@@ -33,8 +39,49 @@ def parse_oci_platform(platform: str) -> struct:
     # arm with variant "" is arm/v7, as OCI and containerd normalise it.
     if parts[1] == "arm64" and variant == "v8":
         variant = ""
-    cpu_key = parts[1] + "/" + (variant or "v7") if parts[1] == "arm" else parts[1]
+    cpu_variant = (variant or "v7") if parts[1] == "arm" else variant
+    cpu_key = parts[1] + "/" + cpu_variant if cpu_variant else parts[1]
     return struct(os = parts[0], arch = parts[1], variant = variant, cpu_key = cpu_key)
+
+def canonical_platform(platform: str) -> str:
+    """The lock key two spellings of one platform share, as platform.py's canonical key.
+
+    `linux/arm64/v8` -> `linux/arm64`, `linux/arm` -> `linux/arm/v7`; anything else unchanged.
+    """
+    parts = platform.split("/")
+    if len(parts) == 3 and parts[1] == "arm64" and parts[2] == "v8":
+        return parts[0] + "/arm64"
+    if len(parts) == 2 and parts[1] == "arm":
+        return parts[0] + "/arm/v7"
+    return platform
+
+def check_locked_platforms(lockfile: str, tool: str, platforms: typing.Any) -> None:
+    """Fail on platform keys toolfetch itself refuses in a lockfile.
+
+    One platform spelled twice (`linux/arm` and `linux/arm/v7`), or "*" next to specific
+    platforms: toolfetch would serve the specific entry where this would serve "*".
+    """
+    keys = sorted(platforms)
+    if ANY_PLATFORM in keys and len(keys) > 1:
+        fail(("toolfetch: {}: tool {} is locked for '*' and for {}; a tool is locked either " +
+              "for '*' (one manifest for every platform) or per platform, not both").format(
+            lockfile,
+            repr(tool),
+            ", ".join([k for k in keys if k != ANY_PLATFORM]),
+        ))
+    seen = {}
+    for key in keys:
+        canonical = canonical_platform(key)
+        if canonical in seen:
+            fail(("toolfetch: {}: tool {} is locked for both {} and {}, which are the same " +
+                  "platform ({}); keep one of them").format(
+                lockfile,
+                repr(tool),
+                seen[canonical],
+                key,
+                canonical,
+            ))
+        seen[canonical] = key
 
 def buck2_constraints(platform: str) -> None | (str, str):
     """(os constraint, cpu constraint) for an OCI platform, or None if Buck2 has none."""
@@ -56,7 +103,8 @@ def platform_select(by_platform: dict[str, typing.Any], default: typing.Any) -> 
 
     `by_platform` maps OCI platforms to values; platforms Buck2 has no constraint for
     are left out, as are later platforms that map onto constraints already taken
-    (`linux/arm64` and `linux/arm64/v8`). Every unmatched case picks `default`.
+    (`linux/arm64` and `linux/arm64/v8`, which `check_locked_platforms` refuses in a
+    lockfile). Every unmatched case picks `default`.
     """
     by_os = {}
     for platform in sorted(by_platform):

@@ -16,10 +16,12 @@ MACHINE_TO_ARCH: dict[str, tuple[str, str]] = {
     "amd64": ("amd64", ""),
     "aarch64": ("arm64", ""),
     "arm64": ("arm64", ""),
+    "armv8l": ("arm", "v8"),  # a 32-bit userland on an ARMv8 CPU
     "armv7l": ("arm", "v7"),
     "armv6l": ("arm", "v6"),
     "i386": ("386", ""),
     "i686": ("386", ""),
+    "x86": ("386", ""),  # Windows' PROCESSOR_ARCHITECTURE
     "ppc64le": ("ppc64le", ""),
     "s390x": ("s390x", ""),
     "riscv64": ("riscv64", ""),
@@ -40,7 +42,13 @@ def host_parts() -> tuple[str, str, str]:
     """(os, arch, variant) of this process, in OCI spelling."""
     name = machine()
     arch, variant = MACHINE_TO_ARCH.get(name, (name, ""))
-    return SYS_TO_OS.get(sys.platform, sys.platform), arch, variant
+    return host_os(), arch, variant
+
+
+def host_os() -> str:
+    """``sys.platform`` in OCI spelling; a version in it (``freebsd14``) is not part of it."""
+    name = SYS_TO_OS.get(sys.platform)
+    return name if name is not None else sys.platform.rstrip("0123456789")
 
 
 def host_key() -> str:

@@ -80,8 +80,21 @@ class Platform:
         return 10
 
     @property
+    def key(self) -> str:
+        """The one spelling a lockfile keys this platform by: ``linux/arm64/v8`` is
+        ``linux/arm64`` and ``linux/arm`` is ``linux/arm/v7`` (as :meth:`accepts` treats them),
+        so two spellings of one platform can never be locked to two binaries."""
+        variant = self._normalized_variant()
+        if self.arch == "arm64" and variant == "v8":
+            variant = ""
+        return str(Platform(self.os, self.arch, variant))
+
+    @property
     def cpu_key(self) -> str:
-        return f"{self.arch}/{self._normalized_variant()}" if self.arch == "arm" else self.arch
+        """What the build-system tables map: ``arm/<variant>``, ``arm64`` (v8), else the
+        arch, with any other variant kept (``amd64/v3`` maps to no constraint: no x86_64
+        machine is handed a binary that needs x86-64-v3 because its constraint matched)."""
+        return self.key.split("/", 1)[1]
 
 
 def host_platform() -> Platform:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -105,6 +105,7 @@ class Config:
                     per_platform[Platform.parse(key)] = PlatformSpec(entry["ref"], entry_path)
             elif raw_platforms is not None:
                 platform_list = _platforms(raw_platforms, path, f"{where}.platforms")
+            _one_spelling(per_platform or platform_list or (), path, f"{where}.platforms")
             tools[name] = ToolSpec(name, ref, spec.get("path"), spec.get("version"),
                                    platform_list, per_platform)
         mirrors = {h: tuple(ms) for h, ms in (data.get("mirrors") or {}).items()}
@@ -116,9 +117,22 @@ def _platforms(raw: Any, path: Path, where: str) -> tuple[Platform, ...] | None:
     if raw is None:
         return None
     try:
-        return tuple(Platform.parse(p) for p in raw)
+        platforms = tuple(Platform.parse(p) for p in raw)
     except UsageError as e:
         raise UsageError(f"{path}: {where}: {e}") from e
+    _one_spelling(platforms, path, where)
+    return platforms
+
+
+def _one_spelling(platforms: Iterable[Platform], path: Path, where: str) -> None:
+    """Refuse two spellings of one platform (``linux/arm`` and ``linux/arm/v7``): they
+    would be one lock key, and which source it got would depend on their order."""
+    seen: dict[str, Platform] = {}
+    for p in platforms:
+        if p.key in seen:
+            raise UsageError(f"{path}: {where}: {seen[p.key]} and {p} name the same platform "
+                             f"({p.key}); list it once")
+        seen[p.key] = p
 
 
 def _check_ref(ref: str, path: Path, where: str, base: Path) -> None:

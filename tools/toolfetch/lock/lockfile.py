@@ -93,9 +93,9 @@ class LockedTool:
     platforms: Mapping[str, LockedPlatform]
 
     def for_platform(self, wanted: Platform, lockfile: Path) -> tuple[str, LockedPlatform]:
-        key = str(wanted)
-        if key in self.platforms:
-            return key, self.platforms[key]
+        for key in (str(wanted), wanted.key):  # as written, then as lock writes it
+            if key in self.platforms:
+                return key, self.platforms[key]
         specific = [k for k in self.platforms if k != ANY_PLATFORM]
         offered = [Platform.parse(k) for k in specific]
         if any(wanted.accepts(p) for p in offered):
@@ -306,6 +306,7 @@ def _check_keys(data: Any, path: Path) -> None:
     tools = data.get("tools") if isinstance(data, dict) else None
     for name, tool in tools.items() if isinstance(tools, dict) else ():
         platforms = tool.get("platforms") if isinstance(tool, dict) else None
+        seen: dict[str, str] = {}
         for key in platforms if isinstance(platforms, dict) else ():
             parts = key.split("/")
             if key != ANY_PLATFORM and (len(parts) not in (2, 3) or not all(
@@ -313,6 +314,18 @@ def _check_keys(data: Any, path: Path) -> None:
                 raise UsageError(f"{path}: $.tools.{name}.platforms.{key}: malformed platform "
                                  f"key {key!r}: expected os/arch[/variant] in lower case "
                                  f"(linux/amd64, linux/arm/v7) or {ANY_PLATFORM!r}")
+            # One binary per platform, whoever reads the file (the rule shims refuse the
+            # same): two spellings of a platform, or "*" beside platforms, would let the
+            # choice depend on the reader's order of preference.
+            where = f"{path}: $.tools.{name}.platforms"
+            if seen and ANY_PLATFORM in (key, *seen):
+                raise UsageError(f"{where}: locked for {ANY_PLATFORM!r} (one manifest for every "
+                                 "platform) and per platform; a tool is one or the other")
+            same = key if key == ANY_PLATFORM else Platform.parse(key).key
+            if same in seen:
+                raise UsageError(f"{where}: {seen[same]!r} and {key!r} name the same platform "
+                                 f"({same}); run `toolfetch lock`")
+            seen[same] = key
 
 
 def _platform(entry: Any, path: Path, where: str) -> LockedPlatform:

@@ -70,7 +70,7 @@ class Resolver:
 
     def _jobs_for(self, tool: ToolSpec) -> list[_Job]:
         if tool.per_platform is not None:
-            return [_Job(tool, spec.ref or "", spec.path, (p,), str(p),
+            return [_Job(tool, spec.ref or "", spec.path, (p,), p.key,
                          spec if spec.is_asset else None)
                     for p, spec in sorted(tool.per_platform.items())]
         assert tool.ref is not None
@@ -140,13 +140,23 @@ class Resolver:
             if not targets:
                 raise NotFoundError(f"{what}: index {manifest.digest} names no platforms")
         else:
-            targets = [(str(p), manifest.select(p, what)) for p in job.wanted]
+            targets = [(p.key, manifest.select(p, what)) for p in job.wanted]
         for key, desc in targets:
-            if key in out:
-                continue  # an index may list a platform twice; first match wins
+            if key in out:  # an index may list a platform twice; its first entry wins
+                if out[key].manifest != desc.digest:
+                    log.warning("%s: index %s lists %s more than once (%s, %s); locked the "
+                                "first (os.version and os.features are not matched)", what,
+                                manifest.digest, key, out[key].manifest, desc.digest)
+                continue
             child = source.get_manifest(str(desc.digest), desc.digest)
             if child.is_index:
                 raise UsageError(f"{what}: nested index {desc.digest} for {key} is not supported")
+            # The image's own config outranks the index's claim: locked through the index or
+            # by its digest, one image gets one verdict, and no platform gets another's binary.
+            claimed = image_platform(source, child, f"{what} [{key}]")
+            if claimed is not None and not Platform.parse(key).accepts(claimed):
+                raise IntegrityError(f"{what}: index {manifest.digest} lists {desc.digest} for "
+                                     f"{key}, but that image's config says {claimed}")
             out[key] = self._entry(job, lock_ref, source, child, manifest, f"{what} [{key}]")
         return out
 
@@ -249,9 +259,7 @@ def image_platform(source: ContentSource, manifest: Manifest, what: str) -> Plat
 
 def _key(p: Platform | None) -> str:
     assert p is not None
-    if p.arch == "arm64" and p.variant == "v8":
-        return f"{p.os}/arm64"
-    return str(p)
+    return p.key
 
 
 def run_lock(config: Config, lockfile_path: Path, tools: list[str], check: bool,
