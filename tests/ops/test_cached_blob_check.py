@@ -83,3 +83,36 @@ def test_a_sound_cached_blob_is_used_as_it_is(example: Path, cache: Path) -> Non
     assert_ok(r)
     assert "damaged" not in r.stderr
     assert blob.stat().st_ino == inode == (tree / entry["path"]).stat().st_ino
+
+
+def test_a_blob_another_run_placed_meanwhile_is_not_dropped(
+        example: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Between hashing a damaged blob and dropping it, another process may have put a sound
+    one in its place (a new inode): that one stays."""
+    from tf import tf_main
+
+    from toolfetch.core.digest import Digest
+
+    entry, blob = _tree_gone_blob_damaged(example, cache, "hello", True)
+    digest = entry["layers"][0]["digest"]
+    real = Digest.of_file
+    placed: list[float] = []  # the mtime the other run's blob was given (inodes get reused)
+
+    def of_file(path: str | os.PathLike[str]) -> Digest:
+        got = real(path)
+        if Path(path) == blob and not placed:  # the other run finishes now
+            assert_ok(run_toolfetch("--cache-dir", cache / "other", "fetch", "hello",
+                                    "--lockfile", example, "--platform", "linux/amd64"))
+            sound = blob.with_name("sound")
+            shutil.copyfile(sharded(cache / "other", "blobs", digest), sound)
+            os.utime(sound, (1e9, 1e9))
+            os.replace(sound, blob)
+            placed.append(blob.stat().st_mtime)
+        return got
+
+    monkeypatch.setattr(Digest, "of_file", staticmethod(of_file))
+    r = tf_main("fetch", "hello", "--lockfile", example, "--platform", "linux/amd64")
+    assert_ok(r)
+    assert f"cached blob {digest} is damaged" in r.stderr
+    assert placed == [blob.stat().st_mtime] == [1e9]  # kept, not dropped and fetched again
+    assert "sha256:" + file_hex(blob) == digest

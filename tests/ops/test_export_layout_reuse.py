@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from tf import assert_ok, cache_blobs, check_cache_layout, tf_main
+from tf import assert_error, assert_ok, cache_blobs, check_cache_layout, tf_main
 
 from toolfetch.oci import layout as oci_layout
 
@@ -80,6 +80,19 @@ def test_an_intact_blob_is_reused_not_rewritten(example: Path, tmp_path: Path) -
     blobs = {p.name: p.stat().st_ino for p in _blobs_dir(layout).iterdir()}
     _export(example, layout, cache)
     assert {p.name: p.stat().st_ino for p in _blobs_dir(layout).iterdir()} == blobs
+
+
+def test_an_unreadable_blob_in_the_layout_is_exit_8_naming_it(example: Path,
+                                                               tmp_path: Path) -> None:
+    cache, layout = tmp_path / "cache", tmp_path / "layout"
+    _export(example, layout, cache)
+    layer, _ = _pinned(example)
+    blob = _blobs_dir(layout) / layer
+    blob.unlink()
+    blob.symlink_to(blob.name)  # a loop: open() fails with ELOOP, as EACCES or EIO would
+    r = tf_main("--cache-dir", cache, "export", layout, "--lockfile", example,
+                "--all-platforms")
+    assert_error(r, 8, f"sha256:{layer}")
 
 
 def _dead_pid() -> int:

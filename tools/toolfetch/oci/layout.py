@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from toolfetch.core.digest import Digest, StreamVerifier, copy_verified
-from toolfetch.core.errors import NotFoundError, ToolfetchError, UsageError
+from toolfetch.core.errors import LocalIOError, NotFoundError, ToolfetchError, UsageError
 from toolfetch.core.fs import atomic_write, atomic_writer
 from toolfetch.oci.manifest import (
     ANNOTATION_REF_NAME,
@@ -217,7 +217,7 @@ class LayoutSource:
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             return False
         except OSError as e:
-            raise ToolfetchError(f"blob {digest} in {self}: unreadable: {e}") from e
+            raise LocalIOError.of(e, f"cannot read blob {digest} in {self}") from e
         return h.hexdigest() == digest.hex
 
     def remove_stale_temps(self) -> list[Path]:

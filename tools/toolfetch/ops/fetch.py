@@ -9,6 +9,7 @@ in lockfile order whatever order the tools were asked for in.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -250,14 +251,13 @@ class Fetcher:
         self.sources.first_success(ref, what, attempt)
 
     def _check_cached(self, want: Want, layer: LockedLayer) -> None:
-        """Re-hash a blob an earlier run stored before a tree is built from it, so a blob
-        damaged on disk since never becomes a tree whose record vouches for other bytes
-        (one read of the blob; the unpack after it reads from the page cache). A damaged
-        blob is dropped, to be fetched again; offline that is exit 3 naming it."""
+        """Re-hash a blob an earlier run stored before a tree is built from it (one read;
+        the unpack then reads the page cache), so no record vouches for bytes damaged since.
+        A damaged blob is dropped, to be fetched again; offline that is exit 3 naming it."""
         path = self.cache.blob_path(layer.digest)
         try:
-            size = path.stat().st_size
-            actual = Digest.of_file(path) if size == layer.size else None
+            st = path.stat()
+            actual = Digest.of_file(path) if st.st_size == layer.size else None
         except FileNotFoundError:
             return  # gc took it meanwhile: fetched again by the caller
         except OSError as e:
@@ -265,10 +265,12 @@ class Fetcher:
         if actual == layer.digest:
             self.verified.add(layer.digest)
             return
-        found = f"{size} bytes" if actual is None else f"content hashing to {actual}"
+        found = f"{st.st_size} bytes" if actual is None else f"content hashing to {actual}"
         log.warning("%s: cached blob %s is damaged (%s, not %d bytes of that digest); "
                     "fetching it again", want.what, layer.digest, found, layer.size)
-        self.cache.drop_blob(layer.digest)
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(path).st_ino == st.st_ino:  # not a sound one another run placed since
+                self.cache.drop_blob(layer.digest)
         if self.offline:
             raise IntegrityError(f"{want.what}: cached blob {layer.digest} was damaged ({found})"
                                  " and --offline forbids fetching it again")
