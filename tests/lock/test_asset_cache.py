@@ -116,3 +116,23 @@ def test_a_damaged_blob_that_cannot_be_dropped_still_pins_the_real_size(
     assert_ok(r)
     assert "cannot drop" in r.stderr
     assert _pinned_size(lockfile) == len(ASSET)
+
+
+@pytest.mark.parametrize("upgrade", [[], ["--upgrade"]])
+def test_refresh_assets_re_pins_changed_bytes_with_or_without_upgrade(
+        server: AssetServer, tmp_path: Path, upgrade: list[str]) -> None:
+    server.files["/t"] = script("old")
+    ws = tmp_path / "ws"
+    lockfile = ws / "tools.lock.json"
+    write_config(ws / "tools.yaml",
+                 {"tools": {"t": {"platforms": {"linux/amd64": {"url": server.url("/t")}}}}})
+
+    def pinned() -> str:
+        entry = json.loads(lockfile.read_text())["tools"]["t"]["platforms"]["linux/amd64"]
+        return str(entry["layers"][0]["digest"])
+
+    assert_ok(tf_main("lock", "--lockfile", lockfile))
+    assert pinned() == str(Digest.of_bytes(script("old")))
+    server.files["/t"] = script("new")
+    assert_ok(tf_main("lock", *upgrade, "--refresh-assets", "--lockfile", lockfile))
+    assert pinned() == str(Digest.of_bytes(script("new")))

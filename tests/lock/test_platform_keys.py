@@ -169,3 +169,19 @@ def test_an_index_listing_a_platform_twice_locks_the_first_and_says_so(
     assert _keys(tmp_path, "t") == {"windows/amd64": ltsc2022.digest}
     assert "lists windows/amd64 more than once" in r.stderr
     assert ltsc2022.digest in r.stderr and ltsc2019.digest in r.stderr
+
+
+@pytest.mark.parametrize("platforms", [None, ["linux/amd64"]])
+def test_an_index_spelling_the_os_in_upper_case_locks_the_lower_case_key(
+        registry: Registry, unique_repo: str, tmp_path: Path,
+        platforms: list[str] | None) -> None:
+    art = ocitest.oras_artifact({"t": b"x"})
+    ocitest.push_artifact(registry, unique_repo, None, art)
+    d = art.descriptor("linux/amd64")
+    d["platform"]["os"] = "Linux"
+    idx = ocitest.index_manifest([d])
+    ocitest.push_manifest(registry, unique_repo, "1", ocitest.encode_json(idx), ocitest.OCI_INDEX)
+    assert_ok(_lock(tmp_path, {"t": {"ref": registry.ref(unique_repo, "1"), "path": "t"}},
+                    platforms))
+    assert _keys(tmp_path, "t") == {"linux/amd64": art.digest}
+    assert_ok(tf_main("fetch", "--all-platforms", "--lockfile", str(tmp_path / "tools.lock.json")))

@@ -99,8 +99,9 @@ def cmd_lock(args: argparse.Namespace) -> int:
     if args.upgrade:
         if args.check:
             raise UsageError("lock: --upgrade and --check exclude each other")
-        for tool, (old, new) in upgrade_refs(config, lockfile, args.tools,
-                                             cache_of(args)).items():
+        upgraded = upgrade_refs(config, lockfile, args.tools, cache_of(args), jobs=args.jobs,
+                                progress=progress(args), refresh_assets=args.refresh_assets)
+        for tool, (old, new) in upgraded.items():
             print(f"{tool}: {old or '(not locked)'} -> {new}" if old != new
                   else f"{tool}: {new} (up to date)")
         return 0

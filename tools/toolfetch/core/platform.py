@@ -40,10 +40,11 @@ class Platform:
 
     @classmethod
     def from_descriptor(cls, platform: Mapping[str, object]) -> Platform:
+        # lower-cased as parse() does: an index writing "Linux" names linux, one key
         return cls(
-            str(platform.get("os", "")),
-            str(platform.get("architecture", "")),
-            str(platform.get("variant", "") or ""),
+            str(platform.get("os", "")).lower(),
+            str(platform.get("architecture", "")).lower(),
+            str(platform.get("variant", "") or "").lower(),
         )
 
     def __str__(self) -> str:

@@ -343,7 +343,8 @@ def _describe_drift(old_text: str | None, new: Lockfile) -> str:
 
 
 def upgrade_refs(config: Config, lockfile_path: Path, tools: Sequence[str],
-                 cache: Cache | None = None) -> dict[str, tuple[str | None, str]]:
+                 cache: Cache | None = None, *, jobs: int = 8, progress: bool = False,
+                 refresh_assets: bool = False) -> dict[str, tuple[str | None, str]]:
     """``lock --upgrade [TOOL…]``: relock with the highest matching tags.
 
     Returns ``{tool: (old_ref, new_ref)}`` for the tools that have a ``version``.
@@ -352,7 +353,8 @@ def upgrade_refs(config: Config, lockfile_path: Path, tools: Sequence[str],
 
     names = list(tools) or sorted(config.tools)
     before = locked_refs(lockfile_path)
-    run_lock(config, lockfile_path, list(tools), check=False, upgrade=True, cache=cache)
+    run_lock(config, lockfile_path, list(tools), check=False, jobs=jobs, progress=progress,
+             upgrade=True, cache=cache, refresh_assets=refresh_assets)
     after = locked_refs(lockfile_path)
     return {name: (before[name][1] if name in before else None, after[name][1])
             for name in names if name in config.tools and config.tools[name].version
