@@ -138,6 +138,10 @@ def test_pull_through_cache_serves_while_upstream_is_down(
     assert_ok(tf_main("inspect", s.ti.ref.replace(upstream.host, proxy.host)))
     for art in s.ti.artifacts.values():  # and the image configs, which lock checks
         ocitest.get_blob(proxy, REPO, art.config["digest"])
+        deadline = time.monotonic() + 10  # the proxy stores what it served asynchronously
+        while not ocitest.blob_path(proxy, art.config["digest"]).exists():
+            assert time.monotonic() < deadline, "the proxy never stored the config"
+            time.sleep(0.05)
     upstream.stop()
     r = s.fetch(tmp_path / "cold")
     assert_ok(r)
