@@ -7,7 +7,7 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pytest
 from tf import assert_error, assert_ok, file_hex, run_toolfetch, sharded, tree_of
@@ -95,12 +95,12 @@ def test_a_blob_another_run_placed_meanwhile_is_not_dropped(
 
     entry, blob = _tree_gone_blob_damaged(example, cache, "hello", True)
     digest = entry["layers"][0]["digest"]
-    real = Digest.of_file
+    real = Digest.of_open_file
     placed: list[float] = []  # the mtime the other run's blob was given (inodes get reused)
 
-    def of_file(path: str | os.PathLike[str]) -> Digest:
-        got = real(path)
-        if Path(path) == blob and not placed:  # the other run finishes now
+    def of_open_file(f: BinaryIO) -> Digest:
+        got = real(f)
+        if Path(f.name) == blob and not placed:  # the other run finishes now
             assert_ok(run_toolfetch("--cache-dir", cache / "other", "fetch", "hello",
                                     "--lockfile", example, "--platform", "linux/amd64"))
             sound = blob.with_name("sound")
@@ -110,7 +110,7 @@ def test_a_blob_another_run_placed_meanwhile_is_not_dropped(
             placed.append(blob.stat().st_mtime)
         return got
 
-    monkeypatch.setattr(Digest, "of_file", staticmethod(of_file))
+    monkeypatch.setattr(Digest, "of_open_file", staticmethod(of_open_file))
     r = tf_main("fetch", "hello", "--lockfile", example, "--platform", "linux/amd64")
     assert_ok(r)
     assert f"cached blob {digest} is damaged" in r.stderr

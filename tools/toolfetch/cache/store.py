@@ -275,3 +275,13 @@ class Cache:
 
     def drop_blob(self, digest: Digest) -> None:
         self.blob_path(digest).unlink(missing_ok=True)
+
+    def drop_damaged_blob(self, digest: Digest, damaged: BinaryIO) -> None:
+        """Drop blob ``digest`` if its name still holds the open file ``damaged`` (found not
+        to hash to it): a sound blob another process placed meanwhile stays. ``damaged`` is
+        still open, so its inode number cannot have been reused for that one."""
+        held = os.fstat(damaged.fileno())
+        with contextlib.suppress(FileNotFoundError):
+            now = os.stat(self.blob_path(digest))
+            if (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino):
+                self.drop_blob(digest)

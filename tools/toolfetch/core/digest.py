@@ -45,10 +45,15 @@ class Digest:
     @classmethod
     def of_file(cls, path: str | os.PathLike[str]) -> Digest:
         """The digest of a file's bytes (never following a final symlink)."""
-        h = hashlib.sha256()
         with open(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC), "rb") as f:
-            while chunk := f.read(COPY_CHUNK):
-                h.update(chunk)
+            return cls.of_open_file(f)
+
+    @classmethod
+    def of_open_file(cls, f: BinaryIO) -> Digest:
+        """The digest of what is left to read in ``f`` (streaming)."""
+        h = hashlib.sha256()
+        while chunk := f.read(COPY_CHUNK):
+            h.update(chunk)
         return cls(h.hexdigest())
 
     def __str__(self) -> str:

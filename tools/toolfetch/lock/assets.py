@@ -19,8 +19,8 @@ file's name in the tree: ``path`` if given, else the URL's last segment.
 
 from __future__ import annotations
 
-import hashlib
 import logging
+import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,28 +102,24 @@ def _cached(what: str, spec: PlatformSpec, sources: SourceFactory,
         return None, cache
     digest = Digest.parse(f"sha256:{spec.sha256}")
     blob = cache.blob_path(digest)
-    h = hashlib.sha256()
     try:
         with open(blob, "rb", buffering=0) as f:
             head = f.read(512)
-            h.update(head)
-            size = len(head)
-            while chunk := f.read(CHUNK):
-                h.update(chunk)
-                size += len(chunk)
+            f.seek(0)
+            actual, size = Digest.of_open_file(f), os.fstat(f.fileno()).st_size
+            if actual == digest:
+                return _Pinned(digest, size, spec.urls[0], head), None
+            damage = f"{what}: the cached blob {digest} is damaged ({size} bytes, {actual})"
+            if sources.offline:
+                raise IntegrityError(f"{damage}, and offline it cannot be downloaded again")
+            log.warning("%s; dropped, downloading it again", damage)
+            try:
+                cache.drop_damaged_blob(digest, f)
+            except OSError as e:
+                log.warning("%s: cannot drop %s: %s", what, blob, e)
+                return None, None
     except OSError:
         return None, cache
-    if h.hexdigest() == spec.sha256:
-        return _Pinned(digest, size, spec.urls[0], head), None
-    damage = f"{what}: the cached blob {digest} is damaged ({size} bytes, sha256:{h.hexdigest()})"
-    if sources.offline:
-        raise IntegrityError(f"{damage}, and offline it cannot be downloaded again")
-    log.warning("%s; dropped, downloading it again", damage)
-    try:
-        cache.drop_blob(digest)
-    except OSError as e:
-        log.warning("%s: cannot drop %s: %s", what, blob, e)
-        return None, None
     return None, cache
 
 

@@ -207,18 +207,14 @@ class LayoutSource:
     def has_intact_blob(self, digest: Digest, size: int) -> bool:
         """Whether ``blobs/sha256/<hex>`` is a file of ``size`` bytes hashing to ``digest``
         (read streaming); a damaged one is not, and is for the caller to replace."""
-        h = hashlib.sha256()
         try:
-            with self.blob_path(digest).open("rb", buffering=0) as f:
-                if os.fstat(f.fileno()).st_size != size:
-                    return False
-                while chunk := f.read(CHUNK):
-                    h.update(chunk)
+            with self.blob_path(digest).open("rb") as f:
+                return (os.fstat(f.fileno()).st_size == size
+                        and Digest.of_open_file(f) == digest)
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             return False
         except OSError as e:
             raise LocalIOError.of(e, f"cannot read blob {digest} in {self}") from e
-        return h.hexdigest() == digest.hex
 
     def remove_stale_temps(self) -> list[Path]:
         """Remove the temp files of writers that died (this host, pid gone; or an older

@@ -9,7 +9,6 @@ in lockfile order whatever order the tools were asked for in.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import shutil
@@ -254,23 +253,21 @@ class Fetcher:
         """Re-hash a blob an earlier run stored before a tree is built from it (one read;
         the unpack then reads the page cache), so no record vouches for bytes damaged since.
         A damaged blob is dropped, to be fetched again; offline that is exit 3 naming it."""
-        path = self.cache.blob_path(layer.digest)
         try:
-            st = path.stat()
-            actual = Digest.of_file(path) if st.st_size == layer.size else None
+            with open(self.cache.blob_path(layer.digest), "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                actual = Digest.of_open_file(f) if size == layer.size else None
+                if actual == layer.digest:
+                    self.verified.add(layer.digest)
+                    return
+                self.cache.drop_damaged_blob(layer.digest, f)
         except FileNotFoundError:
             return  # gc took it meanwhile: fetched again by the caller
         except OSError as e:
             raise LocalIOError.of(e, f"{want.what}: cannot read cached blob {layer.digest}") from e
-        if actual == layer.digest:
-            self.verified.add(layer.digest)
-            return
-        found = f"{st.st_size} bytes" if actual is None else f"content hashing to {actual}"
+        found = f"{size} bytes" if actual is None else f"content hashing to {actual}"
         log.warning("%s: cached blob %s is damaged (%s, not %d bytes of that digest); "
                     "fetching it again", want.what, layer.digest, found, layer.size)
-        with contextlib.suppress(FileNotFoundError):
-            if os.stat(path).st_ino == st.st_ino:  # not a sound one another run placed since
-                self.cache.drop_blob(layer.digest)
         if self.offline:
             raise IntegrityError(f"{want.what}: cached blob {layer.digest} was damaged ({found})"
                                  " and --offline forbids fetching it again")
