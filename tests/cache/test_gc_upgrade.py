@@ -7,10 +7,9 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
-from tf import assert_ok, run_toolfetch
+from tf import assert_ok, gc_report, run_toolfetch
 
 
 @pytest.fixture
@@ -25,13 +24,6 @@ def _snapshot(root: Path) -> dict[str, tuple[int, int, float]]:
         st = p.lstat()
         out[str(p.relative_to(root))] = (st.st_ino, st.st_size, st.st_mtime)
     return out
-
-
-def _gc(*args: str) -> dict[str, Any]:
-    r = run_toolfetch("cache", "gc", "--json", *args)
-    assert_ok(r)
-    data: dict[str, Any] = json.loads(r.stdout)
-    return data
 
 
 def _records(cache: Path) -> list[Path]:
@@ -51,11 +43,11 @@ def test_gc_dry_run_of_an_older_layout_changes_nothing_and_reports_the_upgrade(
         example: Path, cache: Path) -> None:
     trees = _layout_1(example, cache)
     before = _snapshot(cache)
-    dry = _gc("--dry-run")
+    dry = gc_report("--dry-run")
     assert _snapshot(cache) == before  # not one file created, removed or touched
     dropped = [r for r in dry["removed"] if r["kind"] == "tree"]
     assert len(dropped) == trees  # every tree, whatever the grace period says
-    real = _gc()
+    real = gc_report()
     assert [(r["kind"], r["digest"], r["freed"]) for r in real["removed"]] == \
         [(r["kind"], r["digest"], r["freed"]) for r in dry["removed"]]
     assert (real["freed"], real["size_after"]) == (dry["freed"], dry["size_after"])
@@ -84,10 +76,10 @@ def test_verify_still_finds_a_bad_blob_in_an_older_layout(example: Path, cache: 
 
 def test_gc_dry_run_of_a_missing_cache_creates_nothing(cache: Path) -> None:
     assert not cache.exists()
-    dry = _gc("--dry-run")
+    dry = gc_report("--dry-run")
     assert (dry["removed"], dry["size_before"], dry["size_after"]) == ([], 0, 0)
     assert not cache.exists()
-    assert _gc()["removed"] == [] and not cache.exists()
+    assert gc_report()["removed"] == [] and not cache.exists()
 
 
 def test_gc_leaves_no_lock_file_of_an_entry_it_evicts(example: Path, cache: Path) -> None:
@@ -95,8 +87,8 @@ def test_gc_leaves_no_lock_file_of_an_entry_it_evicts(example: Path, cache: Path
     old = time.time() - 10 * 86400
     for p in [*(cache / "blobs").rglob("*"), *_records(cache)]:
         os.utime(p, (old, old), follow_symlinks=False)
-    real = _gc("--unused-for", "1d")
+    real = gc_report("--unused-for", "1d")
     assert real["removed"] and _records(cache) == []
     assert sorted((cache / "locks").iterdir()) == []
-    again = _gc("--dry-run")
+    again = gc_report("--dry-run")
     assert (again["removed"], again["locks_reclaimed"], again["temp_reclaimed"]) == ([], 0, 0)

@@ -4,7 +4,6 @@ the real run when temp files are reclaimed first."""
 from __future__ import annotations
 
 import errno
-import json
 import os
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
-from tf import assert_ok, du_files, tf_main, tmp_entries
+from tf import du_files, gc_report, tmp_entries
 
 from toolfetch.cache import store
 from toolfetch.cache.store import Cache
@@ -78,13 +77,6 @@ def _record_less(c: Cache, name: bytes, when: float | None, **links: Path) -> Pa
     return tree
 
 
-def _gc(*args: str) -> dict[str, Any]:
-    r = tf_main("cache", "gc", "--json", *args)
-    assert_ok(r)
-    report: dict[str, Any] = json.loads(r.stdout)
-    return report
-
-
 # ---------------------------------------------------------------- 2. record-less trees
 
 @pytest.mark.parametrize("fault", [OSError(errno.ENOSPC, "No space left on device"),
@@ -117,9 +109,9 @@ def test_gc_reclaims_record_less_trees_past_the_grace_period(cache: Cache, holde
     held = _record_less(cache, b"held", OLD)
     holder(cache.lock_path("tree", Digest(held.name)))  # a fetch is on it right now
     before = du_files(cache.root)
-    dry = _gc("--dry-run")
+    dry = gc_report("--dry-run")
     assert old.is_dir() and du_files(cache.root) == before
-    report = _gc()
+    report = gc_report()
     assert not old.exists()
     assert young.is_dir() and held.is_dir()
     assert report["temp_reclaimed"] == dry["temp_reclaimed"] == 1
@@ -128,7 +120,7 @@ def test_gc_reclaims_record_less_trees_past_the_grace_period(cache: Cache, holde
     assert dry["size_before"] == dry["size_after"] == report["size_after"]
     assert before - report["size_after"] == len(b"old" * 100)
     assert not cache.lock_path("tree", Digest(old.name)).exists()
-    assert _gc()["temp_reclaimed"] == 0  # the young one is still in its grace period
+    assert gc_report()["temp_reclaimed"] == 0  # the young one is still in its grace period
 
 
 # ---------------------------------------------------------------- 4. dry run = real run
@@ -158,9 +150,9 @@ def test_gc_dry_run_reports_what_the_real_run_removes(cache: Cache, dead_pid: in
     temp = 5000 + 700 + 100
     budget = du_files(cache.root) - temp - 1500  # two blobs must go once the temp files are
     listing = sorted(map(str, cache.root.rglob("*")))
-    dry = _gc("--max-size", str(budget), "--dry-run")
+    dry = gc_report("--max-size", str(budget), "--dry-run")
     after_dry = sorted(map(str, cache.root.rglob("*")))
-    real = _gc("--max-size", str(budget))
+    real = gc_report("--max-size", str(budget))
     assert real["removed"] == dry["removed"]
     assert after_dry == listing  # a dry run changes nothing (creates no lock files either)
     assert [e["digest"].split(":")[1] for e in real["removed"]] == [b.name for b in blobs[:2]]

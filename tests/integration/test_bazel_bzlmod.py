@@ -292,6 +292,12 @@ def test_platform_tables_mirror_platform_py(harness: Harness) -> None:
         ("windows 10", "AMD64", "windows/amd64"),
         ("windows server 2019", "ARM64", "windows/arm64"),
         ("freebsd", "amd64", "freebsd/amd64"),
+        ("FreeBSD", "aarch64", "freebsd/arm64"),
+        ("freebsd13.2", "amd64", "freebsd/amd64"),
+        ("linux", "armv8l", "linux/arm/v8"),
+        ("linux", "x86", "linux/386"),
+        ("linux", "i386", "linux/386"),
+        ("linux", "i686", "linux/386"),
     ],
 )
 def test_host_platform_detection(harness: Harness, os_name: str, machine: str, want: str) -> None:

@@ -229,23 +229,6 @@ def test_bazel_accepts_distinct_keys(bazel: Bazel) -> None:
         assert sorted(lock["tools"]["hello"]["platforms"]) == sorted(keys)
 
 
-@pytest.mark.parametrize(
-    ("os_name", "machine", "want"),
-    [
-        ("freebsd", "amd64", "freebsd/amd64"),
-        ("FreeBSD", "aarch64", "freebsd/arm64"),
-        ("freebsd13.2", "amd64", "freebsd/amd64"),
-        ("linux", "armv8l", "linux/arm/v8"),
-        ("linux", "armv7l", "linux/arm/v7"),
-        ("linux", "x86", "linux/386"),
-        ("linux", "i386", "linux/386"),
-        ("linux", "i686", "linux/386"),
-    ],
-)
-def test_bazel_host_platform(bazel: Bazel, os_name: str, machine: str, want: str) -> None:
-    assert bazel.call("platforms.bzl", "oci_platform", os_name, machine) == want
-
-
 # ---- Buck2 ---------------------------------------------------------------------------------
 
 

@@ -95,6 +95,14 @@ def tf_main(*args: str | os.PathLike[str], stdin: str | None = None) -> Result:
     return Result(rc, out.getvalue(), err.getvalue())
 
 
+def gc_report(*args: str | os.PathLike[str]) -> dict[str, Any]:
+    """``cache gc --json ARGS…`` in this process; its report, after checking it exited 0."""
+    r = tf_main("cache", "gc", "--json", *args)
+    assert_ok(r)
+    report: dict[str, Any] = json.loads(r.stdout)
+    return report
+
+
 def assert_error(r: Result | subprocess.CompletedProcess[str], code: int, *needles: str) -> None:
     """Exit *code*, an ``error: …`` line on stderr containing every needle, no traceback."""
     assert r.returncode == code, f"exit {r.returncode}, wanted {code}\n{r.stderr}"
