@@ -17,13 +17,17 @@ from toolfetch.registry.sources import parse_mirror_map
 @dataclass(frozen=True)
 class PlatformSpec:
     """One platform's source: a tag of its own (``ref``), or an HTTP release asset
-    (``urls``, tried in order, with an optional ``sha256`` and ``format``)."""
+    (``urls``, tried in order, with an optional ``format`` and the digests and size its
+    publisher declares: ``sha256``, ``blake3`` (DotSlash's), ``size``; ``lock`` checks each
+    one given before it pins anything)."""
 
     ref: str | None
     path: str | None
     urls: tuple[str, ...] = ()
     sha256: str | None = None  # lower-case hex
-    format: str | None = None
+    format: str | None = None  # a name of toolfetch.oci.formats.FORMATS
+    blake3: str | None = None  # lower-case hex
+    size: int | None = None
 
     @property
     def is_asset(self) -> bool:
@@ -38,6 +42,7 @@ class ToolSpec:
     version: str | None
     platform_list: tuple[Platform, ...] | None = None
     per_platform: Mapping[Platform, PlatformSpec] | None = None
+    arg0: str | None = None  # ARG0_MODES: what the tool is given as argv[0]
 
     @property
     def is_assets(self) -> bool:
@@ -46,7 +51,7 @@ class ToolSpec:
             s.is_asset for s in self.per_platform.values())
 
     def to_lock_fields(self) -> dict[str, str]:
-        out = {"ref": self.ref, "path": self.path, "version": self.version}
+        out = {"ref": self.ref, "path": self.path, "version": self.version, "arg0": self.arg0}
         return {k: v for k, v in out.items() if v is not None}
 
 
@@ -59,19 +64,9 @@ class Config:
 
     @classmethod
     def load(cls, path: Path) -> Config:
-        import yaml
+        from toolfetch.lock import yamlfile
 
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError as e:
-            raise UsageError(f"{path}: no such file (create a tools.yaml, see README)") from e
-        except OSError as e:
-            raise UsageError(f"{path}: cannot read: {e}") from e
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as e:
-            raise UsageError(f"{path}: invalid YAML: {e}") from e
-        return cls.from_data(data, path)
+        return cls.from_data(yamlfile.load(path), path)
 
     @classmethod
     def from_data(cls, data: Any, path: Path) -> Config:
@@ -96,10 +91,12 @@ class Config:
                     entry_path = entry.get("path", spec.get("path"))
                     if "ref" not in entry:
                         urls = tuple(entry["urls"]) if "urls" in entry else (entry["url"],)
-                        sha = entry.get("sha256")
+                        _check_urls(urls, path, f"{where}.platforms.{key}")
+                        sha, blake3 = entry.get("sha256"), entry.get("blake3")
                         per_platform[Platform.parse(key)] = PlatformSpec(
                             None, entry_path, urls, sha.lower() if sha else None,
-                            entry.get("format"))
+                            entry.get("format"), blake3.lower() if blake3 else None,
+                            entry.get("size"))
                         continue
                     _check_ref(entry["ref"], path, f"{where}.platforms.{key}.ref", base)
                     per_platform[Platform.parse(key)] = PlatformSpec(entry["ref"], entry_path)
@@ -107,7 +104,7 @@ class Config:
                 platform_list = _platforms(raw_platforms, path, f"{where}.platforms")
             _one_spelling(per_platform or platform_list or (), path, f"{where}.platforms")
             tools[name] = ToolSpec(name, ref, spec.get("path"), spec.get("version"),
-                                   platform_list, per_platform)
+                                   platform_list, per_platform, spec.get("arg0"))
         mirrors = {h: tuple(ms) for h, ms in (data.get("mirrors") or {}).items()}
         parse_mirror_map(mirrors, base, where=str(path))  # each entry, naming $.mirrors.H[i]
         return cls(path, platforms, mirrors, tools)
@@ -133,6 +130,30 @@ def _one_spelling(platforms: Iterable[Platform], path: Path, where: str) -> None
             raise UsageError(f"{path}: {where}: {seen[p.key]} and {p} name the same platform "
                              f"({p.key}); list it once")
         seen[p.key] = p
+
+
+def _check_urls(urls: Iterable[str], path: Path, where: str) -> None:
+    """Each URL parses and names a host, a port in range and labels DNS accepts: refused at
+    once with exit 2 naming the field (the URL itself is not echoed: it may hold a secret)."""
+    from urllib.parse import urlsplit
+
+    for i, url in enumerate(urls):
+        field = f"{where}.urls[{i}]" if len(tuple(urls)) > 1 else f"{where}.url"
+        try:
+            parts = urlsplit(url)
+            host, port = parts.hostname, parts.port  # port: ValueError when out of range
+        except ValueError as e:
+            raise UsageError(f"{path}: {field}: not a valid URL ({_reason(e)})") from None
+        labels = (host or "").split(".")
+        if not host or any(len(label) > 63 for label in labels) or len(host) > 253:
+            raise UsageError(f"{path}: {field}: not a valid URL (host name missing or too "
+                             "long)")
+        del port
+
+
+def _reason(e: ValueError) -> str:
+    text = str(e)
+    return "port out of range" if "port" in text.lower() else "malformed"
 
 
 def _check_ref(ref: str, path: Path, where: str, base: Path) -> None:

@@ -27,7 +27,14 @@ from toolfetch.core.progress import Progress
 from toolfetch.core.reference import parse_any, rebase_layout_ref
 from toolfetch.lock.config import Config, PlatformSpec, ToolSpec
 from toolfetch.lock.lockfile import ANY_PLATFORM, LockedLayer, LockedPlatform, LockedTool, Lockfile
-from toolfetch.oci.formats import ORAS_DEFAULT_MEDIA_TYPE, check_title, detect_format
+from toolfetch.oci.formats import (
+    FORMATS,
+    RAW,
+    check_title,
+    detect_format,
+    sniff,
+    sniffable,
+)
 from toolfetch.oci.manifest import (
     ANNOTATION_UNPACK,
     IMAGE_CONFIG_TYPES,
@@ -181,14 +188,16 @@ class Resolver:
             raise UsageError(f"{what}: manifest {manifest.digest} has no layers")
         path = job.path
         if path is None:
-            titles = [layer.title for layer in layers if layer.unpack == "raw" and layer.title]
+            titles = [layer.title for layer in layers
+                      if not FORMATS[layer.unpack].is_archive and layer.title]
             if len(layers) == 1 and titles:
                 path = titles[0]
             else:
                 raise UsageError(f"{what}: set `path` (the executable inside the artifact) in "
                                  f"{self.config.path}")
         titles = sorted(str(layer.title) for layer in layers)
-        if all(layer.unpack == "raw" for layer in layers) and path not in titles:
+        if not any(FORMATS[layer.unpack].is_archive for layer in layers) and (
+                path not in titles):
             import difflib
 
             close = difflib.get_close_matches(path, titles, n=3, cutoff=0.5)
@@ -209,13 +218,14 @@ class Resolver:
         if desc.annotations.get(ANNOTATION_UNPACK) == "true":
             fmt = "tar+gzip"
         else:
-            fmt = detect_format(desc.media_type, title, b"")
-            generic = fmt == "raw" or (desc.media_type == ORAS_DEFAULT_MEDIA_TYPE and not (
-                title or "").endswith(".tar"))
-            if generic:  # sniff: ORAS pushes plain files as ...layer.v1.tar
-                fmt = detect_format("application/octet-stream", title,
-                                    source.read_blob_head(desc.digest))
-        if fmt == "raw" and not title:
+            try:
+                detected = detect_format(desc.media_type, title, b"")
+                if detected is RAW and sniffable(title):  # generic: the bytes tell
+                    detected = sniff(source.read_blob_head(desc.digest))
+            except UsageError as e:
+                raise IntegrityError(f"{what}: layer {desc.digest}: {e}") from e
+            fmt = detected.name
+        if not FORMATS[fmt].is_archive and not title:
             raise UsageError(f"{what}: layer {desc.digest} is a plain file without an "
                              "org.opencontainers.image.title annotation")
         return LockedLayer(desc.digest, desc.size, desc.media_type, title, fmt)
