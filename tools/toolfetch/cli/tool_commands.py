@@ -50,6 +50,9 @@ def register(command: Command) -> None:
         lockfile_arg(p)
         p.add_argument("--stdout", action="store_true", help="print the entries as YAML "
                        "instead of adding them to tools.yaml")
+        if name == "import-dotslash":
+            p.add_argument("--name", metavar="TOOL", help="the tool's name (default: the "
+                           "file's name; only with one FILE)")
         p.set_defaults(run=cmd_import_tools, importer=name)
 
     p = command("fetch", "make locked tools present in the cache")
@@ -116,22 +119,29 @@ def cmd_lock(args: argparse.Namespace) -> int:
 
 def cmd_import_tools(args: argparse.Namespace) -> int:
     from toolfetch.lock import importers
+    from toolfetch.lock.configedit import add_tools
 
-    read = importers.from_dotslash if args.importer == "import-dotslash" else \
-        importers.from_multitool
+    name_given = getattr(args, "name", None)
+    if name_given is not None and len(args.files) != 1:
+        raise UsageError("import-dotslash: --name names one tool; give one FILE")
     entries: importers.Entries = {}
     for f in args.files:
-        for name, entry in read(f).items():
+        found = importers.from_dotslash(f, name_given) if args.importer == "import-dotslash" \
+            else importers.from_multitool(f)
+        for name, entry in found.items():
             if name in entries:
                 raise UsageError(f"{f}: tool {name} is given twice")
             entries[name] = entry
+    if not entries:
+        raise UsageError(f"{', '.join(map(str, args.files))}: nothing toolfetch can import "
+                         "(the warnings above say why)")
     if args.stdout:
         import yaml
 
         sys.stdout.write(yaml.safe_dump({"tools": entries}, sort_keys=False, width=1000))
         return 0
     config = (args.config or lockfile_of(args).parent / "tools.yaml").absolute()
-    importers.add_to_config(config, entries)
+    add_tools(config, entries)
     log.warning("added %s to %s; run `toolfetch lock` to pin them", ", ".join(entries), config)
     return 0
 

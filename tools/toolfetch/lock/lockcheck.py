@@ -82,7 +82,7 @@ def platform_entry(entry: Any, path: Path, where: str) -> LockedPlatform:
     try:
         tool_path = entry["path"]
         try:
-            tool_path = check_title(tool_path)  # a file: not ".", no NUL, no "..", relative
+            check_title(tool_path)  # names a file: not ".", no NUL, no "..", relative
         except UsageError as e:
             raise UsageError(f"{path}: {where}.path: must name a file inside the tool "
                              f"({e.message})") from None
