@@ -25,7 +25,7 @@ from toolfetch.core import lockindex
 from toolfetch.core.host import cache_root, default_lockfile, host_key
 
 _GLOBAL_FLAGS = ("-q", "--quiet", "--no-progress")
-_OPTIONS = {"which": ("--lockfile", "--platform"), "run": ("--lockfile",),
+_OPTIONS = {"which": ("--lockfile", "--platform"), "run": ("--lockfile", "--arg0"),
             "fetch": ("--lockfile", "--platform", "--jobs")}
 _FLAGS = {"which": ("--offline", "--json"), "run": ("--offline",),
           "fetch": ("--offline", "--json", "--all-platforms")}
@@ -39,6 +39,15 @@ def which_output(tool: str, key: str, exe: str, tree: str, as_json: bool) -> str
 
         return json.dumps({"tool": tool, "platform": key, "path": exe, "tree": tree})
     return exe
+
+
+def run_argv0(tool: str, exe: str, mode: str, given: str | None) -> str:
+    """argv[0] of a tool ``run`` starts, on either path: its executable's path, or with
+    ``arg0: tool`` the name it was invoked by (a launcher's ``--arg0 "$0"``, else the tool's
+    name), as DotSlash gives a tool its DotSlash file's name (multi-call binaries need it)."""
+    if mode != "tool":
+        return exe
+    return given or tool
 
 
 def fetch_json(found: list[tuple[str, str, str, str]]) -> str:
@@ -120,7 +129,7 @@ def _key(index: lockindex.LockIndex, tool: str, platform: str | None) -> str | N
 def _present(root: str, index: lockindex.LockIndex, tool: str,
              key: str) -> tuple[str, str, str] | None:
     """(executable, tree, record) of a cached tree, else None."""
-    hexpart, path = index.entries[(tool, key)]
+    hexpart, path, _ = index.entries[(tool, key)]
     if len(hexpart) != 64 or not _clean_relative(path):
         return None
     tree = os.path.join(root, "trees", "sha256", hexpart[:2], hexpart[2:4], hexpart)
@@ -193,8 +202,9 @@ def try_hit(argv: list[str]) -> int | None:
     if args and args[0] == "--":
         args = args[1:]
     sys.stdout.flush()
+    argv0 = run_argv0(tool, exe, index.entries[(tool, key)][2], opts.get("--arg0"))
     try:
-        os.execv(exe, [exe, *args])
+        os.execv(exe, [argv0, *args])
     except OSError:
         return None  # the full path says why it cannot run
     return None  # not reached

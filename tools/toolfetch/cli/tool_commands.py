@@ -19,7 +19,7 @@ from toolfetch.cli.common import (
     progress,
     quiet,
 )
-from toolfetch.cli.hitpath import fetch_json, which_output
+from toolfetch.cli.hitpath import fetch_json, run_argv0, which_output
 from toolfetch.core.errors import UsageError
 
 log = logging.getLogger("toolfetch")
@@ -81,6 +81,8 @@ def register(command: Command) -> None:
     p = command("run", "run a tool (its exit code passes through)")
     lockfile_arg(p)
     p.add_argument("--offline", action="store_true")
+    p.add_argument("--arg0", metavar="NAME", help="argv[0] for a tool locked with `arg0: "
+                   "tool` (launchers pass their own path; default: the tool's name)")
     p.add_argument("tool", metavar="TOOL")
     p.add_argument("args", nargs=argparse.REMAINDER, metavar="-- ARGS")
     p.set_defaults(run=cmd_run)
@@ -174,8 +176,10 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
-def _locate(args: argparse.Namespace, platform_text: str | None) -> tuple[Path, str, str]:
-    """(executable, tree dir, platform key), fetching first when the tree is missing."""
+def _locate(args: argparse.Namespace, platform_text: str | None
+            ) -> tuple[Path, str, str, str]:
+    """(executable, tree dir, platform key, arg0 mode), fetching first when the tree is
+    missing."""
     from toolfetch.lock.lockfile import Lockfile, validating
     from toolfetch.ops.fetch import Fetcher, Want
 
@@ -183,29 +187,30 @@ def _locate(args: argparse.Namespace, platform_text: str | None) -> tuple[Path, 
     lockfile = Lockfile.load_fast(lockfile_path)
     cache = cache_of(args)
     lockfile.record_index(cache.root, validated=False)  # the next hit needs no JSON
-    key, entry = lockfile.tool(args.tool).for_platform(platform_of(platform_text),
-                                                       lockfile_path)
+    tool = lockfile.tool(args.tool)
+    key, entry = tool.for_platform(platform_of(platform_text), lockfile_path)
     tree = cache.tree_path(entry.tree)
     exe = tree / entry.path
     if cache.has_tree(entry.tree) and os.path.lexists(exe):
         cache.touch_tree(entry.tree)
-        return exe, str(tree), key
+        return exe, str(tree), key, tool.arg0
     ready = threading.Event()
     with validating(lockfile_path, cache.root, start=ready) as full:
         fetcher = Fetcher(cache, full, offline=offline(args), progress=progress(args),
                           transport_ready=ready)
         fetcher.fetch([Want(args.tool, key, entry)])  # NotFoundError if `path` is not there
-    return exe, str(tree), key
+    return exe, str(tree), key, tool.arg0
 
 
 def cmd_which(args: argparse.Namespace) -> int:
-    exe, tree, key = _locate(args, args.platform)
+    exe, tree, key, _ = _locate(args, args.platform)
     print(which_output(args.tool, key, str(exe), tree, args.json))
     return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    exe, _, _ = _locate(args, None)
+    exe, _, _, arg0 = _locate(args, None)
+    argv0 = run_argv0(args.tool, str(exe), arg0, args.arg0)
     argv = list(args.args)
     if argv and argv[0] == "--":
         argv = argv[1:]
@@ -213,9 +218,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if os.name == "nt":
         import subprocess
 
-        return subprocess.call([str(exe), *argv])
+        return subprocess.call([argv0, *argv], executable=str(exe))
     try:
-        os.execv(exe, [str(exe), *argv])
+        os.execv(exe, [argv0, *argv])
     except OSError as e:
         raise UsageError(f"tool {args.tool}: cannot execute {exe}: {e.strerror}") from e
 

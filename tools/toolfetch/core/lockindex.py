@@ -12,7 +12,8 @@ loaded a lockfile it writes, best effort, an index of it into the cache:
 * whether the lockfile passed its JSON schema (``fetch`` needs that; ``which``/``run`` check
   by hand only, as the full path does),
 * how many tools the lockfile has,
-* one line per tool and platform key: the tree key and the executable's path.
+* one line per tool and platform key: the tree key, the executable's path and the tool's
+  ``arg0`` mode (what it is given as argv[0]).
 
 A field with a tab or line break cannot be written on a line; every entry of such a tool is
 left out (the hit path then sends it to the full path), and the tool count, which still
@@ -39,10 +40,10 @@ TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing on th
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-MAGIC = "toolfetch-lockindex 2"
+MAGIC = "toolfetch-lockindex 3"
 VERDICT_PREFIX = "valid-"
-# (tool, platform key) -> (tree key hex, executable path inside the tree)
-Entries = dict[tuple[str, str], tuple[str, str]]
+# (tool, platform key) -> (tree key hex, executable path inside the tree, arg0 mode)
+Entries = dict[tuple[str, str], tuple[str, str, str]]
 _HEAD = 5  # header, lockfile, stat, validated, tools; then the entries and "end"
 
 
@@ -123,9 +124,9 @@ def read(cache_root: str, lockfile: str, st: os.stat_result | None = None) -> Lo
     entries: Entries = {}
     for line in lines[_HEAD:-1]:
         fields = line.split("\t")
-        if len(fields) != 5 or fields[0] != "tool":
+        if len(fields) != 6 or fields[0] != "tool":
             return None
-        entries[(fields[1], fields[2])] = (fields[3], fields[4])
+        entries[(fields[1], fields[2])] = (fields[3], fields[4], fields[5])
     complete = len({t for t, _ in entries}) == int(count)
     return LockIndex(entries, lines[3] == "validated\t1", complete)
 
@@ -144,13 +145,13 @@ def read_any(cache_root: str, path: str) -> LockIndex | None:
 
 
 def write(cache_root: str, lockfile: str, before: os.stat_result,
-          entries: Iterable[tuple[str, str, str, str]], validated: bool) -> None:
+          entries: Iterable[tuple[str, str, str, str, str]], validated: bool) -> None:
     """Record what the full path read from ``lockfile`` (stat'ed ``before`` reading it);
     best effort: a read-only or missing cache, or a file changed meanwhile, writes nothing.
 
-    ``entries``: (tool, platform key, tree key hex, path). A tool with a tab or a line break
-    in any field of any entry is left out whole: keeping its other entries would let the hit
-    path pick one (``*``, say) where the full path picks the one left out.
+    ``entries``: (tool, platform key, tree key hex, path, arg0 mode). A tool with a tab or a
+    line break in any field of any entry is left out whole: keeping its other entries would
+    let the hit path pick one (``*``, say) where the full path picks the one left out.
     """
     try:
         if fingerprint(os.stat(lockfile)) != fingerprint(before):

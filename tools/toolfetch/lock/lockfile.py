@@ -79,7 +79,7 @@ class Lockfile:
         real = os.path.realpath(self.path)
         if not validated and lockindex.read(str(cache_root), real, self.stat) is not None:
             return
-        entries = [(name, key, entry.tree.hex, entry.path)
+        entries = [(name, key, entry.tree.hex, entry.path, tool.arg0)
                    for name, tool in self.tools.items() for key, entry in tool.platforms.items()]
         lockindex.write(str(cache_root), real, self.stat, entries, validated)
 
