@@ -185,3 +185,25 @@ def test_an_index_spelling_the_os_in_upper_case_locks_the_lower_case_key(
                     platforms))
     assert _keys(tmp_path, "t") == {"linux/amd64": art.digest}
     assert_ok(tf_main("fetch", "--all-platforms", "--lockfile", str(tmp_path / "tools.lock.json")))
+
+
+@pytest.mark.parametrize("top_level", [None, ["linux/amd64", "darwin/arm64"]])
+def test_a_tools_platform_list_limits_a_single_manifest(
+        registry: Registry, unique_repo: str, tmp_path: Path,
+        top_level: list[str] | None) -> None:
+    """Issue 24 #3: an ORAS artifact (one manifest, no platform in its config) with
+    `platforms: [linux/amd64]` is locked for linux/amd64 only, never as "*": another
+    platform is exit 4, not handed the linux binary. Without a tool list it stays "*"."""
+    art = ocitest.oras_artifact({"jq": b"#!/bin/sh\necho linux jq\n"})
+    ocitest.push_artifact(registry, unique_repo, "1.6", art)
+    ref = registry.ref(unique_repo, "1.6")
+    assert_ok(_lock(tmp_path, {"jq": {"ref": ref, "platforms": ["linux/amd64"]},
+                               "any": {"ref": ref}}, top_level))
+    assert _keys(tmp_path, "jq") == {"linux/amd64": art.digest}
+    assert _keys(tmp_path, "any") == {"*": art.digest}
+    lockfile = str(tmp_path / "tools.lock.json")
+    r = tf_main("which", "--lockfile", lockfile, "--platform", "darwin/arm64", "jq")
+    assert_error(r, 4, "jq", "darwin/arm64", "linux/amd64")
+    r = tf_main("which", "--lockfile", lockfile, "--platform", "linux/amd64", "jq")
+    assert_ok(r)
+    assert Path(r.stdout.strip()).read_bytes() == b"#!/bin/sh\necho linux jq\n"

@@ -137,9 +137,9 @@ class Resolver:
         source, manifest = self.sources.first_success(ref, what, top, upstream_first=True)
         lock_ref = self._ref_for_lock(job.ref)
         if not manifest.is_index:
-            key = self._single_manifest_key(job, image_platform(source, manifest, what), what)
+            keys = self._single_manifest_keys(job, image_platform(source, manifest, what), what)
             entry = self._entry(job, lock_ref, source, manifest, None, what)
-            return {key: entry}
+            return dict.fromkeys(keys, entry)
         out: dict[str, LockedPlatform] = {}
         if job.wanted is None:
             targets = [(_key(d.platform), d) for d in manifest.platform_manifests(what)
@@ -168,18 +168,23 @@ class Resolver:
         return out
 
     @staticmethod
-    def _single_manifest_key(job: _Job, offered: Platform | None, what: str) -> str:
-        """The lock key of a ref that names one manifest: ``"*"`` unless it is an image
-        whose config names a platform; then that platform, which every platform the tool
-        wants must accept (a darwin machine is never handed a linux binary)."""
+    def _single_manifest_keys(job: _Job, offered: Platform | None, what: str) -> list[str]:
+        """The lock keys of a ref that names one manifest. An artifact that names no platform
+        is locked under ``"*"``, unless the tool lists its own ``platforms``: then under
+        each of those and nowhere else (a darwin machine is never handed what a tool says is
+        a linux binary). An image whose config names a platform is locked under that one,
+        which every platform the tool wants must accept."""
         if offered is None:
-            return job.fixed_key or ANY_PLATFORM
+            if job.fixed_key:
+                return [job.fixed_key]
+            listed = job.tool.platform_list
+            return [p.key for p in listed] if listed else [ANY_PLATFORM]
         wanted = [Platform.parse(job.fixed_key)] if job.fixed_key else list(job.wanted or ())
         for platform in wanted:
             if not platform.accepts(offered):
                 raise NotFoundError(f"{what} is a single-platform image for {offered}, "
                                     f"not {platform}; it offers: {offered}")
-        return job.fixed_key or _key(offered)
+        return [job.fixed_key or _key(offered)]
 
     def _entry(self, job: _Job, lock_ref: str, source: ContentSource, manifest: Manifest,
                index: Manifest | None, what: str) -> LockedPlatform:
