@@ -110,12 +110,17 @@ def cmd_lock(args: argparse.Namespace) -> int:
             print(f"{tool}: {old or '(not locked)'} -> {new}" if old != new
                   else f"{tool}: {new} (up to date)")
         return 0
-    _, changed = run_lock(config, lockfile, args.tools, args.check, args.jobs, progress(args),
-                          cache=cache_of(args), refresh_assets=args.refresh_assets)
+    result = run_lock(config, lockfile, args.tools, args.check, args.jobs, progress(args),
+                      cache=cache_of(args), refresh_assets=args.refresh_assets)
     if args.check:
         log.info("%s is up to date", lockfile)
-    elif changed:
-        log.info("wrote %s", lockfile)
+        return 0
+    for change in result.changes:  # a pin never changes silently
+        print(f"lock: {change}")
+    if not quiet(args):
+        verb = "wrote" if result.changed else "unchanged:"
+        print(f"lock: {verb} {lockfile} ({len(result.lockfile.tools)} tools, "
+              f"{len(result.changes)} pins changed)")
     return 0
 
 

@@ -20,11 +20,13 @@ from toolfetch.core.errors import (
     NotFoundError,
     OutOfDateError,
     ToolfetchError,
+    UnreachableError,
     UsageError,
 )
 from toolfetch.core.platform import Platform
 from toolfetch.core.progress import Progress
 from toolfetch.core.reference import parse_any, rebase_layout_ref
+from toolfetch.lock.changes import Change, diff
 from toolfetch.lock.config import Config, PlatformSpec, ToolSpec
 from toolfetch.lock.lockfile import ANY_PLATFORM, LockedLayer, LockedPlatform, LockedTool, Lockfile
 from toolfetch.oci.formats import (
@@ -277,11 +279,23 @@ def _key(p: Platform | None) -> str:
     return p.key
 
 
+@dataclass(frozen=True)
+class LockResult:
+    """What ``lock`` did: the lockfile, whether its text changed, and every pin that changed
+    (:mod:`toolfetch.lock.changes`; empty for a first lock of a new lockfile: all added)."""
+
+    lockfile: Lockfile
+    changed: bool
+    changes: tuple[Change, ...]
+
+
 def run_lock(config: Config, lockfile_path: Path, tools: list[str], check: bool,
              jobs: int = 8, progress: bool = False, upgrade: bool = False, *,
-             cache: Cache | None = None, refresh_assets: bool = False
-             ) -> tuple[Lockfile, bool]:
-    """Resolve and (unless ``check``) write; returns the lockfile and whether it changed.
+             cache: Cache | None = None, refresh_assets: bool = False) -> LockResult:
+    """Resolve and (unless ``check``) write; returns what changed, pin by pin.
+
+    ``check`` resolves every tag against its registry (the network is needed: a tag that
+    moved upstream is drift too); a registry it cannot reach is exit 6 saying so.
 
     Tools with a ``version`` keep their locked tag while it satisfies the constraint; with
     ``upgrade`` they move to the highest matching tag (see :mod:`toolfetch.lock.versions`). HTTP
@@ -295,12 +309,11 @@ def run_lock(config: Config, lockfile_path: Path, tools: list[str], check: bool,
     old: Lockfile | None = None
     old_text = None
     if lockfile_path.exists():
-        old_text = lockfile_path.read_text(encoding="utf-8")
-        if tools:
-            old = Lockfile.load(lockfile_path)
-        elif any(s.is_asset for t in config.tools.values() for s in (t.per_platform or {}
-                                                                        ).values()):
-            old = _previous(lockfile_path)
+        try:
+            old_text = lockfile_path.read_text(encoding="utf-8")
+        except (OSError, ValueError):
+            old_text = None  # replaced whole; Lockfile.load below says why if it must
+        old = Lockfile.load(lockfile_path) if tools else _previous(lockfile_path)
     resolver = Resolver(config, lockfile_path, jobs, progress, old=old, cache=cache,
                         refresh_assets=refresh_assets)
     names = tools or sorted(config.tools)
@@ -309,7 +322,13 @@ def run_lock(config: Config, lockfile_path: Path, tools: list[str], check: bool,
 
         resolver.ref_overrides = version_refs(config, lockfile_path, names, upgrade,
                                               resolver.sources)
-    resolved = resolver.resolve(names)
+    try:
+        resolved = resolver.resolve(names)
+    except UnreachableError as e:
+        if not check:
+            raise
+        raise e.context("lock --check resolves every tag against its registry, so it cannot "
+                        "tell whether the lockfile is current") from e
     merged: dict[str, LockedTool] = {}
     for name in config.tools:
         if name in resolved:
@@ -323,14 +342,16 @@ def run_lock(config: Config, lockfile_path: Path, tools: list[str], check: bool,
     }
     new = Lockfile(lockfile_path, merged, mirrors)
     changed = new.dumps() != old_text
+    changes = tuple(diff(old.tools if old is not None else {}, new.tools))
     if check:
         if changed:
-            raise OutOfDateError(f"{lockfile_path} is out of date with {config.path}: "
-                                 f"{_describe_drift(old_text, new)}; run `toolfetch lock`")
-        return new, False
+            why = "it does not exist" if old_text is None else "; ".join(map(str, changes)) \
+                or "its formatting or mirrors differ"
+            raise OutOfDateError(f"{lockfile_path} is out of date: {why}; run `toolfetch lock`")
+        return LockResult(new, False, ())
     if changed:
         new.write()
-    return new, changed
+    return LockResult(new, changed, changes)
 
 
 def _previous(lockfile_path: Path) -> Lockfile | None:
@@ -340,21 +361,6 @@ def _previous(lockfile_path: Path) -> Lockfile | None:
     except ToolfetchError as e:
         log.debug("%s: not reusing its pins (%s)", lockfile_path, e)
         return None
-
-
-def _describe_drift(old_text: str | None, new: Lockfile) -> str:
-    if old_text is None:
-        return "it does not exist"
-    import json
-
-    try:
-        old_tools = json.loads(old_text).get("tools", {})
-    except ValueError:
-        return "it is not valid JSON"
-    new_tools = new.to_json()["tools"]
-    names = sorted(set(old_tools) | set(new_tools))
-    drift = [n for n in names if old_tools.get(n) != new_tools.get(n)]
-    return f"tools differ: {', '.join(drift)}" if drift else "formatting or mirrors differ"
 
 
 def upgrade_refs(config: Config, lockfile_path: Path, tools: Sequence[str],
