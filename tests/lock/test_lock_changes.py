@@ -27,7 +27,7 @@ def test_a_moved_tag_is_reported_by_lock_and_named_by_check(
                                                                               "1.6")}}})
     r = tf_main("lock", "--lockfile", lockfile)
     assert_ok(r)
-    assert f"jq: added locked (new in tools.yaml)" in r.stdout
+    assert "jq: added locked (new in tools.yaml)" in r.stdout
     second = _push(registry, unique_repo, "1.6", b"#!/bin/sh\necho 1.6 build 2\n")
     before = lockfile.read_bytes()
 

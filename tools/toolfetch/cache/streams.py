@@ -1,10 +1,8 @@
-"""Reading archives as streams: decompression, a capped stream, and guarded tar headers.
+"""Reading archives as streams: a capped stream and guarded tar headers.
 
 Shared by unpacking (:mod:`toolfetch.cache.unpack`) and by listing an archive's members
 (``lock`` checking a tool's ``path``), so both read an archive through the same rules:
 
-* :func:`decompressing_reader` for every codec of :class:`toolfetch.oci.formats.Codec`
-  (every frame or member of a stream, as the command-line tools read them);
 * :class:`Counted`, a read-only stream that caps what it yields and turns codec errors into
   an :class:`IntegrityError`;
 * :class:`GuardedTarInfo`, which refuses oversized or malformed pax / GNU long-name headers
@@ -15,16 +13,12 @@ Shared by unpacking (:mod:`toolfetch.cache.unpack`) and by listing an archive's 
 
 from __future__ import annotations
 
-import bz2
-import gzip
-import lzma
 import tarfile
 from collections.abc import Callable
-from typing import IO, Any, cast
+from typing import Any, cast
 
 from toolfetch.cache.safetree import MAX_UNPACK_ENV
-from toolfetch.core.errors import IntegrityError, UsageError
-from toolfetch.oci.formats import Codec
+from toolfetch.core.errors import IntegrityError
 
 _MAX_META = 1 << 20  # data of one pax / GNU long-name header
 _META_TYPES = (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE,
@@ -131,33 +125,3 @@ class Counted:
             raise IntegrityError(f"{self.what}: decompressed archive exceeds {self.cap} bytes "
                                  f"(see {MAX_UNPACK_ENV})")
         return data
-
-
-def decompressing_reader(codec: Codec, raw: IO[bytes], what: str) -> Callable[[int], bytes]:
-    """``read(n)`` of the decompressed stream (every frame or member of it, as the command
-    line tools do); corrupt data raises from ``read`` (callers wrap it)."""
-    if codec is Codec.NONE:
-        return raw.read
-    if codec is Codec.GZIP:
-        return gzip.GzipFile(fileobj=raw, mode="rb").read
-    if codec is Codec.XZ:
-        return lzma.LZMAFile(raw, mode="rb").read
-    if codec is Codec.BZIP2:
-        return bz2.BZ2File(raw, mode="rb").read
-    return _zstd_reader(raw, what)
-
-
-def _zstd_reader(raw: IO[bytes], what: str) -> Callable[[int], bytes]:
-    try:
-        from compression import zstd  # type: ignore[import-not-found, unused-ignore]
-
-        return cast(Callable[[int], bytes], zstd.ZstdFile(raw, mode="rb").read)
-    except ImportError:
-        pass
-    try:
-        import zstandard
-    except ImportError as e:  # a dependency of toolfetch: only a broken install lacks it
-        raise UsageError(f"{what}: zstd layers need the 'zstandard' package, a dependency of "
-                         "toolfetch on this Python (pip install zstandard)") from e
-    reader = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
-    return cast(Callable[[int], bytes], reader.read)

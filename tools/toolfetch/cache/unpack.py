@@ -32,13 +32,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, cast
 
+from toolfetch.cache.codecs import decompressing_reader
 from toolfetch.cache.safetree import MAX_UNPACK_ENV, Known, SafeTree
 from toolfetch.cache.streams import (
     BadHeader,
     Counted,
     GuardedTarInfo,
     RefusedHeader,
-    decompressing_reader,
 )
 from toolfetch.core.errors import IntegrityError, LocalIOError, UsageError
 from toolfetch.core.sizes import parse_size

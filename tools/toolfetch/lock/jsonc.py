@@ -15,7 +15,7 @@ from typing import Any
 from toolfetch.core.errors import UsageError
 
 MAX_DEPTH = 64
-MAX_BYTES = 4 << 20
+MAX_BYTES = 16 << 20  # DotSlash files are a few KiB; this bounds what a hostile one costs
 
 
 def strip(text: str, where: str) -> str:
