@@ -83,6 +83,9 @@ def parse(text: str, where: str) -> Any:
         raise UsageError(f"{where}: invalid YAML: {e}") from None
     except RecursionError:
         raise UsageError(f"{where}: invalid YAML: nested too deeply") from None
+    except ValueError as e:  # int(): a number of more than 4300 digits
+        raise UsageError(f"{where}: invalid YAML: a number too large to mean anything here "
+                         f"({str(e)[:60]})") from None
 
 
 def _check_numbers(value: Any, where: str, at: str) -> None:
