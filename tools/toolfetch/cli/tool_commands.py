@@ -97,7 +97,7 @@ def register(command: Command) -> None:
 
 def cmd_lock(args: argparse.Namespace) -> int:
     from toolfetch.lock.config import Config
-    from toolfetch.lock.resolve import run_lock, upgrade_refs
+    from toolfetch.lock.update import run_lock, upgrade_refs
 
     lockfile = lockfile_of(args)
     config = Config.load((args.config or lockfile.parent / "tools.yaml").absolute())

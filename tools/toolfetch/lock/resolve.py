@@ -1,14 +1,14 @@
-"""``toolfetch lock``: resolve tools.yaml references into a pinned lockfile.
+"""Resolving tools.yaml references into lockfile entries (:class:`Resolver`).
 
 Tags are resolved upstream first, falling back to mirrors with a warning. Every
-(tool, platform) resolution runs concurrently; the lockfile is written only after all of
-them succeeded, atomically, byte-identical for unchanged inputs.
+(tool, platform) resolution runs concurrently; :mod:`toolfetch.lock.update` writes the
+lockfile only after all of them succeeded.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,15 +18,12 @@ from toolfetch.core.errors import (
     IntegrityError,
     MultipleErrors,
     NotFoundError,
-    OutOfDateError,
     ToolfetchError,
-    UnreachableError,
     UsageError,
 )
 from toolfetch.core.platform import Platform
 from toolfetch.core.progress import Progress
 from toolfetch.core.reference import parse_any, rebase_layout_ref
-from toolfetch.lock.changes import Change, diff
 from toolfetch.lock.config import Config, PlatformSpec, ToolSpec
 from toolfetch.lock.lockfile import ANY_PLATFORM, LockedLayer, LockedPlatform, LockedTool, Lockfile
 from toolfetch.oci.formats import (
@@ -212,8 +209,34 @@ class Resolver:
             shown = ", ".join(titles[:20]) + (" …" if len(titles) > 20 else "")
             raise NotFoundError(f"{what}: path {path!r} is not among the artifact's files "
                                 f"({hint}it has: {shown}); fix `path` in {self.config.path}")
+        self._check_cached_archives(layers, path, what)
         return LockedPlatform(lock_ref, path, manifest.digest,
                               index.digest if index else None, layers)
+
+    def _check_cached_archives(self, layers: tuple[LockedLayer, ...], path: str,
+                               what: str) -> None:
+        """When every archive layer's blob is in the cache already, ``path`` must be in one of
+        them or among the file titles (exit 4, as for assets): free, and it turns a fetch-time
+        failure into a lock-time one. Layers not cached are checked at fetch."""
+        from toolfetch.cache.unpack import archive_members
+        from toolfetch.oci.formats import split_relative
+
+        if self.cache is None:
+            return
+        names = {str(layer.title) for layer in layers if not FORMATS[layer.unpack].is_archive}
+        for layer in layers:
+            if FORMATS[layer.unpack].is_archive:
+                blob = self.cache.blob_path(layer.digest)
+                if not blob.is_file():
+                    return
+                names |= archive_members(blob, FORMATS[layer.unpack], what)
+        if "/".join(split_relative(path)) not in names:
+            import difflib
+
+            close = difflib.get_close_matches(path, sorted(names), n=3, cutoff=0.5)
+            hint = f"closest: {', '.join(close)}; " if close else ""
+            raise NotFoundError(f"{what}: path {path!r} is not in the artifact ({hint}it has "
+                                f"{len(names)} files); fix `path` in {self.config.path}")
 
     def _layer(self, source: ContentSource, desc: Descriptor, what: str) -> LockedLayer:
         title = desc.title
@@ -277,106 +300,3 @@ def image_platform(source: ContentSource, manifest: Manifest, what: str) -> Plat
 def _key(p: Platform | None) -> str:
     assert p is not None
     return p.key
-
-
-@dataclass(frozen=True)
-class LockResult:
-    """What ``lock`` did: the lockfile, whether its text changed, and every pin that changed
-    (:mod:`toolfetch.lock.changes`; empty for a first lock of a new lockfile: all added)."""
-
-    lockfile: Lockfile
-    changed: bool
-    changes: tuple[Change, ...]
-
-
-def run_lock(config: Config, lockfile_path: Path, tools: list[str], check: bool,
-             jobs: int = 8, progress: bool = False, upgrade: bool = False, *,
-             cache: Cache | None = None, refresh_assets: bool = False) -> LockResult:
-    """Resolve and (unless ``check``) write; returns what changed, pin by pin.
-
-    ``check`` resolves every tag against its registry (the network is needed: a tag that
-    moved upstream is drift too); a registry it cannot reach is exit 6 saying so.
-
-    Tools with a ``version`` keep their locked tag while it satisfies the constraint; with
-    ``upgrade`` they move to the highest matching tag (see :mod:`toolfetch.lock.versions`). HTTP
-    assets keep their pins unless their entry changed or ``refresh_assets``; assets
-    downloaded to pin them go into ``cache``.
-    """
-    unknown = [t for t in tools if t not in config.tools]
-    if unknown:
-        raise NotFoundError(f"{config.path}: no tool {', '.join(map(repr, unknown))}; "
-                            f"it has: {', '.join(sorted(config.tools))}")
-    old: Lockfile | None = None
-    old_text = None
-    if lockfile_path.exists():
-        try:
-            old_text = lockfile_path.read_text(encoding="utf-8")
-        except (OSError, ValueError):
-            old_text = None  # replaced whole; Lockfile.load below says why if it must
-        old = Lockfile.load(lockfile_path) if tools else _previous(lockfile_path)
-    resolver = Resolver(config, lockfile_path, jobs, progress, old=old, cache=cache,
-                        refresh_assets=refresh_assets)
-    names = tools or sorted(config.tools)
-    if any(config.tools[n].version for n in names):
-        from toolfetch.lock.versions import version_refs
-
-        resolver.ref_overrides = version_refs(config, lockfile_path, names, upgrade,
-                                              resolver.sources)
-    try:
-        resolved = resolver.resolve(names)
-    except UnreachableError as e:
-        if not check:
-            raise
-        raise e.context("lock --check resolves every tag against its registry, so it cannot "
-                        "tell whether the lockfile is current") from e
-    merged: dict[str, LockedTool] = {}
-    for name in config.tools:
-        if name in resolved:
-            merged[name] = resolved[name]
-        elif old is not None and name in old.tools:
-            merged[name] = old.tools[name]
-    mirrors = {
-        host: tuple(rebase_layout_ref(m, config.path.parent, lockfile_path.parent)
-                    for m in ms)
-        for host, ms in config.mirrors.items()
-    }
-    new = Lockfile(lockfile_path, merged, mirrors)
-    changed = new.dumps() != old_text
-    changes = tuple(diff(old.tools if old is not None else {}, new.tools))
-    if check:
-        if changed:
-            why = "it does not exist" if old_text is None else "; ".join(map(str, changes)) \
-                or "its formatting or mirrors differ"
-            raise OutOfDateError(f"{lockfile_path} is out of date: {why}; run `toolfetch lock`")
-        return LockResult(new, False, ())
-    if changed:
-        new.write()
-    return LockResult(new, changed, changes)
-
-
-def _previous(lockfile_path: Path) -> Lockfile | None:
-    """The lockfile being replaced, for its asset pins; one that no longer loads has none."""
-    try:
-        return Lockfile.load(lockfile_path)
-    except ToolfetchError as e:
-        log.debug("%s: not reusing its pins (%s)", lockfile_path, e)
-        return None
-
-
-def upgrade_refs(config: Config, lockfile_path: Path, tools: Sequence[str],
-                 cache: Cache | None = None, *, jobs: int = 8, progress: bool = False,
-                 refresh_assets: bool = False) -> dict[str, tuple[str | None, str]]:
-    """``lock --upgrade [TOOL…]``: relock with the highest matching tags.
-
-    Returns ``{tool: (old_ref, new_ref)}`` for the tools that have a ``version``.
-    """
-    from toolfetch.lock.versions import locked_refs
-
-    names = list(tools) or sorted(config.tools)
-    before = locked_refs(lockfile_path)
-    run_lock(config, lockfile_path, list(tools), check=False, jobs=jobs, progress=progress,
-             upgrade=True, cache=cache, refresh_assets=refresh_assets)
-    after = locked_refs(lockfile_path)
-    return {name: (before[name][1] if name in before else None, after[name][1])
-            for name in names if name in config.tools and config.tools[name].version
-            and not config.tools[name].is_assets and name in after}
