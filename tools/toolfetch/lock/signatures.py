@@ -1,0 +1,269 @@
+"""Trust at lock time: check each pinned platform of a tool with a ``verify:`` policy.
+
+``lock`` calls :func:`verify_tools` after every resolution and before the lockfile is
+written: a platform whose signature does not verify fails the whole lock (exit 3, naming the
+tool, platform, what was checked and why) and nothing is written. What verified is recorded
+in the lockfile (:class:`~toolfetch.lock.verified.Verified`) and the signature's bytes are
+kept in the cache as blobs by sha256, so a later ``lock``, ``lock --check`` or ``toolfetch
+verify`` checks the same pin again from the cache, without the network; only a pin that
+changed (or a cache that lost the blobs, or a cached signature the policy no longer accepts)
+looks for signatures again. ``fetch`` never looks: the digests already pin the bytes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import BinaryIO
+
+from toolfetch.cache.store import Cache
+from toolfetch.core.digest import Digest
+from toolfetch.core.errors import (
+    IntegrityError,
+    MultipleErrors,
+    OutOfDateError,
+    ToolfetchError,
+    UsageError,
+)
+from toolfetch.core.reference import parse_any
+from toolfetch.lock.config import Config, VerifyPolicy
+from toolfetch.lock.cosign import CosignKey, require, signature_layers
+from toolfetch.lock.lockfile import LockedPlatform, LockedTool, Lockfile
+from toolfetch.lock.signature_fetch import (
+    Blob,
+    CosignSignatures,
+    cosign_tag,
+    fetch_bundle_url,
+    fetch_cosign,
+    fetch_referred_bundles,
+)
+from toolfetch.lock.sigstore_bundles import verify_bundle
+from toolfetch.lock.verified import Verified
+from toolfetch.oci.manifest import Manifest
+from toolfetch.registry.sources import ContentSource, SourceFactory
+
+
+def describe(policy: VerifyPolicy) -> str:
+    """What a policy checks, for messages."""
+    if policy.cosign_key is not None:
+        return f"cosign-key {policy.cosign_key}"
+    who = (f"identity {policy.identity}" if policy.identity is not None
+           else f"identity-regexp {policy.identity_regexp!r}")
+    return f"sigstore {who}, issuer {policy.issuer}"
+
+
+class _Checker:
+    """One tool's policy, checked platform by platform (key loaded once)."""
+
+    def __init__(self, name: str, policy: VerifyPolicy, base_dir: Path,
+                 sources: SourceFactory, cache: Cache | None) -> None:
+        self.name = name
+        self.policy = policy
+        self.base_dir = base_dir  # where the lockfile's relative oci-layout refs start
+        self.sources = sources
+        self.cache = cache
+        what = f"tool {name}: verify"
+        self.key: CosignKey | None = None
+        if policy.cosign_key is not None:
+            self.key = CosignKey.load(policy.cosign_key, what)
+        else:
+            require("sigstore", what)
+            if policy.trusted_root is not None and not policy.trusted_root.is_file():
+                raise UsageError(f"{what}: trusted-root {policy.trusted_root} not found")
+
+    def check(self, key: str, entry: LockedPlatform, recorded: Verified | None) -> Verified:
+        what = f"tool {self.name} [{key}]: verify {describe(self.policy)}"
+        self._check_source(entry, what)
+        if recorded is not None and recorded.kind == self.policy.kind:
+            try:
+                found = self._from_cache(entry, recorded, what)
+            except IntegrityError:
+                if self.sources.offline:
+                    raise
+                found = None  # e.g. a new key: the registry may hold newer signatures
+            if found is not None:
+                return found
+        return self._fetched(entry, what)
+
+    def _check_source(self, entry: LockedPlatform, what: str) -> None:
+        """A policy the source cannot satisfy is a usage error (exit 2), not a failure."""
+        if entry.is_asset and self.policy.cosign_key is not None:
+            raise UsageError(f"{what}: an HTTP asset carries no cosign signature tag; use "
+                             "`sigstore:` with `bundle:` (where its bundle is)")
+        if entry.is_asset and self.policy.bundle is None:
+            raise UsageError(f"{what}: an HTTP asset needs `bundle:` (where its Sigstore "
+                             "bundle is, e.g. \"{url}.sigstore\")")
+        if not entry.is_asset and self.policy.bundle is not None:
+            raise UsageError(f"{what}: `bundle:` is for HTTP assets; an OCI tool's bundles "
+                             "are found among its manifest's referrers")
+
+    # -- from the cache ---------------------------------------------------------------------
+    def _cached(self, digest: Digest) -> bytes | None:
+        if self.cache is None:
+            return None
+        try:
+            data = self.cache.blob_path(digest).read_bytes()
+        except OSError:
+            return None
+        return data if Digest.of_bytes(data) == digest else None  # damaged: look again
+
+    def _from_cache(self, entry: LockedPlatform, recorded: Verified,
+                    what: str) -> Verified | None:
+        raw = self._cached(recorded.signature)
+        if raw is None:
+            return None
+        if self.key is None:
+            return self._sigstore([Blob(recorded.signature, raw)], entry, what)
+        media_type = json.loads(raw).get("mediaType") if raw.startswith(b"{") else None
+        sig = Manifest.parse(raw, media_type, what)
+        payloads = []
+        for digest, _, _ in signature_layers(sig, what):
+            data = self._cached(digest)
+            if data is None:
+                return None
+            payloads.append(Blob(digest, data))
+        return self._cosign(CosignSignatures(sig, tuple(payloads)), entry, what)
+
+    # -- from the network -------------------------------------------------------------------
+    def _source_of(self, entry: LockedPlatform) -> list[tuple[str, ContentSource]]:
+        return self.sources.sources(parse_any(entry.ref, self.base_dir), upstream_first=True)
+
+    def _fetched(self, entry: LockedPlatform, what: str) -> Verified:
+        if entry.is_asset:
+            assert self.policy.bundle is not None
+            url = self.policy.bundle.replace("{url}", entry.urls[0])
+            return self._sigstore([fetch_bundle_url(self.sources, url, what)], entry, what)
+        assert entry.manifest is not None
+        manifest = entry.manifest
+        if self.key is not None:
+            found = self.sources.try_in_order(
+                self._source_of(entry), what, lambda s: fetch_cosign(s, manifest, what))
+            if found is None:
+                raise IntegrityError(f"{what}: unsigned: no cosign signature "
+                                     f"({cosign_tag(manifest)}) for manifest {manifest}")
+            return self._cosign(found, entry, what)
+        bundles = self.sources.try_in_order(
+            self._source_of(entry), what, lambda s: fetch_referred_bundles(s, manifest, what))
+        if not bundles:
+            raise IntegrityError(f"{what}: unsigned: no Sigstore bundle among the referrers "
+                                 f"of manifest {manifest}")
+        return self._sigstore(bundles, entry, what)
+
+    # -- verification -----------------------------------------------------------------------
+    def _keep(self, blobs: list[Blob]) -> None:
+        """Into the cache, for re-checks without the network (best effort: a read-only
+        cache only means the next check fetches again)."""
+        if self.cache is None:
+            return
+        for blob in blobs:
+            def write(f: BinaryIO, data: bytes = blob.data) -> None:
+                f.write(data)
+
+            try:
+                self.cache.ensure()
+                self.cache.store_blob(blob.digest, write, len(blob.data))
+            except ToolfetchError:
+                return
+
+    def _cosign(self, found: CosignSignatures, entry: LockedPlatform, what: str) -> Verified:
+        assert self.key is not None and entry.manifest is not None
+        by_digest = {p.digest: p.data for p in found.payloads}
+        reasons = []
+        for digest, _, signature in signature_layers(found.manifest, what):
+            try:
+                self.key.verify(by_digest[digest], signature, entry.manifest, what)
+            except IntegrityError as e:
+                reasons.append(e.message.removeprefix(f"{what}: "))
+                continue
+            self._keep([Blob(found.manifest.digest, found.manifest.raw), *found.payloads])
+            return Verified("cosign-key", found.manifest.digest, key=self.key.fingerprint)
+        if not reasons:
+            raise IntegrityError(f"{what}: unsigned: {cosign_tag(entry.manifest)} holds no "
+                                 "simple-signing signature")
+        raise IntegrityError(f"{what}: no signature verifies ({'; '.join(reasons)})")
+
+    def _sigstore(self, bundles: list[Blob], entry: LockedPlatform, what: str) -> Verified:
+        subject = entry.manifest if entry.manifest is not None else entry.layers[0].digest
+        reasons = []
+        for bundle in bundles:
+            try:
+                signer = verify_bundle(bundle.data, subject, self.policy, what)
+            except IntegrityError as e:
+                reasons.append(e.message.removeprefix(f"{what}: "))
+                continue
+            self._keep([bundle])
+            return Verified("sigstore", bundle.digest, identity=signer.identity,
+                            issuer=signer.issuer)
+        raise IntegrityError(f"{what}: {'; '.join(reasons)}")
+
+
+def _errors(errors: list[ToolfetchError]) -> None:
+    if errors:
+        raise errors[0] if len(errors) == 1 else MultipleErrors(errors)
+
+
+def verify_tools(config: Config, lockfile_path: Path, resolved: Mapping[str, LockedTool],
+                 sources: SourceFactory, cache: Cache | None,
+                 old: Lockfile | None) -> dict[str, LockedTool]:
+    """``resolved`` with each platform's ``verified`` record (none for tools without a
+    policy). A record of ``old`` is re-checked from the cache while its pin is unchanged."""
+    out: dict[str, LockedTool] = {}
+    errors: list[ToolfetchError] = []
+    for name, tool in resolved.items():
+        policy = config.tools[name].verify
+        if policy is None:
+            out[name] = replace(tool, platforms={k: replace(e, verified=None)
+                                                 for k, e in tool.platforms.items()})
+            continue
+        try:
+            checker = _Checker(name, policy, lockfile_path.parent, sources, cache)
+            old_tool = old.tools.get(name) if old is not None else None
+            platforms = {}
+            for key, entry in tool.platforms.items():
+                before = old_tool.platforms.get(key) if old_tool is not None else None
+                same_pin = before is not None and _subject(before) == _subject(entry)
+                recorded = before.verified if same_pin and before is not None else None
+                platforms[key] = replace(entry, verified=checker.check(key, entry, recorded))
+            out[name] = replace(tool, platforms=platforms)
+        except ToolfetchError as e:
+            errors.append(e)
+    _errors(errors)
+    return out
+
+
+def _subject(entry: LockedPlatform) -> Digest:
+    return entry.manifest if entry.manifest is not None else entry.layers[0].digest
+
+
+def verify_locked(config: Config, lockfile: Lockfile, names: list[str], sources: SourceFactory,
+                  cache: Cache | None) -> list[tuple[str, str, Verified | None]]:
+    """``toolfetch verify``: each named (default: every) locked tool's platforms checked
+    against tools.yaml's policy again; (tool, platform, record), record None for a tool
+    without a policy. A record that is missing or differs from the check is exit 7."""
+    out: list[tuple[str, str, Verified | None]] = []
+    errors: list[ToolfetchError] = []
+    for name in names or list(lockfile.tools):
+        tool = lockfile.tool(name)
+        spec = config.tools.get(name)
+        if spec is None or spec.verify is None:
+            out += [(name, key, None) for key in sorted(tool.platforms)]
+            continue
+        try:
+            checker = _Checker(name, spec.verify, lockfile.base_dir, sources, cache)
+            for key, entry in sorted(tool.platforms.items()):
+                found = checker.check(key, entry, entry.verified)
+                if found != entry.verified:
+                    raise OutOfDateError(f"tool {name} [{key}]: {lockfile.path} records "
+                                         f"{_shown(entry.verified)}, but the check found "
+                                         f"{_shown(found)}; run `toolfetch lock`")
+                out.append((name, key, found))
+        except ToolfetchError as e:
+            errors.append(e)
+    _errors(errors)
+    return out
+
+
+def _shown(record: Verified | None) -> str:
+    return "no signature" if record is None else f"{record.signer} ({record.signature})"
