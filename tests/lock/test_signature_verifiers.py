@@ -160,3 +160,42 @@ def test_staging_bundle_needs_the_staging_trusted_root() -> None:
         "william@yossarian.net", "https://github.com/login/oauth",
         trusted_root=DATA / "sigstore-staging-trusted-root.json"), "t")
     assert signer.identity == "william@yossarian.net"
+
+
+# ---- the policy in tools.yaml ---------------------------------------------------------------
+
+
+def _config(tmp_path: Path, verify: object) -> object:
+    from toolfetch.lock.config import Config
+
+    data = {"tools": {"t": {"ref": "registry.example/t:1", "path": "t", "verify": verify}}}
+    return Config.from_data(data, tmp_path / "tools.yaml")
+
+
+def test_policies_parse_with_paths_relative_to_tools_yaml(tmp_path: Path) -> None:
+    from toolfetch.lock.config import Config
+
+    config = _config(tmp_path, {"cosign-key": "keys/cosign.pub"})
+    assert isinstance(config, Config)
+    assert config.tools["t"].verify == VerifyPolicy(cosign_key=tmp_path / "keys/cosign.pub")
+    config = _config(tmp_path, {"sigstore": {"identity-regexp": "^x$", "issuer": "https://i"},
+                                "trusted-root": "root.json"})
+    assert isinstance(config, Config)
+    assert config.tools["t"].verify == VerifyPolicy(
+        identity_regexp="^x$", issuer="https://i", trusted_root=tmp_path / "root.json")
+
+
+@pytest.mark.parametrize("verify", [
+    {},
+    {"cosign-key": "k.pub", "sigstore": {"identity": "a", "issuer": "b"}},
+    {"cosign-key": "k.pub", "bundle": "{url}.sigstore"},
+    {"sigstore": {"identity": "a"}},
+    {"sigstore": {"issuer": "b"}},
+    {"sigstore": {"identity": "a", "identity-regexp": "a", "issuer": "b"}},
+    {"sigstore": {"identity-regexp": "(", "issuer": "b"}},
+    {"sigstore": {"identity": "a", "issuer": "b"}, "bundle": "bundle.json"},
+    {"sigstore": {"identity": "a", "issuer": "b", "extra": 1}},
+])
+def test_malformed_policies_are_usage_errors(tmp_path: Path, verify: object) -> None:
+    with pytest.raises(UsageError, match=r"verify|tools\.t"):
+        _config(tmp_path, verify)
