@@ -297,3 +297,36 @@ def test_changed_identity_relocks_and_lock_check_says_out_of_date(
     assert_error(ws.lock("--check"), 7, "models")  # the record would go
     assert_ok(ws.lock())
     assert "verified" not in ws.entry("models", host())
+
+
+def test_cosign_signature_in_an_oci_layout(ws: Workspace) -> None:
+    """`oci-layout:` sources carry `.sig` tags too (as `ref.name` annotations)."""
+    from toolfetch.oci.layout import LayoutSource
+    from toolfetch.oci.manifest import Descriptor
+
+    key = new_key(ws, "cosign")
+    (ws.root / "tool").write_bytes(script("in-a-layout"))
+    r = tf_main("push", f"oci-layout:{ws.root / 'layout'}:1", ws.root / "tool")
+    assert_ok(r)
+    manifest = r.stdout.strip().splitlines()[-1]
+    ws.write({"t": {"ref": "oci-layout:layout:1", "path": "tool",
+                    "verify": {"cosign-key": "cosign.pub"}}})
+    assert_error(ws.lock(), 3, "tool t [*]", "unsigned")
+    payload = json.dumps({"critical": {"identity": {"docker-reference": "x"},
+                                       "image": {"docker-manifest-digest": manifest},
+                                       "type": "cosign container image signature"},
+                          "optional": None}).encode()
+    signature = base64.b64encode(key.sign(payload, ec.ECDSA(hashes.SHA256()))).decode()
+    layout = LayoutSource(ws.root / "layout")
+    layer = ocitest.descriptor(payload, SIMPLE_SIGNING,
+                               {"dev.cosignproject.cosign/signature": signature})
+    config = ocitest.descriptor(b"{}", ocitest.OCI_EMPTY)
+    sig = ocitest.encode_json({"schemaVersion": 2, "mediaType": ocitest.OCI_MANIFEST,
+                               "config": config, "layers": [layer]})
+    for blob in (payload, b"{}", sig):
+        layout.put_bytes(blob)
+    layout.tag(Descriptor(ocitest.OCI_MANIFEST, Digest.of_bytes(sig), len(sig)),
+               f"sha256-{manifest[7:]}.sig")
+    assert_ok(ws.lock())
+    assert ws.entry("t", "*")["verified"] == {
+        "kind": "cosign-key", "signature": str(Digest.of_bytes(sig)), "key": fingerprint(key)}
