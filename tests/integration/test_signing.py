@@ -330,3 +330,53 @@ def test_cosign_signature_in_an_oci_layout(ws: Workspace) -> None:
     assert_ok(ws.lock())
     assert ws.entry("t", "*")["verified"] == {
         "kind": "cosign-key", "signature": str(Digest.of_bytes(sig)), "key": fingerprint(key)}
+
+
+def test_verify_without_a_record_is_out_of_date_and_names_unpolicied_tools(
+        server: AssetServer, ws: Workspace, registry: ocitest.Registry,
+        unique_repo: str) -> None:
+    push_tool(registry, unique_repo, "1", script("plain"), ws)
+    plain = {"ref": registry.ref(unique_repo, "1"), "path": "tool"}
+    unverified = {k: v for k, v in asset_tool(server)["models"].items() if k != "verify"}
+    ws.write({"models": unverified, "plain": plain})
+    assert_ok(ws.lock())
+    ws.write({**asset_tool(server), "plain": plain})
+    assert_error(tf_main("verify", "--lockfile", ws.lockfile), 7, f"tool models [{host()}]",
+                 "records no signature", MODELS_IDENTITY, "run `toolfetch lock`")
+    assert_ok(ws.lock())
+    r = tf_main("verify", "--lockfile", ws.lockfile)
+    assert_ok(r)
+    assert r.stdout.splitlines()[1] == "plain *: no verify policy"
+    assert_error(tf_main("verify", "--lockfile", ws.lockfile, "nope"), 4, "no tool 'nope'")
+
+
+def test_oversized_bundle_is_refused(server: AssetServer, ws: Workspace) -> None:
+    """Hostile: a bundle URL serving endless bytes is cut at the cap, not read into memory."""
+    server.files["/r/models.tar.gz.sigstore"] = b" " * (1024 * 1024 + 1)
+    ws.write(asset_tool(server))
+    assert_error(ws.lock(), 3, f"tool models [{host()}]", "more than 1048576 bytes")
+
+
+def test_oversized_signature_payload_is_refused(ws: Workspace) -> None:
+    """Hostile: a `.sig` manifest whose payload layer claims megabytes is refused unread (an
+    OCI layout: Distribution would refuse a manifest naming a blob it lacks)."""
+    from toolfetch.oci.layout import LayoutSource
+    from toolfetch.oci.manifest import Descriptor
+
+    new_key(ws, "cosign")
+    (ws.root / "tool").write_bytes(script("big-payload"))
+    r = tf_main("push", f"oci-layout:{ws.root / 'layout'}:1", ws.root / "tool")
+    assert_ok(r)
+    manifest = r.stdout.strip().splitlines()[-1]
+    layout = LayoutSource(ws.root / "layout")
+    layer = {"mediaType": SIMPLE_SIGNING, "digest": "sha256:" + "ab" * 32, "size": 10 << 20,
+             "annotations": {"dev.cosignproject.cosign/signature": "AAAA"}}
+    sig = ocitest.encode_json({"schemaVersion": 2, "mediaType": ocitest.OCI_MANIFEST,
+                               "config": ocitest.descriptor(b"{}", ocitest.OCI_EMPTY),
+                               "layers": [layer]})
+    layout.put_bytes(sig)
+    layout.tag(Descriptor(ocitest.OCI_MANIFEST, Digest.of_bytes(sig), len(sig)),
+               f"sha256-{manifest[7:]}.sig")
+    ws.write({"t": {"ref": "oci-layout:layout:1", "path": "tool",
+                    "verify": {"cosign-key": "cosign.pub"}}})
+    assert_error(ws.lock(), 3, "tool t [*]", "more than 65536")
