@@ -380,3 +380,36 @@ def test_oversized_signature_payload_is_refused(ws: Workspace) -> None:
     ws.write({"t": {"ref": "oci-layout:layout:1", "path": "tool",
                     "verify": {"cosign-key": "cosign.pub"}}})
     assert_error(ws.lock(), 3, "tool t [*]", "more than 65536")
+
+
+def test_signature_of_the_index_covers_its_platforms(
+        registry: ocitest.Registry, unique_repo: str, ws: Workspace) -> None:
+    """cosign signs a multi-platform image's index (unless --recursive): each platform is
+    verified through the index that lists its manifest."""
+    key = new_key(ws, "cosign")
+    for arch in ("amd", "arm"):
+        (ws.root / arch).mkdir()
+        (ws.root / arch / "tool").write_bytes(script(arch))
+    r = tf_main("publish", registry.ref(unique_repo, "1"), "--platform",
+                f"linux/amd64={ws.root / 'amd' / 'tool'}", "--platform",
+                f"linux/arm64={ws.root / 'arm' / 'tool'}")
+    assert_ok(r)
+    index = r.stdout.strip().splitlines()[-1]
+    sig = cosign_sign(registry, unique_repo, index, key)
+    ws.write({"t": {"ref": registry.ref(unique_repo, "1"), "path": "tool",
+                    "platforms": ["linux/amd64", "linux/arm64"],
+                    "verify": {"cosign-key": "cosign.pub"}}})
+    assert_ok(ws.lock())
+    for key_ in ("linux/amd64", "linux/arm64"):
+        entry = ws.entry("t", key_)
+        assert entry["index"] == index
+        assert entry["verified"] == {"kind": "cosign-key", "signature": sig,
+                                     "key": fingerprint(key), "subject": "index"}
+    Lockfile.load(ws.lockfile)
+    assert_ok(tf_main("verify", "--lockfile", ws.lockfile, "--offline"))
+    # Hostile: a lockfile pairing the signed index with a manifest it does not list.
+    data = json.loads(ws.lockfile.read_text())
+    data["tools"]["t"]["platforms"]["linux/arm64"]["manifest"] = f"sha256:{'1' * 64}"
+    ws.lockfile.write_text(json.dumps(data))
+    assert_error(tf_main("verify", "--lockfile", ws.lockfile, "--offline"), 3,
+                 "tool t [linux/arm64]", f"the signed index {index} does not list manifest")

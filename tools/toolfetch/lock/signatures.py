@@ -110,11 +110,14 @@ class _Checker:
 
     def _from_cache(self, entry: LockedPlatform, recorded: Verified,
                     what: str) -> Verified | None:
+        subjects = dict((via, subject) for subject, via in _subjects(entry))
         raw = self._cached(recorded.signature)
-        if raw is None:
+        if raw is None or recorded.subject not in subjects:
             return None
+        subject = subjects[recorded.subject]
         if self.key is None:
-            return self._sigstore([Blob(recorded.signature, raw)], entry, what)
+            return self._sigstore(Blob(recorded.signature, raw), subject, recorded.subject,
+                                  entry, what)
         sig = Manifest.parse(raw, None, what)  # its digest checked above, by _cached
         payloads = []
         for digest, _, _ in signature_layers(sig, what):
@@ -122,7 +125,8 @@ class _Checker:
             if data is None:
                 return None
             payloads.append(Blob(digest, data))
-        return self._cosign(CosignSignatures(sig, tuple(payloads)), entry, what)
+        return self._cosign(CosignSignatures(sig, tuple(payloads)), subject, recorded.subject,
+                            entry, what)
 
     # -- from the network -------------------------------------------------------------------
     def _source_of(self, entry: LockedPlatform) -> list[tuple[str, ContentSource]]:
@@ -132,22 +136,56 @@ class _Checker:
         if entry.is_asset:
             assert self.policy.bundle is not None
             url = self.policy.bundle.replace("{url}", entry.urls[0])
-            return self._sigstore([fetch_bundle_url(self.sources, url, what)], entry, what)
+            return self._sigstore(fetch_bundle_url(self.sources, url, what),
+                                  entry.layers[0].digest, None, entry, what)
         assert entry.manifest is not None
-        manifest = entry.manifest
+        reasons: list[str] = []
+        for subject, via in _subjects(entry):
+            for candidate in self._look(entry, subject, what):
+                try:
+                    if isinstance(candidate, CosignSignatures):
+                        return self._cosign(candidate, subject, via, entry, what)
+                    return self._sigstore(candidate, subject, via, entry, what)
+                except IntegrityError as e:
+                    reasons.append(e.message.removeprefix(f"{what}: "))
+        if reasons:
+            raise IntegrityError(f"{what}: {'; '.join(reasons)}")
         if self.key is not None:
-            found = self.sources.try_in_order(
-                self._source_of(entry), what, lambda s: fetch_cosign(s, manifest, what))
-            if found is None:
-                raise IntegrityError(f"{what}: unsigned: no cosign signature "
-                                     f"({cosign_tag(manifest)}) for manifest {manifest}")
-            return self._cosign(found, entry, what)
-        bundles = self.sources.try_in_order(
-            self._source_of(entry), what, lambda s: fetch_referred_bundles(s, manifest, what))
-        if not bundles:
-            raise IntegrityError(f"{what}: unsigned: no Sigstore bundle among the referrers "
-                                 f"of manifest {manifest}")
-        return self._sigstore(bundles, entry, what)
+            looked = " nor ".join(f"{cosign_tag(subject)} (for {via or 'manifest'} {subject})"
+                                  for subject, via in _subjects(entry))
+            raise IntegrityError(f"{what}: unsigned: no cosign signature tag {looked}")
+        looked = " nor ".join(f"{via or 'manifest'} {subject}" for subject, via in
+                              _subjects(entry))
+        raise IntegrityError(f"{what}: unsigned: no Sigstore bundle among the referrers of "
+                             f"{looked}")
+
+    def _look(self, entry: LockedPlatform, subject: Digest,
+              what: str) -> list[Blob | CosignSignatures]:
+        """The signatures of ``subject`` the tool's sources hold, as the policy reads them."""
+        def cosign(source: ContentSource) -> list[Blob | CosignSignatures]:
+            found = fetch_cosign(source, subject, what)
+            return [found] if found is not None else []
+
+        def bundles(source: ContentSource) -> list[Blob | CosignSignatures]:
+            return list(fetch_referred_bundles(source, subject, what))
+
+        return self.sources.try_in_order(self._source_of(entry), what,
+                                         cosign if self.key is not None else bundles)
+
+    def _index_lists_manifest(self, entry: LockedPlatform, what: str) -> None:
+        """A signature of the index vouches for a platform only through the index's list of
+        manifests: check the index (from the cache, else its source) names this one."""
+        assert entry.index is not None and entry.manifest is not None
+        index = entry.index
+        raw = self._cached(index)
+        if raw is None:
+            raw = self.sources.try_in_order(self._source_of(entry), what,
+                                            lambda s: s.get_manifest(str(index), index).raw)
+            self._keep([Blob(index, raw)])
+        listed = {d.digest for d in Manifest.parse(raw, None, what).manifests(what)}
+        if entry.manifest not in listed:
+            raise IntegrityError(f"{what}: digest mismatch: the signed index {index} does not "
+                                 f"list manifest {entry.manifest}")
 
     # -- verification -----------------------------------------------------------------------
     def _keep(self, blobs: list[Blob]) -> None:
@@ -165,36 +203,47 @@ class _Checker:
             except ToolfetchError:
                 return
 
-    def _cosign(self, found: CosignSignatures, entry: LockedPlatform, what: str) -> Verified:
-        assert self.key is not None and entry.manifest is not None
+    def _cosign(self, found: CosignSignatures, subject: Digest, via: str | None,
+                entry: LockedPlatform, what: str) -> Verified:
+        assert self.key is not None
         by_digest = {p.digest: p.data for p in found.payloads}
         reasons = []
         for digest, _, signature in signature_layers(found.manifest, what):
             try:
-                self.key.verify(by_digest[digest], signature, entry.manifest, what)
+                self.key.verify(by_digest[digest], signature, subject, what)
             except IntegrityError as e:
                 reasons.append(e.message.removeprefix(f"{what}: "))
                 continue
+            if via == "index":
+                self._index_lists_manifest(entry, what)
             self._keep([Blob(found.manifest.digest, found.manifest.raw), *found.payloads])
-            return Verified("cosign-key", found.manifest.digest, key=self.key.fingerprint)
+            return Verified("cosign-key", found.manifest.digest, key=self.key.fingerprint,
+                            subject=via)
         if not reasons:
-            raise IntegrityError(f"{what}: unsigned: {cosign_tag(entry.manifest)} holds no "
+            raise IntegrityError(f"{what}: unsigned: {cosign_tag(subject)} holds no "
                                  "simple-signing signature")
         raise IntegrityError(f"{what}: no signature verifies ({'; '.join(reasons)})")
 
-    def _sigstore(self, bundles: list[Blob], entry: LockedPlatform, what: str) -> Verified:
-        subject = entry.manifest if entry.manifest is not None else entry.layers[0].digest
-        reasons = []
-        for bundle in bundles:
-            try:
-                signer = verify_bundle(bundle.data, subject, self.policy, what)
-            except IntegrityError as e:
-                reasons.append(e.message.removeprefix(f"{what}: "))
-                continue
-            self._keep([bundle])
-            return Verified("sigstore", bundle.digest, identity=signer.identity,
-                            issuer=signer.issuer)
-        raise IntegrityError(f"{what}: {'; '.join(reasons)}")
+    def _sigstore(self, bundle: Blob, subject: Digest, via: str | None, entry: LockedPlatform,
+                  what: str) -> Verified:
+        signer = verify_bundle(bundle.data, subject, self.policy, what)
+        if via == "index":
+            self._index_lists_manifest(entry, what)
+        self._keep([bundle])
+        return Verified("sigstore", bundle.digest, identity=signer.identity,
+                        issuer=signer.issuer, subject=via)
+
+
+def _subjects(entry: LockedPlatform) -> list[tuple[Digest, str | None]]:
+    """What a signature of a platform may cover, in order: its manifest, else the index it
+    was locked from (cosign signs a multi-platform image's index unless ``--recursive``); an
+    asset's sha256."""
+    if entry.manifest is None:
+        return [(entry.layers[0].digest, None)]
+    out: list[tuple[Digest, str | None]] = [(entry.manifest, None)]
+    if entry.index is not None:
+        out.append((entry.index, "index"))
+    return out
 
 
 def _errors(errors: list[ToolfetchError]) -> None:

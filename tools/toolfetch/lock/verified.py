@@ -26,6 +26,9 @@ class Verified:
     key: Digest | None = None  # cosign: sha256 of the public key's DER SubjectPublicKeyInfo
     identity: str | None = None  # sigstore: the certificate's identity (SAN)
     issuer: str | None = None  # sigstore: the OIDC issuer named in the certificate
+    # "index": the signature covers the index the platform was locked from (which lists its
+    # manifest), as cosign signs a multi-platform image; None: the manifest or asset itself.
+    subject: str | None = None
 
     @property
     def signer(self) -> str:
@@ -40,6 +43,8 @@ class Verified:
             out["key"] = str(self.key)
         if self.identity is not None and self.issuer is not None:
             out.update(identity=self.identity, issuer=self.issuer)
+        if self.subject is not None:
+            out["subject"] = self.subject
         return out
 
     @classmethod
@@ -52,9 +57,12 @@ class Verified:
             key = Digest.parse(str(raw["key"])) if raw["kind"] == "cosign-key" else None
         except (UsageError, KeyError) as e:
             raise UsageError(f"{path}: {where}: malformed signature or key digest") from e
+        subject = raw.get("subject")
+        if subject not in (None, "index"):
+            raise UsageError(f"{path}: {where}.subject: expected \"index\" or nothing")
         identity, issuer = raw.get("identity"), raw.get("issuer")
         if raw["kind"] == "sigstore" and not (isinstance(identity, str) and identity
                                               and isinstance(issuer, str) and issuer):
             raise UsageError(f"{path}: {where}: a sigstore record names identity and issuer")
         return cls(raw["kind"], signature, key, identity if key is None else None,
-                   issuer if key is None else None)
+                   issuer if key is None else None, subject)
