@@ -38,7 +38,7 @@ from toolfetch.lock.signature_fetch import (
     fetch_cosign,
     fetch_referred_bundles,
 )
-from toolfetch.lock.sigstore_bundles import verify_bundle
+from toolfetch.lock.sigstore_bundles import MAX_BUNDLE_BYTES, verify_bundle
 from toolfetch.lock.verified import Verified
 from toolfetch.oci.manifest import Manifest
 from toolfetch.registry.sources import ContentSource, SourceFactory
@@ -100,13 +100,18 @@ class _Checker:
 
     # -- from the cache ---------------------------------------------------------------------
     def _cached(self, digest: Digest) -> bytes | None:
+        """A small cached blob, intact; None when absent, damaged (then it is looked for
+        again) or larger than any signature (a lockfile may name any blob, e.g. a tool's)."""
         if self.cache is None:
             return None
         try:
-            data = self.cache.blob_path(digest).read_bytes()
+            with open(self.cache.blob_path(digest), "rb") as f:
+                data = f.read(MAX_BUNDLE_BYTES + 1)
         except OSError:
             return None
-        return data if Digest.of_bytes(data) == digest else None  # damaged: look again
+        if len(data) > MAX_BUNDLE_BYTES:
+            return None
+        return data if Digest.of_bytes(data) == digest else None
 
     def _from_cache(self, entry: LockedPlatform, recorded: Verified,
                     what: str) -> Verified | None:
