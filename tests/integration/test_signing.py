@@ -413,3 +413,24 @@ def test_signature_of_the_index_covers_its_platforms(
     ws.lockfile.write_text(json.dumps(data))
     assert_error(tf_main("verify", "--lockfile", ws.lockfile, "--offline"), 3,
                  "tool t [linux/arm64]", f"the signed index {index} does not list manifest")
+
+
+def test_trusted_root_file_relative_to_tools_yaml(server: AssetServer, ws: Workspace) -> None:
+    """A bundle from Sigstore's staging instance verifies only under the staging root."""
+    whl = DATA / "pypi-attestations" / "rfc8785-0.1.2-py3-none-any.whl"
+    server.files["/r/rfc8785.whl"] = whl.read_bytes()
+    server.files["/r/rfc8785.whl.sigstore"] = Path(f"{whl}.sigstore").read_bytes()
+    (ws.root / "roots").mkdir()
+    (ws.root / "roots" / "staging.json").write_bytes(
+        (DATA / "sigstore-staging-trusted-root.json").read_bytes())
+    policy: dict[str, Any] = {"bundle": "{url}.sigstore", "sigstore": {
+        "identity": "william@yossarian.net", "issuer": "https://github.com/login/oauth"}}
+    tool = {"platforms": {host(): {"url": server.url("/r/rfc8785.whl"), "format": "zip",
+                                   "path": "rfc8785/__init__.py"}}}
+    ws.write({"rfc8785": {**tool, "verify": policy}})
+    assert_error(ws.lock(), 3, "tool rfc8785", "does not verify")  # the production root
+    ws.write({"rfc8785": {**tool, "verify": {**policy, "trusted-root": "roots/staging.json"}}})
+    assert_ok(ws.lock())
+    assert ws.entry("rfc8785", host())["verified"]["identity"] == "william@yossarian.net"
+    ws.write({"rfc8785": {**tool, "verify": {**policy, "trusted-root": "roots/missing.json"}}})
+    assert_error(ws.lock(), 2, "trusted-root", "missing.json", "not found")
