@@ -268,9 +268,10 @@ def test_asset_bundle_by_another_identity_fails(server: AssetServer, ws: Workspa
 
 
 def test_tampered_asset_fails(server: AssetServer, ws: Workspace) -> None:
-    tampered = bytearray(MODELS.read_bytes())
-    tampered[100] ^= 1
-    server.files["/r/models.tar.gz"] = bytes(tampered)
+    """Other bytes at the asset's URL (a valid archive with the same path, as an attacker
+    would serve): the real bundle names the real file's sha256."""
+    server.files["/r/models.tar.gz"] = ocitest.targz(
+        {"pypi_attestation_models-0.0.4a2/PKG-INFO": (b"Name: evil\n", 0o644)})
     ws.write(asset_tool(server))
     assert_error(ws.lock(), 3, f"tool models [{host()}]", "digest mismatch")
     assert not ws.lockfile.exists()
