@@ -133,6 +133,11 @@ def test_signature_by_another_key_fails_and_writes_nothing(
                     "verify": {"cosign-key": "ours.pub"}}})
     assert_error(ws.lock(), 3, "tool t [*]", "cosign-key", "ours.pub", "signed by another key")
     assert ws.lockfile.read_bytes() == before
+    ws.write({"t": {"ref": registry.ref(unique_repo, "1"), "path": "tool",
+                    "verify": {"cosign-key": "theirs.pub"}}})
+    r = ws.lock()
+    assert_ok(r)  # the pin stays; lock says why the entry changed
+    assert f"t (*): {manifest} -> {manifest} (only what was verified" in r.stdout
 
 
 def test_unsigned_tool_fails(registry: ocitest.Registry, unique_repo: str,
