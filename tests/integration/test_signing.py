@@ -440,3 +440,16 @@ def test_trusted_root_file_relative_to_tools_yaml(server: AssetServer, ws: Works
     assert ws.entry("rfc8785", host())["verified"]["identity"] == "william@yossarian.net"
     ws.write({"rfc8785": {**tool, "verify": {**policy, "trusted-root": "roots/missing.json"}}})
     assert_error(ws.lock(), 2, "trusted-root", "missing.json", "not found")
+
+
+def test_bundle_beside_a_later_url_when_the_first_has_none(server: AssetServer,
+                                                           ws: Workspace) -> None:
+    server.files["/mirror/models.tar.gz"] = MODELS.read_bytes()
+    server.files["/mirror/models.tar.gz.sigstore"] = server.files.pop(
+        "/r/models.tar.gz.sigstore")
+    tools = asset_tool(server)
+    entry = tools["models"]["platforms"][host()]
+    entry["urls"] = [entry.pop("url"), server.url("/mirror/models.tar.gz")]
+    ws.write(tools)
+    assert_ok(ws.lock())
+    assert ws.entry("models", host())["verified"]["identity"] == MODELS_IDENTITY

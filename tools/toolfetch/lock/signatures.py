@@ -24,6 +24,7 @@ from toolfetch.core.errors import (
     MultipleErrors,
     OutOfDateError,
     ToolfetchError,
+    UnreachableError,
     UsageError,
 )
 from toolfetch.core.reference import parse_any
@@ -139,10 +140,8 @@ class _Checker:
 
     def _fetched(self, entry: LockedPlatform, what: str) -> Verified:
         if entry.is_asset:
-            assert self.policy.bundle is not None
-            url = self.policy.bundle.replace("{url}", entry.urls[0])
-            return self._sigstore(fetch_bundle_url(self.sources, url, what),
-                                  entry.layers[0].digest, None, entry, what)
+            return self._sigstore(self._asset_bundle(entry, what), entry.layers[0].digest,
+                                  None, entry, what)
         assert entry.manifest is not None
         reasons: list[str] = []
         for subject, via in _subjects(entry):
@@ -163,6 +162,19 @@ class _Checker:
                               _subjects(entry))
         raise IntegrityError(f"{what}: unsigned: no Sigstore bundle among the referrers of "
                              f"{looked}")
+
+    def _asset_bundle(self, entry: LockedPlatform, what: str) -> Blob:
+        """The bundle beside the asset: for each of its URLs in order, the policy's
+        ``bundle`` with ``{url}`` filled in, until one is served."""
+        assert self.policy.bundle is not None
+        urls = dict.fromkeys(self.policy.bundle.replace("{url}", u) for u in entry.urls)
+        failures: list[ToolfetchError] = []
+        for url in urls:
+            try:
+                return fetch_bundle_url(self.sources, url, what)
+            except (IntegrityError, UnreachableError) as e:  # missing, too big, host down
+                failures.append(e)
+        raise failures[0]
 
     def _look(self, entry: LockedPlatform, subject: Digest,
               what: str) -> list[Blob | CosignSignatures]:
