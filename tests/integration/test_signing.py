@@ -453,3 +453,20 @@ def test_bundle_beside_a_later_url_when_the_first_has_none(server: AssetServer,
     ws.write(tools)
     assert_ok(ws.lock())
     assert ws.entry("models", host())["verified"]["identity"] == MODELS_IDENTITY
+
+
+def test_lock_without_a_policy_imports_no_signing_code(server: AssetServer,
+                                                       ws: Workspace) -> None:
+    import subprocess
+
+    ws.write({"models": {k: v for k, v in asset_tool(server)["models"].items()
+                         if k != "verify"}})
+    probe = ("import sys; from toolfetch import cli; rc = cli.main(sys.argv[1:]); "
+             "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+             "('sigstore', 'sigstore_models', 'cryptography') or m.startswith("
+             "('toolfetch.lock.signature', 'toolfetch.lock.cosign', "
+             "'toolfetch.lock.sigstore')))); sys.exit(rc)")
+    p = subprocess.run([sys.executable, "-c", probe, "lock", "--lockfile", str(ws.lockfile)],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines()[-1] == "[]"
