@@ -1,0 +1,237 @@
+"""Issue 23: real DotSlash files and rules_multitool lockfiles (tests/data/realworld, copied
+from public repositories) import, verify and run as DotSlash itself runs them.
+
+Each file's artifacts are rebuilt locally (tests/support/realworld.py: same format, path,
+size and digest algorithm) and served over loopback; each file is rewritten to point at them.
+Then, per file:
+
+* the real DotSlash (PyPI ``dotslash``) runs it — this proves the harness — and
+  ``toolfetch import-dotslash`` + ``lock`` + ``run`` must print the same thing;
+* served a tampered artifact (same size and format, other bytes) for the host, DotSlash
+  refuses it and ``toolfetch lock`` must exit 3 naming the tool, platform and URL, writing no
+  lockfile;
+* every multitool tool with a linux/x86_64 binary imports, locks and runs.
+
+``test_migration_cost`` measures what ``lock`` downloads for the whole corpus (issue 23,
+item 5) and prints it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import realworld
+from assetserver import AssetServer
+from realworld import World
+from tf import run_toolfetch
+
+pytestmark = pytest.mark.realworld
+
+if platform.system() != "Linux" or platform.machine() not in ("x86_64", "AMD64"):
+    pytest.skip("the corpus's host entries are linux-x86_64", allow_module_level=True)
+
+ARGS = ("first arg", "--second")
+DOTSLASH_FILES = realworld.dotslash_files()
+HOST_FILES = [f for f in DOTSLASH_FILES
+              if realworld.DOTSLASH_HOST in realworld.read_dotslash(f)["platforms"]]
+MULTITOOL_FILES = realworld.multitool_files()
+
+
+def _ids(files: list[Path]) -> list[str]:
+    return [f.name for f in files]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    server = AssetServer()
+    w = World(tmp_path_factory.mktemp("realworld-artifacts"), server)
+    yield w
+    w.close()
+    server.close()
+
+
+def _dotslash_bin() -> str:
+    import dotslash
+
+    return str(dotslash.locate())
+
+
+def run_dotslash(file: Path, cache: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, DOTSLASH_CACHE=str(cache))
+    return subprocess.run([_dotslash_bin(), str(file), *args], env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+class Toolfetch:
+    """toolfetch with a private tools.yaml, lockfile and cache in one directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.config, self.lockfile = root / "tools.yaml", root / "tools.lock.json"
+        self.cache = root / "tf-cache"
+
+    def __call__(self, *args: str | Path) -> subprocess.CompletedProcess[str]:
+        return run_toolfetch("--cache-dir", self.cache, *args,
+                             env={"TOOLFETCH_CACHE_DIR": str(self.cache)}, timeout=600)
+
+    def files(self) -> tuple[str | Path, ...]:
+        return ("--config", self.config, "--lockfile", self.lockfile)
+
+    def import_(self, kind: str, file: Path) -> subprocess.CompletedProcess[str]:
+        return self(f"import-{kind}", file, *self.files())
+
+    def lock(self) -> subprocess.CompletedProcess[str]:
+        return self("lock", *self.files())
+
+    def run(self, tool: str, *args: str) -> subprocess.CompletedProcess[str]:
+        return self("run", "--lockfile", self.lockfile, tool, "--", *args)
+
+
+def _explain(step: str, r: subprocess.CompletedProcess[str]) -> str:
+    return f"{step}: exit {r.returncode}\nstdout: {r.stdout}\nstderr: {r.stderr}"
+
+
+# -- DotSlash files -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("corpus_file", HOST_FILES, ids=_ids(HOST_FILES))
+def test_dotslash_runs_the_rebuilt_file(world: World, corpus_file: Path, tmp_path: Path) -> None:
+    """The harness itself: the real DotSlash runs each rewritten file and prints the marker of
+    the host artifact's executable."""
+    tool = realworld.tool_name(corpus_file)
+    built = world.dotslash(corpus_file, tmp_path / tool)
+    host = built[realworld.DOTSLASH_HOST]
+    r = run_dotslash(tmp_path / tool, tmp_path / "ds-cache", *ARGS)
+    assert r.returncode == 0, _explain("dotslash", r)
+    assert r.stdout == realworld.marker(host.spec.members[0], ARGS)
+
+
+@pytest.mark.parametrize("corpus_file", HOST_FILES, ids=_ids(HOST_FILES))
+def test_toolfetch_prints_what_dotslash_prints(world: World, corpus_file: Path,
+                                               tmp_path: Path) -> None:
+    tool = realworld.tool_name(corpus_file)
+    world.dotslash(corpus_file, tmp_path / tool)
+    peer = run_dotslash(tmp_path / tool, tmp_path / "ds-cache", *ARGS)
+    assert peer.returncode == 0, _explain("dotslash (the peer)", peer)
+
+    tf = Toolfetch(tmp_path)
+    for step, r in (("import-dotslash", lambda: tf.import_("dotslash", tmp_path / tool)),
+                    ("lock", tf.lock), ("run", lambda: tf.run(tool, *ARGS))):
+        done = r()
+        assert done.returncode == 0, _explain(f"toolfetch {step}", done)
+    assert done.stdout == peer.stdout
+
+
+@pytest.mark.parametrize("corpus_file", HOST_FILES, ids=_ids(HOST_FILES))
+def test_tampered_artifact_is_refused(world: World, corpus_file: Path, tmp_path: Path) -> None:
+    """Same size and format, other bytes, at the host platform's URL: DotSlash refuses it, and
+    `toolfetch lock` exits 3 naming the tool, the platform and the URL, writing no lockfile."""
+    tool = realworld.tool_name(corpus_file)
+    built = world.dotslash(corpus_file, tmp_path / tool,
+                           tamper=lambda key: key == realworld.DOTSLASH_HOST)
+    bad_url = world.url(built[realworld.DOTSLASH_HOST].tampered_url_path)
+
+    peer = run_dotslash(tmp_path / tool, tmp_path / "ds-cache", *ARGS)
+    assert peer.returncode != 0, _explain("dotslash ran a tampered artifact", peer)
+    assert "realworld" not in peer.stdout
+
+    tf = Toolfetch(tmp_path)
+    imported = tf.import_("dotslash", tmp_path / tool)
+    assert imported.returncode == 0, _explain("toolfetch import-dotslash", imported)
+    locked = tf.lock()
+    assert locked.returncode == 3, _explain("toolfetch lock of a tampered artifact", locked)
+    for needle in (tool, "linux/amd64", bad_url):
+        assert needle in locked.stderr, f"{needle!r} not named:\n{locked.stderr}"
+    assert not tf.lockfile.exists()
+
+
+# -- rules_multitool lockfiles ------------------------------------------------------------------
+
+def _host_tools(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Tool -> its linux/x86_64 binary."""
+    out = {}
+    for tool, entry in data.items():
+        for b in [] if tool.startswith("$") else entry["binaries"]:
+            if (b["os"], b["cpu"]) == realworld.MULTITOOL_HOST:
+                out[tool] = b
+    return out
+
+
+@pytest.mark.parametrize("corpus_file", MULTITOOL_FILES, ids=_ids(MULTITOOL_FILES))
+def test_multitool_tools_import_lock_and_run(world: World, corpus_file: Path,
+                                             tmp_path: Path) -> None:
+    host_tools = _host_tools(json.loads(corpus_file.read_text()))
+    if not host_tools:
+        pytest.skip(f"{corpus_file.name} has no linux/x86_64 binary")
+    lockfile = tmp_path / "multitool.lock.json"
+    world.multitool(corpus_file, lockfile)
+    tf = Toolfetch(tmp_path)
+    for step, r in (("import-multitool", lambda: tf.import_("multitool", lockfile)),
+                    ("lock", tf.lock)):
+        done = r()
+        assert done.returncode == 0, _explain(f"toolfetch {step}", done)
+    wrong = []
+    for tool, binary in sorted(host_tools.items()):
+        ran = tf.run(tool, *ARGS)
+        want = realworld.marker(realworld.member_of(tool, binary), ARGS)
+        if ran.returncode != 0 or ran.stdout != want:
+            wrong.append(f"{tool}: wanted {want!r}\n" + _explain("toolfetch run", ran))
+    assert not wrong, "\n".join(wrong)
+
+
+# -- issue 23, item 5: what `lock` downloads for the whole corpus -------------------------------
+
+def test_migration_cost(world: World, tmp_path: Path) -> None:
+    """Import every corpus file into one tools.yaml and lock it; report the bytes `lock`
+    downloads against the bytes of the host platform only, and the wall time.  Files the
+    importers refuse are left out (and listed)."""
+    tf = Toolfetch(tmp_path)
+    host_bytes, refused = 0, []
+    served = set()
+    for f in DOTSLASH_FILES:
+        tool = realworld.tool_name(f)
+        dest = tmp_path / "in" / f.name / tool
+        built = world.dotslash(f, dest)
+        r = tf.import_("dotslash", dest)
+        if r.returncode != 0:
+            refused.append(f"{f.name}: {r.stderr.strip().splitlines()[-1:]}")
+            continue
+        served |= {a.url_path for a in built.values()}
+        if realworld.DOTSLASH_HOST in built:
+            host_bytes += built[realworld.DOTSLASH_HOST].size
+    for f in MULTITOOL_FILES:
+        dest = tmp_path / "in" / f.name
+        built_mt = world.multitool(f, dest)
+        r = tf.import_("multitool", dest)
+        if r.returncode != 0:
+            refused.append(f"{f.name}: {r.stderr.strip().splitlines()[-1:]}")
+            continue
+        served |= {a.url_path for a in built_mt.values()}
+        host_bytes += sum(a.size for (_, os_, cpu), a in built_mt.items()
+                          if (os_, cpu) == realworld.MULTITOOL_HOST)
+    before = dict(world.server.sent)
+    start = time.monotonic()
+    locked = tf.lock()
+    wall = time.monotonic() - start
+    downloaded = sum(n - before.get(p, 0) for p, n in world.server.sent.items())
+    report = {
+        "max_bytes_per_artifact": realworld.max_bytes(),
+        "files_imported": len(DOTSLASH_FILES) + len(MULTITOOL_FILES) - len(refused),
+        "files_refused": refused,
+        "lock_exit": locked.returncode,
+        "lock_downloaded_bytes": downloaded,
+        "host_platform_bytes": host_bytes,
+        "artifacts_of_imported_files": len(served),
+        "lock_wall_seconds": round(wall, 2),
+    }
+    print("realworld migration:", json.dumps(report, indent=2))
+    (tmp_path / "migration.json").write_text(json.dumps(report, indent=2))
+    assert locked.returncode == 0, _explain("toolfetch lock (whole corpus)", locked)
+    assert not refused, "importers refused:\n" + "\n".join(refused)
