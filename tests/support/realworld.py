@@ -15,7 +15,7 @@ rebuilds every artifact at its declared size (about 3.4 GB for the DotSlash corp
 
 Artifacts are written to disk, built lazily (per corpus file, in a thread pool) and shared
 between entries with the same URL and digest; each has a *tampered* twin of the same size and
-format made from another filler seed.  ``World`` serves both over loopback (an AssetServer in
+format made from another filler seed, built when a test asks for it.  ``World`` serves both over loopback (an AssetServer in
 file-backed mode) and rewrites corpus files to point at them.
 """
 
@@ -281,29 +281,46 @@ def digest_of(data: bytes, algo: str) -> str:
 
 def build(spec: Spec, out_dir: Path) -> Artifact:
     good = fit(spec, f"{spec.key}/genuine")
-    bad = fit(spec, f"{spec.key}/tampered")
-    assert len(good) == len(bad) == spec.size and good != bad, spec
+    assert len(good) == spec.size, spec
     path = out_dir / spec.key / spec.basename
-    tampered = out_dir / "tampered" / spec.key / spec.basename
-    for p, data in ((path, good), (tampered, bad)):
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_bytes(data)
-    return Artifact(spec, path, tampered, digest_of(good, spec.algo),
-                    hashlib.sha256(good).hexdigest(), len(good))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(good)
+    return Artifact(spec, path, out_dir / "tampered" / spec.key / spec.basename,
+                    digest_of(good, spec.algo), hashlib.sha256(good).hexdigest(), len(good))
+
+
+def build_tampered(artifact: Artifact) -> None:
+    """The artifact's twin: same size and format, another filler seed."""
+    bad = fit(artifact.spec, f"{artifact.spec.key}/tampered")
+    assert len(bad) == artifact.size and digest_of(bad, "sha256") != artifact.sha256
+    artifact.tampered.parent.mkdir(parents=True, exist_ok=True)
+    artifact.tampered.write_bytes(bad)
 
 
 # -- the specs of a corpus file ----------------------------------------------------------------
 
 def dotslash_specs(data: dict[str, Any]) -> dict[str, Spec]:
-    """Platform key -> what to rebuild for it."""
+    """Platform key -> what to rebuild for it; platforms sharing an artifact (one archive for
+    all, as DotSlash's own fixtures have) share one Spec holding every platform's path."""
+    members: dict[tuple[str, str], set[str]] = {}
+    for entry in data["platforms"].values():
+        members.setdefault(_dotslash_key(entry), set()).add(dotslash_member(entry))
     out = {}
     for key, entry in data["platforms"].items():
-        fmt = entry.get("format", "")
-        member = entry["path"] if fmt else PurePosixPath(entry["path"]).name
-        out[key] = Spec(provider_url(entry["providers"][0]), entry["digest"], fmt,
-                        entry.get("hash", "blake3"), rebuilt_size(int(entry["size"])),
-                        (member,))
+        url, digest = _dotslash_key(entry)
+        out[key] = Spec(url, digest, entry.get("format", ""), entry.get("hash", "blake3"),
+                        rebuilt_size(int(entry["size"])),
+                        tuple(sorted(members[(url, digest)])))
     return out
+
+
+def _dotslash_key(entry: dict[str, Any]) -> tuple[str, str]:
+    return provider_url(entry["providers"][0]), str(entry["digest"])
+
+
+def dotslash_member(entry: dict[str, Any]) -> str:
+    """The executable's path in the artifact (a plain file has just its name)."""
+    return str(entry["path"]) if entry.get("format") else PurePosixPath(entry["path"]).name
 
 
 def multitool_specs(data: dict[str, Any]) -> dict[tuple[str, str, str], Spec]:
@@ -356,8 +373,15 @@ class World:
     def _build_and_serve(self, spec: Spec) -> Artifact:
         a = build(spec, self.out_dir)
         self.server.disk_files[a.url_path] = a.path
-        self.server.disk_files[a.tampered_url_path] = a.tampered
         return a
+
+    def tamper(self, a: Artifact) -> str:
+        """Build (once) and serve *a*'s tampered twin; its URL."""
+        with self.lock:
+            if a.tampered_url_path not in self.server.disk_files:
+                build_tampered(a)
+                self.server.disk_files[a.tampered_url_path] = a.tampered
+        return self.url(a.tampered_url_path)
 
     def url(self, path: str) -> str:
         return str(self.server.url(path))
@@ -372,8 +396,8 @@ class World:
         for key, entry in data["platforms"].items():
             a = built[key]
             entry["size"], entry["digest"] = a.size, a.digest
-            where = a.tampered_url_path if tamper(key) else a.url_path
-            entry["providers"] = [{"url": self.url(where)}]
+            url = self.tamper(a) if tamper(key) else self.url(a.url_path)
+            entry["providers"] = [{"url": url}]
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_text("#!/usr/bin/env dotslash\n\n" + json.dumps(data, indent=2) + "\n")
         dest.chmod(0o755)
