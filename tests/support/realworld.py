@@ -15,8 +15,8 @@ rebuilds every artifact at its declared size (about 3.4 GB for the DotSlash corp
 
 Artifacts are written to disk, built lazily (per corpus file, in a thread pool) and shared
 between entries with the same URL and digest; each has a *tampered* twin of the same size and
-format made from another filler seed, built when a test asks for it.  ``World`` serves both over loopback (an AssetServer in
-file-backed mode) and rewrites corpus files to point at them.
+format made from another filler seed, built when a test asks for it.  ``World`` serves them
+over loopback (an AssetServer in file-backed mode) and rewrites corpus files to point at them.
 """
 
 from __future__ import annotations
