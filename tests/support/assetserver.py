@@ -3,9 +3,8 @@
 ``AssetServer()`` serves ``files`` (path -> bytes) and ``disk_files`` (path -> a file on disk,
 streamed, for artifacts too large to hold in memory) with ``Range`` support, records every
 request (path, headers) and counts the body bytes sent per path (``sent``).  Per path one
-can require Basic credentials, redirect elsewhere
-(e.g. to a second AssetServer: another origin), or cut the body after N bytes for the first
-K requests. Loopback only.
+can require Basic credentials, redirect elsewhere (e.g. to a second AssetServer: another
+origin), or cut the body after N bytes for the first K requests. Loopback only.
 """
 
 from __future__ import annotations
