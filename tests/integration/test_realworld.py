@@ -8,8 +8,8 @@ Then, per file:
 * the real DotSlash (PyPI ``dotslash``) runs it — this proves the harness — and
   ``toolfetch import-dotslash`` + ``lock`` + ``run`` must print the same thing;
 * served a tampered artifact (same size and format, other bytes) for the host, DotSlash
-  refuses it and ``toolfetch lock`` must exit 3 naming the tool, platform and URL, writing no
-  lockfile;
+  refuses it and toolfetch must exit 3 naming the tool, platform and URL: at ``lock``
+  (writing no lockfile) when ``lock`` downloads it, else at ``run``, before running it;
 * every multitool tool with a linux/x86_64 binary imports, locks and runs.
 
 ``test_migration_cost`` measures what ``lock`` downloads for the whole corpus (issue 23,
@@ -135,8 +135,11 @@ def test_toolfetch_prints_what_dotslash_prints(world: World, corpus_file: Path,
 
 @pytest.mark.parametrize("corpus_file", HOST_FILES, ids=_ids(HOST_FILES))
 def test_tampered_artifact_is_refused(world: World, corpus_file: Path, tmp_path: Path) -> None:
-    """Same size and format, other bytes, at the host platform's URL: DotSlash refuses it, and
-    `toolfetch lock` exits 3 naming the tool, the platform and the URL, writing no lockfile."""
+    """Same size and format, other bytes, at the host platform's URL: DotSlash refuses it
+    (`incorrect digest`), and toolfetch exits 3 naming the tool, the platform and the URL
+    without running it.  Where `lock` downloads the artifact it must refuse there and write
+    no lockfile; a `lock` that pins the declared digest without downloading (issue 23, item
+    5 allows it) must leave the refusal to `run`, before anything runs."""
     tool = realworld.tool_name(corpus_file)
     built = world.dotslash(corpus_file, tmp_path / tool,
                            tamper=lambda key: key == realworld.DOTSLASH_HOST)
@@ -144,16 +147,25 @@ def test_tampered_artifact_is_refused(world: World, corpus_file: Path, tmp_path:
 
     peer = run_dotslash(tmp_path / tool, tmp_path / "ds-cache", *ARGS)
     assert peer.returncode != 0, _explain("dotslash ran a tampered artifact", peer)
-    assert "realworld" not in peer.stdout
+    assert "incorrect digest" in peer.stderr and "realworld" not in peer.stdout
 
     tf = Toolfetch(tmp_path)
     imported = tf.import_("dotslash", tmp_path / tool)
     assert imported.returncode == 0, _explain("toolfetch import-dotslash", imported)
+    downloads = len(world.server.requests(built[realworld.DOTSLASH_HOST].tampered_url_path))
     locked = tf.lock()
-    assert locked.returncode == 3, _explain("toolfetch lock of a tampered artifact", locked)
+    fetched_at_lock = len(world.server.requests(
+        built[realworld.DOTSLASH_HOST].tampered_url_path)) > downloads
+    if locked.returncode == 0 and not fetched_at_lock:
+        refused = tf.run(tool, *ARGS)
+        step = "toolfetch run of a tampered artifact (lock did not download it)"
+    else:
+        refused, step = locked, "toolfetch lock of a tampered artifact"
+        assert not tf.lockfile.exists(), "lock wrote a lockfile pinning a tampered artifact"
+    assert refused.returncode == 3, _explain(step, refused)
+    assert "realworld" not in refused.stdout
     for needle in (tool, "linux/amd64", bad_url):
-        assert needle in locked.stderr, f"{needle!r} not named:\n{locked.stderr}"
-    assert not tf.lockfile.exists()
+        assert needle in refused.stderr, f"{step}: {needle!r} not named:\n{refused.stderr}"
 
 
 # -- rules_multitool lockfiles ------------------------------------------------------------------
