@@ -29,6 +29,7 @@ from typing import Any
 
 import pytest
 import realworld
+import rebuild
 from assetserver import AssetServer
 from realworld import World
 from tf import run_toolfetch
@@ -102,6 +103,45 @@ def _host_member(corpus_file: Path) -> str:
 
 def _explain(step: str, r: subprocess.CompletedProcess[str]) -> str:
     return f"{step}: exit {r.returncode}\nstdout: {r.stdout}\nstderr: {r.stderr}"
+
+
+# -- the harness: rebuilt artifacts are what they claim to be ----------------------------------
+
+@pytest.mark.parametrize("fmt", ["", "gz", "xz", "zst", "tar", "tar.gz", "tgz", "tar.xz",
+                                 "tar.zst", "zip"])
+def test_rebuilt_artifact_has_the_format_path_and_size(fmt: str) -> None:
+    """Independent decoders (Python's) find the executable at its path in an artifact of
+    exactly the size asked for (sizes off the 64 KiB and 128 KiB blocks of gzip and zstd)."""
+    import gzip
+    import io
+    import lzma
+    import tarfile
+    import zipfile
+
+    import zstandard
+
+    members = ("bin/tool", "other/tool2") if fmt.startswith("t") or fmt == "zip" else ("tool",)
+    for size in (66048, 1_000_448, 3 * 1024 * 1024 + 512):  # multiples of 512, as a tar is
+        spec = realworld.Spec(f"https://example.invalid/a.{fmt}", "0" * 64, fmt, "sha256",
+                              size, members)
+        data = rebuild.fit(spec, "test")
+        assert len(data) == size, (fmt, size)
+        if fmt in ("zst", "tar.zst"):
+            data = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data)).read()
+        elif fmt in ("gz", "xz"):
+            data = (gzip.decompress if fmt == "gz" else lzma.decompress)(data)
+        if fmt == "zip":
+            with zipfile.ZipFile(io.BytesIO(data)) as z:
+                got = {m: z.read(m) for m in members}
+                assert (z.getinfo(members[0]).external_attr >> 16) & 0o111
+        elif fmt.startswith("t"):
+            with tarfile.open(fileobj=io.BytesIO(data)) as t:
+                got = {m: t.extractfile(m).read() for m in members}  # type: ignore[union-attr]
+                assert t.getmember(members[0]).mode & 0o111
+        else:
+            got = {members[0]: data}
+        for m in members:
+            assert got[m].startswith(rebuild.script(m)), (fmt, m)
 
 
 # -- DotSlash files -----------------------------------------------------------------------------
