@@ -9,9 +9,10 @@ Sizes: ``REALWORLD_MAX_BYTES`` (default ``DEFAULT_MAX_BYTES``) caps each artifac
 rebuilds every artifact at its declared size (about 3.4 GB for the DotSlash corpus).
 
 Artifacts are written to disk, built lazily (per corpus file, in a thread pool) and shared
-between entries with the same URL and digest; each has a *tampered* twin of the same size and
-format made from another filler seed, built when a test asks for it.  ``World`` serves them
-over loopback (an AssetServer in file-backed mode) and rewrites corpus files to point at them.
+between entries with the same URL, digest and paths; each has a *tampered* twin of the same
+size and format made from another filler seed, built when a test asks for it.  ``World``
+serves them over loopback (an AssetServer in file-backed mode) and rewrites corpus files to
+point at them.
 """
 
 from __future__ import annotations

@@ -42,7 +42,12 @@ class Spec:
 
     @property
     def key(self) -> str:
-        return hashlib.sha256(f"{self.url}\0{self.declared_digest}".encode()).hexdigest()[:20]
+        """Shared by entries of the same URL, digest *and paths*: corpus files may disagree
+        on what one real archive holds (opentelemetry-cpp's `file: multitool` where three
+        other repositories give `multitool-<triple>/multitool` for the same URL and sha256),
+        and each file is tested on its own claims, whichever file is built first."""
+        ident = "\0".join([self.url, self.declared_digest, self.fmt, *self.members])
+        return hashlib.sha256(ident.encode()).hexdigest()[:20]
 
     @property
     def basename(self) -> str:
