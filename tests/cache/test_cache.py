@@ -1,5 +1,5 @@
 """Unit tests of toolfetch.cache: root selection, layout (docs/design.md, "The cache") and
-atomic placement; and of fetch.materialize (hardlinked copies of a tree)."""
+atomic placement; and of output.materialize (hardlinked copies of a tree)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from toolfetch.cache.trees import tree_digest
 from toolfetch.cli.common import cache_of
 from toolfetch.core.digest import Digest
 from toolfetch.core.errors import IntegrityError, LocalIOError, UsageError
-from toolfetch.ops.fetch import materialize
+from toolfetch.ops.output import materialize
 
 DATA = b"#!/bin/sh\necho cached\n"
 DIGEST = Digest.of_bytes(DATA)

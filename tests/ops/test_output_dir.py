@@ -18,8 +18,8 @@ import pytest
 from tf import TRACEBACK, assert_error, assert_ok, cache_trees, run_toolfetch, tf_main
 
 from toolfetch.core.errors import LocalIOError
-from toolfetch.ops import fetch as fetch_module
-from toolfetch.ops.fetch import materialize
+from toolfetch.ops import output as output_module
+from toolfetch.ops.output import materialize
 
 
 def _tree(lockfile: Path, tool: str) -> Path:
@@ -110,8 +110,8 @@ def test_materialize_cleans_up_after_a_failing_copy(example: Path, tmp_path: Pat
 
     out = tmp_path / "deep" / "out"
     with monkeypatch.context() as m, pytest.raises(LocalIOError) as failed:
-        m.setattr(fetch_module.os, "link", refuse_link)
-        m.setattr(fetch_module.shutil, "copy2", copy_then_fill_up)
+        m.setattr(output_module.os, "link", refuse_link)
+        m.setattr(output_module.shutil, "copy2", copy_then_fill_up)
         materialize(tree, out)
     assert failed.value.exit_code == 8
     assert "no space left on device" in str(failed.value) and f"({out}/" in str(failed.value)

@@ -138,7 +138,8 @@ def cmd_import_tools(args: argparse.Namespace) -> int:
 
 def cmd_fetch(args: argparse.Namespace) -> int:
     from toolfetch.lock.lockfile import validating
-    from toolfetch.ops.fetch import Fetcher, materialize, plan
+    from toolfetch.ops.fetch import Fetcher, plan
+    from toolfetch.ops.output import materialize
 
     if args.output is not None and args.all_platforms:
         raise UsageError("fetch: --output and --all-platforms exclude each other (--output "

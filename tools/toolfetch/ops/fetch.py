@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import threading
 from collections.abc import Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -332,66 +331,3 @@ def missing_path_error(what: str, path: str, cache: Cache, key: Digest) -> NotFo
     hint = f"; it has: {', '.join(close)}" if close else "; it holds no files"
     return NotFoundError(f"{what}: path {path!r} is not in the artifact (tree {key.short}"
                          f"){hint}. Fix `path` in tools.yaml and run `toolfetch lock`")
-
-
-def materialize(tree: Path, output: Path) -> None:
-    """Copy a cached tree to ``output`` by hardlinks (falling back to copies).
-
-    Used by the build-system shims so sandboxed actions see real files. ``output`` must be
-    absent or empty; files keep their read-only modes, directories are writable so build
-    systems can clean them. The copy is built in a hidden directory beside ``output`` (named
-    with the pid), then renamed into place: a failure removes it, leaving ``output`` as it
-    was, and names the file under ``output`` that could not be written.
-    """
-    import contextlib
-
-    from toolfetch.core.fs import remove_tree
-
-    temp: Path | None = None
-    try:
-        if output.exists() and (not output.is_dir() or any(output.iterdir())):
-            raise LocalIOError(f"--output {output}: exists and is not an empty directory; "
-                               "toolfetch writes only into an absent or empty one")
-        real = Path(os.path.realpath(output)) if output.is_symlink() else output
-        real.parent.mkdir(parents=True, exist_ok=True)
-        temp = real.with_name(f".{real.name}.toolfetch-{os.getpid()}")
-        if os.path.lexists(temp):  # left by a dead process whose pid this one reuses
-            remove_tree(temp)
-        temp.mkdir()
-        _copy_tree(tree, temp, output)
-        with contextlib.suppress(FileNotFoundError):  # an empty directory's mode is kept
-            os.chmod(temp, real.stat().st_mode & 0o7777)
-        try:
-            os.rename(temp, real)  # POSIX rename(2) replaces an empty directory atomically
-        except OSError:
-            if not real.is_dir() or any(real.iterdir()):
-                raise
-            real.rmdir()  # Windows: not onto a directory
-            os.rename(temp, real)
-    except BaseException as e:
-        with contextlib.suppress(OSError):
-            if temp is not None:
-                remove_tree(temp)
-        if isinstance(e, OSError):
-            raise LocalIOError.of(e, f"--output {output}: cannot write the tree") from e
-        raise
-
-
-def _copy_tree(tree: Path, dest: Path, output: Path) -> None:
-    """Hardlink or copy ``tree`` into ``dest``; an OSError names the file under ``output``."""
-    for dirpath, dirnames, filenames in os.walk(tree):
-        rel = Path(dirpath).relative_to(tree)
-        for name in dirnames + filenames:
-            src, dst = Path(dirpath) / name, dest / rel / name
-            try:
-                if src.is_symlink():
-                    os.symlink(os.readlink(src), dst)
-                elif name in dirnames:
-                    dst.mkdir()
-                else:
-                    try:
-                        os.link(src, dst)
-                    except OSError:  # another file system (EXDEV), or links refused
-                        shutil.copy2(src, dst)
-            except OSError as e:
-                raise OSError(e.errno, e.strerror or str(e), str(output / rel / name)) from None
