@@ -26,12 +26,12 @@ import contextlib
 import os
 import stat
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from toolfetch.cache.inventory import Entry, Inode, digests_under, disk_usage, scan
-from toolfetch.cache.store import Cache
+from toolfetch.cache.store import Cache, try_lock
 from toolfetch.core.digest import Digest
 from toolfetch.core.fs import remove_tree
 from toolfetch.core.sizes import parse_duration
@@ -76,20 +76,6 @@ class GcReport:
         return sum(r.freed for r in self.removed)
 
 
-def _try_lock(path: Path | str, dry_run: bool) -> Callable[[], None] | None:
-    """The release of a lock nobody held, or None; a dry run creates no lock file."""
-    import filelock
-
-    if dry_run and not os.path.exists(path):  # so nobody holds it
-        return lambda: None
-    lock = filelock.FileLock(str(path))
-    try:
-        lock.acquire(timeout=0)
-    except filelock.Timeout:
-        return None
-    return lock.release
-
-
 class _Reclaim:
     """Removes what gc reclaims besides entries, noting the names of each inode it takes: the
     bytes of those whose every name under the cache root goes are freed."""
@@ -127,7 +113,7 @@ def reclaim_temp(cache: Cache, report: GcReport, dry_run: bool, links: dict[Inod
             reclaim.take(e.path)
     if cache.locks.is_dir():
         for e in os.scandir(cache.locks):
-            release = _try_lock(e.path, dry_run)
+            release = try_lock(e.path, create=not dry_run)
             if release is not None:  # held while its file goes (released at exit, if it raises)
                 report.reclaimed_locks += 1
                 reclaim.take(e.path)
@@ -148,7 +134,7 @@ def _reclaim_trees(cache: Cache, report: GcReport, reclaim: _Reclaim, grace: flo
         except OSError:  # another gc took it
             continue
         lock = cache.lock_path("tree", digest)
-        release = _try_lock(lock, reclaim.dry_run) if old else None
+        release = try_lock(lock, create=not reclaim.dry_run) if old else None
         if release is None:
             continue
         if not cache.has_tree(digest) and path.is_dir():  # checked again, under the lock
@@ -253,7 +239,7 @@ class _Eviction:
             self.report.kept_in_use.append(entry)
             return False
         lock = self.cache.lock_path(entry.kind, entry.digest)
-        release = _try_lock(lock, self.dry_run)
+        release = try_lock(lock, create=not self.dry_run)
         if release is None:  # a fetch is working on it right now
             self.report.kept_in_use.append(entry)
             return False

@@ -164,6 +164,33 @@ class Cache:
         """The lock file of an entry (``kind`` blob or tree): fetch and gc take the same one."""
         return self.locks / f"{kind}-{digest.hex}.lock"
 
+    def hold(self, kind: str, digest: Digest) -> Callable[[], None]:
+        """Protect an entry from ``cache gc`` and ``cache verify --repair`` while it is used:
+        a shared lock on its entry lock file (they take the exclusive one without waiting,
+        and keep what they cannot get). Waits while one of them holds it, i.e. is removing
+        it: the caller checks the entry is still there once this returns. Returns the
+        release. Best effort: on a read-only cache, or without ``fcntl``, nothing is held.
+        """
+        try:
+            import fcntl
+        except ImportError:  # Windows: a fetch rebuilds what is taken from under it
+            return _nothing
+        path = self.lock_path(kind, digest)
+        for _ in range(8):  # gc unlinks the lock file of what it evicted: take the new one
+            try:
+                f = open(path, "ab")  # noqa: SIM115 (held past this call; closed on release)
+            except OSError:
+                return _nothing
+            try:
+                fcntl.flock(f.fileno(), fcntl.LOCK_SH)
+                held, now = os.fstat(f.fileno()), os.stat(path)
+                if (held.st_dev, held.st_ino) == (now.st_dev, now.st_ino):
+                    return f.close  # closing releases it, as does dropping the last reference
+            except OSError:
+                pass
+            f.close()
+        return _nothing
+
     @contextlib.contextmanager
     def entry_lock(self, kind: str, digest: Digest) -> Iterator[None]:
         """Dedupe work between processes; correctness never depends on it."""
@@ -266,12 +293,20 @@ class Cache:
         return data
 
     def drop_tree(self, key: Digest) -> None:
-        """Remove a tree: record first, so it never looks complete while half-deleted."""
+        """Remove a tree: record first, so it never looks complete while half-deleted, then
+        the directory is renamed into ``tmp/`` (under this pid) and deleted there, so a kill
+        meanwhile leaves a temp directory gc reclaims, not a half tree."""
         self.record_path(key).unlink(missing_ok=True)
         self.used_path(key).unlink(missing_ok=True)
         dest = self.tree_path(key)
-        if dest.exists():
-            remove_tree(dest)
+        if dest.is_symlink() or not dest.exists():
+            return
+        doomed = self._temp_name(".tree")
+        try:
+            os.rename(dest, doomed)
+        except OSError:  # no tmp/ (a cache not prepared for writing): in place
+            doomed = dest
+        remove_tree(doomed)
 
     def drop_blob(self, digest: Digest) -> None:
         self.blob_path(digest).unlink(missing_ok=True)
@@ -285,3 +320,23 @@ class Cache:
             now = os.stat(self.blob_path(digest))
             if (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino):
                 self.drop_blob(digest)
+
+
+def _nothing() -> None:
+    """The release of a hold that holds nothing."""
+
+
+def try_lock(path: Path | str, create: bool = True) -> Callable[[], None] | None:
+    """Take the lock file ``path`` exclusively if nobody holds it (an entry lock, a fetch's
+    :meth:`Cache.hold`): its release, else None. ``create=False`` (a read-only command)
+    creates no lock file: one that does not exist is held by nobody."""
+    import filelock
+
+    if not create and not os.path.exists(path):
+        return _nothing
+    lock = filelock.FileLock(str(path))
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        return None
+    return lock.release

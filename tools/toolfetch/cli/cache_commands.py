@@ -134,7 +134,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if not args.repair:
         raise IntegrityError(f"{len(bad)} bad cache entries in {cache.root} (see above); "
                              "run `toolfetch cache verify --repair`")
-    drop(cache, bad)
+    kept = drop(cache, bad)
+    for kind, digest, _ in kept:
+        sys.stderr.write(f"kept {kind} {digest}: in use by another process meanwhile\n")
     path = lockfile_of(args)
     if path.exists():
         from toolfetch.core.platform import host_platform
@@ -147,5 +149,5 @@ def cmd_verify(args: argparse.Namespace) -> int:
         if not quiet(args):
             print(f"verify: re-fetched what {path} needs for this host")
     if not quiet(args):
-        print(f"verify: dropped {len(bad)} bad entries")
+        print(f"verify: dropped {len(bad) - len(kept)} bad entries")
     return 0

@@ -154,14 +154,17 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         fetcher = Fetcher(cache, lockfile, offline=offline(args), jobs=args.jobs,
                           progress=progress(args), transport_ready=ready)
         trees = fetcher.fetch(wants)
-    if args.output is not None:
-        materialize(trees[wants[0]], args.output.absolute())
-    if args.json:
-        print(fetch_json([(w.tool, w.key, str(t), str(t / w.entry.path))
-                          for w, t in trees.items()]))
-    else:
-        for w, t in trees.items():
-            log.debug("%s: %s", w.what, t)
+    try:
+        if args.output is not None:
+            materialize(trees[wants[0]], args.output.absolute())
+        if args.json:
+            print(fetch_json([(w.tool, w.key, str(t), str(t / w.entry.path))
+                              for w, t in trees.items()]))
+        else:
+            for w, t in trees.items():
+                log.debug("%s: %s", w.what, t)
+    finally:
+        fetcher.release()  # gc may have the trees now
     return 0
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +35,8 @@ from toolfetch.registry.sources import BlobSource, SourceFactory, parse_mirror_m
 
 log = logging.getLogger("toolfetch")
 K = TypeVar("K")
+#: How often a fetch builds a tree taken from under it (gc without grace) before giving up.
+REBUILDS = 5
 #: Every (want, layer) that pins one blob, in lockfile order.
 Pins = list[tuple["Want", LockedLayer]]
 
@@ -106,21 +108,37 @@ class Fetcher:
         mirrors = parse_mirror_map(lockfile.mirrors, lockfile.base_dir)
         self.sources = SourceFactory(mirrors, offline=offline)
         self.verified: set[Digest] = set()  # blobs this run stored (checked as they streamed)
+        self.held: dict[Digest, Callable[[], None]] = {}  # trees in use: their releases
 
     def fetch(self, wants: list[Want]) -> dict[Want, Path]:
         """Make every wanted tree present; returns tree paths. Raises per-tool errors, also
-        for a tree that lacks the tool's ``path`` (NotFoundError naming close matches)."""
-        # Each missing tree with every want of it (two tools of one artifact: one tree), so
-        # each is reported if it fails and each one's reference can serve its blobs.
-        missing: dict[Digest, list[Want]] = {}
-        for w in sorted(wants, key=lambda w: w.order):
-            if w.entry.tree in missing:
-                missing[w.entry.tree].append(w)
-            elif self.cache.has_tree(w.entry.tree):
-                self.cache.touch_tree(w.entry.tree)
-            else:
-                missing[w.entry.tree] = [w]
-        if missing:
+        for a tree that lacks the tool's ``path`` (NotFoundError naming close matches).
+
+        Each tree is held (:meth:`Cache.hold`) from the moment it is found present until
+        :meth:`release` (or the process ends), so ``cache gc`` and ``verify --repair`` leave
+        it alone; one taken between its build and its hold is built again."""
+        try:
+            return self._fetch(wants)
+        except BaseException:
+            self.release()
+            raise
+
+    def _fetch(self, wants: list[Want]) -> dict[Want, Path]:
+        for attempt in range(REBUILDS + 1):
+            # Each missing tree with every want of it (two tools of one artifact: one tree),
+            # so each is reported if it fails and each one's reference can serve its blobs.
+            missing: dict[Digest, list[Want]] = {}
+            for w in sorted(wants, key=lambda w: w.order):
+                if w.entry.tree in missing:
+                    missing[w.entry.tree].append(w)
+                elif w.entry.tree not in self.held and not self._hold_sound(w):
+                    missing[w.entry.tree] = [w]
+            if not missing:
+                break
+            if attempt == REBUILDS:
+                raise LocalIOError(f"{missing[next(iter(missing))][0].what}: its tree was "
+                                   f"removed from the cache {REBUILDS} times right after it "
+                                   "was built (a `cache gc` without grace?)")
             self.cache.ensure()
             self._fetch_missing(missing)
         trees = {w: self.cache.tree_path(w.entry.tree) for w in wants}
@@ -128,6 +146,25 @@ class Fetcher:
         if errors:
             raise errors[0] if len(errors) == 1 else MultipleErrors(errors)
         return trees
+
+    def _hold_sound(self, want: Want) -> bool:
+        """Hold ``want``'s tree if it is present (checked again under the hold)."""
+        key = want.entry.tree
+        if not self.cache.has_tree(key):
+            return False
+        release = self.cache.hold("tree", key)
+        if self.cache.has_tree(key):
+            self.held[key] = release
+            self.cache.touch_tree(key)
+            return True
+        release()
+        return False
+
+    def release(self) -> None:
+        """Let gc have the trees this fetcher holds."""
+        for release in self.held.values():
+            release()
+        self.held.clear()
 
     def fetch_blobs(self, wants: list[Want]) -> None:
         """Make the wanted entries' blobs present, verified, without unpacking anything
@@ -279,17 +316,33 @@ class Fetcher:
         steps = recipe(layer.to_json() for layer in want.entry.layers)
 
         def build(dest: Path) -> dict[str, Any]:
-            for layer in want.entry.layers:
-                if layer.digest not in self.verified and self.cache.has_blob(layer.digest):
-                    self._check_cached(want, layer)
-                if not self.cache.has_blob(layer.digest):  # gc took it meanwhile: fetch again
-                    pins = blobs.get(layer.digest) or [(want, layer)]
-                    failed = self._fetch_pinned(pins, Progress("", 0, False))
+            known: dict[str, tuple[int, str]] = {}
+            for _ in range(REBUILDS):  # the blobs held from their check to their unpacking
+                releases = [self.cache.hold("blob", d) for d in dict.fromkeys(
+                    layer.digest for layer in want.entry.layers)]
+                try:
+                    for layer in want.entry.layers:
+                        if layer.digest not in self.verified and self.cache.has_blob(
+                                layer.digest):
+                            self._check_cached(want, layer)
+                    gone = [layer for layer in want.entry.layers
+                            if not self.cache.has_blob(layer.digest)]
+                    if not gone:
+                        unpack_recipe(steps, lambda d: self.cache.blob_path(Digest.parse(d)),
+                                      dest, want.what, known)
+                        break
+                finally:
+                    for release in releases:
+                        release()
+                for layer in gone:  # gc took it since it was fetched: fetch it again
+                    failed = self._fetch_pinned(blobs.get(layer.digest) or [(want, layer)],
+                                                Progress("", 0, False))
                     if failed is not None:
                         raise failed[want.source_id]
-            known: dict[str, tuple[int, str]] = {}
-            unpack_recipe(steps, lambda d: self.cache.blob_path(Digest.parse(d)), dest,
-                          want.what, known)
+            else:
+                raise LocalIOError(f"{want.what}: its blobs were removed from the cache "
+                                   f"{REBUILDS} times while it was built (a `cache gc` "
+                                   "without grace?)")
             digest, files = tree_digest(dest, known)
             # The recipe is what the key is the digest of; the manifest and ref only say who
             # asked first (for people reading the cache), nothing depends on them.
