@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -307,6 +308,35 @@ class Cache:
         except OSError:  # no tmp/ (a cache not prepared for writing): in place
             doomed = dest
         remove_tree(doomed)
+
+    def tree_damage(self, key: Digest, path: str) -> str | None:
+        """Why the recorded tree ``key`` is damaged as far as its file ``path`` tells, else
+        None (sound, or ``path`` was never in it: a wrong ``path``, not damage). Damage is
+        what a cleanup job or a virus scanner does to a tree: its directory gone, or a file
+        its record lists missing or without the mode recorded. Cheap while the file is there
+        and executable: the record is read only otherwise."""
+        tree = self.tree_path(key)
+        if not tree.is_dir():
+            return "its directory is missing"
+        try:
+            st: os.stat_result | None = os.lstat(tree / path)
+        except OSError:
+            st = None
+        if st is not None and (not stat.S_ISREG(st.st_mode) or st.st_mode & 0o100):
+            return None
+        try:
+            files = self.read_record(key).get("files", [])
+            listed = next((f for f in files if f.get("path") == path), None)
+        except (OSError, ValueError, TypeError, AttributeError):
+            return "its record is unreadable"
+        if listed is None:
+            return None
+        if st is None:
+            return f"its file {path} is missing"
+        mode = int(listed.get("mode", 0)) if listed.get("type") == "file" else 0
+        if mode & 0o100:
+            return f"its file {path} lost its executable mode"
+        return None
 
     def drop_blob(self, digest: Digest) -> None:
         self.blob_path(digest).unlink(missing_ok=True)

@@ -116,7 +116,8 @@ class Fetcher:
 
         Each tree is held (:meth:`Cache.hold`) from the moment it is found present until
         :meth:`release` (or the process ends), so ``cache gc`` and ``verify --repair`` leave
-        it alone; one taken between its build and its hold is built again."""
+        it alone; one taken between its build and its hold is built again, as is a damaged
+        one (:meth:`Cache.tree_damage`), with a warning."""
         try:
             return self._fetch(wants)
         except BaseException:
@@ -148,16 +149,25 @@ class Fetcher:
         return trees
 
     def _hold_sound(self, want: Want) -> bool:
-        """Hold ``want``'s tree if it is present (checked again under the hold)."""
+        """Hold ``want``'s tree if it is present and sound (checked under the hold); a
+        damaged one is removed (under its entry lock, checked again) to be built anew."""
         key = want.entry.tree
         if not self.cache.has_tree(key):
             return False
         release = self.cache.hold("tree", key)
-        if self.cache.has_tree(key):
+        damage = self.cache.tree_damage(key, want.entry.path)
+        if damage is None and self.cache.has_tree(key):
             self.held[key] = release
             self.cache.touch_tree(key)
             return True
         release()
+        if damage is not None:
+            log.warning("%s: cached tree %s is damaged (%s); building it again", want.what,
+                        key.short, damage)
+            self.cache.ensure()
+            with self.cache.entry_lock("tree", key):
+                if self.cache.tree_damage(key, want.entry.path) is not None:
+                    self.cache.drop_tree(key)
         return False
 
     def release(self) -> None:
