@@ -40,7 +40,8 @@ from tf import sharded, tf_main, tree_of
 from toolfetch.cache.store import SMALL_BLOB, Cache
 from toolfetch.cache.trees import tree_digest
 from toolfetch.lock.lockfile import Lockfile
-from toolfetch.ops.fetch import Fetcher, plan
+from toolfetch.ops.fetch import Fetcher
+from toolfetch.ops.plan import plan
 
 N = 8
 

@@ -18,7 +18,8 @@ from toolfetch.cache.store import Cache
 from toolfetch.core.fs import make_writable, remove_tree
 from toolfetch.core.platform import host_platform
 from toolfetch.lock.lockfile import Lockfile
-from toolfetch.ops.fetch import Fetcher, plan
+from toolfetch.ops.fetch import Fetcher
+from toolfetch.ops.plan import plan
 
 
 def _say(example: Path) -> tuple[Path, Path]:

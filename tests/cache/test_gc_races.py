@@ -27,7 +27,8 @@ from toolfetch.cache.store import Cache
 from toolfetch.cache.verify import INCOMPLETE, drop, verify
 from toolfetch.core.platform import host_platform
 from toolfetch.lock.lockfile import Lockfile
-from toolfetch.ops.fetch import Fetcher, plan
+from toolfetch.ops.fetch import Fetcher
+from toolfetch.ops.plan import plan
 
 
 @pytest.fixture(autouse=True)

@@ -141,7 +141,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if path.exists():
         from toolfetch.core.platform import host_platform
         from toolfetch.lock.lockfile import Lockfile
-        from toolfetch.ops.fetch import Fetcher, plan
+        from toolfetch.ops.fetch import Fetcher
+        from toolfetch.ops.plan import plan
 
         lockfile = Lockfile.load(path)
         wants = plan(lockfile, None, host_platform(), False)

@@ -145,7 +145,7 @@ def _fetch(root: str, index: lockindex.LockIndex, opts: dict[str, str],
     if not jobs.isdigit():
         return None  # argparse's message for a malformed number
     found: list[tuple[str, str, str, str]] = []  # tool, key, tree, exe
-    for tool in sorted(set(tools)) if tools else index.tools():  # as ops.fetch.plan orders
+    for tool in sorted(set(tools)) if tools else index.tools():  # as ops.plan.plan orders
         keys = index.keys(tool) if "--all-platforms" in opts else [
             _key(index, tool, opts.get("--platform"))]
         if not keys or None in keys:

@@ -138,8 +138,9 @@ def cmd_import_tools(args: argparse.Namespace) -> int:
 
 def cmd_fetch(args: argparse.Namespace) -> int:
     from toolfetch.lock.lockfile import validating
-    from toolfetch.ops.fetch import Fetcher, plan
+    from toolfetch.ops.fetch import Fetcher
     from toolfetch.ops.output import materialize
+    from toolfetch.ops.plan import plan
 
     if args.output is not None and args.all_platforms:
         raise UsageError("fetch: --output and --all-platforms exclude each other (--output "
@@ -171,7 +172,8 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 def _locate(args: argparse.Namespace, platform_text: str | None) -> tuple[Path, str, str]:
     """(executable, tree dir, platform key), fetching first when the tree is missing."""
     from toolfetch.lock.lockfile import Lockfile, validating
-    from toolfetch.ops.fetch import Fetcher, Want
+    from toolfetch.ops.fetch import Fetcher
+    from toolfetch.ops.plan import Want
 
     lockfile_path = lockfile_of(args)
     lockfile = Lockfile.load_fast(lockfile_path)
