@@ -77,6 +77,13 @@ def record_valid_content(cache_root: str, content: bytes) -> None:
         return
 
 
+def unavailable_warning(tool: str, platform: str, keys: Iterable[str]) -> str:
+    """What ``fetch``, ``bootstrap`` and ``export`` without tool names say, on the full path
+    and the hit path alike, when they skip a tool locked for other platforms only."""
+    return (f"tool {tool} is not available for {platform} (locked for: "
+            f"{', '.join(sorted(keys))}); skipped (naming it makes this an error)")
+
+
 def fingerprint(st: os.stat_result) -> str:
     return f"{st.st_dev} {st.st_ino} {st.st_size} {st.st_mtime_ns} {st.st_ctime_ns}"
 

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from toolfetch.cache.store import Cache
-from toolfetch.core.errors import LocalIOError, UsageError
+from toolfetch.core.errors import LocalIOError, NotFoundError, UsageError
 from toolfetch.core.fs import atomic_write
 from toolfetch.core.platform import Platform, host_platform
 from toolfetch.lock.lockfile import validating
@@ -48,21 +48,46 @@ def posix_launcher(tool: str, exe: Path, used: Path, lockfile: Path, snapshot: P
     use is recorded by truncating the tree's empty ``.used`` marker (``true > file``: a shell
     redirection, which updates its mtime), not by running ``touch``."""
     q = shlex.quote
-    fallback = " ".join(q(a) for a in (sys.executable, "-m", "toolfetch", "--cache-dir",
-                                        str(cache_root), "run", "--lockfile", str(lockfile),
-                                        tool, "--"))
-    same = f"{_cmp()} -s {q(str(lockfile))} {q(str(snapshot))} 2>/dev/null"
     return (
         "#!/bin/sh\n"
         f"# {MARKER}; it runs the cached tool while the lockfile has the content\n"
         "# it was written for, else `toolfetch run` (re-run bootstrap after a change).\n"
         f"exe={q(str(exe))}\n"
-        f"if [ -x \"$exe\" ] && {same}; then\n"
+        f"if [ -x \"$exe\" ] && {_same(lockfile, snapshot)}; then\n"
         f"  {{ true > {q(str(used))}; }} 2>/dev/null\n"
         "  exec \"$exe\" \"$@\"\n"
         "fi\n"
-        f"exec {fallback} \"$@\"\n"
+        f"exec {_fallback(tool, lockfile, cache_root)} \"$@\"\n"
     )
+
+
+def unavailable_launcher(tool: str, error: str, lockfile: Path, snapshot: Path,
+                         cache_root: Path) -> str:
+    """For a tool the lockfile locks for other platforms only: while the lockfile has the
+    content it was written for, it prints ``error: <error>`` as ``toolfetch run`` would and
+    exits 4 without starting Python; after a change, ``toolfetch run`` decides."""
+    return (
+        "#!/bin/sh\n"
+        f"# {MARKER}; the tool is not available for this platform in the\n"
+        "# lockfile content it was written for; after a change `toolfetch run` decides.\n"
+        f"if {_same(lockfile, snapshot)}; then\n"
+        f"  printf '%s\\n' {shlex.quote('error: ' + error)} >&2\n"
+        "  exit 4\n"
+        "fi\n"
+        f"exec {_fallback(tool, lockfile, cache_root)} \"$@\"\n"
+    )
+
+
+def _fallback(tool: str, lockfile: Path, cache_root: Path) -> str:
+    return " ".join(shlex.quote(a) for a in (
+        sys.executable, "-m", "toolfetch", "--cache-dir", str(cache_root), "run",
+        "--lockfile", str(lockfile), tool, "--"))
+
+
+def _same(lockfile: Path, snapshot: Path) -> str:
+    """The launchers' freshness test: the lockfile still has the content of ``snapshot``."""
+    q = shlex.quote
+    return f"{_cmp()} -s {q(str(lockfile))} {q(str(snapshot))} 2>/dev/null"
 
 
 def _cmp() -> str:
@@ -73,12 +98,12 @@ def _cmp() -> str:
     return shlex.quote(shutil.which("cmp") or "cmp")
 
 
-def cmd_launcher(tool: str, exe: Path, lockfile: Path, cache_root: Path) -> str:
+def cmd_launcher(tool: str, exe: Path | None, lockfile: Path, cache_root: Path) -> str:
     """Always through ``toolfetch run``, which reads the lockfile (see the module's doc);
-    ``exe`` is only named in a comment."""
+    ``exe`` (None: not available for this platform) is only named in a comment."""
     return (
         "@echo off\r\n"
-        f"rem {MARKER}; bootstrapped: {exe}\r\n"
+        f"rem {MARKER}; bootstrapped: {exe or 'not available for this platform'}\r\n"
         f"\"{sys.executable}\" -m toolfetch --cache-dir \"{cache_root}\" run "
         f"--lockfile \"{lockfile}\" {tool} -- %*\r\n"
         "exit /b %ERRORLEVEL%\r\n"
@@ -133,21 +158,28 @@ def _prune_snapshots(bin_dir: Path) -> None:
                 old.unlink()
 
 
-def _write_launchers(trees: dict[Want, Path], bin_dir: Path, cache: Cache,
-                     lockfile_path: Path, content: bytes) -> int:
+def _write_launchers(trees: dict[Want, Path], unavailable: dict[str, NotFoundError],
+                     bin_dir: Path, cache: Cache, lockfile_path: Path, content: bytes) -> int:
     bin_dir.mkdir(parents=True, exist_ok=True)
     snapshot = _snapshot(bin_dir, content) if os.name != "nt" else None
-    written = 0
+    launchers: dict[Path, str] = {}
     for want, tree in trees.items():
         exe = tree / want.entry.path
         if snapshot is None:
-            path = bin_dir / f"{want.tool}.cmd"
-            text = cmd_launcher(want.tool, exe, lockfile_path, cache.root)
+            launchers[bin_dir / f"{want.tool}.cmd"] = cmd_launcher(want.tool, exe,
+                                                                   lockfile_path, cache.root)
         else:
-            path = bin_dir / want.tool
-            text = posix_launcher(want.tool, exe, cache.used_path(want.entry.tree),
-                                  lockfile_path, snapshot, cache.root)
-        written += _write_if_changed(path, text, 0o755)
+            launchers[bin_dir / want.tool] = posix_launcher(
+                want.tool, exe, cache.used_path(want.entry.tree), lockfile_path, snapshot,
+                cache.root)
+    for tool, error in unavailable.items():
+        if snapshot is None:
+            launchers[bin_dir / f"{tool}.cmd"] = cmd_launcher(tool, None, lockfile_path,
+                                                              cache.root)
+        else:
+            launchers[bin_dir / tool] = unavailable_launcher(tool, str(error), lockfile_path,
+                                                             snapshot, cache.root)
+    written = sum(_write_if_changed(path, text, 0o755) for path, text in launchers.items())
     if snapshot is not None:
         _prune_snapshots(bin_dir)
     return written
@@ -159,26 +191,29 @@ class BootstrapReport:
     platform: Platform
     cache: Path
     bin_dir: Path
-    written: int  # launchers written or rewritten (the others were right; mtimes bumped)
+    written: int  # launchers written or rewritten (the others were right)
 
 
 def bootstrap(cache: Cache, lockfile_path: Path, bin_dir: Path, *, offline: bool, jobs: int,
               progress: bool) -> BootstrapReport:
-    """Fetch every tool of the lockfile for this host, then write one launcher per tool."""
+    """Fetch every tool of the lockfile for this host, then write one launcher per tool
+    (for a tool locked for other platforms only, one that says so when run)."""
     from toolfetch.ops.fetch import Fetcher
-    from toolfetch.ops.plan import plan
+    from toolfetch.ops.plan import plan, unavailable
 
     content = _read(lockfile_path)
     ready = threading.Event()
     with validating(lockfile_path, cache.root, start=ready) as lockfile:
         platform = host_platform()
-        wants = plan(lockfile, None, platform, False)
+        wants = plan(lockfile, None, platform, False)  # warns of each tool it skips
+        missing = unavailable(lockfile, platform)
         trees = Fetcher(cache, lockfile, offline=offline, jobs=jobs, progress=progress,
                         transport_ready=ready).fetch(wants)
     if _read(lockfile_path) != content:  # the launchers would vouch for content not fetched
         raise LocalIOError(f"{lockfile_path} changed while bootstrap read it; run it again")
     try:
-        written = _write_launchers(trees, bin_dir, cache, lockfile_path, content)
+        written = _write_launchers(trees, missing, bin_dir, cache, lockfile_path,
+                                   content)
     except OSError as e:
         raise LocalIOError.of(e, f"cannot write launchers into {bin_dir}") from e
     return BootstrapReport(len(trees), platform, cache.root, bin_dir, written)

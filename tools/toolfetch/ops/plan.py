@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from toolfetch.core.errors import MultipleErrors, ToolfetchError
+from toolfetch.core.errors import MultipleErrors, NotFoundError, ToolfetchError
+from toolfetch.core.lockindex import unavailable_warning
 from toolfetch.core.platform import Platform
 from toolfetch.lock.lockfile import LockedPlatform, Lockfile
+
+log = logging.getLogger("toolfetch")
 
 
 @dataclass(frozen=True)
@@ -40,12 +44,24 @@ def plan(lockfile: Lockfile, tools: Iterable[str] | None, platform: Platform | N
          all_platforms: bool) -> list[Want]:
     """The (tool, platform) pairs to fetch, in lockfile order. Unknown tools raise.
 
+    With no tools named (``fetch``, ``bootstrap``, ``export`` of a whole lockfile), a tool
+    locked for other platforms only is skipped with a warning naming it, ``platform`` and
+    the platforms it has (:func:`unavailable`), as DotSlash and rules_multitool fail only
+    when such a tool is run; a tool named is NotFoundError (exit 4) saying the same.
+
     The order of ``tools`` is not kept (nor are duplicates): which error comes first, so the
     exit code, must not depend on how the command line happened to list them."""
     names = sorted(set(tools)) if tools else sorted(lockfile.tools)
+    skipped = {} if tools or all_platforms or platform is None else unavailable(lockfile,
+                                                                                platform)
+    for name in skipped:
+        log.warning("%s", unavailable_warning(name, str(platform),
+                                              lockfile.tools[name].platforms))
     wants: list[Want] = []
     errors: list[ToolfetchError] = []
     for name in names:
+        if name in skipped:
+            continue
         try:
             tool = lockfile.tool(name)
             if all_platforms:
@@ -59,3 +75,15 @@ def plan(lockfile: Lockfile, tools: Iterable[str] | None, platform: Platform | N
     if errors:
         raise errors[0] if len(errors) == 1 else MultipleErrors(errors)
     return wants
+
+
+def unavailable(lockfile: Lockfile, platform: Platform) -> dict[str, NotFoundError]:
+    """The tools of ``lockfile`` with no entry usable on ``platform`` (no exact or variant
+    match, no ``"*"``), each with the error naming it would give (exit 4), in order."""
+    missing: dict[str, NotFoundError] = {}
+    for name in sorted(lockfile.tools):
+        try:
+            lockfile.tools[name].for_platform(platform, lockfile.path)
+        except NotFoundError as e:
+            missing[name] = e
+    return missing
