@@ -182,6 +182,9 @@ def drop(cache: Cache, problems: list[Problem]) -> list[Problem]:
     kept: list[Problem] = []
     for problem in problems:
         kind, digest, why = problem
+        if kind == "index":  # a lockfile index: the full path writes it again
+            (cache.root / "lockfiles" / digest.hex).unlink(missing_ok=True)
+            continue
         release = try_lock(cache.lock_path(kind, digest))
         if release is None:
             kept.append(problem)

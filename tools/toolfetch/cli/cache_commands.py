@@ -119,9 +119,10 @@ def cmd_gc(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from toolfetch.cache.verify import drop, verify
+    from toolfetch.lock.indexcheck import verify_indexes
 
     cache = cache_of(args)
-    bad = verify(cache)
+    bad = verify(cache) + verify_indexes(cache.root)
     if args.json:
         print(json.dumps([{"kind": k, "digest": str(d), "problem": why} for k, d, why in bad],
                          indent=2))
@@ -129,7 +130,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         sys.stderr.write(f"bad {kind} {digest}: {why}\n")
     if not bad:
         if not args.json and not quiet(args):
-            print(f"verify: every blob and tree in {cache.root} is intact")
+            print(f"verify: every blob, tree and lockfile index in {cache.root} is intact")
         return 0
     if not args.repair:
         raise IntegrityError(f"{len(bad)} bad cache entries in {cache.root} (see above); "
