@@ -32,6 +32,7 @@ from pathlib import Path
 
 from toolfetch.cache.inventory import Entry, Inode, digests_under, disk_usage, scan
 from toolfetch.cache.store import Cache, try_lock
+from toolfetch.core import tempnames
 from toolfetch.core.digest import Digest
 from toolfetch.core.fs import remove_tree
 from toolfetch.core.sizes import parse_duration
@@ -44,16 +45,6 @@ def grace_seconds() -> float:
     """``TOOLFETCH_GC_GRACE`` (a duration: ``60``, ``90s``, ``5m``), default 60 seconds."""
     text = os.environ.get(GRACE_ENV, "").strip()
     return parse_duration(text, GRACE_ENV) if text else 60.0
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @dataclass
@@ -106,11 +97,9 @@ def reclaim_temp(cache: Cache, report: GcReport, dry_run: bool, links: dict[Inod
     reclaim = _Reclaim(dry_run)
     if cache.tmp.is_dir():
         for e in os.scandir(cache.tmp):
-            pid_text = e.name.split("-", 1)[0]
-            if pid_text.isdigit() and pid_alive(int(pid_text)):
-                continue
-            report.reclaimed_temp += 1
-            reclaim.take(e.path)
+            if _abandoned(e, grace):
+                report.reclaimed_temp += 1
+                reclaim.take(e.path)
     if cache.locks.is_dir():
         for e in os.scandir(cache.locks):
             release = try_lock(e.path, create=not dry_run)
@@ -119,9 +108,18 @@ def reclaim_temp(cache: Cache, report: GcReport, dry_run: bool, links: dict[Inod
                 reclaim.take(e.path)
                 release()
     _reclaim_trees(cache, report, reclaim, grace)
-    _reclaim_indexes(cache, report, reclaim)
+    _reclaim_indexes(cache, report, reclaim, grace)
     # an inode made since disk_usage ran is not in links: it was not measured, so not counted
     return sum(n for i, (n, k) in reclaim.seen.items() if k >= links.get(i, k + 1))
+
+
+def _abandoned(e: os.DirEntry[str], grace: float) -> bool:
+    """A temp file (or directory) whose writer is gone (:func:`tempnames.abandoned`)."""
+    try:
+        age = time.time() - e.stat(follow_symlinks=False).st_mtime
+    except FileNotFoundError:
+        return False  # its writer finished, or another gc took it
+    return tempnames.abandoned(e.name, age, grace, tempnames.FOREIGN_GRACE)
 
 
 def _reclaim_trees(cache: Cache, report: GcReport, reclaim: _Reclaim, grace: float) -> None:
@@ -145,9 +143,10 @@ def _reclaim_trees(cache: Cache, report: GcReport, reclaim: _Reclaim, grace: flo
         release()
 
 
-def _reclaim_indexes(cache: Cache, report: GcReport, reclaim: _Reclaim) -> None:
+def _reclaim_indexes(cache: Cache, report: GcReport, reclaim: _Reclaim, grace: float
+                      ) -> None:
     """Lockfile indexes (:mod:`toolfetch.core.lockindex`) that describe no lockfile any more
-    (it is gone or changed), half-written ones of dead processes, and schema verdicts unused
+    (it is gone or changed), half-written ones of gone writers, and schema verdicts unused
     for VERDICT_UNUSED_FOR (an empty file each; their lockfile content is long gone)."""
     from toolfetch.core import lockindex
 
@@ -156,9 +155,8 @@ def _reclaim_indexes(cache: Cache, report: GcReport, reclaim: _Reclaim) -> None:
         return
     now = time.time()
     for e in os.scandir(directory):
-        pid = e.name.split(".")[1] if "." in e.name else ""
-        if pid:  # <name>.<pid>.tmp, written by lockindex.write
-            stale = not pid.isdigit() or not pid_alive(int(pid))
+        if e.name.startswith("."):  # a temp file of lockindex.write
+            stale = _abandoned(e, grace)
         elif e.name.startswith(lockindex.VERDICT_PREFIX):  # touched whenever it is used
             try:
                 stale = now - e.stat().st_mtime > VERDICT_UNUSED_FOR

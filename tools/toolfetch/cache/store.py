@@ -16,7 +16,8 @@ sits under its final name: blobs are renamed into place after their digest was c
 tree counts only once its record exists (written after the directory was renamed into place;
 if that write fails the directory goes again, and gc reclaims one a kill left once it is older
 than the grace period).
-Temp names carry the writer's pid so gc can reclaim those of dead processes. This module is on
+Temp names carry the writer's host and pid (:mod:`toolfetch.core.tempnames`) so gc can
+reclaim those of dead processes. This module is on
 the hit path: ``filelock`` and the unpacker are imported lazily. Nothing is fsync'd (as pip
 and uv): after a power loss, ``toolfetch cache verify --repair`` finds and fixes what the
 crash damaged.
@@ -29,6 +30,7 @@ the blobs, which stay), then ``layout.json`` says 2.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import stat
@@ -39,6 +41,7 @@ from typing import Any, BinaryIO
 from toolfetch.core.digest import Digest
 from toolfetch.core.errors import LocalIOError, UsageError
 from toolfetch.core.fs import atomic_write, atomic_writer, remove_tree
+from toolfetch.core.tempnames import temp_name
 
 LAYOUT_VERSION = 2
 # Blobs smaller than this are placed without the entry lock: filelock takes ~0.3-0.8 ms of CPU
@@ -149,7 +152,7 @@ class Cache:
 
     # -- temp space -------------------------------------------------------------------------
     def _temp_name(self, suffix: str) -> Path:
-        return self.tmp / f"{os.getpid()}-{os.urandom(6).hex()}{suffix}"
+        return self.tmp / temp_name("entry", suffix)
 
     @contextlib.contextmanager
     def temp_dir(self) -> Iterator[Path]:
@@ -369,4 +372,8 @@ def try_lock(path: Path | str, create: bool = True) -> Callable[[], None] | None
         lock.acquire(timeout=0)
     except filelock.Timeout:
         return None
+    except OSError as e:
+        if create or e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
+        return _nothing  # a read-only cache: nobody can hold it (a hold needs to open it)
     return lock.release

@@ -203,7 +203,9 @@ def write(cache_root: str, lockfile: str, before: os.stat_result,
         lines.append("end")
         path = index_path(cache_root, lockfile)
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        temp = f"{path}.{os.getpid()}.tmp"
+        from toolfetch.core.tempnames import temp_name  # not on the hit path's way
+
+        temp = os.path.join(os.path.dirname(path), temp_name(os.path.basename(path), ".tmp"))
         try:
             with open(temp, "w", encoding="utf-8") as f:
                 f.write("\n".join(lines))
