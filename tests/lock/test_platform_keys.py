@@ -185,3 +185,20 @@ def test_an_index_spelling_the_os_in_upper_case_locks_the_lower_case_key(
                     platforms))
     assert _keys(tmp_path, "t") == {"linux/amd64": art.digest}
     assert_ok(tf_main("fetch", "--all-platforms", "--lockfile", str(tmp_path / "tools.lock.json")))
+
+
+def test_an_older_lockfile_with_both_arm_spellings_says_a_full_lock_rewrites_it(
+        example: Path) -> None:
+    """Issue 24.18: `fetch` and `lock TOOL` refuse it (exit 2); the message said only "run
+    `toolfetch lock`", which, with tool names, refuses it too. A full `lock` rewrites it."""
+    data = json.loads(example.read_text())
+    platforms = data["tools"]["greet"]["platforms"]
+    platforms["linux/arm"] = platforms["linux/arm/v7"] = platforms["linux/amd64"]
+    example.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    for argv in (["fetch"], ["lock", "greet"]):
+        r = tf_main(argv[0], "--lockfile", example, *argv[1:])
+        assert_error(r, 2, "'linux/arm' and 'linux/arm/v7'", "older toolfetch",
+                     "a full `toolfetch lock` (no tool names) rewrites it")
+    assert_ok(tf_main("lock", "--lockfile", example))
+    keys = json.loads(example.read_text())["tools"]["greet"]["platforms"]
+    assert "linux/arm" not in keys  # one key at most (here none: tools.yaml has no arm)

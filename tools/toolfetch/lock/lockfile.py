@@ -322,7 +322,8 @@ def _check_keys(data: Any, path: Path) -> None:
             same = key if key == ANY_PLATFORM else Platform.parse(key).key
             if same in seen:
                 raise UsageError(f"{where}: {seen[same]!r} and {key!r} name the same platform "
-                                 f"({same}); run `toolfetch lock`")
+                                 f"({same}), as an older toolfetch wrote them; a full "
+                                 "`toolfetch lock` (no tool names) rewrites it with one key")
             seen[same] = key
 
 
