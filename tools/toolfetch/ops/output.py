@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 from pathlib import Path
@@ -16,7 +17,8 @@ def materialize(tree: Path, output: Path) -> None:
     absent or empty; files keep their read-only modes, directories are writable so build
     systems can clean them. The copy is built in a hidden directory beside ``output`` (named
     with the pid), then renamed into place: a failure removes it, leaving ``output`` as it
-    was, and names the file under ``output`` that could not be written.
+    was, and names the file under ``output`` that could not be written. An empty mount point
+    (rename: EBUSY) is filled in place instead, and emptied again on a failure.
     """
     import contextlib
 
@@ -38,17 +40,37 @@ def materialize(tree: Path, output: Path) -> None:
             os.chmod(temp, real.stat().st_mode & 0o7777)
         try:
             os.rename(temp, real)  # POSIX rename(2) replaces an empty directory atomically
-        except OSError:
+        except OSError as e:
             if not real.is_dir() or any(real.iterdir()):
                 raise
-            real.rmdir()  # Windows: not onto a directory
-            os.rename(temp, real)
+            if e.errno in (errno.EBUSY, errno.EXDEV):  # a mount point: it cannot be replaced
+                _fill(tree, real, output)
+                remove_tree(temp)
+            else:
+                real.rmdir()  # Windows: not onto a directory
+                os.rename(temp, real)
     except BaseException as e:
         with contextlib.suppress(OSError):
             if temp is not None:
                 remove_tree(temp)
         if isinstance(e, OSError):
             raise LocalIOError.of(e, f"--output {output}: cannot write the tree") from e
+        raise
+
+
+def _fill(tree: Path, real: Path, output: Path) -> None:
+    """Copy ``tree`` into the empty directory ``real`` itself (a mount point, say, which no
+    rename can replace); a failure empties it again."""
+    from toolfetch.core.fs import remove_tree
+
+    try:
+        _copy_tree(tree, real, output)
+    except BaseException:
+        for child in real.iterdir():
+            if child.is_dir() and not child.is_symlink():
+                remove_tree(child)
+            else:
+                child.unlink()
         raise
 
 
