@@ -147,7 +147,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
         lockfile = Lockfile.load(path)
         wants = plan(lockfile, None, host_platform(), False)
-        Fetcher(cache, lockfile, offline=offline(args)).fetch(wants)
+        fetcher = Fetcher(cache, lockfile, offline=offline(args))
+        fetcher.fetch(wants)
+        fetcher.release()
         if not quiet(args):
             print(f"verify: re-fetched what {path} needs for this host")
     if not quiet(args):

@@ -149,13 +149,14 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         raise UsageError("--output needs exactly one TOOL")
     cache = cache_of(args)
     ready = threading.Event()
-    with validating(lockfile_of(args), cache.root, start=ready) as lockfile:
-        platform = None if args.all_platforms else platform_of(args.platform)
-        wants = plan(lockfile, args.tools, platform, args.all_platforms)
-        fetcher = Fetcher(cache, lockfile, offline=offline(args), jobs=args.jobs,
-                          progress=progress(args), transport_ready=ready)
-        trees = fetcher.fetch(wants)
+    held: list[Fetcher] = []  # its trees stay held until they are written out or printed
     try:
+        with validating(lockfile_of(args), cache.root, start=ready) as lockfile:
+            platform = None if args.all_platforms else platform_of(args.platform)
+            wants = plan(lockfile, args.tools, platform, args.all_platforms)
+            held.append(Fetcher(cache, lockfile, offline=offline(args), jobs=args.jobs,
+                                progress=progress(args), transport_ready=ready))
+            trees = held[0].fetch(wants)
         if args.output is not None:
             materialize(trees[wants[0]], args.output.absolute())
         if args.json:
@@ -165,7 +166,8 @@ def cmd_fetch(args: argparse.Namespace) -> int:
             for w, t in trees.items():
                 log.debug("%s: %s", w.what, t)
     finally:
-        fetcher.release()  # gc may have the trees now
+        for fetcher in held:
+            fetcher.release()  # gc may have the trees now
     return 0
 
 
@@ -191,6 +193,7 @@ def _locate(args: argparse.Namespace, platform_text: str | None) -> tuple[Path, 
         fetcher = Fetcher(cache, full, offline=offline(args), progress=progress(args),
                           transport_ready=ready)
         fetcher.fetch([Want(args.tool, key, entry)])  # NotFoundError if `path` is not there
+        fetcher.release()  # touched just now: gc's grace protects it up to the exec
     return exe, str(tree), key
 
 

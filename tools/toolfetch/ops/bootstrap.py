@@ -207,8 +207,10 @@ def bootstrap(cache: Cache, lockfile_path: Path, bin_dir: Path, *, offline: bool
         platform = host_platform()
         wants = plan(lockfile, None, platform, False)  # warns of each tool it skips
         missing = unavailable(lockfile, platform)
-        trees = Fetcher(cache, lockfile, offline=offline, jobs=jobs, progress=progress,
-                        transport_ready=ready).fetch(wants)
+        fetcher = Fetcher(cache, lockfile, offline=offline, jobs=jobs, progress=progress,
+                          transport_ready=ready)
+        trees = fetcher.fetch(wants)
+        fetcher.release()  # touched just now: gc's grace protects them
     if _read(lockfile_path) != content:  # the launchers would vouch for content not fetched
         raise LocalIOError(f"{lockfile_path} changed while bootstrap read it; run it again")
     try:
