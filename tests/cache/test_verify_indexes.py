@@ -56,12 +56,15 @@ def test_verify_names_a_rewritten_index_and_repair_drops_it(example: Path,
 
 def test_the_full_path_replaces_an_index_it_cannot_re_derive(example: Path,
                                                              cache_dir: Path) -> None:
+    assert_ok(tf_main("fetch", "--lockfile", example, "--all-platforms"))  # greet's trees too
     say = _which_say(example)
     _say_points_at_greet(_index(cache_dir, example))
+    assert _which_say(example).endswith("/greet")  # the hit path trusts it (by design)
     assert _which_say(example, "-v") == say  # the full path reads the lockfile itself
     assert _which_say(example) == say  # and wrote the index anew: the hit path agrees
-    r = run_toolfetch("-v", "fetch", "--lockfile", example)
-    assert_ok(r)
-    _say_points_at_greet(_index(cache_dir, example))  # one that says "validated" as well
+    index = _index(cache_dir, example)
+    _say_points_at_greet(index)  # and one that claims the schema passed as well
+    index.write_text(index.read_text().replace("validated\t0", "validated\t1"))
+    assert _which_say(example).endswith("/greet")
     assert_ok(run_toolfetch("-v", "fetch", "--lockfile", example))
     assert _which_say(example) == say
