@@ -14,8 +14,8 @@ import argparse
 import sys
 from typing import Any, NoReturn, cast
 
-from toolfetch import __version__
 from toolfetch.cli.common import add_global_options
+from toolfetch.core.version import __version__
 
 
 class _Parser(argparse.ArgumentParser):

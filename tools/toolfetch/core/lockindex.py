@@ -33,8 +33,8 @@ from __future__ import annotations
 
 import os
 
-from toolfetch import __version__
 from toolfetch.core.treekey import UNPACK_RULES, sha256
+from toolfetch.core.version import __version__
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing on the hit path
 if TYPE_CHECKING:

@@ -1,0 +1,103 @@
+"""What ``get_artifact_info`` returns: an artifact, an image or an index, as typed values.
+
+Built from :func:`toolfetch.ops.inspect_tags.inspect` (the same classification ``toolfetch
+inspect`` prints). A WASM artifact also says what kind of WASM it holds, by media type, as
+zlayer reports it: ``application/vnd.wasm.component.v1+wasm`` is a component (WASI preview
+2); a ``…wasm.module…`` type or ``application/vnd.wasm.content.layer.v1+wasm`` (the
+wasm-to-oci layer, a core module) is a module (WASI preview 1). Other ``application/vnd.wasm.*``
+types (a config alone) leave :attr:`ArtifactInfo.wasm` None: nothing says which.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+WASM_COMPONENT = "application/vnd.wasm.component.v1+wasm"
+WASM_CONTENT_LAYER = "application/vnd.wasm.content.layer.v1+wasm"
+
+
+@dataclass(frozen=True)
+class WasmInfo:
+    """``kind`` is ``component`` or ``module``; ``wasi`` is ``preview2`` or ``preview1``."""
+
+    kind: str
+    wasi: str
+
+    @classmethod
+    def of(cls, media_types: list[str]) -> WasmInfo | None:
+        """From a manifest's media types (artifact type, config, layers); a component wins
+        over a module when both appear."""
+        if any(t == WASM_COMPONENT or ".wasm.component." in t for t in media_types):
+            return cls("component", "preview2")
+        if any(t == WASM_CONTENT_LAYER or ".wasm.module" in t for t in media_types):
+            return cls("module", "preview1")
+        return None
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """A config or layer descriptor."""
+
+    digest: str
+    media_type: str
+    size: int
+    title: str | None = None
+    annotations: Mapping[str, str] | None = None
+
+    @classmethod
+    def of(cls, d: Mapping[str, Any]) -> LayerInfo:
+        return cls(d["digest"], d["mediaType"], d["size"], d.get("title"),
+                   d.get("annotations") or None)
+
+
+@dataclass(frozen=True)
+class ArtifactInfo:
+    """One manifest or index, as ``toolfetch inspect --json`` describes it.
+
+    ``kind``: ``image``, ``wasm``, ``tool`` or ``artifact`` for a manifest; for an index, its
+    manifests' common kind, ``mixed``, or ``empty``. An index has ``manifests`` (each with
+    its ``platform``) and ``platforms``; a manifest has ``config``, ``layers`` and
+    ``total_size`` (layers plus config). ``reference`` is empty for an index's children.
+    """
+
+    reference: str
+    digest: str
+    media_type: str
+    size: int
+    kind: str
+    artifact_type: str | None = None
+    annotations: Mapping[str, str] | None = None
+    subject: str | None = None  # the digest this manifest refers to
+    config: LayerInfo | None = None
+    layers: tuple[LayerInfo, ...] = ()
+    total_size: int | None = None
+    wasm: WasmInfo | None = None
+    platform: str | None = None  # an index child's platform
+    manifests: tuple[ArtifactInfo, ...] = ()
+    platforms: tuple[str, ...] = ()
+
+    @property
+    def is_index(self) -> bool:
+        return self.media_type.endswith(("image.index.v1+json", "manifest.list.v2+json"))
+
+    @classmethod
+    def of(cls, info: Mapping[str, Any]) -> ArtifactInfo:
+        """From :func:`toolfetch.ops.inspect_tags.inspect`'s JSON."""
+        config = LayerInfo.of(info["config"]) if "config" in info else None
+        layers = tuple(LayerInfo.of(d) for d in info.get("layers", ()))
+        children = tuple(cls.of(c) for c in info.get("manifests", ()))
+        types = [info.get("artifactType") or "", config.media_type if config else ""]
+        types += [d.media_type for d in layers]
+        wasm = WasmInfo.of(types) if info.get("kind") == "wasm" else None
+        if wasm is None and children and info.get("kind") == "wasm":
+            found = {c.wasm for c in children}
+            wasm = found.pop() if len(found) == 1 else None
+        return cls(
+            reference=info.get("reference", ""), digest=info["digest"],
+            media_type=info["mediaType"], size=info["size"], kind=info.get("kind", "artifact"),
+            artifact_type=info.get("artifactType"), annotations=info.get("annotations"),
+            subject=(info.get("subject") or {}).get("digest"), config=config, layers=layers,
+            total_size=info.get("totalSize"), wasm=wasm, platform=info.get("platform"),
+            manifests=children, platforms=tuple(info.get("platforms", ())))

@@ -1,0 +1,288 @@
+"""``toolfetch.Client``: the library facade (docs/python-api.md).
+
+One client is one set of command-line defaults: a lockfile, a cache, the offline switch, the
+download parallelism and progress bars, resolved exactly as the CLI resolves them
+(``--lockfile`` → lockfiles/tools.lock.json at the repository root; ``--cache-dir`` →
+``$TOOLFETCH_CACHE_DIR`` → ``$XDG_CACHE_HOME/toolfetch`` → ``~/.cache/toolfetch``;
+``--offline`` or ``TOOLFETCH_OFFLINE=1``). Methods raise the
+:class:`~toolfetch.core.errors.ToolfetchError` subclasses whose ``exit_code`` the CLI exits
+with. Heavy modules (requests, jsonschema, yaml) load inside the methods that need them.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from toolfetch.api.artifacts import ArtifactInfo
+from toolfetch.api.cache_check import CacheCheck, CacheProblem
+from toolfetch.cache.store import Cache
+from toolfetch.core.digest import Digest
+from toolfetch.core.errors import NotFoundError, UsageError
+from toolfetch.core.host import cache_root, default_lockfile
+from toolfetch.core.platform import Platform, host_platform
+
+if TYPE_CHECKING:
+    from toolfetch.cache.gc import GcReport
+    from toolfetch.lock.lockfile import Lockfile
+    from toolfetch.lock.update import LockResult
+    from toolfetch.ops.bootstrap import BootstrapReport
+    from toolfetch.ops.export_import import BundleStats
+    from toolfetch.ops.fetch import Fetcher
+
+PathArg = str | os.PathLike[str]
+OFFLINE_ENV = "TOOLFETCH_OFFLINE"
+
+
+@dataclass(frozen=True)
+class ToolLocation:
+    """Where a locked tool is: its executable, its tree, the lockfile's platform key it was
+    taken from (``linux/amd64``, or ``*`` for a tool of every platform) and its ``arg0``
+    mode (``executable`` or ``tool``, docs/lockfile.md)."""
+
+    tool: str
+    platform: str
+    executable: Path
+    tree: Path
+    arg0: str
+
+
+def platform_or_host(value: str | None) -> Platform:
+    """``value`` parsed (``linux/arm64``), else this host's platform."""
+    return Platform.parse(value) if value else host_platform()
+
+
+def kept_digests(lockfiles: Iterable[PathArg]) -> set[Digest]:
+    """Every tree and blob the lockfiles pin, on any platform (``cache gc --keep``)."""
+    from toolfetch.lock.lockfile import Lockfile
+
+    keep: set[Digest] = set()
+    for path in lockfiles:
+        lockfile = Lockfile.load(Path(path).absolute())
+        for tool in lockfile.tools.values():
+            for entry in tool.platforms.values():
+                keep.add(entry.tree)
+                keep.update(layer.digest for layer in entry.layers)
+    return keep
+
+
+class Client:
+    """toolfetch as a library: what the command line does, as typed method calls.
+
+    ``lockfile``: default lockfiles/tools.lock.json at the repository root (the nearest
+    parent of the working directory holding ``.git``). ``cache_dir``: default as the CLI's
+    ``--cache-dir``. ``offline``: None follows ``TOOLFETCH_OFFLINE=1``; True never touches
+    the network (exit 6 when something is missing); False allows it. ``jobs``: parallel
+    downloads. ``progress``: progress bars on a terminal's stderr.
+
+    Use it as a context manager: the trees :meth:`which` and :meth:`fetch` return stay
+    protected from ``cache gc`` and ``cache verify --repair`` (other processes included)
+    until the client is closed.
+    """
+
+    def __init__(self, lockfile: PathArg | None = None, *, cache_dir: PathArg | None = None,
+                 offline: bool | None = None, jobs: int = 8, progress: bool = False) -> None:
+        from toolfetch.core.progress import enabled
+
+        self.lockfile = Path(lockfile if lockfile is not None else default_lockfile()).absolute()
+        self.cache = Cache(Path(cache_root(os.fspath(cache_dir) if cache_dir else None)))
+        self.offline = offline if offline is not None else os.environ.get(OFFLINE_ENV) == "1"
+        self.jobs = max(1, jobs)
+        self.progress = enabled(progress)
+        self._held: list[Fetcher] = []
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.cache.root
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Let gc have the trees this client's fetches hold."""
+        while self._held:
+            self._held.pop().release()
+
+    def _fetcher(self, lockfile: Lockfile, ready: threading.Event | None = None) -> Fetcher:
+        """A fetcher whose trees stay held until :meth:`close`."""
+        from toolfetch.ops.fetch import Fetcher
+
+        fetcher = Fetcher(self.cache, lockfile, offline=self.offline, jobs=self.jobs,
+                          progress=self.progress, transport_ready=ready)
+        self._held.append(fetcher)
+        return fetcher
+
+    # -- tools of the lockfile -----------------------------------------------------------
+    def locate(self, tool: str, platform: str | None = None) -> ToolLocation:
+        """Where ``tool`` is for ``platform`` (default: this host), fetching it first when
+        its tree is not in the cache. NotFoundError (exit 4) for a tool the lockfile lacks,
+        a platform it is not locked for, or a ``path`` its tree lacks."""
+        from toolfetch.lock.lockfile import Lockfile, validating
+        from toolfetch.ops.plan import Want
+
+        lockfile = Lockfile.load_fast(self.lockfile)
+        lockfile.record_index(self.cache.root, validated=False)  # the next hit needs no JSON
+        locked = lockfile.tool(tool)
+        key, entry = locked.for_platform(platform_or_host(platform), self.lockfile)
+        tree = self.cache.tree_path(entry.tree)
+        found = ToolLocation(tool, key, tree / entry.path, tree, locked.arg0)
+        if self.cache.has_tree(entry.tree) and os.path.lexists(found.executable):
+            self.cache.touch_tree(entry.tree)
+            return found
+        ready = threading.Event()
+        with validating(self.lockfile, self.cache.root, start=ready) as full:
+            self._fetcher(full, ready).fetch([Want(tool, key, entry)])
+        return found
+
+    def which(self, tool: str, platform: str | None = None) -> Path:
+        """The absolute path of ``tool``'s executable (``toolfetch which``), fetched if
+        needed."""
+        return self.locate(tool, platform).executable
+
+    def fetch(self, tools: Iterable[str] = (), platform: str | None = None,
+              all_platforms: bool = False) -> dict[str, Path]:
+        """Make the tools (default: every tool locked for the platform) present; returns
+        each one's executable by tool name, or by ``tool@platform-key`` with
+        ``all_platforms``. With no tools named, one locked for other platforms only is
+        skipped with a warning (as ``toolfetch fetch``); a named one is NotFoundError."""
+        from toolfetch.lock.lockfile import validating
+        from toolfetch.ops.plan import plan
+
+        if all_platforms and platform is not None:
+            raise UsageError("fetch: platform and all_platforms exclude each other")
+        ready = threading.Event()
+        with validating(self.lockfile, self.cache.root, start=ready) as lockfile:
+            wants = plan(lockfile, list(tools), None if all_platforms else
+                         platform_or_host(platform), all_platforms)
+            trees = self._fetcher(lockfile, ready).fetch(wants)
+        return {(f"{w.tool}@{w.key}" if all_platforms else w.tool): tree / w.entry.path
+                for w, tree in trees.items()}
+
+    def lock(self, tools: Iterable[str] = (), *, check: bool = False, upgrade: bool = False,
+             refresh_assets: bool = False, config: PathArg | None = None) -> LockResult:
+        """``toolfetch lock``: resolve tools.yaml (``config``, default beside the lockfile)
+        into the lockfile; returns every pin that changed (``LockResult.changes``).
+        ``check`` writes nothing and raises OutOfDateError (exit 7) on drift; ``upgrade``
+        moves tools with a ``version`` constraint to their highest matching tag."""
+        from toolfetch.lock.config import Config
+        from toolfetch.lock.update import run_lock
+
+        if upgrade and check:
+            raise UsageError("lock: upgrade and check exclude each other")
+        path = Path(config) if config is not None else self.lockfile.parent / "tools.yaml"
+        return run_lock(Config.load(path.absolute()), self.lockfile, list(tools), check,
+                        self.jobs, self.progress, upgrade, cache=self.cache,
+                        refresh_assets=refresh_assets)
+
+    def bootstrap(self, bin_dir: PathArg) -> BootstrapReport:
+        """Fetch every tool for this host and write launchers into ``bin_dir``."""
+        from toolfetch.ops.bootstrap import bootstrap
+
+        return bootstrap(self.cache, self.lockfile, Path(bin_dir).absolute(),
+                         offline=self.offline, jobs=self.jobs, progress=self.progress)
+
+    def export(self, directory: PathArg, platform: str | None = None,
+               all_platforms: bool = False) -> BundleStats:
+        """Write what the lockfile needs (this host, ``platform``, or every platform) as an
+        OCI image layout, for air-gapped machines (docs/fleets.md)."""
+        from toolfetch.ops.export_import import export
+
+        if all_platforms and platform is not None:
+            raise UsageError("export: platform and all_platforms exclude each other")
+        return export(self.lockfile, self.cache, Path(directory).absolute(),
+                      None if all_platforms else platform_or_host(platform))
+
+    def import_layout(self, directory: PathArg) -> BundleStats:
+        """Put the blobs of an exported OCI image layout into the cache."""
+        from toolfetch.ops.export_import import import_layout
+
+        return import_layout(Path(directory).absolute(), self.cache)
+
+    # -- registries (ORAS-style names) ---------------------------------------------------
+    def pull(self, ref: str, output: PathArg, platform: str | None = None) -> list[Path]:
+        """Write an artifact's titled layers into ``output`` (``toolfetch pull -o``); an
+        index is resolved for ``platform`` (default: this host). Never replaces a file
+        (UsageError); NotFoundError when no layer has a title."""
+        from toolfetch.core.reference import parse_any
+        from toolfetch.ops.copy_pull import pull
+
+        parsed = parse_any(ref)
+        written = pull(parsed, Path(output).absolute(),
+                       Platform.parse(platform) if platform else None)
+        if not written:
+            raise NotFoundError(f"pull {parsed}: no layer has a title; nothing to write")
+        return written
+
+    def list_tags(self, repository: str) -> list[str]:
+        """Every tag of ``repository`` (``registry/name`` or ``oci-layout:DIR``, no tag)."""
+        from toolfetch.ops.inspect_tags import tags
+
+        return tags(repository)
+
+    def get_artifact_info(self, ref: str) -> ArtifactInfo:
+        """What ``ref`` names (``toolfetch inspect``): kind, layers, platforms, WASM kind."""
+        from toolfetch.core.reference import parse_any
+        from toolfetch.ops.inspect_tags import inspect
+        from toolfetch.registry.targets import open_source
+
+        parsed = parse_any(ref)
+        return ArtifactInfo.of(inspect(parsed, open_source(parsed)))
+
+    # -- the cache -----------------------------------------------------------------------
+    def verify_cache(self, repair: bool = False) -> CacheCheck:
+        """Re-hash every blob, tree and lockfile index (``cache verify``). Bad entries are
+        reported, not raised; with ``repair`` they are then dropped and the lockfile's tools
+        for this host fetched again (:meth:`repair_cache`)."""
+        from toolfetch.cache.verify import verify
+        from toolfetch.lock.indexcheck import verify_indexes
+
+        bad = verify(self.cache) + verify_indexes(self.cache.root)
+        check = CacheCheck(self.cache.root,
+                           tuple(CacheProblem(kind, str(d), why) for kind, d, why in bad))
+        return self.repair_cache(check) if repair and bad else check
+
+    def repair_cache(self, check: CacheCheck) -> CacheCheck:
+        """Drop ``check``'s bad entries (each under its lock; those in use are kept), then,
+        if the lockfile exists, fetch its tools for this host again."""
+        from toolfetch.cache.verify import drop
+        from toolfetch.lock.lockfile import Lockfile
+        from toolfetch.ops.plan import plan
+
+        kept = drop(self.cache, [(p.kind, Digest.parse(p.digest), p.why)
+                                 for p in check.problems])
+        refetched = None
+        if self.lockfile.exists():
+            lockfile = Lockfile.load(self.lockfile)
+            fetcher = self._fetcher(lockfile)
+            fetcher.fetch(plan(lockfile, None, host_platform(), False))
+            fetcher.release()
+            refetched = self.lockfile
+        return replace(check, repaired=True, refetched=refetched,
+                       kept=tuple(CacheProblem(k, str(d), why) for k, d, why in kept))
+
+    def clear_cache(self, max_size: int | str | None = None,
+                    unused_for: float | str | timedelta | None = None,
+                    keep: Iterable[PathArg] = (), *, dry_run: bool = False) -> GcReport:
+        """``cache gc``: reclaim dead temp files and locks, then evict least-recently-used
+        entries until under ``max_size`` (bytes, or ``"500M"``) and those unused for
+        ``unused_for`` (seconds, a timedelta, or ``"30d"``); never what the ``keep``
+        lockfiles pin, nor entries in use."""
+        from toolfetch.cache.gc import collect
+        from toolfetch.core.sizes import parse_duration, parse_size
+
+        size = parse_size(max_size, "max_size") if isinstance(max_size, str) else max_size
+        age = (parse_duration(unused_for, "unused_for") if isinstance(unused_for, str)
+               else unused_for.total_seconds() if isinstance(unused_for, timedelta)
+               else unused_for)
+        return collect(self.cache, max_size=size, unused_for=age, keep=kept_digests(keep),
+                       dry_run=dry_run)
