@@ -301,7 +301,8 @@ MODULES_PROBE = ("import sys\n"
                  "'json', 're', 'typing', 'dataclasses'))))\n"
                  "sys.exit(rc)\n")
 HIT_MODULES = ["toolfetch", "toolfetch.cli", "toolfetch.cli.hitpath", "toolfetch.core",
-               "toolfetch.core.host", "toolfetch.core.lockindex", "toolfetch.core.treekey"]
+               "toolfetch.core.host", "toolfetch.core.lockindex", "toolfetch.core.treekey",
+               "toolfetch.core.version"]
 
 
 def test_which_hit_imports_only_the_hit_path(hit: tuple[Path, Path]) -> None:
