@@ -7,11 +7,14 @@ import argparse
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from toolfetch.cache.store import Cache
 from toolfetch.core.host import cache_root, default_lockfile
 from toolfetch.core.platform import Platform, host_platform
+
+if TYPE_CHECKING:
+    from toolfetch.api.client import Client
 
 Command = Callable[[str, str], argparse.ArgumentParser]  # (name, help) -> its subparser
 
@@ -59,3 +62,12 @@ def platform_of(value: str | None) -> Platform:
 
 def quiet(args: argparse.Namespace) -> bool:
     return bool(getattr(args, "quiet", False))
+
+
+def client_of(args: argparse.Namespace, *, bars: bool = True) -> Client:
+    """The library client these options describe (``--lockfile``, ``--cache-dir``,
+    ``--offline``, ``--jobs``, progress bars unless ``bars`` is False)."""
+    from toolfetch.api.client import Client
+
+    return Client(lockfile_of(args), cache_dir=cache_of(args).root, offline=offline(args),
+                  jobs=getattr(args, "jobs", 8), progress=bars and progress(args))

@@ -12,6 +12,7 @@ from pathlib import Path
 from toolfetch.cli.common import (
     Command,
     cache_of,
+    client_of,
     lockfile_arg,
     lockfile_of,
     offline,
@@ -219,29 +220,11 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 def _locate(args: argparse.Namespace, platform_text: str | None
             ) -> tuple[Path, str, str, str]:
     """(executable, tree dir, platform key, arg0 mode), fetching first when the tree is
-    missing."""
-    from toolfetch.lock.lockfile import Lockfile, validating
-    from toolfetch.ops.fetch import Fetcher
-    from toolfetch.ops.plan import Want
-
-    lockfile_path = lockfile_of(args)
-    lockfile = Lockfile.load_fast(lockfile_path)
-    cache = cache_of(args)
-    lockfile.record_index(cache.root, validated=False)  # the next hit needs no JSON
-    tool = lockfile.tool(args.tool)
-    key, entry = tool.for_platform(platform_of(platform_text), lockfile_path)
-    tree = cache.tree_path(entry.tree)
-    exe = tree / entry.path
-    if cache.has_tree(entry.tree) and os.path.lexists(exe):
-        cache.touch_tree(entry.tree)
-        return exe, str(tree), key, tool.arg0
-    ready = threading.Event()
-    with validating(lockfile_path, cache.root, start=ready) as full:
-        fetcher = Fetcher(cache, full, offline=offline(args), progress=progress(args),
-                          transport_ready=ready)
-        fetcher.fetch([Want(args.tool, key, entry)])  # NotFoundError if `path` is not there
-        fetcher.release()  # touched just now: gc's grace protects it up to the exec
-    return exe, str(tree), key, tool.arg0
+    missing (:meth:`toolfetch.api.client.Client.locate`); its hold ends here: gc's grace
+    protects the tree up to the exec."""
+    with client_of(args) as client:
+        found = client.locate(args.tool, platform_text)
+    return found.executable, str(found.tree), found.platform, found.arg0
 
 
 def cmd_which(args: argparse.Namespace) -> int:
