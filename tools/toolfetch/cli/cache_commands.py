@@ -11,12 +11,12 @@ from toolfetch.cli.common import (
     Command,
     add_global_options,
     cache_of,
+    client_of,
     lockfile_arg,
     lockfile_of,
     offline,
     quiet,
 )
-from toolfetch.core.digest import Digest
 from toolfetch.core.errors import IntegrityError
 from toolfetch.core.sizes import format_size, parse_duration, parse_size
 
@@ -76,26 +76,10 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _kept_digests(paths: list[Path]) -> set[Digest]:
-    from toolfetch.lock.lockfile import Lockfile
-
-    keep: set[Digest] = set()
-    for path in paths:
-        lockfile = Lockfile.load(path.absolute())
-        for tool in lockfile.tools.values():
-            for entry in tool.platforms.values():
-                keep.add(entry.tree)
-                keep.update(layer.digest for layer in entry.layers)
-    return keep
-
-
 def cmd_gc(args: argparse.Namespace) -> int:
-    from toolfetch.cache.gc import collect
-
     max_size = parse_size(args.max_size, "--max-size") if args.max_size else None
     unused_for = parse_duration(args.unused_for, "--unused-for") if args.unused_for else None
-    report = collect(cache_of(args), max_size=max_size, unused_for=unused_for,
-                     keep=_kept_digests(args.keep), dry_run=args.dry_run)
+    report = client_of(args).clear_cache(max_size, unused_for, args.keep, dry_run=args.dry_run)
     if args.json:
         print(json.dumps({
             "dry_run": args.dry_run,
