@@ -13,8 +13,6 @@ from toolfetch.cli.common import (
     cache_of,
     client_of,
     lockfile_arg,
-    lockfile_of,
-    offline,
     quiet,
 )
 from toolfetch.core.errors import IntegrityError
@@ -102,40 +100,27 @@ def cmd_gc(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from toolfetch.cache.verify import drop, verify
-    from toolfetch.lock.indexcheck import verify_indexes
-
-    cache = cache_of(args)
-    bad = verify(cache) + verify_indexes(cache.root)
+    client = client_of(args, bars=False)
+    check = client.verify_cache()
     if args.json:
-        print(json.dumps([{"kind": k, "digest": str(d), "problem": why} for k, d, why in bad],
-                         indent=2))
-    for kind, digest, why in bad:
-        sys.stderr.write(f"bad {kind} {digest}: {why}\n")
-    if not bad:
+        print(json.dumps([{"kind": p.kind, "digest": p.digest, "problem": p.why}
+                          for p in check.problems], indent=2))
+    for problem in check.problems:
+        sys.stderr.write(f"{problem}\n")
+    if check.intact:
         if not args.json and not quiet(args):
-            print(f"verify: every blob, tree and lockfile index in {cache.root} is intact")
+            print(f"verify: every blob, tree and lockfile index in {check.cache} is intact")
         return 0
     if not args.repair:
-        raise IntegrityError(f"{len(bad)} bad cache entries in {cache.root} (see above); "
-                             "run `toolfetch cache verify --repair`")
-    kept = drop(cache, bad)
-    for kind, digest, _ in kept:
-        sys.stderr.write(f"kept {kind} {digest}: in use by another process meanwhile\n")
-    path = lockfile_of(args)
-    if path.exists():
-        from toolfetch.core.platform import host_platform
-        from toolfetch.lock.lockfile import Lockfile
-        from toolfetch.ops.fetch import Fetcher
-        from toolfetch.ops.plan import plan
-
-        lockfile = Lockfile.load(path)
-        wants = plan(lockfile, None, host_platform(), False)
-        fetcher = Fetcher(cache, lockfile, offline=offline(args))
-        fetcher.fetch(wants)
-        fetcher.release()
-        if not quiet(args):
-            print(f"verify: re-fetched what {path} needs for this host")
+        raise IntegrityError(f"{len(check.problems)} bad cache entries in {check.cache} (see "
+                             "above); run `toolfetch cache verify --repair`")
+    with client:
+        repaired = client.repair_cache(check)
+    for problem in repaired.kept:
+        sys.stderr.write(f"kept {problem.kind} {problem.digest}: in use by another process "
+                         "meanwhile\n")
+    if repaired.refetched is not None and not quiet(args):
+        print(f"verify: re-fetched what {repaired.refetched} needs for this host")
     if not quiet(args):
-        print(f"verify: dropped {len(bad) - len(kept)} bad entries")
+        print(f"verify: dropped {repaired.dropped} bad entries")
     return 0
