@@ -14,10 +14,10 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING
 
 from toolfetch.api.artifacts import ArtifactInfo
@@ -72,7 +72,7 @@ def kept_digests(lockfiles: Iterable[PathArg]) -> set[Digest]:
     return keep
 
 
-class Client:
+class Client(AbstractContextManager["Client"]):
     """toolfetch as a library: what the command line does, as typed method calls.
 
     ``lockfile``: default lockfiles/tools.lock.json at the repository root (the nearest
@@ -101,11 +101,7 @@ class Client:
     def cache_dir(self) -> Path:
         return self.cache.root
 
-    def __enter__(self) -> Client:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def close(self) -> None:
