@@ -16,7 +16,6 @@ import threading
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
-from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,6 +28,8 @@ from toolfetch.core.host import cache_root, default_lockfile
 from toolfetch.core.platform import Platform, host_platform
 
 if TYPE_CHECKING:
+    from datetime import timedelta
+
     from toolfetch.cache.gc import GcReport
     from toolfetch.lock.lockfile import Lockfile
     from toolfetch.lock.update import LockResult
@@ -273,6 +274,8 @@ class Client(AbstractContextManager["Client"]):
         entries until under ``max_size`` (bytes, or ``"500M"``) and those unused for
         ``unused_for`` (seconds, a timedelta, or ``"30d"``); never what the ``keep``
         lockfiles pin, nor entries in use."""
+        from datetime import timedelta
+
         from toolfetch.cache.gc import collect
         from toolfetch.core.sizes import parse_duration, parse_size
 
