@@ -54,7 +54,10 @@ def full_main(argv: list[str]) -> int:
     """Every command, validated by argparse (the path when the hit path did not serve)."""
     from toolfetch.cli.parser import build_parser
 
-    args = build_parser(argv).parse_args(argv)
+    parser = build_parser(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # in the command's own words, not the top-level usage
+        getattr(args, "usage_parser", parser).error(f"unrecognized arguments: {' '.join(unknown)}")
     verbose = getattr(args, "verbose", 0) or 0
     _setup_logging(verbose, getattr(args, "quiet", False))
     run: Callable[..., int] = args.run

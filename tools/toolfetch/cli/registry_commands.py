@@ -11,7 +11,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from toolfetch.cli.common import Command, cache_of, lockfile_arg, lockfile_of, platform_of
+from toolfetch.cli.common import (
+    Command,
+    cache_of,
+    lockfile_arg,
+    lockfile_of,
+    platform_of,
+    quiet,
+)
 from toolfetch.core.errors import NotFoundError, UsageError
 from toolfetch.core.platform import Platform
 from toolfetch.core.reference import parse_any
@@ -240,6 +247,8 @@ def cmd_pull(args: argparse.Namespace) -> int:
         raise NotFoundError(f"pull {ref}: no layer has a title; nothing to write")
     for path in written:
         log.info("wrote %s", path)
+    if not quiet(args):
+        print(f"pull: wrote {len(written)} files from {ref} to {args.output.absolute()}")
     return 0
 
 
@@ -285,8 +294,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     platform = None if args.all_platforms else platform_of(args.platform)
     stats = export(lockfile_of(args), cache_of(args), args.dir.absolute(), platform)
-    log.info("exported %d roots (%d blobs, %d from the cache) to %s", len(stats.roots),
-             stats.blobs, stats.from_cache, args.dir)
+    if not quiet(args):
+        print(f"export: wrote {len(stats.roots)} roots ({stats.blobs} blobs, "
+              f"{stats.from_cache} from the cache) to {args.dir.absolute()}")
     return 0
 
 
@@ -294,8 +304,9 @@ def cmd_import(args: argparse.Namespace) -> int:
     from toolfetch.ops.export_import import import_layout
 
     stats = import_layout(args.dir.absolute(), cache_of(args))
-    log.info("imported %d blobs from %s (%d referenced but absent)", stats.blobs, args.dir,
-             stats.skipped)
+    if not quiet(args):
+        print(f"import: {stats.blobs} blobs from {args.dir.absolute()} into "
+              f"{cache_of(args).root} ({stats.skipped} referenced but absent)")
     return 0
 
 
