@@ -13,6 +13,7 @@ from toolfetch.cli.common import (
     Command,
     add_global_options,
     cache_of,
+    json_arg,
     lockfile_arg,
     lockfile_of,
     offline,
@@ -38,7 +39,7 @@ def register(command: Command) -> None:
 
     action("path", "print the cache root").set_defaults(run=cmd_path)
     sp = action("info", "location, size, entries, oldest and newest use")
-    sp.add_argument("--json", action="store_true")
+    json_arg(sp, "the figures")
     sp.set_defaults(run=cmd_info)
     sp = action("gc", "reclaim dead temp files and locks; evict least-recently-used entries")
     sp.add_argument("--max-size", metavar="SIZE", help="evict LRU entries until under SIZE "
@@ -48,13 +49,13 @@ def register(command: Command) -> None:
     sp.add_argument("--keep", type=Path, nargs="+", default=[], metavar="LOCKFILE",
                     help="never evict what these lockfiles need, on any platform")
     sp.add_argument("--dry-run", action="store_true", help="report, remove nothing")
-    sp.add_argument("--json", action="store_true")
+    json_arg(sp, "the report")
     sp.set_defaults(run=cmd_gc)
     sp = action("verify", "re-hash every blob and tree; exit 3 naming bad entries")
     sp.add_argument("--repair", action="store_true", help="drop bad entries, then re-fetch "
                     "what the lockfile needs for this host")
     lockfile_arg(sp)
-    sp.add_argument("--json", action="store_true")
+    json_arg(sp, "the bad entries")
     sp.set_defaults(run=cmd_verify)
 
 

@@ -31,6 +31,38 @@ def lockfile_arg(p: argparse.ArgumentParser) -> None:
                    help="default: lockfiles/tools.lock.json at the repository root")
 
 
+def positive_int(text: str) -> int:
+    """argparse ``type`` of ``--jobs``: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1 or not text.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, not {text!r}")
+    return value
+
+
+def jobs_arg(p: argparse.ArgumentParser, default: int, what: str = "parallel downloads") -> None:
+    """``--jobs N`` of every command that has one: N >= 1, its default in the help."""
+    p.add_argument("--jobs", type=positive_int, default=default, metavar="N",
+                   help=f"{what} (at least 1; default {default})")
+
+
+def json_arg(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--json", action="store_true", help=f"print {what} as JSON (default: text)")
+
+
+def offline_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--offline", action="store_true", help="never touch the network; exit 6 if "
+                   "something is not cached (also TOOLFETCH_OFFLINE=1)")
+
+
+def platform_arg(p: Any, what: str = "the platform to use") -> None:
+    """``--platform OS/ARCH`` on ``p``, a parser or a mutually exclusive group of one."""
+    p.add_argument("--platform", metavar="OS/ARCH", help=f"{what}, e.g. linux/arm64 "
+                   "(default: this host)")
+
+
 def cache_of(args: argparse.Namespace) -> Cache:
     """``--cache-dir``, else the environment's cache (:func:`toolfetch.core.host.cache_root`)."""
     return Cache(Path(cache_root(getattr(args, "cache_dir", None))))

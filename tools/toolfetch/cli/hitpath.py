@@ -151,8 +151,8 @@ def _fetch(root: str, index: lockindex.LockIndex, opts: dict[str, str],
     if not tools and not index.complete:
         return None  # a tool the index could not hold: only the full path can vouch for it
     jobs = opts.get("--jobs", "1")
-    if not jobs.isdigit():
-        return None  # argparse's message for a malformed number
+    if not jobs.isdigit() or int(jobs) < 1:
+        return None  # the full path's message for a malformed number or one below 1
     found: list[tuple[str, str, str, str]] = []  # tool, key, tree, exe
     for tool in sorted(set(tools)) if tools else index.tools():  # as ops.fetch.plan orders
         keys = index.keys(tool) if "--all-platforms" in opts else [

@@ -12,9 +12,13 @@ from pathlib import Path
 from toolfetch.cli.common import (
     Command,
     cache_of,
+    jobs_arg,
+    json_arg,
     lockfile_arg,
     lockfile_of,
     offline,
+    offline_arg,
+    platform_arg,
     platform_of,
     progress,
     quiet,
@@ -36,15 +40,17 @@ def register(command: Command) -> None:
     p.add_argument("--refresh-assets", action="store_true", help="download HTTP assets "
                    "again and re-check their sha256 (otherwise pins of unchanged entries are "
                    "kept without network)")
-    p.add_argument("--jobs", type=int, default=8, metavar="N")
-    p.add_argument("tools", nargs="*", metavar="TOOL")
+    jobs_arg(p, 8, "parallel registry requests")
+    p.add_argument("tools", nargs="*", metavar="TOOL",
+                   help="lock only these tools, keeping the others' pins (default: all)")
     p.set_defaults(run=cmd_lock)
 
     for name, what in (("import-dotslash", "DotSlash files"),
                        ("import-multitool", "a rules_multitool lockfile")):
         p = command(name, f"add tools.yaml entries (HTTP release assets) for {what}; then "
                     "run `toolfetch lock`")
-        p.add_argument("files", nargs="+", type=Path, metavar="FILE")
+        p.add_argument("files", nargs="+", type=Path, metavar="FILE",
+                       help=f"the {what} to read")
         p.add_argument("--config", type=Path, metavar="F",
                        help="default: tools.yaml beside the lockfile")
         lockfile_arg(p)
@@ -57,41 +63,43 @@ def register(command: Command) -> None:
 
     p = command("fetch", "make locked tools present in the cache")
     lockfile_arg(p)
-    p.add_argument("tools", nargs="*", metavar="TOOL")
+    p.add_argument("tools", nargs="*", metavar="TOOL", help="the tools to fetch (default: "
+                   "every locked tool)")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--platform", metavar="OS/ARCH", help="default: this host")
-    g.add_argument("--all-platforms", action="store_true")
-    p.add_argument("--offline", action="store_true", help="never touch the network (exit 6 if "
-                   "something is missing)")
-    p.add_argument("--jobs", type=int, default=8, metavar="N", help="parallel downloads "
-                   "(default 8: at 20 ms RTT 3x --jobs 1, where 4 gave 2.5x)")
+    platform_arg(g, "fetch for this platform")
+    g.add_argument("--all-platforms", action="store_true", help="fetch every locked platform "
+                   "(default: only --platform's)")
+    offline_arg(p)
+    jobs_arg(p, 8, "parallel downloads; 8 was 3x --jobs 1 at 20 ms RTT, 4 gave 2.5x")
     p.add_argument("--output", type=Path, metavar="DIR", help="also materialise the (single) "
                    "tool's tree into DIR by hardlinks or copies (for build-system shims)")
-    p.add_argument("--json", action="store_true", help="print what was fetched as JSON")
+    json_arg(p, "what was fetched (tool, platform, tree, path)")
     p.set_defaults(run=cmd_fetch)
 
     p = command("which", "print the absolute path of a tool's executable")
     lockfile_arg(p)
-    p.add_argument("tool", metavar="TOOL")
-    p.add_argument("--platform", metavar="OS/ARCH")
-    p.add_argument("--offline", action="store_true")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("tool", metavar="TOOL", help="a tool of the lockfile")
+    platform_arg(p, "the executable for this platform")
+    offline_arg(p)
+    json_arg(p, "tool, platform, path and tree")
     p.set_defaults(run=cmd_which)
 
     p = command("run", "run a tool (its exit code passes through)")
     lockfile_arg(p)
-    p.add_argument("--offline", action="store_true")
+    offline_arg(p)
     p.add_argument("--arg0", metavar="NAME", help="argv[0] for a tool locked with `arg0: "
                    "tool` (launchers pass their own path; default: the tool's name)")
-    p.add_argument("tool", metavar="TOOL")
-    p.add_argument("args", nargs=argparse.REMAINDER, metavar="-- ARGS")
+    p.add_argument("tool", metavar="TOOL", help="a tool of the lockfile")
+    p.add_argument("args", nargs=argparse.REMAINDER, metavar="-- ARGS",
+                   help="everything after TOOL (and an optional --) goes to the tool")
     p.set_defaults(run=cmd_run)
 
     p = command("bootstrap", "fetch every tool for this host and write launchers")
     lockfile_arg(p)
-    p.add_argument("--bin-dir", type=Path, default=Path("bin"), metavar="DIR")
-    p.add_argument("--offline", action="store_true")
-    p.add_argument("--jobs", type=int, default=8, metavar="N")
+    p.add_argument("--bin-dir", type=Path, default=Path("bin"), metavar="DIR",
+                   help="where the launchers go (default: bin, in the current directory)")
+    offline_arg(p)
+    jobs_arg(p, 8)
     p.set_defaults(run=cmd_bootstrap)
 
 
