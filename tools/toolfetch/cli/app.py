@@ -12,6 +12,7 @@ import logging
 import sys
 from collections.abc import Callable
 
+from toolfetch.cli.common import check_environment
 from toolfetch.core.errors import LocalIOError, MultipleErrors, ToolfetchError
 
 
@@ -62,6 +63,7 @@ def full_main(argv: list[str]) -> int:
     _setup_logging(verbose, getattr(args, "quiet", False))
     run: Callable[..., int] = args.run
     try:
+        check_environment()
         return run(args)
     except ToolfetchError as e:
         print_error(e, verbose)

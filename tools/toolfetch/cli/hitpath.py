@@ -22,7 +22,7 @@ import os
 import sys
 
 from toolfetch.core import lockindex
-from toolfetch.core.host import cache_root, default_lockfile, host_key
+from toolfetch.core.host import cache_root, default_lockfile, env_flag, host_key
 
 _GLOBAL_FLAGS = ("-q", "--quiet", "--no-progress")
 _OPTIONS = {"which": ("--lockfile", "--platform"), "run": ("--lockfile", "--arg0"),
@@ -174,8 +174,8 @@ def _fetch(root: str, index: lockindex.LockIndex, opts: dict[str, str],
 
 def try_hit(argv: list[str]) -> int | None:
     """Serve ``which``/``run``/``fetch`` from the cache, or return None for the full CLI."""
-    if os.name == "nt":
-        return None
+    if os.name == "nt" or env_flag("TOOLFETCH_OFFLINE") is None:
+        return None  # the full path refuses a malformed value (exit 2)
     parsed = _parse(argv)
     if parsed is None:
         return None

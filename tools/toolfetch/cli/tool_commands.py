@@ -12,6 +12,7 @@ from pathlib import Path
 from toolfetch.cli.common import (
     Command,
     cache_of,
+    config_of,
     jobs_arg,
     json_arg,
     lockfile_arg,
@@ -32,7 +33,8 @@ log = logging.getLogger("toolfetch")
 def register(command: Command) -> None:
     p = command("lock", "resolve tools.yaml references into the lockfile")
     p.add_argument("--config", type=Path, metavar="F",
-                   help="default: tools.yaml beside the lockfile")
+                   help="tools.yaml (default: $TOOLFETCH_CONFIG, else beside --lockfile, else "
+                   "lockfiles/tools.yaml or tools.yaml at the repository root)")
     lockfile_arg(p)
     p.add_argument("--check", action="store_true", help="write nothing; exit 7 if out of date")
     p.add_argument("--upgrade", action="store_true", help="move tools with a `version` "
@@ -52,7 +54,8 @@ def register(command: Command) -> None:
         p.add_argument("files", nargs="+", type=Path, metavar="FILE",
                        help=f"the {what} to read")
         p.add_argument("--config", type=Path, metavar="F",
-                       help="default: tools.yaml beside the lockfile")
+                       help="tools.yaml (default: $TOOLFETCH_CONFIG, else beside --lockfile, else "
+                   "lockfiles/tools.yaml or tools.yaml at the repository root)")
         lockfile_arg(p)
         p.add_argument("--stdout", action="store_true", help="print the entries as YAML "
                        "instead of adding them to tools.yaml")
@@ -108,7 +111,7 @@ def cmd_lock(args: argparse.Namespace) -> int:
     from toolfetch.lock.update import run_lock, upgrade_refs
 
     lockfile = lockfile_of(args)
-    config = Config.load((args.config or lockfile.parent / "tools.yaml").absolute())
+    config = Config.load(config_of(args))
     if args.upgrade:
         if args.check:
             raise UsageError("lock: --upgrade and --check exclude each other")
@@ -155,7 +158,7 @@ def cmd_import_tools(args: argparse.Namespace) -> int:
 
         sys.stdout.write(yaml.safe_dump({"tools": entries}, sort_keys=False, width=1000))
         return 0
-    config = (args.config or lockfile_of(args).parent / "tools.yaml").absolute()
+    config = config_of(args)
     add_tools(config, entries)
     log.warning("added %s to %s; run `toolfetch lock` to pin them", ", ".join(entries), config)
     return 0
