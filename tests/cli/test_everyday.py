@@ -103,6 +103,8 @@ def test_export_import_and_pull_say_what_they_did(example: Path, tmp_path: Path)
     r = tf_main("pull", "-o", dest, f"oci-layout:{example.parent / 'registry'}:say-1.0")
     assert_ok(r)
     assert r.stdout.startswith("pull: wrote 1 files from ") and str(dest) in r.stdout
+    # executable as fetch makes a single-file layer (0o555 there), writable: the user's file
+    assert (dest / "say").stat().st_mode & 0o777 == 0o755
 
 
 def test_cache_info_and_gc_name_the_tools_of_their_digests(

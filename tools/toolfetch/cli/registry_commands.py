@@ -20,10 +20,12 @@ from toolfetch.cli.common import (
     lockfile_of,
     platform_arg,
     platform_of,
+    progress,
     quiet,
 )
 from toolfetch.core.errors import NotFoundError, UsageError
 from toolfetch.core.platform import Platform
+from toolfetch.core.progress import Progress
 from toolfetch.core.reference import parse_any
 
 log = logging.getLogger("toolfetch")
@@ -187,9 +189,14 @@ def cmd_push(args: argparse.Namespace) -> int:
     tag = write_tag(ref, "push")
     if not args.files:
         raise UsageError("push: give at least one file or directory")
-    desc, _ = push_files(open_target(ref), args.files, tag, artifact_type=args.artifact_type,
-                         annotations=parse_annotations(args.annotation),
-                         mount_from=args.mount_from or ())
+    bar = Progress("push", 0, progress(args))
+    try:
+        desc, _ = push_files(open_target(ref), args.files, tag,
+                             artifact_type=args.artifact_type,
+                             annotations=parse_annotations(args.annotation),
+                             mount_from=args.mount_from or (), progress=bar)
+    finally:
+        bar.close()
     print(desc.digest)
     return 0
 
@@ -206,9 +213,14 @@ def cmd_publish(args: argparse.Namespace) -> int:
     ref = parse_any(args.ref[0])
     tag = write_tag(ref, "publish")
     per_platform = [parse_platform_arg(p) for p in args.platform]
-    print(publish(open_target(ref), tag, per_platform, artifact_type=args.artifact_type,
-                  annotations=parse_annotations(args.annotation),
-                  mount_from=args.mount_from or ()))
+    bar = Progress("publish", 0, progress(args))
+    try:
+        digest = publish(open_target(ref), tag, per_platform, artifact_type=args.artifact_type,
+                         annotations=parse_annotations(args.annotation),
+                         mount_from=args.mount_from or (), progress=bar)
+    finally:
+        bar.close()
+    print(digest)
     return 0
 
 
@@ -245,7 +257,7 @@ def cmd_copy(args: argparse.Namespace) -> int:
     from toolfetch.ops.copy_pull import copy
 
     print(copy(parse_any(args.src), parse_any(args.dst), platform=_platform(args),
-               jobs=args.jobs))
+               jobs=args.jobs, progress=progress(args)))
     return 0
 
 
@@ -253,7 +265,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
     from toolfetch.ops.copy_pull import pull
 
     ref = parse_any(args.ref)
-    written = pull(ref, args.output.absolute(), _platform(args))
+    written = pull(ref, args.output.absolute(), _platform(args), progress=progress(args))
     if not written:
         raise NotFoundError(f"pull {ref}: no layer has a title; nothing to write")
     for path in written:
@@ -304,7 +316,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     from toolfetch.ops.export_import import export
 
     platform = None if args.all_platforms else platform_of(args.platform)
-    stats = export(lockfile_of(args), cache_of(args), args.dir.absolute(), platform)
+    stats = export(lockfile_of(args), cache_of(args), args.dir.absolute(), platform,
+                   progress=progress(args))
     if not quiet(args):
         print(f"export: wrote {len(stats.roots)} roots ({stats.blobs} blobs, "
               f"{stats.from_cache} from the cache) to {args.dir.absolute()}")
@@ -314,7 +327,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     from toolfetch.ops.export_import import import_layout
 
-    stats = import_layout(args.dir.absolute(), cache_of(args))
+    stats = import_layout(args.dir.absolute(), cache_of(args), progress=progress(args))
     if not quiet(args):
         print(f"import: {stats.blobs} blobs from {args.dir.absolute()} into "
               f"{cache_of(args).root} ({stats.skipped} referenced but absent)")
