@@ -7,8 +7,9 @@ import io
 from contextlib import redirect_stderr
 from pathlib import Path
 
+import ocitest
 import pytest
-from tf import TRACEBACK, assert_error, run_toolfetch, tf_main
+from tf import TRACEBACK, assert_error, run_toolfetch, script, tf_main, write_config
 
 from toolfetch.cli.app import print_error
 from toolfetch.core.errors import UsageError
@@ -81,3 +82,18 @@ def test_a_malformed_platform_says_what_was_meant(example: Path, given: str,
 def test_no_hint_for_a_correct_spelling() -> None:
     assert spelling_hint("linux/amd64") == "" and spelling_hint("darwin/arm64") == ""
     assert spelling_hint("plan9/mips") == ""
+
+
+def test_a_wrong_sha256_from_the_only_source_is_said_once(
+        fresh_registry: ocitest.Registry, unique_repo: str, tmp_path: Path) -> None:
+    art = ocitest.oras_artifact({"t": script("t")})
+    ocitest.push_artifact(fresh_registry, unique_repo, "1", art)
+    lockfile = tmp_path / "lockfiles" / "tools.lock.json"
+    write_config(lockfile.parent / "tools.yaml",
+                 {"tools": {"t": {"ref": fresh_registry.ref(unique_repo, "1")}}})
+    assert tf_main("lock", "--lockfile", lockfile).returncode == 0
+    ocitest.corrupt_blob(fresh_registry, art.layers[0]["digest"])
+    r = tf_main("fetch", "--lockfile", lockfile)
+    assert_error(r, 3, "no source served verified content")
+    assert "trying the next source" not in r.stderr and "caused by" not in r.stderr
+    assert [line[:6] for line in r.stderr.splitlines()] == ["error:"], r.stderr
