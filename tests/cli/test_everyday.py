@@ -22,6 +22,15 @@ def test_plain_toolfetch_lists_the_commands_and_exits_2() -> None:
     assert "error: give a COMMAND" in r.stderr and r.stdout == ""
 
 
+def test_help_shows_a_commands_help_or_the_list() -> None:
+    r = run_toolfetch("help", "cache", "gc")
+    assert r.returncode == 0 and r.stdout.startswith("usage: toolfetch cache gc ")
+    assert "examples:" in r.stdout
+    r = run_toolfetch("help")
+    assert r.returncode == 0 and "\n    completion " in r.stdout
+    assert run_toolfetch("help", "frobnicate").returncode == 2
+
+
 def test_list_shows_tools_versions_sources_platforms_and_what_is_cached(
         example: Path) -> None:
     before = json.loads(tf_main("list", "--json", "--lockfile", example).stdout)

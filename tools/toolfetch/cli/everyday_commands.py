@@ -21,6 +21,11 @@ def register(command: Command) -> None:
                      "line (for shell completion)")
     p.set_defaults(run=cmd_list)
 
+    p = command("help", "show a command's help (as COMMAND --help), or the command list")
+    p.add_argument("words", nargs="*", metavar="COMMAND",
+                   help="a command, e.g. fetch or cache gc (default: list the commands)")
+    p.set_defaults(run=cmd_help)
+
     p = command("completion", "print a shell completion script")
     p.add_argument("shell", choices=SHELLS, metavar="SHELL",
                    help=f"one of {', '.join(SHELLS)}")
@@ -76,4 +81,13 @@ def cmd_completion(args: argparse.Namespace) -> int:
     from toolfetch.cli.completion import script
 
     print(script(args.shell, args.full_parser(None)), end="")
+    return 0
+
+
+def cmd_help(args: argparse.Namespace) -> int:
+    """``help fetch`` is ``fetch --help``; plain ``help`` prints the command list (exit 0)."""
+    if not args.words:
+        args.full_parser(None).print_help()
+        return 0
+    args.full_parser(args.words).parse_args([*args.words, "--help"])  # exits 0, or 2
     return 0

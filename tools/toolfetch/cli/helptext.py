@@ -35,6 +35,7 @@ HELP: dict[str, tuple[tuple[str, ...], tuple[int, ...]]] = {
     "run": (("toolfetch run protoc -- --version",), (*_NETWORK, 8)),
     "bootstrap": (("toolfetch bootstrap && export PATH=\"$PWD/bin:$PATH\"",), (*_NETWORK, 8)),
     "list": (("toolfetch list", "toolfetch list --json | jq '.[].tool'"), (8,)),
+    "help": (("toolfetch help fetch", "toolfetch help cache gc"), ()),
     "completion": (("toolfetch completion bash > ~/.local/share/bash-completion/completions/"
                     "toolfetch",
                     "toolfetch completion fish > ~/.config/fish/completions/toolfetch.fish"),

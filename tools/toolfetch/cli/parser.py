@@ -79,7 +79,7 @@ def command_word(argv: list[str]) -> str | None:
 GROUPS = {
     "tool_commands": ("lock", "import-dotslash", "import-multitool", "fetch", "which", "run",
                       "bootstrap"),
-    "everyday_commands": ("list", "completion"),
+    "everyday_commands": ("list", "help", "completion"),
     "cache_commands": ("cache",),
     "registry_commands": ("push", "publish", "pull", "copy", "tag", "tags", "inspect",
                           "exists", "attach", "referrers", "export", "import", "login",
