@@ -24,6 +24,7 @@ _NETWORK = (3, 4, 5, 6)
 HELP: dict[str, tuple[tuple[str, ...], tuple[int, ...]]] = {
     "lock": (("toolfetch lock", "toolfetch lock --check        # in CI: exit 7 if out of date",
               "toolfetch lock --upgrade protoc"), (*_NETWORK, 7, 8)),
+    "verify": (("toolfetch verify", "toolfetch verify --offline protoc"), (*_NETWORK, 8)),
     "import-dotslash": (("toolfetch import-dotslash scripts/node && toolfetch lock",),
                         (4, 8)),
     "import-multitool": (("toolfetch import-multitool multitool.lock.json && toolfetch lock",),

@@ -47,6 +47,17 @@ def register(command: Command) -> None:
                    help="lock only these tools, keeping the others' pins (default: all)")
     p.set_defaults(run=cmd_lock)
 
+    p = command("verify", "check locked tools' signatures against tools.yaml's `verify:` "
+                "policies again and print who signed each (docs/signing.md)")
+    p.add_argument("--config", type=Path, metavar="F",
+                   help="tools.yaml (default: $TOOLFETCH_CONFIG, else beside --lockfile, else "
+                   "lockfiles/tools.yaml or tools.yaml at the repository root)")
+    lockfile_arg(p)
+    p.add_argument("--offline", action="store_true", help="only signatures in the cache")
+    p.add_argument("tools", nargs="*", metavar="TOOL",
+                   help="check only these tools (default: every tool with a policy)")
+    p.set_defaults(run=cmd_verify)
+
     for name, what in (("import-dotslash", "DotSlash files"),
                        ("import-multitool", "a rules_multitool lockfile")):
         p = command(name, f"add tools.yaml entries (HTTP release assets) for {what}; then "
@@ -132,6 +143,25 @@ def cmd_lock(args: argparse.Namespace) -> int:
         verb = "wrote" if result.changed else "unchanged:"
         print(f"lock: {verb} {lockfile} ({len(result.lockfile.tools)} tools, "
               f"{len(result.changes)} pins changed)")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from toolfetch.lock.config import Config
+    from toolfetch.lock.lockfile import Lockfile
+    from toolfetch.lock.signatures import verify_locked
+    from toolfetch.registry.sources import SourceFactory, parse_mirror_map
+
+    path = lockfile_of(args)
+    lockfile = Lockfile.load(path)
+    config = Config.load(config_of(args))
+    sources = SourceFactory(parse_mirror_map(lockfile.mirrors, lockfile.base_dir,
+                                             where=str(path)), offline=offline(args))
+    for tool, key, record in verify_locked(config, lockfile, args.tools, sources,
+                                           cache_of(args)):
+        signer = "no verify policy" if record is None else (
+            f"signed by {record.signer}, signature {record.signature}")
+        print(f"{tool} {key}: {signer}")
     return 0
 
 

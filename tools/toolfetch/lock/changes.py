@@ -10,7 +10,7 @@ tools.yaml; an HTTP asset at the same URL with other bytes changed on its server
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from toolfetch.lock.locked import LockedPlatform, LockedTool
 
@@ -45,6 +45,8 @@ def pin_of(entry: LockedPlatform) -> str:
 
 
 def _why(old: LockedPlatform, new: LockedPlatform) -> str:
+    if replace(old, verified=None) == replace(new, verified=None):
+        return "only what was verified: tools.yaml's verify policy or the signature changed"
     if old.is_asset != new.is_asset:
         return "tools.yaml changed: the source moved between a registry and a URL"
     if old.is_asset:

@@ -35,6 +35,49 @@ class PlatformSpec:
 
 
 @dataclass(frozen=True)
+class VerifyPolicy:
+    """A tool's ``verify:`` policy (docs/signing.md): a cosign public key, or a Sigstore
+    identity and issuer (``identity`` exact, or ``identity_regexp`` matched in full) with
+    an optional ``bundle`` location template (``{url}`` = the asset's URL) and trusted
+    root. Paths are absolute (given relative to tools.yaml)."""
+
+    cosign_key: Path | None = None
+    identity: str | None = None
+    identity_regexp: str | None = None
+    issuer: str | None = None
+    bundle: str | None = None
+    trusted_root: Path | None = None
+
+    @property
+    def kind(self) -> str:
+        """What the lockfile's ``verified.kind`` says: ``cosign-key`` or ``sigstore``."""
+        return "cosign-key" if self.cosign_key is not None else "sigstore"
+
+    @classmethod
+    def parse(cls, raw: Mapping[str, Any], base: Path, path: Path, where: str) -> VerifyPolicy:
+        sigstore = raw.get("sigstore") or {}
+        regexp = sigstore.get("identity-regexp")
+        if regexp is not None:
+            import re
+
+            try:
+                re.compile(regexp)
+            except re.error as e:
+                raise UsageError(f"{path}: {where}.sigstore.identity-regexp: {e}") from e
+        bundle = raw.get("bundle")
+        if bundle is not None and "{url}" not in bundle and not bundle.startswith(
+                ("http://", "https://")):
+            raise UsageError(f"{path}: {where}.bundle: expected an http(s) URL or a template "
+                             f"with {{url}} (the asset's URL), not {bundle!r}")
+
+        def file(key: str) -> Path | None:
+            return base / raw[key] if key in raw else None
+
+        return cls(file("cosign-key"), sigstore.get("identity"), regexp,
+                   sigstore.get("issuer"), bundle, file("trusted-root"))
+
+
+@dataclass(frozen=True)
 class ToolSpec:
     name: str
     ref: str | None
@@ -43,6 +86,7 @@ class ToolSpec:
     platform_list: tuple[Platform, ...] | None = None
     per_platform: Mapping[Platform, PlatformSpec] | None = None
     arg0: str | None = None  # ARG0_MODES: what the tool is given as argv[0]
+    verify: VerifyPolicy | None = None
 
     @property
     def is_assets(self) -> bool:
@@ -103,8 +147,10 @@ class Config:
             elif raw_platforms is not None:
                 platform_list = _platforms(raw_platforms, path, f"{where}.platforms")
             _one_spelling(per_platform or platform_list or (), path, f"{where}.platforms")
+            policy = (VerifyPolicy.parse(spec["verify"], base, path, f"{where}.verify")
+                      if "verify" in spec else None)
             tools[name] = ToolSpec(name, ref, spec.get("path"), spec.get("version"),
-                                   platform_list, per_platform, spec.get("arg0"))
+                                   platform_list, per_platform, spec.get("arg0"), policy)
         mirrors = {h: tuple(ms) for h, ms in (data.get("mirrors") or {}).items()}
         parse_mirror_map(mirrors, base, where=str(path))  # each entry, naming $.mirrors.H[i]
         return cls(path, platforms, mirrors, tools)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from toolfetch.core.digest import HEX, Digest
 from toolfetch.core.errors import LocalIOError, UsageError
 from toolfetch.core.platform import Platform
 from toolfetch.lock.locked import ANY_PLATFORM, LockedLayer, LockedPlatform
+from toolfetch.lock.verified import Verified
 from toolfetch.oci.formats import check_title
 
 MAX_BYTES = 64 << 20  # a lockfile is text a person reviews; this is far past any real one
@@ -89,8 +91,11 @@ def platform_entry(entry: Any, path: Path, where: str) -> LockedPlatform:
         layers = entry["layers"]
         if not isinstance(layers, list) or not layers:
             raise UsageError(f"{path}: {where}.layers: expected a non-empty list")
+        verified = (Verified.from_json(entry["verified"], path, f"{where}.verified")
+                    if "verified" in entry else None)
         if "urls" in entry:
-            return _asset_platform(entry, tool_path, layers, path, where)
+            return replace(_asset_platform(entry, tool_path, layers, path, where),
+                           verified=verified)
         return LockedPlatform(
             ref=str(entry["ref"]),
             path=tool_path,
@@ -98,6 +103,7 @@ def platform_entry(entry: Any, path: Path, where: str) -> LockedPlatform:
             index=_digest(entry, "index", path, where) if entry.get("index") else None,
             layers=tuple(_layer(layer, path, f"{where}.layers[{i}]")
                          for i, layer in enumerate(layers)),
+            verified=verified,
         )
     except KeyError as e:
         raise UsageError(f"{path}: {where}: missing field {e.args[0]!r}") from None

@@ -16,6 +16,7 @@ from toolfetch.core.digest import Digest
 from toolfetch.core.errors import NotFoundError
 from toolfetch.core.host import spelling_hint
 from toolfetch.core.platform import Platform, select_platform
+from toolfetch.lock.verified import Verified
 
 ANY_PLATFORM = "*"
 FIELDS = ("ref", "path", "version", "arg0")  # a tool's own fields, copied from tools.yaml
@@ -50,6 +51,7 @@ class LockedPlatform:
     layers: tuple[LockedLayer, ...]
     urls: tuple[str, ...] = ()
     blake3: str | None = None  # an asset's declared BLAKE3 digest (hex), checked by lock
+    verified: Verified | None = None  # the signature lock checked (lock.signatures)
 
     @property
     def is_asset(self) -> bool:
@@ -63,6 +65,8 @@ class LockedPlatform:
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"layers": [layer.to_json() for layer in self.layers],
                                "path": self.path}
+        if self.verified is not None:
+            out["verified"] = self.verified.to_json()
         if self.urls:
             out["urls"] = list(self.urls)
             if self.blake3 is not None:

@@ -74,6 +74,11 @@ def run_lock(config: Config, lockfile_path: Path, tools: list[str], check: bool,
             raise
         raise e.context("lock --check resolves every tag against its registry, so it cannot "
                         "tell whether the lockfile is current") from e
+    if any(config.tools[n].verify for n in names) or any(
+            entry.verified for t in resolved.values() for entry in t.platforms.values()):
+        from toolfetch.lock.signatures import verify_tools  # docs/signing.md
+
+        resolved = verify_tools(config, lockfile_path, resolved, resolver.sources, cache, old)
     merged: dict[str, LockedTool] = {}
     for name in config.tools:
         if name in resolved:
