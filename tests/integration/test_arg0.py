@@ -89,3 +89,32 @@ def test_underlying_executable_gets_its_cached_path(
     r = run_toolfetch("run", "--lockfile", lockfile, "echo", "--", "--help")
     # argv[0] ends in `busybox`: busybox itself, which prints its own usage
     assert "BusyBox" in r.stdout + r.stderr and "Usage: busybox" in r.stdout + r.stderr
+
+
+def test_a_launcher_gives_its_own_path_as_argv0(
+        served: tuple[AssetServer, bytes], tmp_path: Path) -> None:
+    """bin/echo runs busybox as `…/bin/echo` on the fast path (exec -a under bash) and
+    through `toolfetch run --arg0 "$0"` once the lockfile changed."""
+    server, packed = served
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    echo = ws / "echo"
+    _dotslash_file(echo, server, packed, None)
+    lockfile = ws / "tools.lock.json"
+    assert_ok(tf_main("import-dotslash", "--lockfile", lockfile, echo))
+    assert_ok(tf_main("lock", "--lockfile", lockfile))
+    bin_dir = ws / "bin"
+    assert_ok(run_toolfetch("bootstrap", "--lockfile", lockfile, "--bin-dir", bin_dir))
+    launcher = bin_dir / "echo"
+    fast = subprocess.run([str(launcher), "hello", "world"], capture_output=True, text=True,
+                          timeout=60)
+    assert fast.returncode == 0, fast.stderr
+    assert fast.stdout == "hello world\n"
+    if shutil.which("bash"):
+        assert launcher.read_text().startswith("#!" + str(shutil.which("bash")))
+        assert 'exec -a "$0"' in launcher.read_text()
+    lockfile.write_text(lockfile.read_text() + "\n")  # another content: the fallback decides
+    slow = subprocess.run([str(launcher), "hello", "again"], capture_output=True, text=True,
+                          timeout=60)
+    assert slow.returncode == 0, slow.stderr
+    assert slow.stdout == "hello again\n"

@@ -207,3 +207,20 @@ def test_a_tools_platform_list_limits_a_single_manifest(
     r = tf_main("which", "--lockfile", lockfile, "--platform", "linux/amd64", "jq")
     assert_ok(r)
     assert Path(r.stdout.strip()).read_bytes() == b"#!/bin/sh\necho linux jq\n"
+
+
+def test_an_older_lockfile_with_both_arm_spellings_says_a_full_lock_rewrites_it(
+        example: Path) -> None:
+    """Issue 24.18: `fetch` and `lock TOOL` refuse it (exit 2); the message said only "run
+    `toolfetch lock`", which, with tool names, refuses it too. A full `lock` rewrites it."""
+    data = json.loads(example.read_text())
+    platforms = data["tools"]["greet"]["platforms"]
+    platforms["linux/arm"] = platforms["linux/arm/v7"] = platforms["linux/amd64"]
+    example.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    for argv in (["fetch"], ["lock", "greet"]):
+        r = tf_main(argv[0], "--lockfile", example, *argv[1:])
+        assert_error(r, 2, "'linux/arm' and 'linux/arm/v7'", "older toolfetch",
+                     "a full `toolfetch lock` (no tool names) rewrites it")
+    assert_ok(tf_main("lock", "--lockfile", example))
+    keys = json.loads(example.read_text())["tools"]["greet"]["platforms"]
+    assert "linux/arm" not in keys  # one key at most (here none: tools.yaml has no arm)

@@ -126,6 +126,16 @@ def _key(index: lockindex.LockIndex, tool: str, platform: str | None) -> str | N
     return "*" if platform is None and keys == ["*"] else None
 
 
+def _unavailable(index: lockindex.LockIndex, tool: str, opts: dict[str, str]) -> bool:
+    """Whether ``tool`` certainly has no entry for the platform: not ``*`` and no key of the
+    same ``os/arch`` (variant matching is the full path's), for a plain ``os/arch``."""
+    platform = opts.get("--platform") or host_key()
+    parts = platform.split("/")
+    keys = index.keys(tool)
+    return (len(parts) == 2 and _plain_platform(platform) and "*" not in keys
+            and not any(k.split("/")[:2] == parts for k in keys))
+
+
 def _present(root: str, index: lockindex.LockIndex, tool: str,
              key: str) -> tuple[str, str, str] | None:
     """(executable, tree, record) of a cached tree, else None."""
@@ -154,9 +164,14 @@ def _fetch(root: str, index: lockindex.LockIndex, opts: dict[str, str],
     if not jobs.isdigit() or int(jobs) < 1:
         return None  # the full path's message for a malformed number or one below 1
     found: list[tuple[str, str, str, str]] = []  # tool, key, tree, exe
-    for tool in sorted(set(tools)) if tools else index.tools():  # as ops.fetch.plan orders
+    skipped: list[str] = []  # warnings, as ops.plan.plan gives them
+    for tool in sorted(set(tools)) if tools else index.tools():  # as ops.plan.plan orders
         keys = index.keys(tool) if "--all-platforms" in opts else [
             _key(index, tool, opts.get("--platform"))]
+        if keys == [None] and not tools and _unavailable(index, tool, opts):
+            skipped.append(lockindex.unavailable_warning(
+                tool, opts.get("--platform") or host_key(), index.keys(tool)))
+            continue
         if not keys or None in keys:
             return None
         for key in keys:
@@ -167,6 +182,9 @@ def _fetch(root: str, index: lockindex.LockIndex, opts: dict[str, str],
             found.append((tool, key, hit[1], hit[0]))
     for _, _, tree, _ in found:
         _touch(tree + ".json")
+    if not ("-q" in opts or "--quiet" in opts):
+        for warning in skipped:
+            sys.stderr.write(f"warning: {warning}\n")
     if "--json" in opts:
         print(fetch_json(found))
     return 0

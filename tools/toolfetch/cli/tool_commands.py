@@ -196,7 +196,9 @@ def cmd_import_tools(args: argparse.Namespace) -> int:
 
 def cmd_fetch(args: argparse.Namespace) -> int:
     from toolfetch.lock.lockfile import validating
-    from toolfetch.ops.fetch import Fetcher, materialize, plan
+    from toolfetch.ops.fetch import Fetcher
+    from toolfetch.ops.output import materialize
+    from toolfetch.ops.plan import plan
 
     if args.output is not None and args.all_platforms:
         raise UsageError("fetch: --output and --all-platforms exclude each other (--output "
@@ -205,20 +207,25 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         raise UsageError("--output needs exactly one TOOL")
     cache = cache_of(args)
     ready = threading.Event()
-    with validating(lockfile_of(args), cache.root, start=ready) as lockfile:
-        platform = None if args.all_platforms else platform_of(args.platform)
-        wants = plan(lockfile, args.tools, platform, args.all_platforms)
-        fetcher = Fetcher(cache, lockfile, offline=offline(args), jobs=args.jobs,
-                          progress=progress(args), transport_ready=ready)
-        trees = fetcher.fetch(wants)
-    if args.output is not None:
-        materialize(trees[wants[0]], args.output.absolute())
-    if args.json:
-        print(fetch_json([(w.tool, w.key, str(t), str(t / w.entry.path))
-                          for w, t in trees.items()]))
-    else:
-        for w, t in trees.items():
-            log.debug("%s: %s", w.what, t)
+    held: list[Fetcher] = []  # its trees stay held until they are written out or printed
+    try:
+        with validating(lockfile_of(args), cache.root, start=ready) as lockfile:
+            platform = None if args.all_platforms else platform_of(args.platform)
+            wants = plan(lockfile, args.tools, platform, args.all_platforms)
+            held.append(Fetcher(cache, lockfile, offline=offline(args), jobs=args.jobs,
+                                progress=progress(args), transport_ready=ready))
+            trees = held[0].fetch(wants)
+        if args.output is not None:
+            materialize(trees[wants[0]], args.output.absolute())
+        if args.json:
+            print(fetch_json([(w.tool, w.key, str(t), str(t / w.entry.path))
+                              for w, t in trees.items()]))
+        else:
+            for w, t in trees.items():
+                log.debug("%s: %s", w.what, t)
+    finally:
+        for fetcher in held:
+            fetcher.release()  # gc may have the trees now
     return 0
 
 
@@ -227,7 +234,8 @@ def _locate(args: argparse.Namespace, platform_text: str | None
     """(executable, tree dir, platform key, arg0 mode), fetching first when the tree is
     missing."""
     from toolfetch.lock.lockfile import Lockfile, validating
-    from toolfetch.ops.fetch import Fetcher, Want
+    from toolfetch.ops.fetch import Fetcher
+    from toolfetch.ops.plan import Want
 
     lockfile_path = lockfile_of(args)
     lockfile = Lockfile.load_fast(lockfile_path)
@@ -245,6 +253,7 @@ def _locate(args: argparse.Namespace, platform_text: str | None
         fetcher = Fetcher(cache, full, offline=offline(args), progress=progress(args),
                           transport_ready=ready)
         fetcher.fetch([Want(args.tool, key, entry)])  # NotFoundError if `path` is not there
+        fetcher.release()  # touched just now: gc's grace protects it up to the exec
     return exe, str(tree), key, tool.arg0
 
 

@@ -78,6 +78,13 @@ def record_valid_content(cache_root: str, content: bytes) -> None:
         return
 
 
+def unavailable_warning(tool: str, platform: str, keys: Iterable[str]) -> str:
+    """What ``fetch``, ``bootstrap`` and ``export`` without tool names say, on the full path
+    and the hit path alike, when they skip a tool locked for other platforms only."""
+    return (f"tool {tool} is not available for {platform} (locked for: "
+            f"{', '.join(sorted(keys))}); skipped (naming it makes this an error)")
+
+
 def fingerprint(st: os.stat_result) -> str:
     return f"{st.st_dev} {st.st_ino} {st.st_size} {st.st_mtime_ns} {st.st_ctime_ns}"
 
@@ -103,6 +110,14 @@ class LockIndex:
 
     def tools(self) -> list[str]:
         return sorted({t for t, _ in self.entries})
+
+    def lists(self, rows: Iterable[tuple[str, str, str, str, str]]) -> bool:
+        """Whether this index is what :func:`write` writes for ``rows``, a lockfile's pins
+        (tool, platform key, tree key hex, path, arg0 mode): the full path and ``cache
+        verify`` trust no index its lockfile does not re-derive."""
+        entries, count = _rows(rows)
+        return self.entries == entries and self.complete == (
+            len({t for t, _ in entries}) == count)
 
 
 def read(cache_root: str, lockfile: str, st: os.stat_result | None = None) -> LockIndex | None:
@@ -133,6 +148,13 @@ def read(cache_root: str, lockfile: str, st: os.stat_result | None = None) -> Lo
 
 def read_any(cache_root: str, path: str) -> LockIndex | None:
     """The index stored at ``path`` if it still describes the lockfile it names (for gc)."""
+    found = described(cache_root, path)
+    return None if found is None else found[1]
+
+
+def described(cache_root: str, path: str) -> tuple[str, LockIndex] | None:
+    """(the lockfile it names, the index) for the index stored at ``path``, if it still
+    describes that lockfile as it is now (``cache verify``, gc)."""
     try:
         with open(path, encoding="utf-8") as f:
             second = f.read().split("\n", 2)[1]
@@ -141,7 +163,26 @@ def read_any(cache_root: str, path: str) -> LockIndex | None:
     lockfile = second.partition("\t")[2]
     if not second.startswith("lockfile\t") or index_path(cache_root, lockfile) != path:
         return None
-    return read(cache_root, lockfile)
+    found = read(cache_root, lockfile)
+    return None if found is None else (lockfile, found)
+
+
+def record(cache_root: str, lockfile: str, st: os.stat_result,
+           rows: Iterable[tuple[str, str, str, str, str]], validated: bool) -> None:
+    """Index ``lockfile`` (stat'ed ``st`` before it was read; ``rows`` its pins) unless an
+    index that says as much (``validated``) and lists exactly ``rows`` is there: any other,
+    one its lockfile does not re-derive (rewritten by hand, say), is replaced."""
+    rows = list(rows)
+    found = read(cache_root, lockfile, st)
+    if found is None or found.validated < validated or not found.lists(rows):
+        write(cache_root, lockfile, st, rows, validated)
+
+
+def known_valid(cache_root: str, lockfile: str, st: os.stat_result,
+                rows: Iterable[tuple[str, str, str, str, str]]) -> bool:
+    """Whether the index of ``lockfile`` says it passed the schema and lists its ``rows``."""
+    found = read(cache_root, lockfile, st)
+    return found is not None and found.validated and found.lists(rows)
 
 
 def write(cache_root: str, lockfile: str, before: os.stat_result,
@@ -156,15 +197,16 @@ def write(cache_root: str, lockfile: str, before: os.stat_result,
     try:
         if fingerprint(os.stat(lockfile)) != fingerprint(before):
             return  # changed while it was read: the index could describe neither version
-        rows = sorted(entries)
-        unwritable = {e[0] for e in rows if any(c in f for f in e for c in "\t\n\r")}
+        written, count = _rows(entries)
         lines = [_header(), f"lockfile\t{lockfile}", f"stat\t{fingerprint(before)}",
-                 f"validated\t{int(validated)}", f"tools\t{len({e[0] for e in rows})}"]
-        lines += ["\t".join(("tool", *e)) for e in rows if e[0] not in unwritable]
+                 f"validated\t{int(validated)}", f"tools\t{count}"]
+        lines += ["\t".join(("tool", *k, *v)) for k, v in sorted(written.items())]
         lines.append("end")
         path = index_path(cache_root, lockfile)
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        temp = f"{path}.{os.getpid()}.tmp"
+        from toolfetch.core.tempnames import temp_name  # not on the hit path's way
+
+        temp = os.path.join(os.path.dirname(path), temp_name(os.path.basename(path), ".tmp"))
         try:
             with open(temp, "w", encoding="utf-8") as f:
                 f.write("\n".join(lines))
@@ -174,3 +216,13 @@ def write(cache_root: str, lockfile: str, before: os.stat_result,
             raise
     except OSError:
         return
+
+
+def _rows(rows: Iterable[tuple[str, str, str, str, str]]) -> tuple[Entries, int]:
+    """The entries an index holds for a lockfile's ``rows``, and its tool count: a tool with a
+    tab or a line break in any field of any row is left out whole (see :func:`write`)."""
+    rows = list(rows)
+    unwritable = {e[0] for e in rows if any(c in f for f in e for c in "\t\n\r")}
+    entries = {(t, k): (tree, path, arg0) for t, k, tree, path, arg0 in rows
+               if t not in unwritable}
+    return entries, len({e[0] for e in rows})

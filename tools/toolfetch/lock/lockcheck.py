@@ -73,8 +73,8 @@ def check_keys(data: Any, path: Path) -> None:
             same = key if key == ANY_PLATFORM else Platform.parse(key).key
             if same in seen:
                 raise UsageError(f"{where}: {seen[same]!r} and {key!r} name the same platform "
-                                 f"({same}), as older toolfetch releases could write; run a "
-                                 "full `toolfetch lock` (no tool names) to rewrite it")
+                                 f"({same}), as an older toolfetch wrote them; a full "
+                                 "`toolfetch lock` (no tool names) rewrites it with one key")
             seen[same] = key
 
 

@@ -71,24 +71,23 @@ class Lockfile:
         return cls.from_json(data, path)
 
     def record_index(self, cache_root: Path, validated: bool) -> None:
-        """Best effort: the lockfile index (:mod:`toolfetch.core.lockindex`) of what was
-        loaded, for the hit path. ``validated``: it passed the JSON schema. An index of the
-        same file that says more (validated) is not replaced by one that says less."""
-        if self.stat is None:
-            return
-        real = os.path.realpath(self.path)
-        if not validated and lockindex.read(str(cache_root), real, self.stat) is not None:
-            return
-        entries = [(name, key, entry.tree.hex, entry.path, tool.arg0)
-                   for name, tool in self.tools.items() for key, entry in tool.platforms.items()]
-        lockindex.write(str(cache_root), real, self.stat, entries, validated)
+        """Best effort: the lockfile index of what was loaded, for the hit path (``validated``:
+        it passed the JSON schema); see :func:`toolfetch.core.lockindex.record`."""
+        if self.stat is not None:
+            lockindex.record(str(cache_root), os.path.realpath(self.path), self.stat,
+                             self.pins(), validated)
 
     def known_valid(self, cache_root: Path) -> bool:
-        """Whether an index of this very file says it passed the JSON schema already."""
-        if self.stat is None:
-            return False
-        found = lockindex.read(str(cache_root), os.path.realpath(self.path), self.stat)
-        return found is not None and found.validated
+        """Whether an index of this very file, listing what it pins, says it passed the JSON
+        schema already."""
+        return self.stat is not None and lockindex.known_valid(
+            str(cache_root), os.path.realpath(self.path), self.stat, self.pins())
+
+    def pins(self) -> list[tuple[str, str, str, str, str]]:
+        """(tool, platform key, tree key hex, path, arg0 mode) of every entry: what its index
+        lists."""
+        return [(name, key, entry.tree.hex, entry.path, tool.arg0)
+                for name, tool in self.tools.items() for key, entry in tool.platforms.items()]
 
     @classmethod
     def from_json(cls, data: dict[str, Any], path: Path) -> Lockfile:
