@@ -98,9 +98,14 @@ def test_failures_raise_the_classes_of_the_cli_exit_codes(
         with pytest.raises(toolfetch.UsageError) as usage:
             client.lock(check=True, upgrade=True)
         assert usage.value.exit_code == 2
-    monkeypatch.setenv("TOOLFETCH_OFFLINE", "1")  # offline=None follows the environment
+    monkeypatch.setenv("TOOLFETCH_OFFLINE", "Yes")  # offline=None follows the environment
     with pytest.raises(toolfetch.UnreachableError):
         toolfetch.Client(project).which("a")
+    monkeypatch.setenv("TOOLFETCH_OFFLINE", "sometimes")  # refused as the CLI refuses it
+    with pytest.raises(toolfetch.UsageError, match="TOOLFETCH_OFFLINE='sometimes'"):
+        toolfetch.Client(project)
+    with pytest.raises(toolfetch.UsageError, match="jobs"):
+        toolfetch.Client(project, offline=False, jobs=0)
     assert output_of(toolfetch.Client(project, offline=False).which("a")) == "a-1"
     with pytest.raises(toolfetch.UsageError) as bad_lockfile:
         project.write_text("{not json")

@@ -2,9 +2,10 @@
 
 One client is one set of command-line defaults: a lockfile, a cache, the offline switch, the
 download parallelism and progress bars, resolved exactly as the CLI resolves them
-(``--lockfile`` → lockfiles/tools.lock.json at the repository root; ``--cache-dir`` →
+(``--lockfile`` → the lockfile beside tools.yaml, as
+:func:`toolfetch.core.host.default_config` finds it; ``--cache-dir`` →
 ``$TOOLFETCH_CACHE_DIR`` → ``$XDG_CACHE_HOME/toolfetch`` → ``~/.cache/toolfetch``;
-``--offline`` or ``TOOLFETCH_OFFLINE=1``). Methods raise the
+``--offline`` or ``TOOLFETCH_OFFLINE``; ``--jobs`` at least 1). Methods raise the
 :class:`~toolfetch.core.errors.ToolfetchError` subclasses whose ``exit_code`` the CLI exits
 with. Heavy modules (requests, jsonschema, yaml) load inside the methods that need them.
 """
@@ -24,7 +25,13 @@ from toolfetch.api.cache_check import CacheCheck, CacheProblem
 from toolfetch.cache.store import Cache
 from toolfetch.core.digest import Digest
 from toolfetch.core.errors import NotFoundError, UsageError
-from toolfetch.core.host import cache_root, default_lockfile
+from toolfetch.core.host import (
+    CONFIG_NAME,
+    cache_root,
+    default_config,
+    default_lockfile,
+    env_flag,
+)
 from toolfetch.core.platform import Platform, host_platform
 
 if TYPE_CHECKING:
@@ -54,6 +61,16 @@ class ToolLocation:
     arg0: str
 
 
+def offline_from_environment() -> bool:
+    """``TOOLFETCH_OFFLINE`` (1/0/true/false/yes/no/on/off, any case; unset is False); any
+    other value is a UsageError (exit 2), as on the command line."""
+    flag = env_flag(OFFLINE_ENV)
+    if flag is None:
+        raise UsageError(f"{OFFLINE_ENV}={os.environ[OFFLINE_ENV]!r}: expected one of 1, 0, "
+                         "true, false, yes, no, on, off (any case)")
+    return flag
+
+
 def platform_or_host(value: str | None) -> Platform:
     """``value`` parsed (``linux/arm64``), else this host's platform."""
     return Platform.parse(value) if value else host_platform()
@@ -76,11 +93,12 @@ def kept_digests(lockfiles: Iterable[PathArg]) -> set[Digest]:
 class Client(AbstractContextManager["Client"]):
     """toolfetch as a library: what the command line does, as typed method calls.
 
-    ``lockfile``: default lockfiles/tools.lock.json at the repository root (the nearest
-    parent of the working directory holding ``.git``). ``cache_dir``: default as the CLI's
-    ``--cache-dir``. ``offline``: None follows ``TOOLFETCH_OFFLINE=1``; True never touches
-    the network (exit 6 when something is missing); False allows it. ``jobs``: parallel
-    downloads. ``progress``: progress bars on a terminal's stderr.
+    ``lockfile``: default the one beside tools.yaml, which is ``$TOOLFETCH_CONFIG``, else
+    found in ``lockfiles/`` or at the repository root (the nearest parent of the working
+    directory holding ``.git``), as the CLI finds it. ``cache_dir``: default as the CLI's
+    ``--cache-dir``. ``offline``: None follows ``TOOLFETCH_OFFLINE``; True never touches the
+    network (exit 6 when something is missing); False allows it. ``jobs``: parallel
+    downloads (at least 1). ``progress``: progress bars on a terminal's stderr.
 
     Use it as a context manager: the trees :meth:`which` and :meth:`fetch` return stay
     protected from ``cache gc`` and ``cache verify --repair`` (other processes included)
@@ -91,10 +109,15 @@ class Client(AbstractContextManager["Client"]):
                  offline: bool | None = None, jobs: int = 8, progress: bool = False) -> None:
         from toolfetch.core.progress import enabled
 
+        if jobs < 1:
+            raise UsageError(f"jobs: expected a whole number of at least 1, not {jobs}")
         self.lockfile = Path(lockfile if lockfile is not None else default_lockfile()).absolute()
+        #: tools.yaml, as ``lock`` finds it: beside the lockfile given, else discovered
+        self.config = (self.lockfile.parent / CONFIG_NAME if lockfile is not None
+                       else Path(default_config()))
         self.cache = Cache(Path(cache_root(os.fspath(cache_dir) if cache_dir else None)))
-        self.offline = offline if offline is not None else os.environ.get(OFFLINE_ENV) == "1"
-        self.jobs = max(1, jobs)
+        self.offline = offline if offline is not None else offline_from_environment()
+        self.jobs = jobs
         self.progress = enabled(progress)
         self._held: list[Fetcher] = []
 
@@ -167,8 +190,8 @@ class Client(AbstractContextManager["Client"]):
 
     def lock(self, tools: Iterable[str] = (), *, check: bool = False, upgrade: bool = False,
              refresh_assets: bool = False, config: PathArg | None = None) -> LockResult:
-        """``toolfetch lock``: resolve tools.yaml (``config``, default beside the lockfile)
-        into the lockfile; returns every pin that changed (``LockResult.changes``).
+        """``toolfetch lock``: resolve tools.yaml (``config``, default :attr:`config`) into
+        the lockfile; returns every pin that changed (``LockResult.changes``).
         ``check`` writes nothing and raises OutOfDateError (exit 7) on drift; ``upgrade``
         moves tools with a ``version`` constraint to their highest matching tag."""
         from toolfetch.lock.config import Config
@@ -176,7 +199,7 @@ class Client(AbstractContextManager["Client"]):
 
         if upgrade and check:
             raise UsageError("lock: upgrade and check exclude each other")
-        path = Path(config) if config is not None else self.lockfile.parent / "tools.yaml"
+        path = Path(config) if config is not None else self.config
         return run_lock(Config.load(path.absolute()), self.lockfile, list(tools), check,
                         self.jobs, self.progress, upgrade, cache=self.cache,
                         refresh_assets=refresh_assets)
