@@ -219,3 +219,15 @@ def test_clear_cache_spares_held_and_kept_trees(project: Path, cache_dir: Path,
         with pytest.raises(toolfetch.UsageError) as bad_size:
             client.clear_cache(max_size="lots")
         assert bad_size.value.exit_code == 2 and "max_size" in str(bad_size.value)
+
+
+def test_export_then_import_layout_serves_an_offline_machine(project: Path,
+                                                             tmp_path: Path) -> None:
+    toolfetch.Client(project).lock()
+    stats = toolfetch.Client(project).export(tmp_path / "bundle")
+    assert stats.blobs >= 2 and (tmp_path / "bundle" / "index.json").is_file()
+    airgapped = toolfetch.Client(project, cache_dir=tmp_path / "other-cache", offline=True)
+    assert airgapped.import_layout(tmp_path / "bundle").skipped == 0
+    with airgapped:
+        a = airgapped.which("a")
+    assert a.is_relative_to(tmp_path / "other-cache") and output_of(a) == "a-1"

@@ -220,13 +220,14 @@ class Client(AbstractContextManager["Client"]):
         if all_platforms and platform is not None:
             raise UsageError("export: platform and all_platforms exclude each other")
         return export(self.lockfile, self.cache, Path(directory).absolute(),
-                      None if all_platforms else platform_or_host(platform))
+                      None if all_platforms else platform_or_host(platform),
+                      progress=self.progress)
 
     def import_layout(self, directory: PathArg) -> BundleStats:
         """Put the blobs of an exported OCI image layout into the cache."""
         from toolfetch.ops.export_import import import_layout
 
-        return import_layout(Path(directory).absolute(), self.cache)
+        return import_layout(Path(directory).absolute(), self.cache, progress=self.progress)
 
     # -- registries (ORAS-style names) ---------------------------------------------------
     def pull(self, ref: str, output: PathArg, platform: str | None = None) -> list[Path]:
@@ -238,7 +239,7 @@ class Client(AbstractContextManager["Client"]):
 
         parsed = parse_any(ref)
         written = pull(parsed, Path(output).absolute(),
-                       Platform.parse(platform) if platform else None)
+                       Platform.parse(platform) if platform else None, progress=self.progress)
         if not written:
             raise NotFoundError(f"pull {parsed}: no layer has a title; nothing to write")
         return written
