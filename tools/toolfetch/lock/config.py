@@ -10,6 +10,7 @@ from typing import Any
 from toolfetch.core.errors import UsageError
 from toolfetch.core.platform import Platform
 from toolfetch.core.reference import parse_any
+from toolfetch.core.urls import check_url
 from toolfetch.lock.schema import validate
 from toolfetch.registry.sources import parse_mirror_map
 
@@ -96,6 +97,9 @@ class Config:
                     entry_path = entry.get("path", spec.get("path"))
                     if "ref" not in entry:
                         urls = tuple(entry["urls"]) if "urls" in entry else (entry["url"],)
+                        for i, url in enumerate(urls):
+                            check_url(url, f"{path}: {where}.platforms.{key}."
+                                      + (f"urls[{i}]" if "urls" in entry else "url"))
                         sha = entry.get("sha256")
                         per_platform[Platform.parse(key)] = PlatformSpec(
                             None, entry_path, urls, sha.lower() if sha else None,

@@ -254,10 +254,13 @@ class SourceFactory:
 
     def url_sources(self, urls: Sequence[str]) -> list[tuple[str, AssetSource]]:
         """An asset's URLs, in order, with the command's credentials for HTTP hosts."""
+        from toolfetch.core.urls import check_url
         from toolfetch.registry.assets import AssetSource
         from toolfetch.registry.httpauth import HttpAuth
         from toolfetch.registry.session import strip_query
 
+        for url in urls:
+            check_url(url, "asset URL")
         if self.offline:
             raise UnreachableError(f"{strip_query(urls[0])}: not in the cache, and "
                                    "--offline or TOOLFETCH_OFFLINE=1 forbids the network")
