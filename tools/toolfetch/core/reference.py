@@ -16,6 +16,7 @@ from toolfetch.core.errors import UsageError
 
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_API = "registry-1.docker.io"
+DOCKER_HUB_ALIASES = frozenset({DOCKER_HUB, "index.docker.io", DOCKER_HUB_API})
 LAYOUT_PREFIX = "oci-layout:"
 
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
@@ -26,6 +27,12 @@ _HOST = re.compile(
     r"(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*"
     r"|\[[0-9a-fA-F:.]+\])(?::[0-9]{1,5})?"
 )
+
+
+def canonical_registry(host: str) -> str:
+    """One name per registry as references spell it: Docker Hub's host names are
+    ``docker.io`` (mirror keys are normalised the same way, or they would never match)."""
+    return DOCKER_HUB if host in DOCKER_HUB_ALIASES else host
 
 
 def _split_digest(text: str, what: str) -> tuple[str, Digest | None]:
@@ -72,8 +79,7 @@ class Reference:
             text, tag = text[:colon], text[colon + 1 :]
             if not _TAG.fullmatch(tag):
                 raise UsageError(f"malformed reference {original!r}: bad tag {tag!r}")
-        if registry in ("index.docker.io", "registry-1.docker.io"):
-            registry = DOCKER_HUB
+        registry = canonical_registry(registry)
         if registry == DOCKER_HUB and "/" not in text:
             text = f"library/{text}"
         if not _REPO.fullmatch(text) or len(text) > 255:
