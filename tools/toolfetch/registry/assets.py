@@ -11,28 +11,24 @@ go to another origin. ``lock`` pins an asset it has no sha256 for with :meth:`pi
 from __future__ import annotations
 
 import hashlib
-import http.client
 import logging
 import time
 from collections.abc import Callable
 from typing import BinaryIO
 
 import requests
-import urllib3
 
 from toolfetch.core.digest import Digest, StreamVerifier
 from toolfetch.core.errors import AuthError, NotFoundError, ToolfetchError, UnreachableError
-from toolfetch.registry.blobstream import stream_verified
+from toolfetch.registry.blobstream import BodyReader, NetworkFailure, stream_verified
 from toolfetch.registry.httpauth import HttpAuth
-from toolfetch.registry.retry import attempts_text, describe_network_error, send_retrying
+from toolfetch.registry.retry import attempts_text, send_retrying
 from toolfetch.registry.session import strip_query
 from toolfetch.registry.transport import Transport
 
 log = logging.getLogger("toolfetch")
 Progress = Callable[[int], None]
 CHUNK = 1 << 20
-_NETWORK_ERRORS = (urllib3.exceptions.HTTPError, requests.exceptions.RequestException,
-                   http.client.HTTPException, ConnectionError, TimeoutError)
 
 
 class AssetSource:
@@ -79,30 +75,29 @@ class AssetSource:
         """Download the whole asset into ``sink`` (positioned at 0), hashing as it streams
         (constant memory); returns its sha256 and size. A broken stream starts over."""
         policy = self.transport.policy
+        pace = policy.pace(f"{what}: {self.shown}")
+        buffer = memoryview(bytearray(CHUNK))
         failures = 0
         while True:
             sink.seek(0)
             sink.truncate()
             h = hashlib.sha256()
-            size = 0
+            pace.check(0)
             with self._get({"Accept-Encoding": "identity"}, what) as resp:
                 if resp.status_code != 200:
                     raise self._fail(resp, what)
-                expected = resp.headers.get("Content-Length")
-                try:
-                    while chunk := resp.raw.read(CHUNK, decode_content=False):
-                        h.update(chunk)
-                        sink.write(chunk)
-                        size += len(chunk)
+                body = BodyReader(resp, pace, what)
+                try:  # the sink's errors (disk full) propagate
+                    while n := body.readinto(buffer):
+                        h.update(buffer[:n])
+                        sink.write(buffer[:n])
                         if progress:
-                            progress(len(chunk))
-                    error = None
-                    if expected is not None and expected.isdigit() and int(expected) != size:
-                        error = f"stream ended at {size} of {expected} bytes"
-                except _NETWORK_ERRORS as e:  # not OSError: the sink's (disk full) propagate
-                    error = describe_network_error(e)
+                            progress(n)
+                    error = body.finish()
+                except NetworkFailure as e:
+                    error = e.reason
             if error is None:
-                return Digest.parse("sha256:" + h.hexdigest()), size
+                return Digest.parse("sha256:" + h.hexdigest()), body.received
             failures += 1
             if failures >= policy.attempts:
                 raise UnreachableError(f"{what}: downloading {self.shown} kept failing "
