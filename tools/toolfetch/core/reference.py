@@ -13,6 +13,7 @@ from pathlib import Path
 
 from toolfetch.core.digest import Digest
 from toolfetch.core.errors import UsageError
+from toolfetch.core.urls import host_problem
 
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_API = "registry-1.docker.io"
@@ -68,8 +69,11 @@ class Reference:
         registry = DOCKER_HUB
         first, sep, rest = text.partition("/")
         if sep and ("." in first or ":" in first or first == "localhost" or first != first.lower()):
-            if not _HOST.fullmatch(first):
-                raise UsageError(f"malformed reference {original!r}: bad registry host {first!r}")
+            problem = None if _HOST.fullmatch(first) else "not host[:port]"
+            problem = problem or host_problem(first)  # the port range, label lengths
+            if problem:
+                raise UsageError(f"malformed reference {original[:300]!r}: bad registry host "
+                                 f"{first[:100]!r}: {problem}")
             registry = first
             text = rest
         tag: str | None = None

@@ -148,7 +148,7 @@ class LayoutSource:
             data = json.loads(raw)
         except FileNotFoundError as e:
             raise NotFoundError(f"{self}: no OCI image layout here (missing index.json)") from e
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, RecursionError) as e:  # nested past the parser's depth
             raise UsageError(f"{index_path}: unreadable index.json: {e}") from e
         if not isinstance(data, dict) or not isinstance(data.get("manifests", []), list):
             raise UsageError(f"{index_path}: not an OCI image index")
@@ -161,7 +161,7 @@ class LayoutSource:
             version = json.loads(raw).get("imageLayoutVersion")
         except FileNotFoundError as e:
             raise NotFoundError(f"{self}: not an OCI image layout (missing oci-layout)") from e
-        except (OSError, ValueError, AttributeError) as e:
+        except (OSError, ValueError, AttributeError, RecursionError) as e:
             raise UsageError(f"{marker}: unreadable: {e}") from e
         if version != OCI_LAYOUT_VERSION:
             raise UsageError(f"{marker}: unsupported imageLayoutVersion {version!r}")

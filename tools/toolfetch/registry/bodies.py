@@ -73,5 +73,5 @@ def read_json(resp: requests.Response, cap: int, what: str) -> Any:
     body = read_capped(resp, cap, what)
     try:
         return json.loads(body)
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:  # RecursionError: nested past the parser's depth
         raise IntegrityError(f"{what}: malformed JSON: {e}") from e

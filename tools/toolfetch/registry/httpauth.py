@@ -99,7 +99,7 @@ def _from_helper(helper: str, url: str) -> HostAuth | None:
         headers = json.loads(proc.stdout or b"{}").get("headers") or {}
         sent = {str(k): ", ".join(str(x) for x in v) if isinstance(v, list) else str(v)
                 for k, v in headers.items()}
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         log.warning("credential helper %s returned malformed output for %s; trying the next "
                     "source", helper, urlsplit(url).hostname)
         return None

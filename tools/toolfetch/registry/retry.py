@@ -39,16 +39,24 @@ def is_retry_status(status: int) -> bool:
     return status in (408, 429) or (500 <= status <= 599 and status not in NO_RETRY_5XX)
 
 
-def _env_number(name: str, default: float, minimum: float = 0.0) -> float:
+# Past these a value is a typo, and would overflow what it is handed to (int(), a socket
+# timeout, time.sleep: OverflowError) rather than mean anything.
+MAX_SECONDS = 7 * 24 * 3600.0
+MAX_ATTEMPTS = 1000
+
+
+def _env_number(name: str, default: float, minimum: float = 0.0,
+                maximum: float = MAX_SECONDS) -> float:
     text = os.environ.get(name, "").strip()
     if not text:
         return default
     try:
         value = float(text)
     except ValueError:
-        raise UsageError(f"{name}={text!r}: expected a number") from None
-    if value < minimum or value != value:
-        raise UsageError(f"{name}={text!r}: must be at least {minimum:g}")
+        raise UsageError(f"{name}={text[:40]!r}: expected a number") from None
+    if not minimum <= value <= maximum:  # also NaN and ±inf
+        raise UsageError(f"{name}={text[:40]!r}: must be a number from {minimum:g} to "
+                         f"{maximum:g}")
     return value
 
 
@@ -68,7 +76,7 @@ class RetryPolicy:
         and ``_TIMEOUT`` tune it (docs/auth.md)."""
         d = cls()
         return cls(
-            attempts=int(_env_number("TOOLFETCH_RETRIES", d.attempts, 1)),
+            attempts=int(_env_number("TOOLFETCH_RETRIES", d.attempts, 1, MAX_ATTEMPTS)),
             base_delay=_env_number("TOOLFETCH_RETRY_DELAY", d.base_delay),
             max_delay=max(d.max_delay, _env_number("TOOLFETCH_RETRY_DELAY", d.base_delay)),
             max_retry_after=_env_number("TOOLFETCH_RETRY_AFTER_MAX", d.max_retry_after),

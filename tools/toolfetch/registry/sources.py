@@ -26,6 +26,7 @@ from toolfetch.core.reference import (
     LayoutReference,
     canonical_registry,
 )
+from toolfetch.core.urls import host_problem
 from toolfetch.oci.manifest import Manifest
 
 if TYPE_CHECKING:
@@ -84,6 +85,9 @@ class Mirror:
                 ("http://", "https://")):
             raise UsageError(f"malformed mirror {text!r}: expected host[:port][/prefix] "
                              "or oci-layout:DIR")
+        problem = host_problem(host)
+        if problem:
+            raise UsageError(f"malformed mirror {text!r}: {problem}")
         return cls(host=host, prefix=prefix.strip("/"))
 
     def __str__(self) -> str:

@@ -114,7 +114,7 @@ def _parse_token(resp: requests.Response, realm: str, creds: Credentials | None,
         data = json.loads(body)
         token = data.get("token") or data.get("access_token")
         expires_in = float(data.get("expires_in") or DEFAULT_TOKEN_LIFETIME)
-    except (ValueError, AttributeError, TypeError):
+    except (ValueError, AttributeError, TypeError, RecursionError):
         raise AuthError(f"token endpoint {shown} sent malformed JSON") from None
     if not isinstance(token, str) or not token:
         raise AuthError(f"token endpoint {shown} sent no token")
