@@ -32,7 +32,7 @@ def sha(data: bytes) -> str:
 @dataclass(frozen=True)
 class Case:
     name: str
-    command: str  # "lock" (pins an asset), "fetch-asset", "fetch-registry"
+    command: str  # "lock" (pins an asset), "fetch-asset", "fetch-registry", "inspect"
     reply: Reply
     pinned: bytes = BODY  # what the lockfile pins (fetch)
     env: dict[str, str] = field(default_factory=dict)
@@ -54,6 +54,8 @@ CASES = [
     Case("fetch-asset-drip", "fetch-asset", DRIP, env=SLOW, exit_code=6,
          says="TOOLFETCH_MIN_RATE"),
     Case("fetch-registry-drip", "fetch-registry", DRIP, env=SLOW, exit_code=6,
+         says="TOOLFETCH_MIN_RATE"),
+    Case("inspect-manifest-drip", "inspect", DRIP, env=SLOW, exit_code=6,
          says="TOOLFETCH_MIN_RATE"),
     Case("lock-honest", "lock", Reply(200, BODY)),
     Case("fetch-asset-short-drip-keeps-pace", "fetch-asset",
@@ -88,6 +90,9 @@ def _command(case: Case, server: Canned, tmp_path: Path) -> list[str]:
         lockfile.write_text(json.dumps({"tools": {"t": {"platforms": {host(): entry}}},
                                         "version": 1}))
         return ["fetch", "--lockfile", str(lockfile)]
+    if case.command == "inspect":  # a manifest, trickled (the body never gets parsed)
+        server.routes["/v2/acme/t/manifests/1"] = case.reply
+        return ["inspect", f"{server.host}/acme/t:1"]
     server.routes[f"/v2/acme/t/blobs/sha256:{sha(case.pinned)}"] = case.reply
     write_lockfile(lockfile, {"t": {"layers": [_layer(case.pinned)], "path": "t",
                                     "manifest": "sha256:" + "0" * 64,
