@@ -1,5 +1,5 @@
 """Unit tests of toolfetch.cache: root selection, layout (docs/design.md, "The cache") and
-atomic placement; and of fetch.materialize (hardlinked copies of a tree)."""
+atomic placement; and of output.materialize (hardlinked copies of a tree)."""
 
 from __future__ import annotations
 
@@ -16,9 +16,10 @@ from tf import check_cache_layout, recipe_digest, sharded, tmp_entries
 from toolfetch.cache.store import CACHEDIR_TAG, SMALL_BLOB, Cache
 from toolfetch.cache.trees import tree_digest
 from toolfetch.cli.common import cache_of
+from toolfetch.core import tempnames
 from toolfetch.core.digest import Digest
 from toolfetch.core.errors import IntegrityError, LocalIOError, UsageError
-from toolfetch.ops.fetch import materialize
+from toolfetch.ops.output import materialize
 
 DATA = b"#!/bin/sh\necho cached\n"
 DIGEST = Digest.of_bytes(DATA)
@@ -99,7 +100,7 @@ def test_store_blob_writes_in_tmp_then_renames(cache_dir: Path) -> None:
     assert not dest.stat().st_mode & 0o222  # read-only
     # the bytes were written under tmp/ (same filesystem), under the writer's pid
     assert seen[0].parent == cache_dir / "tmp"
-    assert seen[0].name.startswith(f"{os.getpid()}-")
+    assert tempnames.temp_owner(seen[0].name) == (tempnames.host_tag(), os.getpid())
     assert c.has_blob(DIGEST)
     assert tmp_entries(cache_dir) == []
     check_cache_layout(cache_dir)

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from tf import REPO, assert_error, assert_ok, run_toolfetch, tree_key
 
+from toolfetch.core import tempnames
+
 ROOT = REPO
 OLD = time.time() - 10 * 86400
 
@@ -70,13 +72,17 @@ def test_gc_reclaims_dead_temp_files_and_unheld_locks(example: Path, cache: Path
     assert_ok(run_toolfetch("fetch", "--lockfile", example))
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    (cache / "tmp" / f"{dead.pid}-abc.part").write_bytes(b"partial")
-    tree = cache / "tmp" / f"{dead.pid}-def.tree" / "t"
+    tag = tempnames.host_tag()
+    (cache / "tmp" / f".entry.{tag}-{dead.pid}-abc.part").write_bytes(b"partial")
+    tree = cache / "tmp" / f".entry.{tag}-{dead.pid}-def.tree" / "t"
     tree.mkdir(parents=True)
     (tree / "f").write_bytes(b"x")
     tree.chmod(0o555)
-    live = cache / "tmp" / f"{os.getpid()}-live.part"
+    for p in (tree.parent, tree.parent.with_name(f".entry.{tag}-{dead.pid}-abc.part")):
+        os.utime(p, (OLD, OLD))  # untouched for longer than the grace
+    live = cache / "tmp" / f".entry.{tag}-{os.getpid()}-live.part"
     live.write_bytes(b"mine")
+    os.utime(live, (OLD, OLD))
     (cache / "locks" / "blob-stale.lock").write_bytes(b"")
     holder = subprocess.Popen(
         [sys.executable, "-c",

@@ -35,12 +35,13 @@ from faultproxy import (
     toolfetch_proc,
     write_lockfile,
 )
-from tf import sharded, tf_main, tree_of
+from tf import sharded, tf_main, tmpfs, tree_of
 
 from toolfetch.cache.store import SMALL_BLOB, Cache
 from toolfetch.cache.trees import tree_digest
 from toolfetch.lock.lockfile import Lockfile
-from toolfetch.ops.fetch import Fetcher, plan
+from toolfetch.ops.fetch import Fetcher
+from toolfetch.ops.plan import plan
 
 N = 8
 
@@ -262,21 +263,6 @@ def test_leftovers_of_a_crash_are_not_mistaken_for_entries(
 # ------------------------------------------------------------------------------------------
 # full and read-only disks
 # ------------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def tmpfs(path: Path, size: str) -> Iterator[Path]:
-    path.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("mounting a small tmpfs needs root")
-    p = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs",
-                        str(path)], capture_output=True)
-    if p.returncode != 0:
-        pytest.skip(f"cannot mount tmpfs: {p.stderr.decode().strip()}")
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
 
 
 def test_disk_full_real_tmpfs(registry: ocitest.Registry, unique_repo: str,

@@ -17,6 +17,7 @@ from tf import du_files, gc_report, tmp_entries
 
 from toolfetch.cache import store
 from toolfetch.cache.store import Cache
+from toolfetch.core import tempnames
 from toolfetch.core.digest import Digest
 from toolfetch.core.errors import LocalIOError
 from toolfetch.core.fs import atomic_write
@@ -140,8 +141,9 @@ def test_gc_dry_run_reports_what_the_real_run_removes(cache: Cache, dead_pid: in
         blobs.append(path)
     # Temp space a real run reclaims first: a dead process's part file and half-unpacked tree
     # (linking blob 0, which it does not free), and a record-less tree linking blob 1.
-    (cache.tmp / f"{dead_pid}-a.part").write_bytes(b"p" * 5000)
-    half = cache.tmp / f"{dead_pid}-b.tree"
+    tag = tempnames.host_tag()
+    (cache.tmp / f".entry.{tag}-{dead_pid}-a.part").write_bytes(b"p" * 5000)
+    half = cache.tmp / f".entry.{tag}-{dead_pid}-b.tree"
     half.mkdir()
     (half / "x").write_bytes(b"x" * 700)
     os.link(blobs[0], half / "raw")

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from test_unpack import WHAT, m, make_tar, unpack
 
-from toolfetch.cache.unpack import check_pax_records
+from toolfetch.cache.streams import check_pax_records
 from toolfetch.core.errors import IntegrityError
 
 TOOLS = Path(__file__).resolve().parents[2] / "tools"

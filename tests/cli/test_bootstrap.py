@@ -106,7 +106,10 @@ def test_launchers_pass_argv_and_exit_code(tmp_path: Path) -> None:
     failing = tmp_path / "fail.sh"
     failing.write_text("#!/bin/sh\necho \"got $#: $*\"\nexit 42\n")
     failing.chmod(0o755)
-    text = posix_launcher("fail", failing, tmp_path / "none.json", lockfile, tmp_path / "c")
+    snapshot = tmp_path / "snapshot.json"
+    shutil.copyfile(lockfile, snapshot)
+    text = posix_launcher("fail", failing, tmp_path / "none.json", lockfile, snapshot,
+                          tmp_path / "c")
     launcher = bin_dir / "fail"
     launcher.write_text(text)
     launcher.chmod(0o755)
@@ -123,14 +126,15 @@ def test_launcher_hit_path_runs_no_python(tmp_path: Path, monkeypatch: pytest.Mo
                                         lockfile).stdout)["path"])
     monkeypatch.setattr(sys, "executable", "/nonexistent/python")
     launcher = tmp_path / "say"
-    launcher.write_text(posix_launcher("say", exe, tmp_path / "r.json", lockfile, tmp_path))
+    snapshot = tmp_path / "snapshot.json"
+    shutil.copyfile(lockfile, snapshot)
+    launcher.write_text(posix_launcher("say", exe, tmp_path / "r.json", lockfile, snapshot,
+                                       tmp_path))
     launcher.chmod(0o755)
-    os.utime(lockfile, (time.time() - 100, time.time() - 100))
     p = subprocess.run([str(launcher), "hi"], capture_output=True, text=True)
     assert p.returncode == 0 and p.stdout == "say: hi\n", p.stderr
-    # Lockfile newer than the launcher: it must not trust the baked-in path any more.
-    os.utime(lockfile, None)
-    os.utime(launcher, (time.time() - 100, time.time() - 100))
+    # Other lockfile content: it must not trust the baked-in path any more.
+    lockfile.write_text(lockfile.read_text() + " ")
     p = subprocess.run([str(launcher), "hi"], capture_output=True, text=True)
     assert p.returncode == 127 and "/nonexistent/python" in p.stderr
 
@@ -161,8 +165,9 @@ def test_launcher_records_the_use_without_starting_a_process(tmp_path: Path) -> 
     # a marker that cannot be written (a read-only cache) is no error: the tool still runs
     exe = tree / "say"
     odd = tmp_path / "odd"
+    snapshot = next((bin_dir / ".toolfetch").iterdir())
     odd.write_text(posix_launcher("say", exe, tmp_path / "no" / "such" / "x.used", lockfile,
-                                  tmp_path))
+                                  snapshot, tmp_path))
     odd.chmod(0o755)
     p = subprocess.run([str(odd), "x"], capture_output=True, text=True)
     assert p.returncode == 0 and p.stdout == "say: x\n" and p.stderr == "", p.stderr
@@ -192,7 +197,20 @@ def test_bootstrap_rerun_rewrites_launchers_after_a_lock_change(tmp_path: Path) 
     r = run_toolfetch("bootstrap", "--lockfile", lockfile, "--bin-dir", bin_dir)
     assert_ok(r)
     assert "2 tools" in r.stdout
-    assert (bin_dir / "say").read_text() == before  # unchanged tool: launcher untouched
+    # every launcher names the lockfile content it was written for: say's is rewritten too
+    # (it runs the same tree), and only the new content's copy is left
+    after = (bin_dir / "say").read_text()
+    exe_line = [line for line in before.splitlines() if line.startswith("exe=")]
+    assert after != before and exe_line == [
+        line for line in after.splitlines() if line.startswith("exe=")]
+    # hello's launcher (the tool is gone) still names the old copy, which is kept: it
+    # compares unequal now, so the launcher asks `toolfetch run`, which knows no hello
+    assert len(list((bin_dir / ".toolfetch").iterdir())) == 2
+    p = subprocess.run([str(bin_dir / "hello")], capture_output=True, text=True)
+    assert p.returncode == 4 and "hello" in p.stderr, p.stderr
+    (bin_dir / "hello").unlink()
+    assert_ok(run_toolfetch("bootstrap", "--lockfile", lockfile, "--bin-dir", bin_dir))
+    assert len(list((bin_dir / ".toolfetch").iterdir())) == 1
 
 
 def test_bootstrap_refuses_a_broken_lockfile_and_writes_nothing(tmp_path: Path) -> None:

@@ -240,7 +240,7 @@ def test_fetch_of_cached_tools_is_served(fetched: tuple[Path, Path], extra: list
 
 
 @pytest.mark.parametrize("extra", [
-    ["-v"], ["--output", "out", "t"], ["nope"], ["--platform", "linux/s390x"],
+    ["-v"], ["--output", "out", "t"], ["nope"], ["--platform", "linux/s390x", "t"],
     ["--jobs", "x"], ["--platform", HOST, "--all-platforms"], ["t", "--offline", "t"],
 ])
 def test_fetch_hits_left_to_the_full_cli(fetched: tuple[Path, Path], extra: list[str]) -> None:

@@ -112,3 +112,39 @@ def test_what_the_hit_path_serves_matches_the_full_path(lockfile: Path,
     assert r.returncode == 0 and r.stdout, r.stderr
     p, heavy = probe_heavy_imports(*full)
     assert p.returncode == 0 and heavy == [], p.stderr
+
+
+@pytest.mark.parametrize("extra", [[], ["--json"], ["-q"], ["--platform", OTHER]])
+def test_fetch_skips_a_tool_locked_for_other_platforms_as_the_full_path_does(
+        lockfile: Path, cache_dir: Path, extra: list[str]) -> None:
+    """Issue 23.3: `fetch` without tool names skips a tool with no entry for the platform,
+    warning once (tool, platform, its platforms), and succeeds, served by the hit path too;
+    named, it stays exit 4 on both paths."""
+    data = json.loads(lockfile.read_text())
+    elsewhere = "linux/riscv64" if HOST != "linux/riscv64" else "linux/amd64"
+    data["tools"]["omega"] = {"platforms": {elsewhere: _entry("omega", elsewhere)}}
+    tree = tree_of(cache_dir, _entry("omega", elsewhere))
+    (tree / "bin").mkdir(parents=True)
+    (tree / "bin" / "omega").write_text("#!/bin/sh\necho omega\n")
+    tree.with_name(tree.name + ".json").write_text("{}")
+    lockfile.write_text(json.dumps(data, indent=2) + "\n")
+    assert_ok(run_toolfetch("-v", "fetch", "--all-platforms", "--lockfile", lockfile))
+    argv = ["fetch", "--lockfile", str(lockfile), *extra]
+    fast, full = _both_ways(*argv)
+    assert (fast.returncode, fast.stdout) == (full.returncode, full.stdout) == (
+        0, full.stdout), (fast.stderr, full.stderr)
+    platform = extra[-1] if "--platform" in extra else HOST
+    warning = (f"warning: tool omega is not available for {platform} (locked for: "
+               f"{elsewhere}); skipped (naming it makes this an error)\n")
+    for r in (fast, full):
+        assert r.stderr.count("omega") == (0 if "-q" in extra else 1), r.stderr
+    if "-q" not in extra:
+        assert warning in fast.stderr and warning in full.stderr
+    if "--json" in extra:
+        assert "omega" not in fast.stdout and "alpha" in fast.stdout
+    p, heavy = probe_heavy_imports(*argv)
+    assert p.returncode == 0 and heavy == [], p.stderr  # served by the hit path
+    for named in (["fetch", "omega"], ["which", "omega"]):
+        fast, full = _both_ways(named[0], "--lockfile", str(lockfile), *named[1:])
+        assert fast.returncode == full.returncode == 4
+        assert elsewhere in fast.stderr and "locked platforms" in fast.stderr

@@ -1,9 +1,10 @@
-"""Launchers that ``bootstrap`` writes: a POSIX one stays on its fast path after a lockfile
-edit that leaves its tool alone; a Windows ``.cmd`` one never runs a binary the lockfile has
-not just named (it always goes through ``toolfetch run``)."""
+"""Launchers that ``bootstrap`` writes: a POSIX one runs the cached tree only while the lockfile
+has the content it was written for, whatever the mtimes say; a Windows ``.cmd`` one never runs
+a binary the lockfile has not just named (it always goes through ``toolfetch run``)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -16,55 +17,73 @@ from tf import assert_ok, copy_example, tf_main
 from toolfetch.ops.bootstrap import cmd_launcher
 
 
-def _nt(a: Path, b: Path) -> bool:
-    """The launcher's own test: ``[ a -nt b ]``."""
-    return subprocess.run(["sh", "-c", '[ "$1" -nt "$2" ]', "sh", str(a), str(b)]).returncode == 0
+def _say_runs_greet(lockfile: Path, older_than: Path) -> bytes:
+    """Lockfile content in which tool ``say`` is greet's artifact (another cached tree),
+    written as ``cp -p`` writes it: into the same file, with an older mtime."""
+    data = json.loads(lockfile.read_text())
+    data["tools"]["say"] = data["tools"]["greet"]
+    content = (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
+    with open(lockfile, "r+b") as f:  # in place, as cp onto an existing file
+        f.truncate()
+        f.write(content)
+    old = older_than.stat().st_mtime - 3600
+    os.utime(lockfile, (old, old))
+    return content
+
+
+def _fast(launcher: Path, *args: str) -> tuple[bool, subprocess.CompletedProcess[str]]:
+    """(whether the launcher exec'd the cached tool itself, its result): ``sh -x`` shows it."""
+    t = subprocess.run(["sh", "-x", str(launcher), *args], capture_output=True, text=True)
+    return "-m toolfetch" not in t.stderr, t
 
 
 @pytest.mark.skipif(os.name == "nt", reason="POSIX launchers")
-def test_an_unchanged_launcher_is_moved_past_the_lockfile(tmp_path: Path) -> None:
+@pytest.mark.parametrize("launcher_in_future", [False, True])
+def test_a_launcher_never_runs_the_tree_of_an_older_lockfile(
+        tmp_path: Path, launcher_in_future: bool) -> None:
+    """New lockfile content whose mtime is not newer than the launcher (cp -p, tar x,
+    rsync -a, touch -r; or a launcher dated in the future by a lockfile that was): the
+    launcher runs what the lockfile now pins. It used to run the old tree (an mtime test)."""
+    lockfile = copy_example(tmp_path)
+    bin_dir = tmp_path / "bin"
+    if launcher_in_future:  # bootstrap ran while the lockfile had a future mtime
+        future = time.time() + 3600
+        os.utime(lockfile, (future, future))
+    assert_ok(tf_main("bootstrap", "--lockfile", lockfile, "--bin-dir", bin_dir))
+    fast, t = _fast(bin_dir / "say", "hi")
+    assert fast and t.returncode == 0 and t.stdout == "say: hi\n", t.stderr
+    _say_runs_greet(lockfile, older_than=bin_dir / "say")
+    fast, t = _fast(bin_dir / "say", "hi")
+    assert t.returncode == 0 and "greetings from toolfetch" in t.stdout, (t.stdout, t.stderr)
+    assert not fast
+    # a re-run points it at the new tree and puts it back on its fast path
+    r = tf_main("bootstrap", "--lockfile", lockfile, "--bin-dir", bin_dir)
+    assert_ok(r)
+    assert "(3 updated)" in r.stdout  # every launcher names the content it was written for
+    fast, t = _fast(bin_dir / "say", "hi")
+    assert fast and "greetings from toolfetch" in t.stdout, t.stderr
+    assert [p.name for p in (bin_dir / ".toolfetch").iterdir()] == [
+        f"lockfile-{hashlib.sha256(lockfile.read_bytes()).hexdigest()}.json"]
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX launchers")
+def test_an_unchanged_lockfile_keeps_launchers_on_their_fast_path(tmp_path: Path) -> None:
+    """Only content counts: a lockfile touched, or copied back with its old bytes, is not a
+    change, and a re-run rewrites nothing."""
     lockfile = copy_example(tmp_path)
     bin_dir = tmp_path / "bin"
     r = tf_main("bootstrap", "--lockfile", lockfile, "--bin-dir", bin_dir)
     assert_ok(r)
     assert "(3 updated)" in r.stdout
-    launchers = {p.name: p for p in bin_dir.iterdir()}
-    texts = {n: p.read_text() for n, p in launchers.items()}
-    old = time.time() - 100
-    for p in launchers.values():
-        os.utime(p, (old, old))
-    # an edit that changes no launcher: hello's darwin/amd64 entry (this host is not that)
-    data = json.loads(lockfile.read_text())
-    data["tools"]["hello"]["platforms"].pop("darwin/amd64")
-    lockfile.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    assert all(_nt(lockfile, p) for p in launchers.values())  # all on the slow path now
-    r = tf_main("bootstrap", "--lockfile", lockfile, "--bin-dir", bin_dir)
-    assert_ok(r)
-    assert "(0 updated)" in r.stdout  # not rewritten, so not counted (docs/design.md)
-    for name, p in launchers.items():
-        assert p.read_text() == texts[name]
-        assert not _nt(lockfile, p), name
-    # the fast path is taken: `sh -x` shows the tree's executable exec'd, not python
-    t = subprocess.run(["sh", "-x", str(launchers["say"]), "hi"], capture_output=True,
-                       text=True)
-    assert t.returncode == 0 and t.stdout == "say: hi\n", t.stderr
-    assert "-m toolfetch" not in t.stderr, t.stderr
-
-
-@pytest.mark.skipif(os.name == "nt", reason="POSIX launchers")
-def test_a_lockfile_dated_in_the_future_does_not_leave_launchers_behind(
-        tmp_path: Path) -> None:
-    lockfile = copy_example(tmp_path)
-    bin_dir = tmp_path / "bin"
-    assert_ok(tf_main("bootstrap", "--lockfile", lockfile, "--bin-dir", bin_dir))
     future = time.time() + 3600
     os.utime(lockfile, (future, future))
-    (bin_dir / "say").unlink()
+    lockfile.write_bytes(lockfile.read_bytes())
+    for tool, needle in (("say", "say: x"), ("greet", "greetings"), ("hello", "Hello")):
+        fast, t = _fast(bin_dir / tool, "x")
+        assert fast and t.returncode == 0 and needle in t.stdout, (tool, t.stderr)
     r = tf_main("bootstrap", "--lockfile", lockfile, "--bin-dir", bin_dir)
     assert_ok(r)
-    assert "(1 updated)" in r.stdout  # the rewritten one only
-    for p in bin_dir.iterdir():
-        assert not _nt(lockfile, p), p.name
+    assert "(0 updated)" in r.stdout
 
 
 def test_windows_cmd_launcher_always_asks_the_lockfile() -> None:

@@ -700,6 +700,27 @@ def test_starlark_and_python_agree_on_image_layer_types(harness: Harness) -> Non
     assert set(tables["TYPES"]) == IMAGE_LAYER_TYPES
 
 
+def test_starlark_and_python_agree_on_formats(harness: Harness) -> None:
+    """downloads.bzl's archive and single-file formats are oci/formats.py's table."""
+    from toolfetch.core.treekey import TAR_FORMATS
+    from toolfetch.oci.formats import FORMATS
+
+    tables = harness.evaluate("t.bzl", 'load("//rules/bazel/private:downloads.bzl", '
+                                       '"ARCHIVE_TYPES", "SINGLE_FILE_FORMATS")\n'
+                                       'A = ARCHIVE_TYPES\nS = SINGLE_FILE_FORMATS\n')
+    assert set(tables["A"]) == {n for n, f in FORMATS.items() if f.is_archive}
+    assert set(tables["S"]) == {n for n, f in FORMATS.items() if not f.is_archive}
+    source = (RULES / "private" / "downloads.bzl").read_text()
+    assert all(f'"{name}"' in source.split("def applies_whiteouts")[1] for name in TAR_FORMATS)
+
+
+@pytest.mark.parametrize("unpack", ["gzip", "zstd", "xz", "bzip2"])
+def test_download_plan_refuses_single_compressed_files_by_name(harness: Harness,
+                                                               unpack: str) -> None:
+    with pytest.raises(Exception, match=f"single {unpack}-compressed file"):
+        harness.call(DOWNLOADS, "download_plan", _raw_entry("bin/t", unpack=unpack), "t")
+
+
 @pytest.mark.parametrize("title", TITLES)
 def test_starlark_and_python_agree_on_titles(harness: Harness, title: str) -> None:
     """One rule for titles in both fetchers: the lockfile's title is joined into a path."""

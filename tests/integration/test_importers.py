@@ -15,6 +15,7 @@ import ocitest
 import pytest
 import yaml
 from assetserver import AssetServer
+from blake3 import blake3
 from tf import assert_error, assert_ok, host, run_toolfetch, script, tf_main
 
 TOOL = script("imported")
@@ -67,7 +68,7 @@ def test_import_dotslash_then_lock_fetch_run(server: AssetServer, tmp_path: Path
     (ws / "tools.yaml").write_text("# our tools\ntools:\n  # keep me\n  other:\n"
                                    "    ref: example.com/other:1\n    path: other\n")
     node = ws / "node"
-    node.write_text(_dotslash(server, "cd" * 32, "blake3"))
+    node.write_text(_dotslash(server, blake3(ARCHIVE).hexdigest(), "blake3"))
     lockfile = ws / "tools.lock.json"
     r = tf_main("import-dotslash", "--lockfile", lockfile, node)
     assert_ok(r)
@@ -75,12 +76,14 @@ def test_import_dotslash_then_lock_fetch_run(server: AssetServer, tmp_path: Path
     assert "# our tools" in text and "# keep me" in text  # comments stay
     tools = yaml.safe_load(text)["tools"]
     assert tools["other"] == {"ref": "example.com/other:1", "path": "other"}
-    assert tools["node"] == {"platforms": {
+    assert tools["node"] == {"arg0": "tool", "platforms": {
         host(): {"urls": [server.url("/dist/node-v1.tar.gz"),
                           "https://github.com/nodejs/node/releases/download/v1/node-v1.tar.gz"],
-                 "format": "tar+gzip", "path": "node-v1/bin/node"},  # blake3: lock pins sha256
+                 "format": "tar+gzip", "path": "node-v1/bin/node",
+                 "blake3": blake3(ARCHIVE).hexdigest(), "size": len(ARCHIVE)},
         "darwin/arm64": {"url": "https://nodejs.org/dist/v1/node-v1-darwin-arm64.tar.gz",
-                         "format": "tar+gzip", "path": "node-v1/bin/node"}}}
+                         "format": "tar+gzip", "path": "node-v1/bin/node",
+                         "blake3": "ab" * 32, "size": 1}}}
     # lock just this host's entry (the darwin URL is not on loopback)
     del tools["other"]
     tools["node"]["platforms"].pop("darwin/arm64")
@@ -88,6 +91,10 @@ def test_import_dotslash_then_lock_fetch_run(server: AssetServer, tmp_path: Path
     r = tf_main("lock", "--lockfile", lockfile)
     assert_ok(r)
     assert f"pinned sha256:{hashlib.sha256(ARCHIVE).hexdigest()}" in r.stderr
+    assert "declared blake3 digest and size checked" in r.stderr
+    locked = json.loads(lockfile.read_text())["tools"]["node"]
+    assert locked["arg0"] == "tool"
+    assert locked["platforms"][host()]["blake3"] == blake3(ARCHIVE).hexdigest()
     r = run_toolfetch("run", "--lockfile", lockfile, "node", "--", "v")
     assert_ok(r)
     assert r.stdout.splitlines() == ["imported", "arg:v"]
@@ -163,18 +170,21 @@ def test_import_multitool_then_lock_and_run(server: AssetServer, tmp_path: Path)
 @pytest.mark.parametrize(("binary", "needle"), [
     ({"kind": "pkg", "url": "https://x/y.pkg", "file": "a", "sha256": "0" * 64, "os": "macos",
       "cpu": "arm64"}, "pkg"),
-    ({"kind": "archive", "url": "https://x/y.tar.xz", "file": "a", "sha256": "0" * 64,
-      "os": "linux", "cpu": "x86_64", "type": "tar.xz"}, "tar.xz"),
+    ({"kind": "archive", "url": "https://x/y.deb", "file": "a", "sha256": "0" * 64,
+      "os": "linux", "cpu": "x86_64", "type": ".deb"}, ".deb"),
     ({"kind": "file", "url": "https://x/y", "sha256": "0" * 64, "os": "plan9",
       "cpu": "x86_64"}, "plan9"),
 ])
-def test_multitool_entries_toolfetch_cannot_carry_are_refused(
+def test_multitool_entries_toolfetch_cannot_carry_are_skipped_by_name(
         binary: dict[str, str], needle: str, tmp_path: Path) -> None:
+    """A binary toolfetch cannot carry is skipped with a warning naming it; a file with
+    nothing left to import is exit 2 and writes nothing."""
     multitool = tmp_path / "multitool.lock.json"
     multitool.write_text(json.dumps({"t": {"binaries": [binary]}}))
     config = tmp_path / "tools.yaml"
     r = tf_main("import-multitool", "--config", config, multitool)
-    assert_error(r, 2, str(multitool), "tool t", needle)
+    assert_error(r, 2, str(multitool), "nothing")
+    assert "tool t" in r.stderr and needle in r.stderr and "skipped" in r.stderr
     assert not config.exists()
 
 

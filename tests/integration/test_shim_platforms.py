@@ -342,3 +342,29 @@ def test_buck2_accepts_distinct_keys(tmp_path: Path) -> None:
     ]
     arm64 = H.Platform.of("linux", "arm64")
     assert b.configured_attrs("root//:hello", arm64)["actual"] == ":tools__hello__linux_arm64_v8"
+
+
+# ---- signatures (issue 26) -----------------------------------------------------------------
+
+
+def test_both_shims_ignore_verified_records(bazel: Bazel, tmp_path: Path) -> None:
+    """A lockfile whose platforms carry `verified` (what lock checked a signature of) loads
+    in both shims exactly as one without it."""
+    lock = _lock("linux/amd64", "darwin/arm64")
+    for i, entry in enumerate(lock["tools"]["hello"]["platforms"].values()):
+        entry["verified"] = (
+            {"kind": "cosign-key", "signature": f"sha256:{i + 7:064x}", "key": f"sha256:{9:064x}"}
+            if i == 0 else
+            {"kind": "sigstore", "signature": f"sha256:{i + 7:064x}",
+             "identity": "https://github.com/o/r/.github/workflows/release.yml@refs/tags/v1",
+             "issuer": "https://token.actions.githubusercontent.com"})
+    plain = _lock("linux/amd64", "darwin/arm64")
+    assert bazel.hub_targets(lock) == bazel.hub_targets(plain)
+    (tmp_path / "signed").mkdir()
+    (tmp_path / "plain").mkdir()
+    signed = _buck(tmp_path / "signed", lock)
+    unsigned = _buck(tmp_path / "plain", plain)
+    assert signed.target("root//:hello").attrs == unsigned.target("root//:hello").attrs
+    for key in ("linux_amd64", "darwin_arm64"):
+        name = f"root//:tools__hello__{key}"
+        assert signed.kind(name) == unsigned.kind(name) == "toolfetch_fetch"

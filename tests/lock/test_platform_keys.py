@@ -185,3 +185,42 @@ def test_an_index_spelling_the_os_in_upper_case_locks_the_lower_case_key(
                     platforms))
     assert _keys(tmp_path, "t") == {"linux/amd64": art.digest}
     assert_ok(tf_main("fetch", "--all-platforms", "--lockfile", str(tmp_path / "tools.lock.json")))
+
+
+@pytest.mark.parametrize("top_level", [None, ["linux/amd64", "darwin/arm64"]])
+def test_a_tools_platform_list_limits_a_single_manifest(
+        registry: Registry, unique_repo: str, tmp_path: Path,
+        top_level: list[str] | None) -> None:
+    """Issue 24 #3: an ORAS artifact (one manifest, no platform in its config) with
+    `platforms: [linux/amd64]` is locked for linux/amd64 only, never as "*": another
+    platform is exit 4, not handed the linux binary. Without a tool list it stays "*"."""
+    art = ocitest.oras_artifact({"jq": b"#!/bin/sh\necho linux jq\n"})
+    ocitest.push_artifact(registry, unique_repo, "1.6", art)
+    ref = registry.ref(unique_repo, "1.6")
+    assert_ok(_lock(tmp_path, {"jq": {"ref": ref, "platforms": ["linux/amd64"]},
+                               "any": {"ref": ref}}, top_level))
+    assert _keys(tmp_path, "jq") == {"linux/amd64": art.digest}
+    assert _keys(tmp_path, "any") == {"*": art.digest}
+    lockfile = str(tmp_path / "tools.lock.json")
+    r = tf_main("which", "--lockfile", lockfile, "--platform", "darwin/arm64", "jq")
+    assert_error(r, 4, "jq", "darwin/arm64", "linux/amd64")
+    r = tf_main("which", "--lockfile", lockfile, "--platform", "linux/amd64", "jq")
+    assert_ok(r)
+    assert Path(r.stdout.strip()).read_bytes() == b"#!/bin/sh\necho linux jq\n"
+
+
+def test_an_older_lockfile_with_both_arm_spellings_says_a_full_lock_rewrites_it(
+        example: Path) -> None:
+    """Issue 24.18: `fetch` and `lock TOOL` refuse it (exit 2); the message said only "run
+    `toolfetch lock`", which, with tool names, refuses it too. A full `lock` rewrites it."""
+    data = json.loads(example.read_text())
+    platforms = data["tools"]["greet"]["platforms"]
+    platforms["linux/arm"] = platforms["linux/arm/v7"] = platforms["linux/amd64"]
+    example.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    for argv in (["fetch"], ["lock", "greet"]):
+        r = tf_main(argv[0], "--lockfile", example, *argv[1:])
+        assert_error(r, 2, "'linux/arm' and 'linux/arm/v7'", "older toolfetch",
+                     "a full `toolfetch lock` (no tool names) rewrites it")
+    assert_ok(tf_main("lock", "--lockfile", example))
+    keys = json.loads(example.read_text())["tools"]["greet"]["platforms"]
+    assert "linux/arm" not in keys  # one key at most (here none: tools.yaml has no arm)

@@ -131,6 +131,9 @@ def test_a_killed_exports_temp_files_are_removed_by_the_next(example: Path,
     assert p.returncode == 9, p.stderr
     (dead,) = (blobs / n for n in os.listdir(blobs) if n.startswith("."))
     assert dead.read_bytes() == b"half a blob"
+    # untouched past the grace a writer that only looks gone (another pid namespace) gets
+    past = time.time() - oci_layout.WRITER_GRACE - 60
+    os.utime(dead, (past, past))
     # one of a live writer (this test) stays
     live = oci_layout.temp_path(blobs / layer)
     live.write_bytes(b"still being written")
@@ -173,5 +176,8 @@ def test_temp_names_say_which_writer_made_them(tmp_path: Path) -> None:
     index_temp = oci_layout.temp_path(tmp_path / "index.json")
     dead = index_temp.with_name(index_temp.name.replace(f"-{os.getpid()}-", f"-{_dead_pid()}-"))
     dead.write_bytes(b"{")
+    assert oci_layout.LayoutSource(tmp_path).remove_stale_temps() == []  # fresh: kept a while
+    past = time.time() - oci_layout.WRITER_GRACE - 60
+    os.utime(dead, (past, past))
     assert oci_layout.LayoutSource(tmp_path).remove_stale_temps() == [dead]
     assert foreign.exists() and not dead.exists()

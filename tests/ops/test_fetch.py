@@ -210,9 +210,14 @@ def test_missing_tool_and_platform(registry: Registry, unique_repo: str,
     r = ws.tf("fetch", "--platform", "windows/amd64", "t")
     assert_error(r, 4, "windows/amd64", "darwin/arm64, linux/amd64")
     assert_error(ws.tf("which", "--platform", "linux/arm/v7", "t"), 4, "linux/arm/v7")
-    # both tools missing the platform: both reported
-    r = ws.tf("fetch", "--platform", "windows/amd64")
+    # both tools named and missing the platform: both reported
+    r = ws.tf("fetch", "--platform", "windows/amd64", "u", "t")
     assert r.stderr.count("error: ") == 2 and "tool t " in r.stderr and "tool u " in r.stderr
+    # none named: both skipped, each with a warning (issue 23.3)
+    r = ws.tf("fetch", "--platform", "windows/amd64")
+    assert_ok(r)
+    assert r.stderr.count("warning: tool t is not available for windows/amd64") == 1
+    assert r.stderr.count("warning: tool u is not available for windows/amd64") == 1
 
 
 def test_all_platforms_and_output(registry: Registry, unique_repo: str, ws: Workspace,

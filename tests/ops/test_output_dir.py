@@ -15,11 +15,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tf import TRACEBACK, assert_error, assert_ok, cache_trees, run_toolfetch, tf_main
+from tf import (
+    TRACEBACK,
+    assert_error,
+    assert_ok,
+    cache_trees,
+    run_toolfetch,
+    tf_main,
+    tmpfs,
+)
 
 from toolfetch.core.errors import LocalIOError
-from toolfetch.ops import fetch as fetch_module
-from toolfetch.ops.fetch import materialize
+from toolfetch.ops import output as output_module
+from toolfetch.ops.output import materialize
 
 
 def _tree(lockfile: Path, tool: str) -> Path:
@@ -110,8 +118,8 @@ def test_materialize_cleans_up_after_a_failing_copy(example: Path, tmp_path: Pat
 
     out = tmp_path / "deep" / "out"
     with monkeypatch.context() as m, pytest.raises(LocalIOError) as failed:
-        m.setattr(fetch_module.os, "link", refuse_link)
-        m.setattr(fetch_module.shutil, "copy2", copy_then_fill_up)
+        m.setattr(output_module.os, "link", refuse_link)
+        m.setattr(output_module.shutil, "copy2", copy_then_fill_up)
         materialize(tree, out)
     assert failed.value.exit_code == 8
     assert "no space left on device" in str(failed.value) and f"({out}/" in str(failed.value)
@@ -142,3 +150,16 @@ def test_output_with_all_platforms_is_a_usage_error(example: Path, cache_dir: Pa
     assert_error(r, 2, "--output", "--all-platforms")
     assert not out.exists()
     assert cache_trees(cache_dir) == {}  # refused before fetching anything
+
+
+def test_output_onto_an_empty_mount_point_is_filled_in_place(example: Path,
+                                                             tmp_path: Path) -> None:
+    """Issue 24.18: renaming onto a mount point is EBUSY (exit 8); the tree is copied into it."""
+    out = tmp_path / "mnt"
+    with tmpfs(out, "4m"):
+        r = tf_main("fetch", "--lockfile", example, "hello", "--output", out)
+        assert r.returncode == 0, r.stderr
+        p = subprocess.run([str(out / "bin" / "hello")], capture_output=True, text=True)
+        assert p.returncode == 0 and "Hello from toolfetch!" in p.stdout, p.stderr
+        assert os.path.ismount(out)
+        assert [n for n in os.listdir(tmp_path) if n.startswith(".")] == []

@@ -1,18 +1,21 @@
 """A loopback HTTP server for release assets, with the faults real release hosts have.
 
-``AssetServer()`` serves ``files`` (path -> bytes) with ``Range`` support, and records every
-request (path, headers). Per path one can require Basic credentials, redirect elsewhere
-(e.g. to a second AssetServer: another origin), or cut the body after N bytes for the first
-K requests. Loopback only.
+``AssetServer()`` serves ``files`` (path -> bytes) and ``disk_files`` (path -> a file on disk,
+streamed, for artifacts too large to hold in memory) with ``Range`` support, records every
+request (path, headers) and counts the body bytes sent per path (``sent``).  Per path one
+can require Basic credentials, redirect elsewhere (e.g. to a second AssetServer: another
+origin), or cut the body after N bytes for the first K requests. Loopback only.
 """
 
 from __future__ import annotations
 
 import base64
 import re
+import shutil
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 from typing import Any
 
 from loopback import LoopbackHTTPServer
@@ -34,6 +37,8 @@ class Rules:
 class AssetServer:
     def __init__(self) -> None:
         self.files: dict[str, bytes] = {}
+        self.disk_files: dict[str, Path] = {}
+        self.sent: dict[str, int] = {}
         self.rules = Rules()
         self.seen: list[Seen] = []
         self.lock = threading.Lock()
@@ -100,6 +105,10 @@ class _Handler(BaseHTTPRequestHandler):
                 self._reply(401, b"unauthorized", {"WWW-Authenticate": 'Basic realm="x"'},
                             head)
                 return
+        disk = assets.disk_files.get(path)
+        if disk is not None:
+            self._send_file(assets, path, disk, head)
+            return
         data = assets.files.get(path)
         if data is None:
             self._reply(404, b"not found", head=head)
@@ -129,3 +138,30 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.shutdown(2)  # the cut: the client sees a short body
             return
         self.wfile.write(body)
+        with assets.lock:
+            assets.sent[path] = assets.sent.get(path, 0) + len(body)
+
+    def _send_file(self, assets: AssetServer, path: str, disk: Path, head: bool) -> None:
+        size = disk.stat().st_size
+        start, status, extra = 0, 200, {}
+        m = _RANGE.fullmatch(self.headers.get("Range", ""))
+        if m:
+            start = int(m.group(1))
+            if start >= size:
+                self._reply(416, headers={"Content-Range": f"bytes */{size}"}, head=head)
+                return
+            status = 206
+            extra["Content-Range"] = f"bytes {start}-{size - 1}/{size}"
+        self.send_response(status)
+        for k, v in extra.items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(size - start))
+        self.send_header("Accept-Ranges", "bytes")
+        self.end_headers()
+        if head:
+            return
+        with disk.open("rb") as f:
+            f.seek(start)
+            shutil.copyfileobj(f, self.wfile, 1 << 20)
+        with assets.lock:
+            assets.sent[path] = assets.sent.get(path, 0) + size - start

@@ -377,7 +377,7 @@ def lock_entry(ref: str, art: ocitest.Artifact, path: str,
     for layer in art.layers:
         title = (layer.get("annotations") or {}).get(ocitest.TITLE)
         fmt = (unpack or {}).get(layer["digest"]) or detect_format(
-            layer["mediaType"], title, art.blobs[layer["digest"]][:512])
+            layer["mediaType"], title, art.blobs[layer["digest"]][:512]).name
         entry = {"digest": layer["digest"], "mediaType": layer["mediaType"],
                  "size": layer["size"], "unpack": fmt}
         if title is not None:

@@ -107,7 +107,18 @@ def asset_urls(lock, entry, tool, env_mirrors, insecure):
             urls.append(u)
     return urls
 
-ARCHIVE_TYPES = {"tar": "tar", "tar+gzip": "tar.gz", "tar+zstd": "tar.zst", "zip": "zip"}
+# toolfetch's archive formats (tools/toolfetch/oci/formats.py FORMATS; a test keeps them
+# equal) as Bazel's extractor names them. Single compressed files (gzip, zstd, xz, bzip2)
+# have no extractor type: use_rctx_download refuses them by name.
+ARCHIVE_TYPES = {
+    "tar": "tar",
+    "tar+gzip": "tar.gz",
+    "tar+zstd": "tar.zst",
+    "tar+xz": "tar.xz",
+    "tar+bzip2": "tar.bz2",
+    "zip": "zip",
+}
+SINGLE_FILE_FORMATS = ["raw", "gzip", "zstd", "xz", "bzip2"]
 
 # Image-spec layer types: changesets whose `.wh.` entries delete lower content (layer.md).
 # toolfetch applies them (tools/toolfetch/core/treekey.py); Bazel's extractor cannot.
@@ -141,7 +152,7 @@ def check_title(title):
 def applies_whiteouts(layer):
     """tools/toolfetch/core/treekey.py applies_whiteouts: an image changeset, not an archive."""
     media = layer.get("mediaType", "").split(";")[0].strip().lower()
-    return (layer.get("unpack") in ("tar", "tar+gzip", "tar+zstd") and
+    return (layer.get("unpack") in ("tar", "tar+gzip", "tar+zstd", "tar+xz", "tar+bzip2") and
             media in IMAGE_LAYER_TYPES and layer.get("title") == None)
 
 def download_plan(entry, tool):
@@ -172,6 +183,10 @@ def download_plan(entry, tool):
             steps.append(struct(sha256 = digest[len("sha256:"):], output = title, archive = None))
         elif unpack in ARCHIVE_TYPES:
             steps.append(struct(sha256 = digest[len("sha256:"):], output = "", archive = ARCHIVE_TYPES[unpack]))
+        elif unpack in SINGLE_FILE_FORMATS:
+            fail(("toolfetch: %s: layer %s is a single %s-compressed file, which Bazel's " +
+                  "downloader cannot decompress; drop use_rctx_download to fetch it with " +
+                  "toolfetch") % (tool, digest, unpack))
         else:
             fail("toolfetch: %s: layer %s has unknown unpack format %r" % (tool, digest, unpack))
     return steps

@@ -26,12 +26,13 @@ import contextlib
 import os
 import stat
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from toolfetch.cache.inventory import Entry, Inode, digests_under, disk_usage, scan
-from toolfetch.cache.store import Cache
+from toolfetch.cache.store import Cache, try_lock
+from toolfetch.core import tempnames
 from toolfetch.core.digest import Digest
 from toolfetch.core.fs import remove_tree
 from toolfetch.core.sizes import parse_duration
@@ -44,16 +45,6 @@ def grace_seconds() -> float:
     """``TOOLFETCH_GC_GRACE`` (a duration: ``60``, ``90s``, ``5m``), default 60 seconds."""
     text = os.environ.get(GRACE_ENV, "").strip()
     return parse_duration(text, GRACE_ENV) if text else 60.0
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @dataclass
@@ -74,20 +65,6 @@ class GcReport:
     @property
     def freed(self) -> int:
         return sum(r.freed for r in self.removed)
-
-
-def _try_lock(path: Path | str, dry_run: bool) -> Callable[[], None] | None:
-    """The release of a lock nobody held, or None; a dry run creates no lock file."""
-    import filelock
-
-    if dry_run and not os.path.exists(path):  # so nobody holds it
-        return lambda: None
-    lock = filelock.FileLock(str(path))
-    try:
-        lock.acquire(timeout=0)
-    except filelock.Timeout:
-        return None
-    return lock.release
 
 
 class _Reclaim:
@@ -120,22 +97,29 @@ def reclaim_temp(cache: Cache, report: GcReport, dry_run: bool, links: dict[Inod
     reclaim = _Reclaim(dry_run)
     if cache.tmp.is_dir():
         for e in os.scandir(cache.tmp):
-            pid_text = e.name.split("-", 1)[0]
-            if pid_text.isdigit() and pid_alive(int(pid_text)):
-                continue
-            report.reclaimed_temp += 1
-            reclaim.take(e.path)
+            if _abandoned(e, grace):
+                report.reclaimed_temp += 1
+                reclaim.take(e.path)
     if cache.locks.is_dir():
         for e in os.scandir(cache.locks):
-            release = _try_lock(e.path, dry_run)
+            release = try_lock(e.path, create=not dry_run)
             if release is not None:  # held while its file goes (released at exit, if it raises)
                 report.reclaimed_locks += 1
                 reclaim.take(e.path)
                 release()
     _reclaim_trees(cache, report, reclaim, grace)
-    _reclaim_indexes(cache, report, reclaim)
+    _reclaim_indexes(cache, report, reclaim, grace)
     # an inode made since disk_usage ran is not in links: it was not measured, so not counted
     return sum(n for i, (n, k) in reclaim.seen.items() if k >= links.get(i, k + 1))
+
+
+def _abandoned(e: os.DirEntry[str], grace: float) -> bool:
+    """A temp file (or directory) whose writer is gone (:func:`tempnames.abandoned`)."""
+    try:
+        age = time.time() - e.stat(follow_symlinks=False).st_mtime
+    except FileNotFoundError:
+        return False  # its writer finished, or another gc took it
+    return tempnames.abandoned(e.name, age, grace, tempnames.FOREIGN_GRACE)
 
 
 def _reclaim_trees(cache: Cache, report: GcReport, reclaim: _Reclaim, grace: float) -> None:
@@ -148,7 +132,7 @@ def _reclaim_trees(cache: Cache, report: GcReport, reclaim: _Reclaim, grace: flo
         except OSError:  # another gc took it
             continue
         lock = cache.lock_path("tree", digest)
-        release = _try_lock(lock, reclaim.dry_run) if old else None
+        release = try_lock(lock, create=not reclaim.dry_run) if old else None
         if release is None:
             continue
         if not cache.has_tree(digest) and path.is_dir():  # checked again, under the lock
@@ -159,9 +143,10 @@ def _reclaim_trees(cache: Cache, report: GcReport, reclaim: _Reclaim, grace: flo
         release()
 
 
-def _reclaim_indexes(cache: Cache, report: GcReport, reclaim: _Reclaim) -> None:
+def _reclaim_indexes(cache: Cache, report: GcReport, reclaim: _Reclaim, grace: float
+                      ) -> None:
     """Lockfile indexes (:mod:`toolfetch.core.lockindex`) that describe no lockfile any more
-    (it is gone or changed), half-written ones of dead processes, and schema verdicts unused
+    (it is gone or changed), half-written ones of gone writers, and schema verdicts unused
     for VERDICT_UNUSED_FOR (an empty file each; their lockfile content is long gone)."""
     from toolfetch.core import lockindex
 
@@ -170,9 +155,8 @@ def _reclaim_indexes(cache: Cache, report: GcReport, reclaim: _Reclaim) -> None:
         return
     now = time.time()
     for e in os.scandir(directory):
-        pid = e.name.split(".")[1] if "." in e.name else ""
-        if pid:  # <name>.<pid>.tmp, written by lockindex.write
-            stale = not pid.isdigit() or not pid_alive(int(pid))
+        if e.name.startswith("."):  # a temp file of lockindex.write
+            stale = _abandoned(e, grace)
         elif e.name.startswith(lockindex.VERDICT_PREFIX):  # touched whenever it is used
             try:
                 stale = now - e.stat().st_mtime > VERDICT_UNUSED_FOR
@@ -253,7 +237,7 @@ class _Eviction:
             self.report.kept_in_use.append(entry)
             return False
         lock = self.cache.lock_path(entry.kind, entry.digest)
-        release = _try_lock(lock, self.dry_run)
+        release = try_lock(lock, create=not self.dry_run)
         if release is None:  # a fetch is working on it right now
             self.report.kept_in_use.append(entry)
             return False

@@ -16,7 +16,8 @@ sits under its final name: blobs are renamed into place after their digest was c
 tree counts only once its record exists (written after the directory was renamed into place;
 if that write fails the directory goes again, and gc reclaims one a kill left once it is older
 than the grace period).
-Temp names carry the writer's pid so gc can reclaim those of dead processes. This module is on
+Temp names carry the writer's host and pid (:mod:`toolfetch.core.tempnames`) so gc can
+reclaim those of dead processes. This module is on
 the hit path: ``filelock`` and the unpacker are imported lazily. Nothing is fsync'd (as pip
 and uv): after a power loss, ``toolfetch cache verify --repair`` finds and fixes what the
 crash damaged.
@@ -29,8 +30,10 @@ the blobs, which stay), then ``layout.json`` says 2.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -38,6 +41,7 @@ from typing import Any, BinaryIO
 from toolfetch.core.digest import Digest
 from toolfetch.core.errors import LocalIOError, UsageError
 from toolfetch.core.fs import atomic_write, atomic_writer, remove_tree
+from toolfetch.core.tempnames import temp_name
 
 LAYOUT_VERSION = 2
 # Blobs smaller than this are placed without the entry lock: filelock takes ~0.3-0.8 ms of CPU
@@ -148,7 +152,7 @@ class Cache:
 
     # -- temp space -------------------------------------------------------------------------
     def _temp_name(self, suffix: str) -> Path:
-        return self.tmp / f"{os.getpid()}-{os.urandom(6).hex()}{suffix}"
+        return self.tmp / temp_name("entry", suffix)
 
     @contextlib.contextmanager
     def temp_dir(self) -> Iterator[Path]:
@@ -163,6 +167,33 @@ class Cache:
     def lock_path(self, kind: str, digest: Digest) -> Path:
         """The lock file of an entry (``kind`` blob or tree): fetch and gc take the same one."""
         return self.locks / f"{kind}-{digest.hex}.lock"
+
+    def hold(self, kind: str, digest: Digest) -> Callable[[], None]:
+        """Protect an entry from ``cache gc`` and ``cache verify --repair`` while it is used:
+        a shared lock on its entry lock file (they take the exclusive one without waiting,
+        and keep what they cannot get). Waits while one of them holds it, i.e. is removing
+        it: the caller checks the entry is still there once this returns. Returns the
+        release. Best effort: on a read-only cache, or without ``fcntl``, nothing is held.
+        """
+        try:
+            import fcntl
+        except ImportError:  # Windows: a fetch rebuilds what is taken from under it
+            return _nothing
+        path = self.lock_path(kind, digest)
+        for _ in range(8):  # gc unlinks the lock file of what it evicted: take the new one
+            try:
+                f = open(path, "ab")  # noqa: SIM115 (held past this call; closed on release)
+            except OSError:
+                return _nothing
+            try:
+                fcntl.flock(f.fileno(), fcntl.LOCK_SH)
+                held, now = os.fstat(f.fileno()), os.stat(path)
+                if (held.st_dev, held.st_ino) == (now.st_dev, now.st_ino):
+                    return f.close  # closing releases it, as does dropping the last reference
+            except OSError:
+                pass
+            f.close()
+        return _nothing
 
     @contextlib.contextmanager
     def entry_lock(self, kind: str, digest: Digest) -> Iterator[None]:
@@ -266,12 +297,49 @@ class Cache:
         return data
 
     def drop_tree(self, key: Digest) -> None:
-        """Remove a tree: record first, so it never looks complete while half-deleted."""
+        """Remove a tree: record first, so it never looks complete while half-deleted, then
+        the directory is renamed into ``tmp/`` (under this pid) and deleted there, so a kill
+        meanwhile leaves a temp directory gc reclaims, not a half tree."""
         self.record_path(key).unlink(missing_ok=True)
         self.used_path(key).unlink(missing_ok=True)
         dest = self.tree_path(key)
-        if dest.exists():
-            remove_tree(dest)
+        if dest.is_symlink() or not dest.exists():
+            return
+        doomed = self._temp_name(".tree")
+        try:
+            os.rename(dest, doomed)
+        except OSError:  # no tmp/ (a cache not prepared for writing): in place
+            doomed = dest
+        remove_tree(doomed)
+
+    def tree_damage(self, key: Digest, path: str) -> str | None:
+        """Why the recorded tree ``key`` is damaged as far as its file ``path`` tells, else
+        None (sound, or ``path`` was never in it: a wrong ``path``, not damage). Damage is
+        what a cleanup job or a virus scanner does to a tree: its directory gone, or a file
+        its record lists missing or without the mode recorded. Cheap while the file is there
+        and executable: the record is read only otherwise."""
+        tree = self.tree_path(key)
+        if not tree.is_dir():
+            return "its directory is missing"
+        try:
+            st: os.stat_result | None = os.lstat(tree / path)
+        except OSError:
+            st = None
+        if st is not None and (not stat.S_ISREG(st.st_mode) or st.st_mode & 0o100):
+            return None
+        try:
+            files = self.read_record(key).get("files", [])
+            listed = next((f for f in files if f.get("path") == path), None)
+        except (OSError, ValueError, TypeError, AttributeError):
+            return "its record is unreadable"
+        if listed is None:
+            return None
+        if st is None:
+            return f"its file {path} is missing"
+        mode = int(listed.get("mode", 0)) if listed.get("type") == "file" else 0
+        if mode & 0o100:
+            return f"its file {path} lost its executable mode"
+        return None
 
     def drop_blob(self, digest: Digest) -> None:
         self.blob_path(digest).unlink(missing_ok=True)
@@ -285,3 +353,27 @@ class Cache:
             now = os.stat(self.blob_path(digest))
             if (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino):
                 self.drop_blob(digest)
+
+
+def _nothing() -> None:
+    """The release of a hold that holds nothing."""
+
+
+def try_lock(path: Path | str, create: bool = True) -> Callable[[], None] | None:
+    """Take the lock file ``path`` exclusively if nobody holds it (an entry lock, a fetch's
+    :meth:`Cache.hold`): its release, else None. ``create=False`` (a read-only command)
+    creates no lock file: one that does not exist is held by nobody."""
+    import filelock
+
+    if not create and not os.path.exists(path):
+        return _nothing
+    lock = filelock.FileLock(str(path))
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        return None
+    except OSError as e:
+        if create or e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
+        return _nothing  # a read-only cache: nobody can hold it (a hold needs to open it)
+    return lock.release

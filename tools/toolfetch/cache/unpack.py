@@ -1,5 +1,5 @@
-"""Unpacking layers into a tree: tar, tar+gzip, tar+zstd, zip and raw files (docs/design.md,
-"Unpacking").
+"""Unpacking layers into a tree: tar archives (plain, gzip, zstd, xz or bzip2), zip archives,
+raw files and single compressed files (docs/design.md, "Unpacking").
 
 Formats are told apart in :mod:`formats`; every member goes through :class:`SafeTree`, which
 refuses whatever could leave the tree (its module doc lists the rules) and applies OCI
@@ -22,7 +22,6 @@ too.
 from __future__ import annotations
 
 import errno
-import gzip
 import os
 import stat
 import sys
@@ -33,21 +32,23 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, cast
 
+from toolfetch.cache.codecs import decompressing_reader
 from toolfetch.cache.safetree import MAX_UNPACK_ENV, Known, SafeTree
+from toolfetch.cache.streams import (
+    BadHeader,
+    Counted,
+    GuardedTarInfo,
+    RefusedHeader,
+)
 from toolfetch.core.errors import IntegrityError, LocalIOError, UsageError
 from toolfetch.core.sizes import parse_size
-from toolfetch.oci.formats import UNPACK_FORMATS, check_title
+from toolfetch.oci.formats import FORMATS, Codec, Container, Format, check_title, split_relative
 
 DEFAULT_MAX_UNPACKED = 8 * 1024**3
 
 RAW_MODE = 0o555
-_MAX_META = 1 << 20  # data of one pax / GNU long-name header
 _MAX_LINK = 4096  # a zip symlink's target
 _NO_LINK_ERRNOS = (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP)
-_META_TYPES = (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE,
-               tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE)
-
-
 def max_unpack_bytes() -> int:
     """The cap on unpacked bytes from ``TOOLFETCH_MAX_UNPACK_BYTES`` (a size, see
     :mod:`toolfetch.core.sizes`), else the default."""
@@ -55,113 +56,11 @@ def max_unpack_bytes() -> int:
     return parse_size(text, MAX_UNPACK_ENV, minimum=1) if text else DEFAULT_MAX_UNPACKED
 
 
-class _RefusedHeader(Exception):
-    """A metadata header refused inside tarfile's parsing; an IntegrityError naming the layer."""
-
-
-class _BadHeader(Exception):
-    """A header tarfile would take for the end of the archive; not a tarfile error, so that
-    ``TarFile.next()`` lets it through instead of silently ending the member list."""
-
-
-class _Replay:
-    """The stream tarfile reads, with bytes already read from it put back in front."""
-
-    def __init__(self, head: bytes, rest: Any) -> None:
-        self._head, self._rest = head, rest
-
-    def read(self, size: int) -> bytes:
-        if not self._head:
-            return cast(bytes, self._rest.read(size))
-        data, self._head = self._head[:size], self._head[size:]
-        return data + (self._rest.read(size - len(data)) if len(data) < size else b"")
-
-    def tell(self) -> int:
-        return cast(int, self._rest.tell()) - len(self._head)
-
-
-def check_pax_records(buf: bytes) -> str | None:
-    """Why the pax header data ``buf`` (block-padded) is malformed, or None.
-
-    CPython 3.13 (and 3.12.6+, 3.11.10+) refuse records older releases accept (trailing bytes,
-    a record not ending in a newline), so these rules, the strict ones, are checked here on
-    every Python: one layer must unpack alike on all of them.
-    """
-    pos = 0
-    while pos < len(buf) and buf[pos] != 0:
-        space = buf.find(b" ", pos, pos + 21)
-        digits = buf[pos:space] if space > pos else b""
-        if not digits or not digits.isdigit() or not digits.isascii():
-            return f"pax record at byte {pos} has no length"
-        length = int(digits)
-        end = pos + length  # one past the record's newline
-        if length < 5 or end > len(buf):
-            return f"pax record at byte {pos} has a bad length {length}"
-        keyword, equals, _ = buf[space + 1:end - 1].partition(b"=")
-        if not keyword or not equals or buf[end - 1] != 0x0A:
-            return f"pax record at byte {pos} is not 'LENGTH KEYWORD=VALUE\\n'"
-        pos = end
-    return None
-
-
-# tarfile's own "the archive ends here" errors (not in typeshed): a zero block, end of stream.
-_END_OF_ARCHIVE = (cast(Any, tarfile).EOFHeaderError, cast(Any, tarfile).EmptyHeaderError)
-
-
-class _GuardedTarInfo(tarfile.TarInfo):
-    """Refuses oversized or malformed pax / GNU long-name headers (tarfile reads them into
-    memory), and makes a corrupt header an error rather than the end of the archive."""
-
-    @classmethod
-    def fromtarfile(cls, tarfile_: tarfile.TarFile) -> _GuardedTarInfo:
-        offset = cast(Any, tarfile_).fileobj.tell()
-        try:
-            return super().fromtarfile(tarfile_)
-        except _END_OF_ARCHIVE:
-            raise  # a zero block or the end of the stream: the archive really ends here
-        except tarfile.HeaderError as e:
-            raise _BadHeader(f"bad header at byte {offset}: {e}") from e
-
-    def _proc_member(self, tf: tarfile.TarFile) -> tarfile.TarInfo:
-        if self.type in _META_TYPES and self.size > _MAX_META:
-            raise _RefusedHeader(self.name, f"its header holds {self.size} bytes of metadata "
-                                  f"(at most {_MAX_META})")
-        if self.type in (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE):
-            stream = cast(Any, tf).fileobj
-            buf = stream.read(self._block(self.size))  # type: ignore[attr-defined]
-            if (why := check_pax_records(buf)) is not None:
-                raise _RefusedHeader(self.name, why)
-            cast(Any, tf).fileobj = _Replay(buf, stream)
-            try:
-                return cast(tarfile.TarInfo, cast(Any, super())._proc_member(tf))
-            finally:
-                cast(Any, tf).fileobj = stream
-        return cast(tarfile.TarInfo, cast(Any, super())._proc_member(tf))
-
-
-class _Counted:
-    """A read-only stream over a decompressor: caps the bytes read, wraps codec errors."""
-
-    def __init__(self, read: Callable[[int], bytes], cap: int, what: str) -> None:
-        self._read, self.cap, self.what, self.count = read, cap, what, 0
-
-    def read(self, size: int = -1) -> bytes:
-        try:
-            data = self._read(size)
-        except Exception as e:
-            raise IntegrityError(f"{self.what}: corrupt or truncated archive: {e}") from e
-        self.count += len(data)
-        if self.count > self.cap:
-            raise IntegrityError(f"{self.what}: decompressed archive exceeds {self.cap} bytes "
-                                 f"(see {MAX_UNPACK_ENV})")
-        return data
-
-
-def _unpack_tar(tree: SafeTree, stream: _Counted) -> None:
+def _unpack_tar(tree: SafeTree, stream: Counted) -> None:
     try:
         # Stream mode only ever calls read(): no seeking, constant memory.
         with tarfile.open(fileobj=cast(IO[bytes], stream), mode="r|",
-                          tarinfo=_GuardedTarInfo) as tf:
+                          tarinfo=GuardedTarInfo) as tf:
             while (m := tf.next()) is not None:
                 cast(Any, tf).members.clear()  # constant memory: no member lookups
                 parts = tree.parts(m.name)
@@ -184,9 +83,9 @@ def _unpack_tar(tree: SafeTree, stream: _Counted) -> None:
                     tree.add_hardlink(parts, m.name, m.linkname)
                 else:
                     raise tree.fail(m.name, f"unsupported member type {m.type!r}")
-    except _RefusedHeader as e:
+    except RefusedHeader as e:
         raise tree.fail(str(e.args[0]), str(e.args[1])) from e
-    except _BadHeader as e:
+    except BadHeader as e:
         raise IntegrityError(f"{tree.what}: not a valid tar archive: {e}") from e
     except tarfile.TarError as e:
         raise IntegrityError(f"{tree.what}: not a valid tar archive: {e}") from e
@@ -256,50 +155,94 @@ def unpack_layer(blob: Path, fmt: str, dest: Path, *, title: str | None, what: s
                  known: Known | None = None, digest: str | None = None) -> None:
     """Unpack one layer blob into the existing directory ``dest`` (see the module doc).
 
-    ``whiteouts``: the layer is an image changeset (see
-    :func:`toolfetch.core.treekey.applies_whiteouts`). ``known`` (shared by the layers of one
-    tree) collects the inode and digest of every file written; ``digest`` is the verified
-    digest of ``blob``, used for a hardlinked raw layer.
+    ``fmt`` is a name of :data:`toolfetch.oci.formats.FORMATS`. ``whiteouts``: the layer is
+    an image changeset (see :func:`toolfetch.core.treekey.applies_whiteouts`). ``known``
+    (shared by the layers of one tree) collects the inode and digest of every file written;
+    ``digest`` is the verified digest of ``blob``, used for a hardlinked raw layer.
     """
-    if fmt not in UNPACK_FORMATS:
-        raise UsageError(f"{what}: unknown unpack format {fmt!r} (one of {UNPACK_FORMATS})")
+    layer_format = FORMATS.get(fmt)
+    if layer_format is None:
+        raise UsageError(f"{what}: unknown unpack format {fmt!r} (one of "
+                         f"{', '.join(FORMATS)})")
     limit = max_bytes if max_bytes is not None else max_unpack_bytes()
     try:
-        if fmt == "raw":
+        if layer_format.container is Container.FILE:
             if title is None:
-                raise UsageError(f"{what}: a raw layer needs a title annotation")
+                raise UsageError(f"{what}: a {fmt} layer needs a title annotation (the name "
+                                 "of its file in the tree)")
             try:
                 name = check_title(title)
             except UsageError as e:
                 raise e.context(what) from e
-            _place_raw(blob, dest, name, what, known, digest)
+            if layer_format.codec is Codec.NONE:
+                _place_raw(blob, dest, name, what, known, digest)
+            else:
+                _place_decompressed(blob, layer_format.codec, dest, name, what, limit, known)
             return
         tree = SafeTree(dest, what, limit, known, whiteouts=whiteouts)
         try:
-            if fmt == "zip":
+            if layer_format.container is Container.ZIP:
                 _unpack_zip(tree, blob)
                 return
             with open(blob, "rb") as raw:
-                read: Callable[[int], bytes] = raw.read
-                if fmt == "tar+gzip":
-                    read = gzip.GzipFile(fileobj=raw, mode="rb").read
-                elif fmt == "tar+zstd":
-                    read = _zstd_reader(raw, what)
-                _unpack_tar(tree, _Counted(read, 2 * limit + (64 << 20), what))
+                read = decompressing_reader(layer_format.codec, raw, what)
+                _unpack_tar(tree, Counted(read, 2 * limit + (64 << 20), what))
         finally:
             tree.close()
     except OSError as e:
         raise LocalIOError.of(e, f"{what}: cannot unpack {blob.name} into {dest}") from e
 
 
-def _zstd_reader(raw: IO[bytes], what: str) -> Callable[[int], bytes]:
+def _place_decompressed(blob: Path, codec: Codec, dest: Path, title: str, what: str,
+                        limit: int, known: Known | None) -> None:
+    """A single compressed file, decompressed under its title (mode 0o555, as a raw file),
+    streaming, capped at ``limit`` bytes (a bomb stops at the cap, nothing past it written)."""
+    tree = SafeTree(dest, what, limit, known)
     try:
-        import zstandard
-    except ImportError as e:
-        raise UsageError(f"{what}: tar+zstd layers need the optional 'zstandard' module "
-                         "(pip install 'toolfetch[zstd]')") from e
-    reader = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
-    return reader.read
+        with open(blob, "rb") as raw:
+            read = decompressing_reader(codec, raw, what)
+            tree.add_file(tuple(title.split("/")), title, RAW_MODE, 0,
+                          Counted(read, 2 * limit + (64 << 20), what).read)
+    finally:
+        tree.close()
+
+
+def archive_members(blob: Path, fmt: Format, what: str) -> set[str]:
+    """The names of the files and links an archive holds (normalised ``/``-paths), read
+    through the same parsing and caps as unpacking, writing nothing (``lock`` checks a tool's
+    ``path`` with it). An unsafe or corrupt archive is an IntegrityError, as unpacking is."""
+    names: set[str] = set()
+
+    def keep(name: str) -> None:
+        try:
+            parts = split_relative(name)
+        except ValueError as e:
+            raise IntegrityError(f"{what}: unsafe member {name!r}: the name {e}") from e
+        if parts:
+            names.add("/".join(parts))
+
+    try:
+        if fmt.container is Container.ZIP:
+            with zipfile.ZipFile(blob) as zf:
+                for info in zf.infolist():
+                    if not info.filename.endswith("/"):
+                        keep(info.filename)
+            return names
+        with open(blob, "rb") as raw:
+            stream = Counted(decompressing_reader(fmt.codec, raw, what),
+                              2 * max_unpack_bytes() + (64 << 20), what)
+            with tarfile.open(fileobj=cast(IO[bytes], stream), mode="r|",
+                              tarinfo=GuardedTarInfo) as tf:
+                while (m := tf.next()) is not None:
+                    cast(Any, tf).members.clear()
+                    if not m.isdir():
+                        keep(m.name)
+    except (RefusedHeader, BadHeader, tarfile.TarError, zipfile.BadZipFile,
+            zipfile.LargeZipFile, EOFError, zlib.error) as e:
+        raise IntegrityError(f"{what}: not a valid {fmt.name} archive: {e}") from e
+    except OSError as e:
+        raise LocalIOError.of(e, f"{what}: cannot read {blob}") from e
+    return names
 
 
 def unpack_recipe(recipe: dict[str, Any], blob_path: Callable[[str], Path], dest: Path,

@@ -8,8 +8,13 @@ unpacking them again (uncapped) must give that digest: a tree is a pure function
 (:mod:`toolfetch.core.treekey`), so anything else was planted or damaged. A rebuild that fails
 here (no ``zstandard``, a full ``tmp/``, a recipe of other unpack rules) proves nothing: the
 tree is reported not checkable (a warning), never bad; layers these rules refuse (exit 3 at
-a fetch) never gave the tree, which is bad. A tree directory without a record is an
-interrupted unpack.
+a fetch) never gave the tree, which is bad. A tree directory without a record is left by an
+interrupted unpack or eviction.
+
+Verify runs beside fetches and gc: it takes the entry locks they take, without waiting. A
+tree found bad is checked again under its lock; one whose lock is held (a fetch is writing
+it, or using it) is "in progress", skipped with a note, never reported or removed, and so is
+a blob gone since it was listed. ``--repair`` removes an entry only under its lock.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from toolfetch.cache.inventory import digests_under
-from toolfetch.cache.store import Cache
+from toolfetch.cache.store import Cache, try_lock
 from toolfetch.core.digest import Digest
 from toolfetch.core.errors import IntegrityError, ToolfetchError
 
@@ -112,6 +117,8 @@ def verify(cache: Cache) -> list[Problem]:
     for digest, path in digests_under(cache.blobs):
         try:
             actual = Digest.of_file(path).hex
+        except FileNotFoundError:
+            continue  # gc took it meanwhile
         except OSError as e:
             bad.append(("blob", digest, f"unreadable: {e.strerror}"))
             continue
@@ -129,28 +136,69 @@ def verify(cache: Cache) -> list[Problem]:
         cache.tmp.mkdir(exist_ok=True)
     for key, record_path in digests_under(cache.trees, ".json"):
         problem = _check_tree(cache, key, record_path, bad_blobs)
+        if problem is not None:  # checked again under its lock: not a fetch's or gc's work
+            release = try_lock(cache.lock_path("tree", key), create=False)
+            if release is None:
+                log.info("tree %s: in use or in progress in another process; not checked",
+                         key.short)
+                continue
+            try:
+                if record_path.exists():
+                    problem = _check_tree(cache, key, record_path, bad_blobs)
+                else:
+                    problem = None  # evicted meanwhile
+            finally:
+                release()
         if problem is not None:
             bad.append(("tree", key, problem))
-    trees_root = cache.trees / "sha256"
-    if trees_root.is_dir():
-        for a in trees_root.iterdir():
-            for b in a.iterdir() if a.is_dir() else ():
-                for entry in b.iterdir() if b.is_dir() else ():
-                    if entry.is_dir() and not entry.with_name(entry.name + ".json").exists():
-                        with contextlib.suppress(ToolfetchError):
-                            bad.append(("tree", Digest.parse(f"sha256:{entry.name}"),
-                                        "incomplete (no record; an interrupted unpack)"))
+    for key, _ in digests_under(cache.trees, dirs=True):
+        if not cache.has_tree(key):
+            problem = _recordless(cache, key)
+            if problem is not None:
+                bad.append(("tree", key, problem))
     return bad
 
 
-def drop(cache: Cache, problems: list[Problem]) -> None:
-    """Remove the bad entries (a tree record first, so it never looks complete); a tree root
-    that is a symlink is unlinked, never followed."""
-    for kind, digest, _ in problems:
-        if kind == "blob":
-            cache.drop_blob(digest)
-        else:
-            cache.drop_tree(digest)
-            tree = cache.tree_path(digest)
-            if tree.is_symlink():
-                tree.unlink()
+INCOMPLETE = "incomplete: no record (an unpack or an eviction was interrupted)"
+
+
+def _recordless(cache: Cache, key: Digest) -> str | None:
+    """Why a tree directory without a record is bad, or None when a fetch is writing it (its
+    entry lock is held until the record is in) or it got its record meanwhile."""
+    release = try_lock(cache.lock_path("tree", key), create=False)
+    if release is None:
+        log.info("tree %s: being written by another process; not checked", key.short)
+        return None
+    try:
+        return None if cache.has_tree(key) else INCOMPLETE
+    finally:
+        release()
+
+
+def drop(cache: Cache, problems: list[Problem]) -> list[Problem]:
+    """Remove the bad entries, each under its entry lock (a tree record first, so it never
+    looks complete; a tree root that is a symlink is unlinked, never followed). Returns those
+    left alone: in use by a fetch meanwhile, or (an incomplete tree) recorded meanwhile."""
+    kept: list[Problem] = []
+    for problem in problems:
+        kind, digest, why = problem
+        if kind == "index":  # a lockfile index: the full path writes it again
+            (cache.root / "lockfiles" / digest.hex).unlink(missing_ok=True)
+            continue
+        release = try_lock(cache.lock_path(kind, digest))
+        if release is None:
+            kept.append(problem)
+            continue
+        try:
+            if kind == "blob":
+                cache.drop_blob(digest)
+            elif why == INCOMPLETE and cache.has_tree(digest):
+                kept.append(problem)
+            else:
+                cache.drop_tree(digest)
+                tree = cache.tree_path(digest)
+                if tree.is_symlink():
+                    tree.unlink()
+        finally:
+            release()
+    return kept

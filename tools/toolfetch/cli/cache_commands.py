@@ -119,9 +119,10 @@ def cmd_gc(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from toolfetch.cache.verify import drop, verify
+    from toolfetch.lock.indexcheck import verify_indexes
 
     cache = cache_of(args)
-    bad = verify(cache)
+    bad = verify(cache) + verify_indexes(cache.root)
     if args.json:
         print(json.dumps([{"kind": k, "digest": str(d), "problem": why} for k, d, why in bad],
                          indent=2))
@@ -129,23 +130,28 @@ def cmd_verify(args: argparse.Namespace) -> int:
         sys.stderr.write(f"bad {kind} {digest}: {why}\n")
     if not bad:
         if not args.json and not quiet(args):
-            print(f"verify: every blob and tree in {cache.root} is intact")
+            print(f"verify: every blob, tree and lockfile index in {cache.root} is intact")
         return 0
     if not args.repair:
         raise IntegrityError(f"{len(bad)} bad cache entries in {cache.root} (see above); "
                              "run `toolfetch cache verify --repair`")
-    drop(cache, bad)
+    kept = drop(cache, bad)
+    for kind, digest, _ in kept:
+        sys.stderr.write(f"kept {kind} {digest}: in use by another process meanwhile\n")
     path = lockfile_of(args)
     if path.exists():
         from toolfetch.core.platform import host_platform
         from toolfetch.lock.lockfile import Lockfile
-        from toolfetch.ops.fetch import Fetcher, plan
+        from toolfetch.ops.fetch import Fetcher
+        from toolfetch.ops.plan import plan
 
         lockfile = Lockfile.load(path)
         wants = plan(lockfile, None, host_platform(), False)
-        Fetcher(cache, lockfile, offline=offline(args)).fetch(wants)
+        fetcher = Fetcher(cache, lockfile, offline=offline(args))
+        fetcher.fetch(wants)
+        fetcher.release()
         if not quiet(args):
             print(f"verify: re-fetched what {path} needs for this host")
     if not quiet(args):
-        print(f"verify: dropped {len(bad)} bad entries")
+        print(f"verify: dropped {len(bad) - len(kept)} bad entries")
     return 0

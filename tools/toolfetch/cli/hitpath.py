@@ -25,7 +25,7 @@ from toolfetch.core import lockindex
 from toolfetch.core.host import cache_root, default_lockfile, host_key
 
 _GLOBAL_FLAGS = ("-q", "--quiet", "--no-progress")
-_OPTIONS = {"which": ("--lockfile", "--platform"), "run": ("--lockfile",),
+_OPTIONS = {"which": ("--lockfile", "--platform"), "run": ("--lockfile", "--arg0"),
             "fetch": ("--lockfile", "--platform", "--jobs")}
 _FLAGS = {"which": ("--offline", "--json"), "run": ("--offline",),
           "fetch": ("--offline", "--json", "--all-platforms")}
@@ -39,6 +39,15 @@ def which_output(tool: str, key: str, exe: str, tree: str, as_json: bool) -> str
 
         return json.dumps({"tool": tool, "platform": key, "path": exe, "tree": tree})
     return exe
+
+
+def run_argv0(tool: str, exe: str, mode: str, given: str | None) -> str:
+    """argv[0] of a tool ``run`` starts, on either path: its executable's path, or with
+    ``arg0: tool`` the name it was invoked by (a launcher's ``--arg0 "$0"``, else the tool's
+    name), as DotSlash gives a tool its DotSlash file's name (multi-call binaries need it)."""
+    if mode != "tool":
+        return exe
+    return given or tool
 
 
 def fetch_json(found: list[tuple[str, str, str, str]]) -> str:
@@ -117,10 +126,20 @@ def _key(index: lockindex.LockIndex, tool: str, platform: str | None) -> str | N
     return "*" if platform is None and keys == ["*"] else None
 
 
+def _unavailable(index: lockindex.LockIndex, tool: str, opts: dict[str, str]) -> bool:
+    """Whether ``tool`` certainly has no entry for the platform: not ``*`` and no key of the
+    same ``os/arch`` (variant matching is the full path's), for a plain ``os/arch``."""
+    platform = opts.get("--platform") or host_key()
+    parts = platform.split("/")
+    keys = index.keys(tool)
+    return (len(parts) == 2 and _plain_platform(platform) and "*" not in keys
+            and not any(k.split("/")[:2] == parts for k in keys))
+
+
 def _present(root: str, index: lockindex.LockIndex, tool: str,
              key: str) -> tuple[str, str, str] | None:
     """(executable, tree, record) of a cached tree, else None."""
-    hexpart, path = index.entries[(tool, key)]
+    hexpart, path, _ = index.entries[(tool, key)]
     if len(hexpart) != 64 or not _clean_relative(path):
         return None
     tree = os.path.join(root, "trees", "sha256", hexpart[:2], hexpart[2:4], hexpart)
@@ -145,9 +164,14 @@ def _fetch(root: str, index: lockindex.LockIndex, opts: dict[str, str],
     if not jobs.isdigit():
         return None  # argparse's message for a malformed number
     found: list[tuple[str, str, str, str]] = []  # tool, key, tree, exe
-    for tool in sorted(set(tools)) if tools else index.tools():  # as ops.fetch.plan orders
+    skipped: list[str] = []  # warnings, as ops.plan.plan gives them
+    for tool in sorted(set(tools)) if tools else index.tools():  # as ops.plan.plan orders
         keys = index.keys(tool) if "--all-platforms" in opts else [
             _key(index, tool, opts.get("--platform"))]
+        if keys == [None] and not tools and _unavailable(index, tool, opts):
+            skipped.append(lockindex.unavailable_warning(
+                tool, opts.get("--platform") or host_key(), index.keys(tool)))
+            continue
         if not keys or None in keys:
             return None
         for key in keys:
@@ -158,6 +182,9 @@ def _fetch(root: str, index: lockindex.LockIndex, opts: dict[str, str],
             found.append((tool, key, hit[1], hit[0]))
     for _, _, tree, _ in found:
         _touch(tree + ".json")
+    if not ("-q" in opts or "--quiet" in opts):
+        for warning in skipped:
+            sys.stderr.write(f"warning: {warning}\n")
     if "--json" in opts:
         print(fetch_json(found))
     return 0
@@ -193,8 +220,9 @@ def try_hit(argv: list[str]) -> int | None:
     if args and args[0] == "--":
         args = args[1:]
     sys.stdout.flush()
+    argv0 = run_argv0(tool, exe, index.entries[(tool, key)][2], opts.get("--arg0"))
     try:
-        os.execv(exe, [exe, *args])
+        os.execv(exe, [argv0, *args])
     except OSError:
         return None  # the full path says why it cannot run
     return None  # not reached

@@ -64,8 +64,8 @@ def command_word(argv: list[str]) -> str | None:
 # Which group module registers which commands: only the named command's module is imported
 # (tests/cli/test_parser.py keeps this table equal to what the modules register).
 GROUPS = {
-    "tool_commands": ("lock", "import-dotslash", "import-multitool", "fetch", "which", "run",
-                      "bootstrap"),
+    "tool_commands": ("lock", "verify", "import-dotslash", "import-multitool", "fetch", "which",
+                      "run", "bootstrap"),
     "cache_commands": ("cache",),
     "registry_commands": ("push", "publish", "pull", "copy", "tag", "tags", "inspect",
                           "exists", "attach", "referrers", "export", "import", "login",

@@ -12,7 +12,8 @@ loaded a lockfile it writes, best effort, an index of it into the cache:
 * whether the lockfile passed its JSON schema (``fetch`` needs that; ``which``/``run`` check
   by hand only, as the full path does),
 * how many tools the lockfile has,
-* one line per tool and platform key: the tree key and the executable's path.
+* one line per tool and platform key: the tree key, the executable's path and the tool's
+  ``arg0`` mode (what it is given as argv[0]).
 
 A field with a tab or line break cannot be written on a line; every entry of such a tool is
 left out (the hit path then sends it to the full path), and the tool count, which still
@@ -39,10 +40,10 @@ TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing on th
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-MAGIC = "toolfetch-lockindex 2"
+MAGIC = "toolfetch-lockindex 3"
 VERDICT_PREFIX = "valid-"
-# (tool, platform key) -> (tree key hex, executable path inside the tree)
-Entries = dict[tuple[str, str], tuple[str, str]]
+# (tool, platform key) -> (tree key hex, executable path inside the tree, arg0 mode)
+Entries = dict[tuple[str, str], tuple[str, str, str]]
 _HEAD = 5  # header, lockfile, stat, validated, tools; then the entries and "end"
 
 
@@ -77,6 +78,13 @@ def record_valid_content(cache_root: str, content: bytes) -> None:
         return
 
 
+def unavailable_warning(tool: str, platform: str, keys: Iterable[str]) -> str:
+    """What ``fetch``, ``bootstrap`` and ``export`` without tool names say, on the full path
+    and the hit path alike, when they skip a tool locked for other platforms only."""
+    return (f"tool {tool} is not available for {platform} (locked for: "
+            f"{', '.join(sorted(keys))}); skipped (naming it makes this an error)")
+
+
 def fingerprint(st: os.stat_result) -> str:
     return f"{st.st_dev} {st.st_ino} {st.st_size} {st.st_mtime_ns} {st.st_ctime_ns}"
 
@@ -103,6 +111,14 @@ class LockIndex:
     def tools(self) -> list[str]:
         return sorted({t for t, _ in self.entries})
 
+    def lists(self, rows: Iterable[tuple[str, str, str, str, str]]) -> bool:
+        """Whether this index is what :func:`write` writes for ``rows``, a lockfile's pins
+        (tool, platform key, tree key hex, path, arg0 mode): the full path and ``cache
+        verify`` trust no index its lockfile does not re-derive."""
+        entries, count = _rows(rows)
+        return self.entries == entries and self.complete == (
+            len({t for t, _ in entries}) == count)
+
 
 def read(cache_root: str, lockfile: str, st: os.stat_result | None = None) -> LockIndex | None:
     """The index of ``lockfile`` if it is there and still describes the file (as ``st``
@@ -123,15 +139,22 @@ def read(cache_root: str, lockfile: str, st: os.stat_result | None = None) -> Lo
     entries: Entries = {}
     for line in lines[_HEAD:-1]:
         fields = line.split("\t")
-        if len(fields) != 5 or fields[0] != "tool":
+        if len(fields) != 6 or fields[0] != "tool":
             return None
-        entries[(fields[1], fields[2])] = (fields[3], fields[4])
+        entries[(fields[1], fields[2])] = (fields[3], fields[4], fields[5])
     complete = len({t for t, _ in entries}) == int(count)
     return LockIndex(entries, lines[3] == "validated\t1", complete)
 
 
 def read_any(cache_root: str, path: str) -> LockIndex | None:
     """The index stored at ``path`` if it still describes the lockfile it names (for gc)."""
+    found = described(cache_root, path)
+    return None if found is None else found[1]
+
+
+def described(cache_root: str, path: str) -> tuple[str, LockIndex] | None:
+    """(the lockfile it names, the index) for the index stored at ``path``, if it still
+    describes that lockfile as it is now (``cache verify``, gc)."""
     try:
         with open(path, encoding="utf-8") as f:
             second = f.read().split("\n", 2)[1]
@@ -140,30 +163,50 @@ def read_any(cache_root: str, path: str) -> LockIndex | None:
     lockfile = second.partition("\t")[2]
     if not second.startswith("lockfile\t") or index_path(cache_root, lockfile) != path:
         return None
-    return read(cache_root, lockfile)
+    found = read(cache_root, lockfile)
+    return None if found is None else (lockfile, found)
+
+
+def record(cache_root: str, lockfile: str, st: os.stat_result,
+           rows: Iterable[tuple[str, str, str, str, str]], validated: bool) -> None:
+    """Index ``lockfile`` (stat'ed ``st`` before it was read; ``rows`` its pins) unless an
+    index that says as much (``validated``) and lists exactly ``rows`` is there: any other,
+    one its lockfile does not re-derive (rewritten by hand, say), is replaced."""
+    rows = list(rows)
+    found = read(cache_root, lockfile, st)
+    if found is None or found.validated < validated or not found.lists(rows):
+        write(cache_root, lockfile, st, rows, validated)
+
+
+def known_valid(cache_root: str, lockfile: str, st: os.stat_result,
+                rows: Iterable[tuple[str, str, str, str, str]]) -> bool:
+    """Whether the index of ``lockfile`` says it passed the schema and lists its ``rows``."""
+    found = read(cache_root, lockfile, st)
+    return found is not None and found.validated and found.lists(rows)
 
 
 def write(cache_root: str, lockfile: str, before: os.stat_result,
-          entries: Iterable[tuple[str, str, str, str]], validated: bool) -> None:
+          entries: Iterable[tuple[str, str, str, str, str]], validated: bool) -> None:
     """Record what the full path read from ``lockfile`` (stat'ed ``before`` reading it);
     best effort: a read-only or missing cache, or a file changed meanwhile, writes nothing.
 
-    ``entries``: (tool, platform key, tree key hex, path). A tool with a tab or a line break
-    in any field of any entry is left out whole: keeping its other entries would let the hit
-    path pick one (``*``, say) where the full path picks the one left out.
+    ``entries``: (tool, platform key, tree key hex, path, arg0 mode). A tool with a tab or a
+    line break in any field of any entry is left out whole: keeping its other entries would
+    let the hit path pick one (``*``, say) where the full path picks the one left out.
     """
     try:
         if fingerprint(os.stat(lockfile)) != fingerprint(before):
             return  # changed while it was read: the index could describe neither version
-        rows = sorted(entries)
-        unwritable = {e[0] for e in rows if any(c in f for f in e for c in "\t\n\r")}
+        written, count = _rows(entries)
         lines = [_header(), f"lockfile\t{lockfile}", f"stat\t{fingerprint(before)}",
-                 f"validated\t{int(validated)}", f"tools\t{len({e[0] for e in rows})}"]
-        lines += ["\t".join(("tool", *e)) for e in rows if e[0] not in unwritable]
+                 f"validated\t{int(validated)}", f"tools\t{count}"]
+        lines += ["\t".join(("tool", *k, *v)) for k, v in sorted(written.items())]
         lines.append("end")
         path = index_path(cache_root, lockfile)
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        temp = f"{path}.{os.getpid()}.tmp"
+        from toolfetch.core.tempnames import temp_name  # not on the hit path's way
+
+        temp = os.path.join(os.path.dirname(path), temp_name(os.path.basename(path), ".tmp"))
         try:
             with open(temp, "w", encoding="utf-8") as f:
                 f.write("\n".join(lines))
@@ -173,3 +216,13 @@ def write(cache_root: str, lockfile: str, before: os.stat_result,
             raise
     except OSError:
         return
+
+
+def _rows(rows: Iterable[tuple[str, str, str, str, str]]) -> tuple[Entries, int]:
+    """The entries an index holds for a lockfile's ``rows``, and its tool count: a tool with a
+    tab or a line break in any field of any row is left out whole (see :func:`write`)."""
+    rows = list(rows)
+    unwritable = {e[0] for e in rows if any(c in f for f in e for c in "\t\n\r")}
+    entries = {(t, k): (tree, path, arg0) for t, k, tree, path, arg0 in rows
+               if t not in unwritable}
+    return entries, len({e[0] for e in rows})

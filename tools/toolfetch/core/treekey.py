@@ -8,8 +8,8 @@ keyed by the sha256 of the *recipe*, everything that decides what unpacking writ
 * :data:`UNPACK_RULES`, the version of the unpack rules (bumped whenever a rule changes what a
   tree holds, so a newer toolfetch never reuses a tree an older one built differently);
 * per layer, in order: its digest (its bytes are verified against it), its unpack format, its
-  title when the layer is a raw file (the file's name in the tree), and whether OCI whiteouts
-  apply to it (:func:`applies_whiteouts`).
+  title when the layer is a single file, raw or compressed (the file's name in the tree), and
+  whether OCI whiteouts apply to it (:func:`applies_whiteouts`).
 
 Nothing else enters: not the tool's ``path``, not the manifest digest, not the reference. The
 full path computes it with :func:`tree_key` and records it in the lockfile index
@@ -40,7 +40,11 @@ def _builtin_sha256() -> Callable[[bytes], _Hash]:
 
 sha256 = _builtin_sha256()
 UNPACK_RULES = 3
-TAR_FORMATS = frozenset({"tar", "tar+gzip", "tar+zstd"})
+TAR_FORMATS = frozenset({"tar", "tar+gzip", "tar+zstd", "tar+xz", "tar+bzip2"})
+# The formats whose layer is an archive (members of its own): a title says nothing about
+# their tree. Every other format is one file named by its title. A copy of
+# toolfetch.oci.formats.FORMATS' archives (core cannot import oci; a test keeps them equal).
+ARCHIVE_FORMATS = TAR_FORMATS | {"zip"}
 # Image-spec layer media types: changesets, "applied" with whiteouts (layer.md), not extracted.
 IMAGE_LAYER_TYPES = frozenset({
     "application/vnd.oci.image.layer.v1.tar",
@@ -74,7 +78,7 @@ def recipe(layers: Iterable[Mapping[str, object]]) -> dict[str, object]:
         title = layer.get("title")
         if title is not None and not isinstance(title, str):
             raise TypeError("title must be a string")
-        steps.append([digest, unpack, title if unpack == "raw" else None,
+        steps.append([digest, unpack, None if unpack in ARCHIVE_FORMATS else title,
                       applies_whiteouts(str(layer["mediaType"]), unpack, title)])
     return {"rules": UNPACK_RULES, "layers": steps}
 

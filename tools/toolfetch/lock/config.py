@@ -10,7 +10,6 @@ from typing import Any
 from toolfetch.core.errors import UsageError
 from toolfetch.core.platform import Platform
 from toolfetch.core.reference import parse_any
-from toolfetch.core.urls import check_url
 from toolfetch.lock.schema import validate
 from toolfetch.registry.sources import parse_mirror_map
 
@@ -18,17 +17,64 @@ from toolfetch.registry.sources import parse_mirror_map
 @dataclass(frozen=True)
 class PlatformSpec:
     """One platform's source: a tag of its own (``ref``), or an HTTP release asset
-    (``urls``, tried in order, with an optional ``sha256`` and ``format``)."""
+    (``urls``, tried in order, with an optional ``format`` and the digests and size its
+    publisher declares: ``sha256``, ``blake3`` (DotSlash's), ``size``; ``lock`` checks each
+    one given before it pins anything)."""
 
     ref: str | None
     path: str | None
     urls: tuple[str, ...] = ()
     sha256: str | None = None  # lower-case hex
-    format: str | None = None
+    format: str | None = None  # a name of toolfetch.oci.formats.FORMATS
+    blake3: str | None = None  # lower-case hex
+    size: int | None = None
 
     @property
     def is_asset(self) -> bool:
         return bool(self.urls)
+
+
+@dataclass(frozen=True)
+class VerifyPolicy:
+    """A tool's ``verify:`` policy (docs/signing.md): a cosign public key, or a Sigstore
+    identity and issuer (``identity`` exact, or ``identity_regexp`` matched in full) with
+    an optional ``bundle`` location template (``{url}`` = the asset's URL) and trusted
+    root. Paths are absolute (given relative to tools.yaml)."""
+
+    cosign_key: Path | None = None
+    identity: str | None = None
+    identity_regexp: str | None = None
+    issuer: str | None = None
+    bundle: str | None = None
+    trusted_root: Path | None = None
+
+    @property
+    def kind(self) -> str:
+        """What the lockfile's ``verified.kind`` says: ``cosign-key`` or ``sigstore``."""
+        return "cosign-key" if self.cosign_key is not None else "sigstore"
+
+    @classmethod
+    def parse(cls, raw: Mapping[str, Any], base: Path, path: Path, where: str) -> VerifyPolicy:
+        sigstore = raw.get("sigstore") or {}
+        regexp = sigstore.get("identity-regexp")
+        if regexp is not None:
+            import re
+
+            try:
+                re.compile(regexp)
+            except re.error as e:
+                raise UsageError(f"{path}: {where}.sigstore.identity-regexp: {e}") from e
+        bundle = raw.get("bundle")
+        if bundle is not None and "{url}" not in bundle and not bundle.startswith(
+                ("http://", "https://")):
+            raise UsageError(f"{path}: {where}.bundle: expected an http(s) URL or a template "
+                             f"with {{url}} (the asset's URL), not {bundle!r}")
+
+        def file(key: str) -> Path | None:
+            return base / raw[key] if key in raw else None
+
+        return cls(file("cosign-key"), sigstore.get("identity"), regexp,
+                   sigstore.get("issuer"), bundle, file("trusted-root"))
 
 
 @dataclass(frozen=True)
@@ -39,6 +85,8 @@ class ToolSpec:
     version: str | None
     platform_list: tuple[Platform, ...] | None = None
     per_platform: Mapping[Platform, PlatformSpec] | None = None
+    arg0: str | None = None  # ARG0_MODES: what the tool is given as argv[0]
+    verify: VerifyPolicy | None = None
 
     @property
     def is_assets(self) -> bool:
@@ -47,7 +95,7 @@ class ToolSpec:
             s.is_asset for s in self.per_platform.values())
 
     def to_lock_fields(self) -> dict[str, str]:
-        out = {"ref": self.ref, "path": self.path, "version": self.version}
+        out = {"ref": self.ref, "path": self.path, "version": self.version, "arg0": self.arg0}
         return {k: v for k, v in out.items() if v is not None}
 
 
@@ -60,19 +108,9 @@ class Config:
 
     @classmethod
     def load(cls, path: Path) -> Config:
-        import yaml
+        from toolfetch.lock import yamlfile
 
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError as e:
-            raise UsageError(f"{path}: no such file (create a tools.yaml, see README)") from e
-        except OSError as e:
-            raise UsageError(f"{path}: cannot read: {e}") from e
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as e:
-            raise UsageError(f"{path}: invalid YAML: {e}") from e
-        return cls.from_data(data, path)
+        return cls.from_data(yamlfile.load(path), path)
 
     @classmethod
     def from_data(cls, data: Any, path: Path) -> Config:
@@ -97,21 +135,22 @@ class Config:
                     entry_path = entry.get("path", spec.get("path"))
                     if "ref" not in entry:
                         urls = tuple(entry["urls"]) if "urls" in entry else (entry["url"],)
-                        for i, url in enumerate(urls):
-                            check_url(url, f"{path}: {where}.platforms.{key}."
-                                      + (f"urls[{i}]" if "urls" in entry else "url"))
-                        sha = entry.get("sha256")
+                        _check_urls(urls, path, f"{where}.platforms.{key}")
+                        sha, blake3 = entry.get("sha256"), entry.get("blake3")
                         per_platform[Platform.parse(key)] = PlatformSpec(
                             None, entry_path, urls, sha.lower() if sha else None,
-                            entry.get("format"))
+                            entry.get("format"), blake3.lower() if blake3 else None,
+                            entry.get("size"))
                         continue
                     _check_ref(entry["ref"], path, f"{where}.platforms.{key}.ref", base)
                     per_platform[Platform.parse(key)] = PlatformSpec(entry["ref"], entry_path)
             elif raw_platforms is not None:
                 platform_list = _platforms(raw_platforms, path, f"{where}.platforms")
             _one_spelling(per_platform or platform_list or (), path, f"{where}.platforms")
+            policy = (VerifyPolicy.parse(spec["verify"], base, path, f"{where}.verify")
+                      if "verify" in spec else None)
             tools[name] = ToolSpec(name, ref, spec.get("path"), spec.get("version"),
-                                   platform_list, per_platform)
+                                   platform_list, per_platform, spec.get("arg0"), policy)
         mirrors = {h: tuple(ms) for h, ms in (data.get("mirrors") or {}).items()}
         parse_mirror_map(mirrors, base, where=str(path))  # each entry, naming $.mirrors.H[i]
         return cls(path, platforms, mirrors, tools)
@@ -137,6 +176,30 @@ def _one_spelling(platforms: Iterable[Platform], path: Path, where: str) -> None
             raise UsageError(f"{path}: {where}: {seen[p.key]} and {p} name the same platform "
                              f"({p.key}); list it once")
         seen[p.key] = p
+
+
+def _check_urls(urls: Iterable[str], path: Path, where: str) -> None:
+    """Each URL parses and names a host, a port in range and labels DNS accepts: refused at
+    once with exit 2 naming the field (the URL itself is not echoed: it may hold a secret)."""
+    from urllib.parse import urlsplit
+
+    for i, url in enumerate(urls):
+        field = f"{where}.urls[{i}]" if len(tuple(urls)) > 1 else f"{where}.url"
+        try:
+            parts = urlsplit(url)
+            host, port = parts.hostname, parts.port  # port: ValueError when out of range
+        except ValueError as e:
+            raise UsageError(f"{path}: {field}: not a valid URL ({_reason(e)})") from None
+        labels = (host or "").split(".")
+        if not host or any(len(label) > 63 for label in labels) or len(host) > 253:
+            raise UsageError(f"{path}: {field}: not a valid URL (host name missing or too "
+                             "long)")
+        del port
+
+
+def _reason(e: ValueError) -> str:
+    text = str(e)
+    return "port out of range" if "port" in text.lower() else "malformed"
 
 
 def _check_ref(ref: str, path: Path, where: str, base: Path) -> None:

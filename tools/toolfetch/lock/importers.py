@@ -1,146 +1,240 @@
 """``import-dotslash`` and ``import-multitool``: tools.yaml entries from the files of the tools
 teams migrate from, HTTP release assets pinned the same way.
 
-* A DotSlash file (``#!/usr/bin/env dotslash`` and a JSON body that may hold ``//`` comments
-  and trailing commas, as DotSlash's own parser allows) becomes one tool named after the file:
-  its ``platforms`` (``linux-x86_64`` → ``linux/amd64``, ``macos-aarch64`` → ``darwin/arm64``,
-  …), each with its providers as ``urls`` (``{"url": …}``, and ``github-release`` providers
-  as their ``https://github.com/REPO/releases/download/TAG/NAME`` URL), ``path``, and
-  ``format`` (``tar.gz`` → ``tar+gzip``, none: a plain file). A ``sha256`` digest is kept; a
-  ``blake3`` one is left for ``lock`` to replace by the sha256 it pins.
-* A rules_multitool lockfile becomes one tool per entry: each binary (``os`` ``linux``,
-  ``macos``, ``windows``, and ``cpu`` ``x86_64``, ``arm64``) a platform with its ``url`` and
-  ``sha256``; ``archive`` binaries keep ``file`` as ``path`` and ``type`` as ``format``,
-  ``file`` binaries are named after the tool.
+Every field of both formats is either carried over or named in a warning or an error; none is
+dropped silently.
 
-What cannot be carried over (``pkg`` binaries, ``tar.xz`` and single compressed files,
-providers other than URLs) is refused with a message naming the tool, the platform and why.
-The entries are inserted under ``tools:`` in tools.yaml as text, so its comments stay; the
-result is validated before it replaces the file (a tool that exists already is an error).
+* A **DotSlash file** (``#!/usr/bin/env dotslash`` and JSON with comments and trailing commas,
+  :mod:`toolfetch.lock.jsonc`) becomes one tool, named after the file (or ``--name``). Each
+  platform key (``linux-x86_64`` → ``linux/amd64``, ``macos-aarch64`` → ``darwin/arm64``,
+  ``linux-riscv64``, …; a key toolfetch does not know is skipped with a note, as DotSlash
+  skips it) gets its providers as ``urls`` in order (``url`` providers, and ``github-release``
+  ones as their ``https://HOST/OWNER/REPO/releases/download/TAG/NAME`` URL, GitHub Enterprise
+  hosts included; other provider types, such as ``s3``, need their own client and are skipped
+  with a warning), ``path``, ``format`` (every DotSlash spelling, :data:`SPELLINGS`), and the
+  declared ``size`` and digest (``sha256`` or ``blake3``), which ``lock`` verifies before it
+  pins anything. ``arg0`` becomes the tool's ``arg0`` (``dotslash-file``, DotSlash's default,
+  is ``tool``: argv[0] names the tool as invoked); ``readonly: false`` is warned about (toolfetch
+  trees are always read-only).
+* A **rules_multitool lockfile** becomes one tool per entry: each binary (``os`` ``linux``,
+  ``macos``, ``windows``; ``cpu`` ``x86_64``, ``arm64``) a platform with its ``url`` and
+  ``sha256``; ``file`` binaries are plain files named after the tool; ``archive`` binaries
+  keep ``file`` as ``path`` and ``type`` as ``format`` (every spelling of its schema, zip-based
+  ``jar``/``war``/``aar`` included; without ``type``, the URL's archive extension decides, as
+  Bazel's extractor does). ``pkg`` binaries (macOS installers) and ``ar``/``deb`` types are
+  skipped with a warning; ``headers`` and ``auth_patterns`` are warned about, naming the
+  credential mechanisms toolfetch uses instead.
+
+Values of the wrong type are exit 2 naming the file, the tool, the platform and the field.
 """
 
 from __future__ import annotations
 
-import json
+import logging
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from toolfetch.core.errors import LocalIOError, UsageError
+from toolfetch.oci.formats import SPELLINGS, format_by_extension, format_named
+
+log = logging.getLogger("toolfetch")
 
 DOTSLASH_PLATFORMS = {
     "linux-x86_64": "linux/amd64", "linux-aarch64": "linux/arm64",
+    "linux-riscv64": "linux/riscv64",
     "macos-x86_64": "darwin/amd64", "macos-aarch64": "darwin/arm64",
     "windows-x86_64": "windows/amd64", "windows-aarch64": "windows/arm64",
 }
-DOTSLASH_FORMATS = {"tar": "tar", "tar.gz": "tar+gzip", "tgz": "tar+gzip",
-                    "tar.zst": "tar+zstd", "zip": "zip"}
+DOTSLASH_ARG0 = {"dotslash-file": "tool", "underlying-executable": "executable"}
+_DOTSLASH_FIELDS = frozenset({"size", "hash", "digest", "format", "path", "providers",
+                              "arg0", "readonly"})
 MULTITOOL_OS = {"linux": "linux", "macos": "darwin", "windows": "windows"}
 MULTITOOL_CPU = {"x86_64": "amd64", "arm64": "arm64"}
-MULTITOOL_TYPES = {"zip": "zip", "tar": "tar", "tar.gz": "tar+gzip", "tgz": "tar+gzip",
-                   "tar.zst": "tar+zstd", "tzst": "tar+zstd"}
+_MULTITOOL_FIELDS = frozenset({"kind", "url", "sha256", "file", "os", "cpu", "type", "headers",
+                               "auth_patterns"})
 _TOOL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_HEX = re.compile(r"[0-9a-fA-F]{64}")
+_SKIP = object()  # a platform entry that cannot be carried over (warned about)
 
 Entries = dict[str, dict[str, Any]]
 
 
-def _jsonrc(text: str, where: str) -> Any:
-    """JSON with ``//`` and ``/* */`` comments and trailing commas (DotSlash's dialect)."""
-    out: list[str] = []
-    i, n = 0, len(text)
-    while i < n:
-        c = text[i]
-        if c == '"':  # copy a string whole, escapes included
-            j = i + 1
-            while j < n and text[j] != '"':
-                j += 2 if text[j] == "\\" else 1
-            out.append(text[i:j + 1])
-            i = j + 1
-        elif text.startswith("//", i):
-            i = text.find("\n", i) if "\n" in text[i:] else n
-        elif text.startswith("/*", i):
-            end = text.find("*/", i + 2)
-            i = n if end < 0 else end + 2
-        else:
-            out.append(c)
-            i += 1
-    cleaned = re.sub(r",(\s*[}\]])", r"\1", "".join(out))
+def _read(path: Path, what: str) -> str:
     try:
-        return json.loads(cleaned)
-    except ValueError as e:
-        raise UsageError(f"{where}: not valid JSON: {e}") from e
-
-
-def from_dotslash(path: Path) -> Entries:
-    try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as e:
-        raise UsageError(f"{path}: cannot read: {e}") from e
-    first, _, body = text.partition("\n")
+        raise LocalIOError.of(e, f"cannot read {what} {path}") from e
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UsageError(f"{path}: not UTF-8 text (byte {e.start})") from None
+
+
+def _string(spec: dict[str, Any], key: str, where: str, required: bool = False) -> str | None:
+    value = spec.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value:
+        raise UsageError(f"{where}: `{key}` must be a non-empty string, not {_shown(value)}")
+    return value
+
+
+def _shown(value: Any) -> str:
+    kind = type(value).__name__
+    return "nothing" if value is None else f"a {kind}" if isinstance(value, (list, dict)) \
+        else repr(value)[:60]
+
+
+# -- DotSlash ---------------------------------------------------------------------------------
+def from_dotslash(path: Path, name: str | None = None) -> Entries:
+    from toolfetch.lock import jsonc
+
+    text = _read(path, "DotSlash file")
+    first, newline, body = text.partition("\n")
     if not first.startswith("#!") or "dotslash" not in first:
         raise UsageError(f"{path}: not a DotSlash file (it must start with "
                          "`#!/usr/bin/env dotslash`)")
-    data = _jsonrc(body, str(path))
+    data = jsonc.loads(newline + body, str(path))  # line numbers as in the file
     if not isinstance(data, dict) or not isinstance(data.get("platforms"), dict):
         raise UsageError(f"{path}: expected an object with `platforms`")
-    tool = path.name.removesuffix(".dotslash")
-    if not _TOOL_NAME.fullmatch(tool):
+    for key in sorted(set(data) - {"name", "platforms"}):
+        log.warning("%s: field `%s` is not carried over (toolfetch knows `name` and "
+                    "`platforms`)", path, key)
+    tool = name or path.name.removesuffix(".dotslash")
+    if not _TOOL_NAME.fullmatch(tool) and name is None:
         tool = str(data.get("name", ""))
     if not _TOOL_NAME.fullmatch(tool):
-        raise UsageError(f"{path}: cannot name a tool after it ({tool!r})")
+        raise UsageError(f"{path}: cannot name a tool after it ({tool!r}); pass --name")
     platforms: dict[str, Any] = {}
+    arg0: set[str] = set()
     for key, spec in sorted(data["platforms"].items()):
         where = f"{path}: platform {key}"
         if key not in DOTSLASH_PLATFORMS:
-            raise UsageError(f"{where}: unknown DotSlash platform (known: "
-                             f"{', '.join(sorted(DOTSLASH_PLATFORMS))})")
-        platforms[DOTSLASH_PLATFORMS[key]] = _dotslash_platform(spec, where)
-    return {tool: {"platforms": platforms}}
+            log.warning("%s: skipped: toolfetch has no platform for DotSlash's %r (known: "
+                        "%s)", where, key, ", ".join(sorted(DOTSLASH_PLATFORMS)))
+            continue
+        entry = _dotslash_platform(spec, where)
+        if entry is _SKIP:
+            continue
+        arg0.add(entry.pop("arg0"))
+        platforms[DOTSLASH_PLATFORMS[key]] = entry
+    if not platforms:
+        raise UsageError(f"{path}: no platform toolfetch can use")
+    if len(arg0) > 1:
+        raise UsageError(f"{path}: platforms disagree on `arg0` ({', '.join(sorted(arg0))}); "
+                         "toolfetch keeps one per tool")
+    out: dict[str, Any] = {"platforms": platforms}
+    if arg0 == {"tool"}:
+        out = {"arg0": "tool", **out}
+    return {tool: out}
 
 
-def _dotslash_platform(spec: Any, where: str) -> dict[str, Any]:
+def _dotslash_platform(spec: Any, where: str) -> Any:
     if not isinstance(spec, dict):
-        raise UsageError(f"{where}: expected an object")
-    urls = [_provider_url(p, where) for p in spec.get("providers") or []]
-    urls = [u for u in urls if u]
+        raise UsageError(f"{where}: expected an object, not {_shown(spec)}")
+    for key in sorted(set(spec) - _DOTSLASH_FIELDS):
+        log.warning("%s: field `%s` is not carried over", where, key)
+    providers = spec.get("providers")
+    if not isinstance(providers, list) or not providers:
+        raise UsageError(f"{where}: `providers` must be a non-empty list")
+    urls = [u for u in (_provider_url(p, f"{where}: providers[{i}]")
+                        for i, p in enumerate(providers)) if u]
     if not urls:
-        raise UsageError(f"{where}: no provider with a URL")
+        log.warning("%s: skipped: no provider toolfetch can fetch from", where)
+        return _SKIP
     entry: dict[str, Any] = {"urls": urls} if len(urls) > 1 else {"url": urls[0]}
-    fmt = spec.get("format")
-    if fmt is not None:
-        if fmt not in DOTSLASH_FORMATS:
-            raise UsageError(f"{where}: format {fmt!r} is not supported by toolfetch "
-                             f"(supported: {', '.join(sorted(DOTSLASH_FORMATS))})")
-        entry["format"] = DOTSLASH_FORMATS[fmt]
-    else:
-        entry["format"] = "raw"
-    if spec.get("path"):
-        entry["path"] = str(spec["path"])
-    if spec.get("hash") == "sha256" and isinstance(spec.get("digest"), str):
-        entry["sha256"] = spec["digest"].lower()
-    elif spec.get("hash") not in ("blake3", "sha256"):
-        raise UsageError(f"{where}: unknown hash {spec.get('hash')!r}")
+    fmt = _string(spec, "format", where)
+    entry["format"] = "raw" if fmt is None else format_named(fmt, where).name
+    exe = _string(spec, "path", where, required=True)
+    entry["path"] = exe
+    kind = _string(spec, "hash", where, required=True)
+    digest = _string(spec, "digest", where, required=True)
+    if kind not in ("sha256", "blake3"):
+        raise UsageError(f"{where}: unknown hash {kind!r} (DotSlash's are sha256 and blake3)")
+    if not _HEX.fullmatch(digest or ""):
+        raise UsageError(f"{where}: `digest` must be 64 hex digits")
+    entry[str(kind)] = str(digest).lower()
+    size = spec.get("size")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise UsageError(f"{where}: `size` must be a non-negative integer, not {_shown(size)}")
+    entry["size"] = size
+    mode = spec.get("arg0", "dotslash-file")
+    if mode not in DOTSLASH_ARG0:
+        raise UsageError(f"{where}: `arg0` must be one of {', '.join(DOTSLASH_ARG0)}")
+    entry["arg0"] = DOTSLASH_ARG0[mode]
+    if spec.get("readonly", True) is not True:
+        log.warning("%s: `readonly: false` is not carried over: toolfetch's trees are always "
+                    "read-only (they are shared by every user of the cache)", where)
     return entry
 
 
 def _provider_url(provider: Any, where: str) -> str | None:
     if not isinstance(provider, dict):
-        raise UsageError(f"{where}: a provider is not an object")
+        raise UsageError(f"{where}: a provider must be an object, not {_shown(provider)}")
     kind = provider.get("type", "http")
-    if kind == "http" and isinstance(provider.get("url"), str):
-        return str(provider["url"])
-    if kind == "github-release" and all(isinstance(provider.get(k), str)
-                                        for k in ("repo", "tag", "name")):
-        repo = provider["repo"].removeprefix("https://github.com/").strip("/")
-        return f"https://github.com/{repo}/releases/download/{provider['tag']}/{provider['name']}"
-    return None  # e.g. an s3 provider: not a URL toolfetch can fetch
+    if kind == "http":
+        url = _string(provider, "url", where, required=True)
+        assert url is not None
+        if not url.lower().startswith(("http://", "https://")):
+            raise UsageError(f"{where}: `url` must be an http(s) URL")
+        return url
+    if kind == "github-release":
+        repo, tag, name = (_string(provider, k, where, required=True)
+                           for k in ("repo", "tag", "name"))
+        return github_release_url(str(repo), str(tag), str(name), where)
+    log.warning("%s: skipped: a %r provider needs its own client (toolfetch fetches HTTP(S) "
+                "URLs; mirror the artifact to one, or to a registry with `toolfetch publish`)",
+                where, kind)
+    return None
 
 
+def github_release_url(repo: str, tag: str, name: str, where: str) -> str:
+    """``https://HOST/OWNER/REPO/releases/download/TAG/NAME`` for DotSlash's ``repo`` spellings:
+    ``OWNER/REPO`` (github.com), ``HOST/OWNER/REPO`` and ``https://HOST/OWNER/REPO`` (GitHub
+    Enterprise)."""
+    from urllib.parse import quote
+
+    text = repo.strip().rstrip("/").removesuffix(".git")
+    if "://" in text:
+        parts = urlsplit(text)
+        host, rest = parts.netloc, parts.path.strip("/")
+    else:
+        segments = text.split("/")
+        host, rest = ("github.com", text) if len(segments) == 2 else (
+            segments[0], "/".join(segments[1:]))
+    if not host or rest.count("/") != 1 or not all(rest.split("/")):
+        raise UsageError(f"{where}: `repo` {repo!r} is not OWNER/REPO, HOST/OWNER/REPO or a "
+                         "URL")
+    return f"https://{host}/{rest}/releases/download/{quote(tag)}/{quote(name)}"
+
+
+def _format_of_url(url: str, where: str) -> str:
+    """An archive's format from its URL, as Bazel's extractor reads it: an archive extension
+    (``.tar.xz``, ``.jar``), else a single compressed file's (``tool.gz``: decompressed)."""
+    name = urlsplit(url).path.rpartition("/")[2].lower()
+    by_name = format_by_extension(name)
+    if by_name.is_archive:
+        return by_name.name
+    suffix = name.rpartition(".")[2]
+    if "." in name and SPELLINGS.get(suffix, "raw") != "raw":
+        return SPELLINGS[suffix]
+    raise UsageError(f"{where}: an archive without `type` whose URL names no archive "
+                     "extension; give its `type`")
+
+
+# -- rules_multitool --------------------------------------------------------------------------
 def from_multitool(path: Path) -> Entries:
+    import json
+
+    text = _read(path, "multitool lockfile")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise UsageError(f"{path}: cannot read a multitool lockfile: {e}") from e
+        data = json.loads(text)
+    except RecursionError:
+        raise UsageError(f"{path}: nested too deeply") from None
+    except ValueError as e:
+        raise UsageError(f"{path}: not a valid multitool lockfile (JSON): {e}") from None
     if not isinstance(data, dict):
         raise UsageError(f"{path}: expected an object of tools")
     out: Entries = {}
@@ -152,72 +246,66 @@ def from_multitool(path: Path) -> Entries:
             raise UsageError(f"{where}: not a valid tool name")
         binaries = spec.get("binaries") if isinstance(spec, dict) else None
         if not isinstance(binaries, list) or not binaries:
-            raise UsageError(f"{where}: expected `binaries`")
+            raise UsageError(f"{where}: expected `binaries`, a non-empty list")
         platforms: dict[str, Any] = {}
-        for binary in binaries:
-            key, entry = _multitool_binary(tool, binary, where)
+        for i, binary in enumerate(binaries):
+            found = _multitool_binary(tool, binary, f"{where}: binaries[{i}]")
+            if found is None:
+                continue
+            key, entry = found
             if key in platforms:
                 raise UsageError(f"{where}: platform {key} is given twice")
             platforms[key] = entry
-        out[tool] = {"platforms": dict(sorted(platforms.items()))}
+        if platforms:
+            out[tool] = {"platforms": dict(sorted(platforms.items()))}
+        else:
+            log.warning("%s: skipped: no binary toolfetch can carry over", where)
     return out
 
 
-def _multitool_binary(tool: str, b: Any, where: str) -> tuple[str, dict[str, Any]]:
+def _multitool_binary(tool: str, b: Any, where: str) -> tuple[str, dict[str, Any]] | None:
     if not isinstance(b, dict):
-        raise UsageError(f"{where}: a binary is not an object")
-    os_name, cpu = MULTITOOL_OS.get(b.get("os", "")), MULTITOOL_CPU.get(b.get("cpu", ""))
+        raise UsageError(f"{where}: a binary must be an object, not {_shown(b)}")
+    os_name, cpu = MULTITOOL_OS.get(str(b.get("os"))), MULTITOOL_CPU.get(str(b.get("cpu")))
     if os_name is None or cpu is None:
-        raise UsageError(f"{where}: unknown os/cpu {b.get('os')!r}/{b.get('cpu')!r}")
+        log.warning("%s: skipped: unknown os/cpu %r/%r", where, b.get("os"), b.get("cpu"))
+        return None
     key = f"{os_name}/{cpu}"
-    entry: dict[str, Any] = {"url": str(b.get("url", ""))}
-    if isinstance(b.get("sha256"), str):
-        entry["sha256"] = b["sha256"].lower()
+    where = f"{where} ({key})"
+    for field in sorted(set(b) - _MULTITOOL_FIELDS):
+        log.warning("%s: field `%s` is not carried over", where, field)
+    for field in ("headers", "auth_patterns"):
+        if field in b:
+            host = urlsplit(str(b.get("url", ""))).hostname or "the host"
+            log.warning("%s: `%s` is not carried over: toolfetch sends credentials for %s "
+                        "from TOOLFETCH_HTTP_AUTH_<HOST>, TOOLFETCH_CREDENTIAL_HELPER or "
+                        "~/.netrc (README, \"Tools from release pages\")", where, field, host)
+    url = _string(b, "url", where, required=True)
+    assert url is not None
+    entry: dict[str, Any] = {"url": url}
+    sha = _string(b, "sha256", where)
+    if sha is not None:
+        if not _HEX.fullmatch(sha):
+            raise UsageError(f"{where}: `sha256` must be 64 hex digits")
+        entry["sha256"] = sha.lower()
     kind = b.get("kind")
     if kind == "file":
         entry.update(format="raw", path=tool + (".exe" if os_name == "windows" else ""))
     elif kind == "archive":
-        if not isinstance(b.get("file"), str):
-            raise UsageError(f"{where} ({key}): an archive binary needs `file`")
-        entry["path"] = b["file"]
-        if b.get("type"):
-            if b["type"] not in MULTITOOL_TYPES:
-                raise UsageError(f"{where} ({key}): archive type {b['type']!r} is not "
-                                 f"supported (supported: {', '.join(sorted(MULTITOOL_TYPES))})")
-            entry["format"] = MULTITOOL_TYPES[b["type"]]
+        entry["path"] = _string(b, "file", where, required=True)
+        kind_of = _string(b, "type", where)
+        if kind_of is not None:
+            if kind_of.lower().lstrip(".") in ("ar", "deb"):
+                log.warning("%s: skipped: archive type %r is not supported (%s)", where,
+                            kind_of, ", ".join(sorted(SPELLINGS)))
+                return None
+            entry["format"] = format_named(kind_of, where).name
+        else:  # as Bazel's extractor: by the URL's extension
+            entry["format"] = _format_of_url(url, where)
+    elif kind == "pkg":
+        log.warning("%s: skipped: a macOS installer package (`kind: pkg`) cannot be carried "
+                    "over", where)
+        return None
     else:
-        raise UsageError(f"{where} ({key}): binary kind {kind!r} is not supported "
-                         "(file and archive are; a macOS pkg is not)")
+        raise UsageError(f"{where}: `kind` must be file, archive or pkg, not {_shown(kind)}")
     return key, entry
-
-
-def add_to_config(config_path: Path, entries: Entries) -> None:
-    """Insert ``entries`` under ``tools:`` (as text: comments stay), validated, atomically."""
-    import yaml
-
-    from toolfetch.core.fs import atomic_write
-    from toolfetch.lock.config import Config
-
-    text = config_path.read_text(encoding="utf-8") if config_path.exists() else "tools:\n"
-    current = yaml.safe_load(text) or {}
-    if not isinstance(current, dict):
-        raise UsageError(f"{config_path}: not a mapping")
-    clash = sorted(set(entries) & set(current.get("tools") or {}))
-    if clash:
-        raise UsageError(f"{config_path}: already has {', '.join(clash)}; remove "
-                         f"{'it' if len(clash) == 1 else 'them'} first")
-    m = re.search(r"^tools:[ \t]*(#.*)?$", text, re.M)
-    if m is None:
-        raise UsageError(f"{config_path}: no block-style `tools:` mapping to add to")
-    after = text[m.end():]
-    indent = re.match(r"(?:\n[ \t]*(?:#.*)?)*\n([ \t]+)\S", after)
-    pad = indent.group(1) if indent else "  "
-    block = yaml.safe_dump(entries, sort_keys=False, default_flow_style=False, width=1000)
-    block = "".join(pad + line + "\n" for line in block.splitlines())
-    new = text[:m.end()] + "\n" + block.rstrip("\n") + after if after.strip() else \
-        text[:m.end()] + "\n" + block
-    Config.from_data(yaml.safe_load(new), config_path)  # refuse to write an invalid file
-    try:
-        atomic_write(config_path, new.encode(), 0o644)
-    except OSError as e:
-        raise LocalIOError.of(e, f"cannot write {config_path}") from e

@@ -1,9 +1,10 @@
-"""tools.lock.json: load (validated, hand-checked, or both at once), match platforms, write.
+"""tools.lock.json: load (validated, hand-checked, or both at once), write.
 
 :meth:`Lockfile.load` validates with the shipped JSON Schema. :meth:`Lockfile.load_fast` skips
-jsonschema and checks by hand the fields it uses (``which``/``run`` when
-:mod:`toolfetch.cli.hitpath` left them to the full CLI); a lockfile it cannot use still exits 2.
-:func:`validating` hand-checks at once and runs the schema beside a fetch.
+jsonschema and checks by hand the fields it uses (:mod:`toolfetch.lock.lockcheck`;
+``which``/``run`` when :mod:`toolfetch.cli.hitpath` left them to the full CLI); a lockfile it
+cannot use still exits 2. :func:`validating` hand-checks at once and runs the schema beside a
+fetch. The values it holds are in :mod:`toolfetch.lock.locked`.
 """
 
 from __future__ import annotations
@@ -19,97 +20,21 @@ from pathlib import Path
 from typing import Any
 
 from toolfetch.core import lockindex
-from toolfetch.core.digest import Digest
 from toolfetch.core.errors import LocalIOError, NotFoundError, ToolfetchError, UsageError
-from toolfetch.core.platform import Platform, select_platform
-from toolfetch.oci.formats import check_title
+from toolfetch.lock.lockcheck import check_keys, platform_entry, read
+from toolfetch.lock.locked import (
+    ANY_PLATFORM,
+    ARG0_MODES,
+    FIELDS,
+    LockedLayer,
+    LockedPlatform,
+    LockedTool,
+)
 from toolfetch.registry.sources import parse_mirror_map
 
+__all__ = ["ANY_PLATFORM", "VERSION", "LockedLayer", "LockedPlatform", "LockedTool",
+           "Lockfile", "validating"]
 VERSION = 1
-ANY_PLATFORM = "*"
-_KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")  # as the schema's pattern
-
-
-@dataclass(frozen=True)
-class LockedLayer:
-    digest: Digest
-    size: int
-    media_type: str
-    title: str | None
-    unpack: str
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"digest": str(self.digest), "mediaType": self.media_type,
-                               "size": self.size, "unpack": self.unpack}
-        if self.title is not None:
-            out["title"] = self.title
-        return out
-
-
-@dataclass(frozen=True)
-class LockedPlatform:
-    """One platform of a tool: from a registry (``ref``, ``manifest``) or an HTTP release
-    asset (``urls``, tried in order; one layer, the file itself; ``ref`` is empty)."""
-
-    ref: str
-    path: str
-    manifest: Digest | None
-    index: Digest | None
-    layers: tuple[LockedLayer, ...]
-    urls: tuple[str, ...] = ()
-
-    @property
-    def is_asset(self) -> bool:
-        return bool(self.urls)
-
-    @property
-    def source(self) -> str:
-        """Where it comes from, for messages: the ref, or the first URL."""
-        return self.ref or self.urls[0]
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"layers": [layer.to_json() for layer in self.layers],
-                               "path": self.path}
-        if self.urls:
-            out["urls"] = list(self.urls)
-            return out
-        out.update(manifest=str(self.manifest), ref=self.ref)
-        if self.index is not None:
-            out["index"] = str(self.index)
-        return out
-
-    @cached_property
-    def tree(self) -> Digest:
-        """The key of this entry's tree in the cache (see :mod:`toolfetch.core.treekey`)."""
-        from toolfetch.core.treekey import tree_key
-
-        return Digest.parse(tree_key(layer.to_json() for layer in self.layers))
-
-
-@dataclass(frozen=True)
-class LockedTool:
-    name: str
-    fields: Mapping[str, str]  # ref / path / version as written in tools.yaml
-    platforms: Mapping[str, LockedPlatform]
-
-    def for_platform(self, wanted: Platform, lockfile: Path) -> tuple[str, LockedPlatform]:
-        for key in (str(wanted), wanted.key):  # as written, then as lock writes it
-            if key in self.platforms:
-                return key, self.platforms[key]
-        specific = [k for k in self.platforms if k != ANY_PLATFORM]
-        offered = [Platform.parse(k) for k in specific]
-        if any(wanted.accepts(p) for p in offered):
-            chosen = specific[select_platform(wanted, offered, f"tool {self.name}")]
-            return chosen, self.platforms[chosen]
-        if ANY_PLATFORM in self.platforms:
-            return ANY_PLATFORM, self.platforms[ANY_PLATFORM]
-        raise NotFoundError(f"tool {self.name} is not locked for platform {wanted} in {lockfile}; "
-                            f"locked platforms: {', '.join(sorted(self.platforms))}")
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = dict(self.fields)
-        out["platforms"] = {k: v.to_json() for k, v in sorted(self.platforms.items())}
-        return out
 
 
 @dataclass(frozen=True)
@@ -125,15 +50,15 @@ class Lockfile:
         """Load and validate against the shipped JSON Schema."""
         from toolfetch.lock.schema import validate
 
-        _, data, st = _read(path)
-        _check_keys(data, path)
+        _, data, st = read(path)
+        check_keys(data, path)
         validate(data, "lockfile.schema.json", str(path))
         return replace(cls.from_json(data, path), stat=st)
 
     @classmethod
     def load_fast(cls, path: Path) -> Lockfile:
         """Load without jsonschema; hand checks of what is used."""
-        _, data, st = _read(path)
+        _, data, st = read(path)
         return replace(cls._checked(data, path), stat=st)
 
     @classmethod
@@ -142,28 +67,27 @@ class Lockfile:
             raise UsageError(f"{path}: $.version: expected {VERSION} (not a toolfetch v1 lockfile)")
         if not isinstance(data.get("tools"), dict):
             raise UsageError(f"{path}: $.tools: expected an object")
-        _check_keys(data, path)
+        check_keys(data, path)
         return cls.from_json(data, path)
 
     def record_index(self, cache_root: Path, validated: bool) -> None:
-        """Best effort: the lockfile index (:mod:`toolfetch.core.lockindex`) of what was
-        loaded, for the hit path. ``validated``: it passed the JSON schema. An index of the
-        same file that says more (validated) is not replaced by one that says less."""
-        if self.stat is None:
-            return
-        real = os.path.realpath(self.path)
-        if not validated and lockindex.read(str(cache_root), real, self.stat) is not None:
-            return
-        entries = [(name, key, entry.tree.hex, entry.path)
-                   for name, tool in self.tools.items() for key, entry in tool.platforms.items()]
-        lockindex.write(str(cache_root), real, self.stat, entries, validated)
+        """Best effort: the lockfile index of what was loaded, for the hit path (``validated``:
+        it passed the JSON schema); see :func:`toolfetch.core.lockindex.record`."""
+        if self.stat is not None:
+            lockindex.record(str(cache_root), os.path.realpath(self.path), self.stat,
+                             self.pins(), validated)
 
     def known_valid(self, cache_root: Path) -> bool:
-        """Whether an index of this very file says it passed the JSON schema already."""
-        if self.stat is None:
-            return False
-        found = lockindex.read(str(cache_root), os.path.realpath(self.path), self.stat)
-        return found is not None and found.validated
+        """Whether an index of this very file, listing what it pins, says it passed the JSON
+        schema already."""
+        return self.stat is not None and lockindex.known_valid(
+            str(cache_root), os.path.realpath(self.path), self.stat, self.pins())
+
+    def pins(self) -> list[tuple[str, str, str, str, str]]:
+        """(tool, platform key, tree key hex, path, arg0 mode) of every entry: what its index
+        lists."""
+        return [(name, key, entry.tree.hex, entry.path, tool.arg0)
+                for name, tool in self.tools.items() for key, entry in tool.platforms.items()]
 
     @classmethod
     def from_json(cls, data: dict[str, Any], path: Path) -> Lockfile:
@@ -173,10 +97,12 @@ class Lockfile:
             if not isinstance(tool, dict) or not isinstance(tool.get("platforms"), dict):
                 raise UsageError(f"{path}: {where}.platforms: expected an object")
             platforms = {
-                key: _platform(entry, path, f"{where}.platforms.{key}")
+                key: platform_entry(entry, path, f"{where}.platforms.{key}")
                 for key, entry in tool["platforms"].items()
             }
-            fields = {k: str(tool[k]) for k in ("ref", "path", "version") if k in tool}
+            fields = {k: str(tool[k]) for k in FIELDS if k in tool}
+            if fields.get("arg0", ARG0_MODES[-1]) not in ARG0_MODES:
+                raise UsageError(f"{path}: {where}.arg0: one of {', '.join(ARG0_MODES)}")
             tools[name] = LockedTool(name, fields, platforms)
         raw_mirrors = data.get("mirrors", {})
         parse_mirror_map(raw_mirrors, path.parent, where=str(path))  # as a fetch will
@@ -233,8 +159,8 @@ def validating(path: Path, cache_root: Path | None = None,
     jsonschema does not hold the GIL while requests imports, which delayed the first byte of a
     cold fetch by ~100 ms (docs/performance.md).
     """
-    raw, data, st = _read(path)
-    _check_keys(data, path)  # not left to the schema: it names the key's object only
+    raw, data, st = read(path)
+    check_keys(data, path)  # not left to the schema: it names the key's object only
     try:
         lockfile = replace(Lockfile._checked(data, path), stat=st)
     except UsageError:
@@ -283,115 +209,3 @@ def validating(path: Path, cache_root: Path | None = None,
     if cache_root is not None:
         lockindex.record_valid_content(str(cache_root), raw)
         lockfile.record_index(cache_root, validated=True)
-
-
-def _read(path: Path) -> tuple[bytes, Any, os.stat_result]:
-    """The bytes, the parsed file and its stat, taken before reading (see
-    :meth:`Lockfile.stat`)."""
-    try:
-        st = os.stat(path)
-        raw = path.read_bytes()
-        return raw, json.loads(raw), st
-    except FileNotFoundError as e:
-        raise UsageError(f"{path}: lockfile not found (run `toolfetch lock`)") from e
-    except OSError as e:
-        raise UsageError(f"{path}: cannot read lockfile: {e}") from e
-    except ValueError as e:
-        raise UsageError(f"{path}: lockfile is not valid JSON: {e}") from e
-
-
-def _check_keys(data: Any, path: Path) -> None:
-    """Each tool's platform keys: ``*`` or lower-case ``os/arch[/variant]``, as the schema
-    has them (whose message would name ``$.tools.T.platforms``, not the key at fault)."""
-    tools = data.get("tools") if isinstance(data, dict) else None
-    for name, tool in tools.items() if isinstance(tools, dict) else ():
-        platforms = tool.get("platforms") if isinstance(tool, dict) else None
-        seen: dict[str, str] = {}
-        for key in platforms if isinstance(platforms, dict) else ():
-            parts = key.split("/")
-            if key != ANY_PLATFORM and (len(parts) not in (2, 3) or not all(
-                    p and set(p) <= _KEY_CHARS for p in parts)):
-                raise UsageError(f"{path}: $.tools.{name}.platforms.{key}: malformed platform "
-                                 f"key {key!r}: expected os/arch[/variant] in lower case "
-                                 f"(linux/amd64, linux/arm/v7) or {ANY_PLATFORM!r}")
-            # One binary per platform, whoever reads the file (the rule shims refuse the
-            # same): two spellings of a platform, or "*" beside platforms, would let the
-            # choice depend on the reader's order of preference.
-            where = f"{path}: $.tools.{name}.platforms"
-            if seen and ANY_PLATFORM in (key, *seen):
-                raise UsageError(f"{where}: locked for {ANY_PLATFORM!r} (one manifest for every "
-                                 "platform) and per platform; a tool is one or the other")
-            same = key if key == ANY_PLATFORM else Platform.parse(key).key
-            if same in seen:
-                raise UsageError(f"{where}: {seen[same]!r} and {key!r} name the same platform "
-                                 f"({same}); run `toolfetch lock`")
-            seen[same] = key
-
-
-def _platform(entry: Any, path: Path, where: str) -> LockedPlatform:
-    if not isinstance(entry, dict):
-        raise UsageError(f"{path}: {where}: expected an object")
-    try:
-        tool_path = entry["path"]
-        if not isinstance(tool_path, str) or not tool_path or tool_path.startswith("/") or (
-            ".." in tool_path.split("/")
-        ):
-            raise UsageError(f"{path}: {where}.path: must be a relative path inside the tool")
-        layers = entry["layers"]
-        if not isinstance(layers, list) or not layers:
-            raise UsageError(f"{path}: {where}.layers: expected a non-empty list")
-        if "urls" in entry:
-            return _asset_platform(entry, tool_path, layers, path, where)
-        return LockedPlatform(
-            ref=str(entry["ref"]),
-            path=tool_path,
-            manifest=_digest(entry, "manifest", path, where),
-            index=_digest(entry, "index", path, where) if entry.get("index") else None,
-            layers=tuple(_layer(layer, path, f"{where}.layers[{i}]")
-                         for i, layer in enumerate(layers)),
-        )
-    except KeyError as e:
-        raise UsageError(f"{path}: {where}: missing field {e.args[0]!r}") from None
-    except UsageError as e:
-        if str(path) in e.message:
-            raise
-        raise UsageError(f"{path}: {where}: {e.message}") from e
-
-
-def _asset_platform(entry: dict[str, Any], tool_path: str, layers: list[Any], path: Path,
-                    where: str) -> LockedPlatform:
-    urls = entry["urls"]
-    if not isinstance(urls, list) or not urls or not all(
-            isinstance(u, str) and u.lower().startswith(("http://", "https://")) for u in urls):
-        raise UsageError(f"{path}: {where}.urls: expected a non-empty list of http(s) URLs")
-    if len(layers) != 1:
-        raise UsageError(f"{path}: {where}.layers: an HTTP asset has exactly one layer")
-    return LockedPlatform(ref="", path=tool_path, manifest=None, index=None,
-                          layers=(_layer(layers[0], path, f"{where}.layers[0]"),),
-                          urls=tuple(urls))
-
-
-def _digest(entry: dict[str, Any], key: str, path: Path, where: str) -> Digest:
-    try:
-        return Digest.parse(str(entry[key]))
-    except UsageError as e:
-        raise UsageError(f"{path}: {where}.{key}: {e.message}") from e
-
-
-def _layer(entry: Any, path: Path, where: str) -> LockedLayer:
-    if not isinstance(entry, dict):
-        raise UsageError(f"{path}: {where}: expected an object")
-    size = entry.get("size")
-    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-        raise UsageError(f"{path}: {where}.size: expected a non-negative integer")
-    title = entry.get("title")
-    if title is not None:  # joined into a path when the layer is a raw file: check it now
-        try:
-            check_title(str(title))
-        except UsageError as e:
-            raise UsageError(f"{path}: {where}.title: {e.message}") from e
-    try:
-        return LockedLayer(_digest(entry, "digest", path, where), size, str(entry["mediaType"]),
-                           entry.get("title"), str(entry["unpack"]))
-    except KeyError as e:
-        raise UsageError(f"{path}: {where}: missing field {e.args[0]!r}") from None

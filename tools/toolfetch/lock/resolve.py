@@ -1,14 +1,14 @@
-"""``toolfetch lock``: resolve tools.yaml references into a pinned lockfile.
+"""Resolving tools.yaml references into lockfile entries (:class:`Resolver`).
 
 Tags are resolved upstream first, falling back to mirrors with a warning. Every
-(tool, platform) resolution runs concurrently; the lockfile is written only after all of
-them succeeded, atomically, byte-identical for unchanged inputs.
+(tool, platform) resolution runs concurrently; :mod:`toolfetch.lock.update` writes the
+lockfile only after all of them succeeded.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +19,6 @@ from toolfetch.core.errors import (
     IntegrityError,
     MultipleErrors,
     NotFoundError,
-    OutOfDateError,
     ToolfetchError,
     UsageError,
 )
@@ -28,7 +27,14 @@ from toolfetch.core.progress import Progress
 from toolfetch.core.reference import parse_any, rebase_layout_ref
 from toolfetch.lock.config import Config, PlatformSpec, ToolSpec
 from toolfetch.lock.lockfile import ANY_PLATFORM, LockedLayer, LockedPlatform, LockedTool, Lockfile
-from toolfetch.oci.formats import ORAS_DEFAULT_MEDIA_TYPE, check_title, detect_format
+from toolfetch.oci.formats import (
+    FORMATS,
+    RAW,
+    check_title,
+    detect_format,
+    sniff,
+    sniffable,
+)
 from toolfetch.oci.manifest import (
     ANNOTATION_UNPACK,
     IMAGE_CONFIG_TYPES,
@@ -131,9 +137,9 @@ class Resolver:
         source, manifest = self.sources.first_success(ref, what, top, upstream_first=True)
         lock_ref = self._ref_for_lock(job.ref)
         if not manifest.is_index:
-            key = self._single_manifest_key(job, image_platform(source, manifest, what), what)
+            keys = self._single_manifest_keys(job, image_platform(source, manifest, what), what)
             entry = self._entry(job, lock_ref, source, manifest, None, what)
-            return {key: entry}
+            return dict.fromkeys(keys, entry)
         out: dict[str, LockedPlatform] = {}
         if job.wanted is None:
             targets = [(_key(d.platform), d) for d in manifest.platform_manifests(what)
@@ -164,18 +170,23 @@ class Resolver:
         return out
 
     @staticmethod
-    def _single_manifest_key(job: _Job, offered: Platform | None, what: str) -> str:
-        """The lock key of a ref that names one manifest: ``"*"`` unless it is an image
-        whose config names a platform; then that platform, which every platform the tool
-        wants must accept (a darwin machine is never handed a linux binary)."""
+    def _single_manifest_keys(job: _Job, offered: Platform | None, what: str) -> list[str]:
+        """The lock keys of a ref that names one manifest. An artifact that names no platform
+        is locked under ``"*"``, unless the tool lists its own ``platforms``: then under
+        each of those and nowhere else (a darwin machine is never handed what a tool says is
+        a linux binary). An image whose config names a platform is locked under that one,
+        which every platform the tool wants must accept."""
         if offered is None:
-            return job.fixed_key or ANY_PLATFORM
+            if job.fixed_key:
+                return [job.fixed_key]
+            listed = job.tool.platform_list
+            return [p.key for p in listed] if listed else [ANY_PLATFORM]
         wanted = [Platform.parse(job.fixed_key)] if job.fixed_key else list(job.wanted or ())
         for platform in wanted:
             if not platform.accepts(offered):
                 raise NotFoundError(f"{what} is a single-platform image for {offered}, "
                                     f"not {platform}; it offers: {offered}")
-        return job.fixed_key or _key(offered)
+        return [job.fixed_key or _key(offered)]
 
     def _entry(self, job: _Job, lock_ref: str, source: ContentSource, manifest: Manifest,
                index: Manifest | None, what: str) -> LockedPlatform:
@@ -184,14 +195,16 @@ class Resolver:
             raise UsageError(f"{what}: manifest {manifest.digest} has no layers")
         path = job.path
         if path is None:
-            titles = [layer.title for layer in layers if layer.unpack == "raw" and layer.title]
+            titles = [layer.title for layer in layers
+                      if not FORMATS[layer.unpack].is_archive and layer.title]
             if len(layers) == 1 and titles:
                 path = titles[0]
             else:
                 raise UsageError(f"{what}: set `path` (the executable inside the artifact) in "
                                  f"{self.config.path}")
         titles = sorted(str(layer.title) for layer in layers)
-        if all(layer.unpack == "raw" for layer in layers) and path not in titles:
+        if not any(FORMATS[layer.unpack].is_archive for layer in layers) and (
+                path not in titles):
             import difflib
 
             close = difflib.get_close_matches(path, titles, n=3, cutoff=0.5)
@@ -199,8 +212,34 @@ class Resolver:
             shown = ", ".join(titles[:20]) + (" …" if len(titles) > 20 else "")
             raise NotFoundError(f"{what}: path {path!r} is not among the artifact's files "
                                 f"({hint}it has: {shown}); fix `path` in {self.config.path}")
+        self._check_cached_archives(layers, path, what)
         return LockedPlatform(lock_ref, path, manifest.digest,
                               index.digest if index else None, layers)
+
+    def _check_cached_archives(self, layers: tuple[LockedLayer, ...], path: str,
+                               what: str) -> None:
+        """When every archive layer's blob is in the cache already, ``path`` must be in one of
+        them or among the file titles (exit 4, as for assets): free, and it turns a fetch-time
+        failure into a lock-time one. Layers not cached are checked at fetch."""
+        from toolfetch.cache.unpack import archive_members
+        from toolfetch.oci.formats import split_relative
+
+        if self.cache is None:
+            return
+        names = {str(layer.title) for layer in layers if not FORMATS[layer.unpack].is_archive}
+        for layer in layers:
+            if FORMATS[layer.unpack].is_archive:
+                blob = self.cache.blob_path(layer.digest)
+                if not blob.is_file():
+                    return
+                names |= archive_members(blob, FORMATS[layer.unpack], what)
+        if "/".join(split_relative(path)) not in names:
+            import difflib
+
+            close = difflib.get_close_matches(path, sorted(names), n=3, cutoff=0.5)
+            hint = f"closest: {', '.join(close)}; " if close else ""
+            raise NotFoundError(f"{what}: path {path!r} is not in the artifact ({hint}it has "
+                                f"{len(names)} files); fix `path` in {self.config.path}")
 
     def _layer(self, source: ContentSource, desc: Descriptor, what: str) -> LockedLayer:
         title = desc.title
@@ -212,13 +251,14 @@ class Resolver:
         if desc.annotations.get(ANNOTATION_UNPACK) == "true":
             fmt = "tar+gzip"
         else:
-            fmt = detect_format(desc.media_type, title, b"")
-            generic = fmt == "raw" or (desc.media_type == ORAS_DEFAULT_MEDIA_TYPE and not (
-                title or "").endswith(".tar"))
-            if generic:  # sniff: ORAS pushes plain files as ...layer.v1.tar
-                fmt = detect_format("application/octet-stream", title,
-                                    source.read_blob_head(desc.digest))
-        if fmt == "raw" and not title:
+            try:
+                detected = detect_format(desc.media_type, title, b"")
+                if detected is RAW and sniffable(title):  # generic: the bytes tell
+                    detected = sniff(source.read_blob_head(desc.digest))
+            except UsageError as e:
+                raise IntegrityError(f"{what}: layer {desc.digest}: {e}") from e
+            fmt = detected.name
+        if not FORMATS[fmt].is_archive and not title:
             raise UsageError(f"{what}: layer {desc.digest} is a plain file without an "
                              "org.opencontainers.image.title annotation")
         return LockedLayer(desc.digest, desc.size, desc.media_type, title, fmt)
@@ -263,102 +303,3 @@ def image_platform(source: ContentSource, manifest: Manifest, what: str) -> Plat
 def _key(p: Platform | None) -> str:
     assert p is not None
     return p.key
-
-
-def run_lock(config: Config, lockfile_path: Path, tools: list[str], check: bool,
-             jobs: int = 8, progress: bool = False, upgrade: bool = False, *,
-             cache: Cache | None = None, refresh_assets: bool = False
-             ) -> tuple[Lockfile, bool]:
-    """Resolve and (unless ``check``) write; returns the lockfile and whether it changed.
-
-    Tools with a ``version`` keep their locked tag while it satisfies the constraint; with
-    ``upgrade`` they move to the highest matching tag (see :mod:`toolfetch.lock.versions`). HTTP
-    assets keep their pins unless their entry changed or ``refresh_assets``; assets
-    downloaded to pin them go into ``cache``.
-    """
-    unknown = [t for t in tools if t not in config.tools]
-    if unknown:
-        raise NotFoundError(f"{config.path}: no tool {', '.join(map(repr, unknown))}; "
-                            f"it has: {', '.join(sorted(config.tools))}")
-    old: Lockfile | None = None
-    old_text = None
-    if lockfile_path.exists():
-        old_text = lockfile_path.read_text(encoding="utf-8")
-        if tools:
-            old = Lockfile.load(lockfile_path)
-        elif any(s.is_asset for t in config.tools.values() for s in (t.per_platform or {}
-                                                                        ).values()):
-            old = _previous(lockfile_path)
-    resolver = Resolver(config, lockfile_path, jobs, progress, old=old, cache=cache,
-                        refresh_assets=refresh_assets)
-    names = tools or sorted(config.tools)
-    if any(config.tools[n].version for n in names):
-        from toolfetch.lock.versions import version_refs
-
-        resolver.ref_overrides = version_refs(config, lockfile_path, names, upgrade,
-                                              resolver.sources)
-    resolved = resolver.resolve(names)
-    merged: dict[str, LockedTool] = {}
-    for name in config.tools:
-        if name in resolved:
-            merged[name] = resolved[name]
-        elif old is not None and name in old.tools:
-            merged[name] = old.tools[name]
-    mirrors = {
-        host: tuple(rebase_layout_ref(m, config.path.parent, lockfile_path.parent)
-                    for m in ms)
-        for host, ms in config.mirrors.items()
-    }
-    new = Lockfile(lockfile_path, merged, mirrors)
-    changed = new.dumps() != old_text
-    if check:
-        if changed:
-            raise OutOfDateError(f"{lockfile_path} is out of date with {config.path}: "
-                                 f"{_describe_drift(old_text, new)}; run `toolfetch lock`")
-        return new, False
-    if changed:
-        new.write()
-    return new, changed
-
-
-def _previous(lockfile_path: Path) -> Lockfile | None:
-    """The lockfile being replaced, for its asset pins; one that no longer loads has none."""
-    try:
-        return Lockfile.load(lockfile_path)
-    except ToolfetchError as e:
-        log.debug("%s: not reusing its pins (%s)", lockfile_path, e)
-        return None
-
-
-def _describe_drift(old_text: str | None, new: Lockfile) -> str:
-    if old_text is None:
-        return "it does not exist"
-    import json
-
-    try:
-        old_tools = json.loads(old_text).get("tools", {})
-    except ValueError:
-        return "it is not valid JSON"
-    new_tools = new.to_json()["tools"]
-    names = sorted(set(old_tools) | set(new_tools))
-    drift = [n for n in names if old_tools.get(n) != new_tools.get(n)]
-    return f"tools differ: {', '.join(drift)}" if drift else "formatting or mirrors differ"
-
-
-def upgrade_refs(config: Config, lockfile_path: Path, tools: Sequence[str],
-                 cache: Cache | None = None, *, jobs: int = 8, progress: bool = False,
-                 refresh_assets: bool = False) -> dict[str, tuple[str | None, str]]:
-    """``lock --upgrade [TOOL…]``: relock with the highest matching tags.
-
-    Returns ``{tool: (old_ref, new_ref)}`` for the tools that have a ``version``.
-    """
-    from toolfetch.lock.versions import locked_refs
-
-    names = list(tools) or sorted(config.tools)
-    before = locked_refs(lockfile_path)
-    run_lock(config, lockfile_path, list(tools), check=False, jobs=jobs, progress=progress,
-             upgrade=True, cache=cache, refresh_assets=refresh_assets)
-    after = locked_refs(lockfile_path)
-    return {name: (before[name][1] if name in before else None, after[name][1])
-            for name in names if name in config.tools and config.tools[name].version
-            and not config.tools[name].is_assets and name in after}

@@ -13,7 +13,7 @@ chosen only when a clause names a pre-release of the same version (as npm does).
 
 ``lock`` keeps the tag already locked while it satisfies the constraint, so ``lock --check``
 does not fail just because a newer tag appeared; ``lock --upgrade`` picks the highest match
-(:func:`toolfetch.lock.resolve.upgrade_refs`).
+(:func:`toolfetch.lock.update.upgrade_refs`).
 """
 
 from __future__ import annotations

@@ -6,9 +6,10 @@ export target. Tags are the ``org.opencontainers.image.ref.name`` annotations of
 ``index.json`` entries. Everything read is verified by digest like registry content.
 
 Writes go through a temp file beside the destination, renamed into place when complete. Its
-name says who wrote it, ``.<name>.<host tag>-<pid>-<random>.part`` (:func:`temp_owner`), so
-:meth:`LayoutSource.init` (every ``export``) removes the temp files a killed writer of this
-host left, and nothing reads them as blobs: only ``blobs/sha256/<hex>`` is one.
+name says who wrote it, ``.<name>.<host tag>-<pid>-<random>.part``
+(:mod:`toolfetch.core.tempnames`), so :meth:`LayoutSource.init` (every ``export``) removes the
+temp files a killed writer of this host left, once untouched for a while, and nothing reads
+them as blobs: only ``blobs/sha256/<hex>`` is one.
 
 Only regular files are read (:func:`open_regular`: a FIFO would block for ever, a device such
 as ``/dev/zero`` read until memory runs out), ``index.json`` and ``oci-layout`` up to
@@ -18,14 +19,13 @@ as ``/dev/zero`` read until memory runs out), ``index.json`` and ``oci-layout`` 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import json
 import os
 import shutil
 import stat
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -38,6 +38,7 @@ from toolfetch.core.errors import (
     UsageError,
 )
 from toolfetch.core.fs import atomic_write, atomic_writer
+from toolfetch.core.tempnames import FOREIGN_GRACE, abandoned, temp_name, temp_owner
 from toolfetch.oci.manifest import (
     ANNOTATION_REF_NAME,
     MAX_MANIFEST_BYTES,
@@ -55,43 +56,27 @@ MAX_INDEX_BYTES = 16 * 1024 * 1024
 MAX_MARKER_BYTES = 64 * 1024
 TEMP_SUFFIX = ".part"
 # Temp files of toolfetch before temp names carried their writer (``mkstemp``'s
-# ``.<name>.XXXXXXXX``) are removed only once untouched this long.
-LEGACY_TEMP_GRACE = 24 * 3600
-
-
-def _host_tag() -> str:
-    """Which machine wrote a temp file (a layout may sit on a share several machines use)."""
-    return hashlib.sha256(os.uname().nodename.encode()).hexdigest()[:8]
+# ``.<name>.XXXXXXXX``), and other hosts', are removed only once untouched this long.
+LEGACY_TEMP_GRACE = FOREIGN_GRACE
+# A temp file of this host whose writer's pid is gone is removed once untouched this long:
+# a writer in another pid namespace (a container with this host name) looks gone from here.
+WRITER_GRACE = 600.0
 
 
 def temp_path(dest: Path) -> Path:
     """A fresh temp name beside ``dest`` that names its writer (this host, this pid); the
     directory is made if need be."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    return dest.with_name(f".{dest.name}.{_host_tag()}-{os.getpid()}-"
-                          f"{os.urandom(4).hex()}{TEMP_SUFFIX}")
+    return dest.with_name(temp_name(dest.name, TEMP_SUFFIX))
 
 
-def temp_owner(name: str) -> tuple[str, int] | None:
-    """(host tag, pid) of a temp file name :func:`temp_path` made, else None."""
-    if not name.startswith(".") or not name.endswith(TEMP_SUFFIX):
-        return None
-    parts = name[: -len(TEMP_SUFFIX)].rpartition(".")[2].split("-")
-    if len(parts) != 3 or not parts[1].isdigit() or len(parts[0]) != 8:
-        return None
-    return parts[0], int(parts[1])
-
-
-def _alive(pid: int) -> bool:
+@contextlib.contextmanager
+def _writing(dest: Path) -> Iterator[None]:
+    """An OSError while writing ``dest`` (a full disk, a read-only target) names it, exit 8."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):
-        return True  # someone else's process (or not a pid we can ask about): keep
-    except OSError:
-        return True
-    return True
+        yield
+    except OSError as e:
+        raise LocalIOError.of(e, f"cannot write {dest}") from e
 
 
 def open_regular(path: Path, what: str, error: type[ToolfetchError]) -> io.FileIO:
@@ -263,10 +248,11 @@ class LayoutSource:
             raise LocalIOError.of(e, f"cannot read blob {digest} in {self}") from e
 
     def remove_stale_temps(self) -> list[Path]:
-        """Remove the temp files of writers that died (this host, pid gone; or an older
-        toolfetch's, untouched for :data:`LEGACY_TEMP_GRACE`); returns what went."""
+        """Remove the temp files of writers that are gone (:func:`abandoned`: this host, pid
+        gone, untouched for :data:`WRITER_GRACE`; another host's or an older toolfetch's,
+        untouched for :data:`LEGACY_TEMP_GRACE`); returns what went."""
         removed: list[Path] = []
-        me, now = _host_tag(), time.time()
+        now = time.time()
         for directory in (self.path, self.path / "blobs" / "sha256"):
             try:
                 names = [n for n in os.listdir(directory) if n.startswith(".")]
@@ -274,16 +260,14 @@ class LayoutSource:
                 continue
             for name in names:
                 path = directory / name
-                owner = temp_owner(name)
-                if owner is not None:
-                    stale = owner[0] == me and not _alive(owner[1])
-                else:
-                    try:
-                        stale = (_legacy_temp(name) and path.is_file()
-                                 and now - path.stat().st_mtime > LEGACY_TEMP_GRACE)
-                    except OSError:
-                        continue
-                if stale:
+                if temp_owner(name) is None and not _legacy_temp(name):
+                    continue  # not a temp file of toolfetch's
+                try:
+                    st = path.lstat()
+                except OSError:
+                    continue
+                if stat.S_ISREG(st.st_mode) and abandoned(name, now - st.st_mtime,
+                                                         WRITER_GRACE, LEGACY_TEMP_GRACE):
                     with contextlib.suppress(FileNotFoundError):
                         path.unlink()
                         removed.append(path)
@@ -291,8 +275,8 @@ class LayoutSource:
 
     # -- writing --------------------------------------------------------------------------
     def init(self) -> None:
-        self.path.mkdir(parents=True, exist_ok=True)
-        (self.path / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
+        with _writing(self.path):
+            (self.path / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
         self.remove_stale_temps()
         marker = self.path / "oci-layout"
         if not marker.exists():
@@ -301,7 +285,8 @@ class LayoutSource:
             self.write_index([])
 
     def _write(self, dest: Path, data: bytes) -> None:
-        atomic_write(dest, data, temp=temp_path(dest))
+        with _writing(dest):
+            atomic_write(dest, data, temp=temp_path(dest))
 
     def put_bytes(self, data: bytes, digest: Digest | None = None) -> Digest:
         """Store ``data`` as a blob; one already there is kept only if it holds these bytes."""
@@ -321,14 +306,15 @@ class LayoutSource:
         """Copy a verified file in as blob ``digest``, atomically replacing whatever is at
         its name (callers reuse an existing blob only after :meth:`has_intact_blob`)."""
         dest = self.blob_path(digest)
-        with atomic_writer(dest, temp=temp_path(dest)) as out, src.open("rb") as f:
+        with _writing(dest), atomic_writer(dest, temp=temp_path(dest)) as out, \
+                src.open("rb") as f:
             shutil.copyfileobj(f, out, CHUNK)
 
     def put_stream(self, digest: Digest, write: Callable[[BinaryIO], None]) -> None:
         """Write a blob through ``write`` (which must verify it), atomically: a file already
         at its name is replaced only once the new one is complete."""
         dest = self.blob_path(digest)
-        with atomic_writer(dest, temp=temp_path(dest)) as out:
+        with _writing(dest), atomic_writer(dest, temp=temp_path(dest)) as out:
             write(out)
 
     def write_index(self, entries: list[Descriptor]) -> None:

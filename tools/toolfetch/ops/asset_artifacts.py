@@ -63,7 +63,8 @@ def publish_from_lockfile(lockfile: Lockfile, names: Sequence[str], prefix: str,
                           cache: Cache) -> dict[str, str]:
     """Push each asset tool to ``prefix/<tool>:<version or latest>``; returns the refs with
     the index digests. The assets come through the cache (fetched first, verified)."""
-    from toolfetch.ops.fetch import Fetcher, plan
+    from toolfetch.ops.fetch import Fetcher
+    from toolfetch.ops.plan import plan
     from toolfetch.registry.targets import open_target
 
     tools = asset_tools(lockfile, names)

@@ -214,7 +214,7 @@ def _unpack_into(blob: Path, tree: Path, desc: Descriptor, what: str) -> None:
     with blob.open("rb") as f:
         fmt = detect_format(desc.media_type, None, f.read(512))
     tree.mkdir()
-    unpack_layer(blob, fmt, tree, title=None, what=f"{what}: {desc.title}")
+    unpack_layer(blob, fmt.name, tree, title=None, what=f"{what}: {desc.title}")
     make_writable(tree)
     for dirpath, _dirs, files in os.walk(tree):  # pulled files are the user's to edit
         for name in files:

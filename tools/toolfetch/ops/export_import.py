@@ -44,7 +44,7 @@ from toolfetch.oci.manifest import (
     empty_config,
 )
 from toolfetch.ops.asset_artifacts import asset_index, asset_manifest
-from toolfetch.ops.fetch import Want, plan
+from toolfetch.ops.plan import Want, plan
 from toolfetch.registry.sources import BlobSource, ContentSource, SourceFactory, parse_mirror_map
 
 log = logging.getLogger("toolfetch")

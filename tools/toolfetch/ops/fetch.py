@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
@@ -28,67 +26,18 @@ from toolfetch.core.errors import (
     NotFoundError,
     ToolfetchError,
 )
-from toolfetch.core.platform import Platform
 from toolfetch.core.progress import Progress
 from toolfetch.core.reference import parse_any
-from toolfetch.lock.lockfile import LockedLayer, LockedPlatform, Lockfile
+from toolfetch.lock.lockfile import LockedLayer, Lockfile
+from toolfetch.ops.plan import Want
 from toolfetch.registry.sources import BlobSource, SourceFactory, parse_mirror_map
 
 log = logging.getLogger("toolfetch")
 K = TypeVar("K")
+#: How often a fetch builds a tree taken from under it (gc without grace) before giving up.
+REBUILDS = 5
 #: Every (want, layer) that pins one blob, in lockfile order.
 Pins = list[tuple["Want", LockedLayer]]
-
-
-@dataclass(frozen=True)
-class Want:
-    """One tool on one platform, as the lockfile pins it."""
-
-    tool: str
-    key: str
-    entry: LockedPlatform
-
-    @property
-    def what(self) -> str:
-        return f"tool {self.tool} ({self.key})"
-
-    @property
-    def order(self) -> tuple[str, str]:
-        """Lockfile order (its tools and platforms are sorted): what decides the exit code."""
-        return self.tool, self.key
-
-    @property
-    def source_id(self) -> str:
-        """Where its blobs come from: the reference, or (an asset) its URLs and the tool,
-        which names its mirrors' repositories."""
-        if self.entry.is_asset:
-            return "\0".join(("asset", self.tool, *self.entry.urls))
-        return self.entry.ref
-
-
-def plan(lockfile: Lockfile, tools: Iterable[str] | None, platform: Platform | None,
-         all_platforms: bool) -> list[Want]:
-    """The (tool, platform) pairs to fetch, in lockfile order. Unknown tools raise.
-
-    The order of ``tools`` is not kept (nor are duplicates): which error comes first, so the
-    exit code, must not depend on how the command line happened to list them."""
-    names = sorted(set(tools)) if tools else sorted(lockfile.tools)
-    wants: list[Want] = []
-    errors: list[ToolfetchError] = []
-    for name in names:
-        try:
-            tool = lockfile.tool(name)
-            if all_platforms:
-                wants.extend(Want(name, k, e) for k, e in sorted(tool.platforms.items()))
-            else:
-                assert platform is not None
-                key, entry = tool.for_platform(platform, lockfile.path)
-                wants.append(Want(name, key, entry))
-        except ToolfetchError as e:
-            errors.append(e)
-    if errors:
-        raise errors[0] if len(errors) == 1 else MultipleErrors(errors)
-    return wants
 
 
 class Fetcher:
@@ -107,21 +56,38 @@ class Fetcher:
         mirrors = parse_mirror_map(lockfile.mirrors, lockfile.base_dir)
         self.sources = SourceFactory(mirrors, offline=offline)
         self.verified: set[Digest] = set()  # blobs this run stored (checked as they streamed)
+        self.held: dict[Digest, Callable[[], None]] = {}  # trees in use: their releases
 
     def fetch(self, wants: list[Want]) -> dict[Want, Path]:
         """Make every wanted tree present; returns tree paths. Raises per-tool errors, also
-        for a tree that lacks the tool's ``path`` (NotFoundError naming close matches)."""
-        # Each missing tree with every want of it (two tools of one artifact: one tree), so
-        # each is reported if it fails and each one's reference can serve its blobs.
-        missing: dict[Digest, list[Want]] = {}
-        for w in sorted(wants, key=lambda w: w.order):
-            if w.entry.tree in missing:
-                missing[w.entry.tree].append(w)
-            elif self.cache.has_tree(w.entry.tree):
-                self.cache.touch_tree(w.entry.tree)
-            else:
-                missing[w.entry.tree] = [w]
-        if missing:
+        for a tree that lacks the tool's ``path`` (NotFoundError naming close matches).
+
+        Each tree is held (:meth:`Cache.hold`) from the moment it is found present until
+        :meth:`release` (or the process ends), so ``cache gc`` and ``verify --repair`` leave
+        it alone; one taken between its build and its hold is built again, as is a damaged
+        one (:meth:`Cache.tree_damage`), with a warning."""
+        try:
+            return self._fetch(wants)
+        except BaseException:
+            self.release()
+            raise
+
+    def _fetch(self, wants: list[Want]) -> dict[Want, Path]:
+        for attempt in range(REBUILDS + 1):
+            # Each missing tree with every want of it (two tools of one artifact: one tree),
+            # so each is reported if it fails and each one's reference can serve its blobs.
+            missing: dict[Digest, list[Want]] = {}
+            for w in sorted(wants, key=lambda w: w.order):
+                if w.entry.tree in missing:
+                    missing[w.entry.tree].append(w)
+                elif w.entry.tree not in self.held and not self._hold_sound(w):
+                    missing[w.entry.tree] = [w]
+            if not missing:
+                break
+            if attempt == REBUILDS:
+                raise LocalIOError(f"{missing[next(iter(missing))][0].what}: its tree was "
+                                   f"removed from the cache {REBUILDS} times right after it "
+                                   "was built (a `cache gc` without grace?)")
             self.cache.ensure()
             self._fetch_missing(missing)
         trees = {w: self.cache.tree_path(w.entry.tree) for w in wants}
@@ -129,6 +95,34 @@ class Fetcher:
         if errors:
             raise errors[0] if len(errors) == 1 else MultipleErrors(errors)
         return trees
+
+    def _hold_sound(self, want: Want) -> bool:
+        """Hold ``want``'s tree if it is present and sound (checked under the hold); a
+        damaged one is removed (under its entry lock, checked again) to be built anew."""
+        key = want.entry.tree
+        if not self.cache.has_tree(key):
+            return False
+        release = self.cache.hold("tree", key)
+        damage = self.cache.tree_damage(key, want.entry.path)
+        if damage is None and self.cache.has_tree(key):
+            self.held[key] = release
+            self.cache.touch_tree(key)
+            return True
+        release()
+        if damage is not None:
+            log.warning("%s: cached tree %s is damaged (%s); building it again", want.what,
+                        key.short, damage)
+            self.cache.ensure()
+            with self.cache.entry_lock("tree", key):
+                if self.cache.tree_damage(key, want.entry.path) is not None:
+                    self.cache.drop_tree(key)
+        return False
+
+    def release(self) -> None:
+        """Let gc have the trees this fetcher holds."""
+        for release in self.held.values():
+            release()
+        self.held.clear()
 
     def fetch_blobs(self, wants: list[Want]) -> None:
         """Make the wanted entries' blobs present, verified, without unpacking anything
@@ -280,17 +274,33 @@ class Fetcher:
         steps = recipe(layer.to_json() for layer in want.entry.layers)
 
         def build(dest: Path) -> dict[str, Any]:
-            for layer in want.entry.layers:
-                if layer.digest not in self.verified and self.cache.has_blob(layer.digest):
-                    self._check_cached(want, layer)
-                if not self.cache.has_blob(layer.digest):  # gc took it meanwhile: fetch again
-                    pins = blobs.get(layer.digest) or [(want, layer)]
-                    failed = self._fetch_pinned(pins, Progress("", 0, False))
+            known: dict[str, tuple[int, str]] = {}
+            for _ in range(REBUILDS):  # the blobs held from their check to their unpacking
+                releases = [self.cache.hold("blob", d) for d in dict.fromkeys(
+                    layer.digest for layer in want.entry.layers)]
+                try:
+                    for layer in want.entry.layers:
+                        if layer.digest not in self.verified and self.cache.has_blob(
+                                layer.digest):
+                            self._check_cached(want, layer)
+                    gone = [layer for layer in want.entry.layers
+                            if not self.cache.has_blob(layer.digest)]
+                    if not gone:
+                        unpack_recipe(steps, lambda d: self.cache.blob_path(Digest.parse(d)),
+                                      dest, want.what, known)
+                        break
+                finally:
+                    for release in releases:
+                        release()
+                for layer in gone:  # gc took it since it was fetched: fetch it again
+                    failed = self._fetch_pinned(blobs.get(layer.digest) or [(want, layer)],
+                                                Progress("", 0, False))
                     if failed is not None:
                         raise failed[want.source_id]
-            known: dict[str, tuple[int, str]] = {}
-            unpack_recipe(steps, lambda d: self.cache.blob_path(Digest.parse(d)), dest,
-                          want.what, known)
+            else:
+                raise LocalIOError(f"{want.what}: its blobs were removed from the cache "
+                                   f"{REBUILDS} times while it was built (a `cache gc` "
+                                   "without grace?)")
             digest, files = tree_digest(dest, known)
             # The recipe is what the key is the digest of; the manifest and ref only say who
             # asked first (for people reading the cache), nothing depends on them.
@@ -332,66 +342,3 @@ def missing_path_error(what: str, path: str, cache: Cache, key: Digest) -> NotFo
     hint = f"; it has: {', '.join(close)}" if close else "; it holds no files"
     return NotFoundError(f"{what}: path {path!r} is not in the artifact (tree {key.short}"
                          f"){hint}. Fix `path` in tools.yaml and run `toolfetch lock`")
-
-
-def materialize(tree: Path, output: Path) -> None:
-    """Copy a cached tree to ``output`` by hardlinks (falling back to copies).
-
-    Used by the build-system shims so sandboxed actions see real files. ``output`` must be
-    absent or empty; files keep their read-only modes, directories are writable so build
-    systems can clean them. The copy is built in a hidden directory beside ``output`` (named
-    with the pid), then renamed into place: a failure removes it, leaving ``output`` as it
-    was, and names the file under ``output`` that could not be written.
-    """
-    import contextlib
-
-    from toolfetch.core.fs import remove_tree
-
-    temp: Path | None = None
-    try:
-        if output.exists() and (not output.is_dir() or any(output.iterdir())):
-            raise LocalIOError(f"--output {output}: exists and is not an empty directory; "
-                               "toolfetch writes only into an absent or empty one")
-        real = Path(os.path.realpath(output)) if output.is_symlink() else output
-        real.parent.mkdir(parents=True, exist_ok=True)
-        temp = real.with_name(f".{real.name}.toolfetch-{os.getpid()}")
-        if os.path.lexists(temp):  # left by a dead process whose pid this one reuses
-            remove_tree(temp)
-        temp.mkdir()
-        _copy_tree(tree, temp, output)
-        with contextlib.suppress(FileNotFoundError):  # an empty directory's mode is kept
-            os.chmod(temp, real.stat().st_mode & 0o7777)
-        try:
-            os.rename(temp, real)  # POSIX rename(2) replaces an empty directory atomically
-        except OSError:
-            if not real.is_dir() or any(real.iterdir()):
-                raise
-            real.rmdir()  # Windows: not onto a directory
-            os.rename(temp, real)
-    except BaseException as e:
-        with contextlib.suppress(OSError):
-            if temp is not None:
-                remove_tree(temp)
-        if isinstance(e, OSError):
-            raise LocalIOError.of(e, f"--output {output}: cannot write the tree") from e
-        raise
-
-
-def _copy_tree(tree: Path, dest: Path, output: Path) -> None:
-    """Hardlink or copy ``tree`` into ``dest``; an OSError names the file under ``output``."""
-    for dirpath, dirnames, filenames in os.walk(tree):
-        rel = Path(dirpath).relative_to(tree)
-        for name in dirnames + filenames:
-            src, dst = Path(dirpath) / name, dest / rel / name
-            try:
-                if src.is_symlink():
-                    os.symlink(os.readlink(src), dst)
-                elif name in dirnames:
-                    dst.mkdir()
-                else:
-                    try:
-                        os.link(src, dst)
-                    except OSError:  # another file system (EXDEV), or links refused
-                        shutil.copy2(src, dst)
-            except OSError as e:
-                raise OSError(e.errno, e.strerror or str(e), str(output / rel / name)) from None

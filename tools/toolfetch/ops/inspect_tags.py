@@ -12,27 +12,23 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from toolfetch.core.digest import Digest
-from toolfetch.core.errors import IntegrityError, UsageError
+from toolfetch.core.errors import UsageError
 from toolfetch.core.reference import AnyReference, Reference, parse_any
 from toolfetch.core.sizes import format_size
 from toolfetch.oci.manifest import (
     DOCKER_MANIFEST,
     IMAGE_CONFIG_TYPES,
-    MAX_MANIFEST_BYTES,
     OCI_EMPTY,
-    OCI_INDEX,
     TOOL_ARTIFACT_TYPE,
     Descriptor,
     Manifest,
 )
-from toolfetch.registry.bodies import ACCEPT_ENCODING, read_capped
 from toolfetch.registry.sources import ContentSource
 from toolfetch.registry.targets import open_source, referrers_tag
 
 WASM_PREFIX = "application/vnd.wasm."
 KIND_LABELS = {"image": "container image", "wasm": "WASM artifact", "tool": "tool artifact",
                "artifact": "artifact", "mixed": "mixed", "empty": "empty index"}
-MAX_REFERRER_PAGES = 20
 INSPECT_JOBS = 8
 
 
@@ -153,51 +149,21 @@ def render(info: dict[str, Any]) -> str:
 
 def list_referrers(source: ContentSource, subject: Digest,
                    artifact_type_filter: str | None = None) -> list[Descriptor]:
-    """Referrers of ``subject``: the referrers API, else the ``sha256-<hex>`` tag."""
+    """Referrers of ``subject``: a registry's :meth:`RegistryClient.referrers` (the API, else
+    the ``sha256-<hex>`` tag); a layout's ``sha256-<hex>`` tag."""
     from toolfetch.core.errors import NotFoundError
     from toolfetch.registry.client import RegistryClient
 
-    entries: list[Descriptor] | None = None
     if isinstance(source, RegistryClient):
-        entries = _referrers_api(source, subject)
-    if entries is None:
-        try:
-            index = source.get_manifest(referrers_tag(subject))
-        except NotFoundError:
-            return []
-        entries = index.manifests(f"referrers of {subject}") if index.is_index else []
+        return source.referrers(subject, artifact_type_filter)
+    try:
+        index = source.get_manifest(referrers_tag(subject))
+    except NotFoundError:
+        return []
+    entries = index.manifests(f"referrers of {subject}") if index.is_index else []
     if artifact_type_filter:
         entries = [e for e in entries if e.artifact_type == artifact_type_filter]
     return entries
-
-
-def _referrers_api(client: Any, subject: Digest) -> list[Descriptor] | None:
-    """``GET /v2/<repo>/referrers/<digest>``; None when the registry has no such API."""
-    what = f"referrers of {client}@{subject}"
-    base = client.transport.base_url(client.host)
-    path = f"/v2/{client.repository}/referrers/{subject}"
-    out: list[Descriptor] = []
-    for _ in range(MAX_REFERRER_PAGES):
-        resp = client.transport.request(
-            "GET", client.host, path, scope=client.pull_scope, stream=True, what=what,
-            headers={"Accept": OCI_INDEX, "Accept-Encoding": ACCEPT_ENCODING})
-        with resp:
-            if resp.status_code in (404, 405, 501) and not out:
-                return None
-            if resp.status_code != 200:
-                raise client._fail(resp, what)
-            body = read_capped(resp, MAX_MANIFEST_BYTES, what)
-            link = resp.links.get("next", {}).get("url")
-        out += Manifest.parse(body, OCI_INDEX, what).manifests(what)
-        if not link:
-            return out
-        from urllib.parse import urljoin
-
-        url = urljoin(base + path, link)
-        if not url.startswith(base + "/"):
-            raise IntegrityError(f"{what}: pagination link leaves {base}: {link}")
-        path = url[len(base):]
-    raise IntegrityError(f"{what}: more than {MAX_REFERRER_PAGES} pages")
 
 
 def manifest_digest(ref: AnyReference) -> Digest:

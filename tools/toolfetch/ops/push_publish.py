@@ -27,7 +27,7 @@ from toolfetch.core.digest import Digest
 from toolfetch.core.errors import UsageError
 from toolfetch.core.platform import Platform
 from toolfetch.core.reference import AnyReference
-from toolfetch.oci.formats import FORMAT_MEDIA_TYPES, format_by_extension
+from toolfetch.oci.formats import FORMATS, format_by_extension
 from toolfetch.oci.manifest import (
     ANNOTATION_TITLE,
     ANNOTATION_UNPACK,
@@ -45,7 +45,7 @@ from toolfetch.registry.targets import Target, add_referrer, open_source, open_t
 log = logging.getLogger("toolfetch")
 
 ANNOTATION_ORAS_DIGEST = "io.deis.oras.content.digest"
-LAYER_TAR_GZIP = FORMAT_MEDIA_TYPES["tar+gzip"]
+LAYER_TAR_GZIP = FORMATS["tar+gzip"].media_type
 _TAG = re.compile(r"[\w][\w.-]{0,127}")
 
 
@@ -56,7 +56,7 @@ class LocalBlob:
 
 
 def media_type_for(name: str) -> str:
-    return FORMAT_MEDIA_TYPES[format_by_extension(name)]
+    return format_by_extension(name).media_type
 
 
 def write_tag(ref: AnyReference, command: str) -> str:

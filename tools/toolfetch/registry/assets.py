@@ -14,12 +14,20 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
-from typing import BinaryIO
+from dataclasses import dataclass
+from typing import Any, BinaryIO
 
 import requests
 
 from toolfetch.core.digest import Digest, StreamVerifier
-from toolfetch.core.errors import AuthError, NotFoundError, ToolfetchError, UnreachableError
+from toolfetch.core.errors import (
+    AuthError,
+    IntegrityError,
+    NotFoundError,
+    ToolfetchError,
+    UnreachableError,
+    UsageError,
+)
 from toolfetch.registry.blobstream import BodyReader, NetworkFailure, stream_verified
 from toolfetch.registry.httpauth import HttpAuth
 from toolfetch.registry.retry import attempts_text, send_retrying
@@ -70,10 +78,12 @@ class AssetSource:
             stream_verified(lambda h: self._get(h, what), lambda r: self._fail(r, what),
                             verifier, sink, progress, self.transport.policy, self.shown)
 
-    def pin(self, sink: BinaryIO, what: str, progress: Progress | None = None
-            ) -> tuple[Digest, int]:
+    def pin(self, sink: BinaryIO, what: str, progress: Progress | None = None, *,
+            blake3: bool = False, limit: int | None = None) -> Pin:
         """Download the whole asset into ``sink`` (positioned at 0), hashing as it streams
-        (constant memory); returns its sha256 and size. A broken stream starts over."""
+        (constant memory): its sha256, size and, with ``blake3``, its BLAKE3 digest. A body
+        longer than ``limit`` bytes (a size the entry declares) stops there: IntegrityError.
+        A broken stream starts over."""
         policy = self.transport.policy
         pace = policy.pace(f"{what}: {self.shown}")
         buffer = memoryview(bytearray(CHUNK))
@@ -81,7 +91,7 @@ class AssetSource:
         while True:
             sink.seek(0)
             sink.truncate()
-            h = hashlib.sha256()
+            hashers = _Hashers(blake3, what)
             pace.check(0)
             with self._get({"Accept-Encoding": "identity"}, what) as resp:
                 if resp.status_code != 200:
@@ -89,7 +99,10 @@ class AssetSource:
                 body = BodyReader(resp, pace, what)
                 try:  # the sink's errors (disk full) propagate
                     while n := body.readinto(buffer):
-                        h.update(buffer[:n])
+                        if limit is not None and body.received > limit:
+                            raise IntegrityError(f"{what}: {self.shown} serves more than the "
+                                                 f"declared {limit} bytes")
+                        hashers.update(buffer[:n])
                         sink.write(buffer[:n])
                         if progress:
                             progress(n)
@@ -97,9 +110,45 @@ class AssetSource:
                 except NetworkFailure as e:
                     error = e.reason
             if error is None:
-                return Digest.parse("sha256:" + h.hexdigest()), body.received
+                return hashers.pin(body.received)
             failures += 1
             if failures >= policy.attempts:
                 raise UnreachableError(f"{what}: downloading {self.shown} kept failing "
                                        f"({failures} attempts, last: {error})")
             time.sleep(policy.delay(failures))
+
+
+@dataclass(frozen=True)
+class Pin:
+    """What a download of a whole asset found: its sha256, size and (when asked) BLAKE3."""
+
+    digest: Digest
+    size: int
+    blake3: str | None = None
+
+
+class _Hashers:
+    """sha256, and BLAKE3 when a source declares one (DotSlash files), in one pass."""
+
+    def __init__(self, blake3: bool, what: str) -> None:
+        self.sha256 = hashlib.sha256()
+        self.blake3: Any = _blake3_hasher(what) if blake3 else None
+
+    def update(self, chunk: bytes | memoryview) -> None:
+        self.sha256.update(chunk)
+        if self.blake3 is not None:
+            self.blake3.update(chunk)
+
+    def pin(self, size: int) -> Pin:
+        return Pin(Digest.parse("sha256:" + self.sha256.hexdigest()), size,
+                   None if self.blake3 is None else str(self.blake3.hexdigest()))
+
+
+def _blake3_hasher(what: str) -> Any:
+    try:
+        from blake3 import blake3
+    except ImportError as e:  # a dependency: only a broken install lacks it
+        raise UsageError(f"{what}: its declared blake3 digest needs the 'blake3' package, a "
+                         "dependency of toolfetch (pip install blake3); refusing to pin it "
+                         "unchecked") from e
+    return blake3(max_threads=blake3.AUTO)

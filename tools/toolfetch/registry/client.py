@@ -21,7 +21,14 @@ from toolfetch.core.errors import (
     ToolfetchError,
     UnreachableError,
 )
-from toolfetch.oci.manifest import ACCEPT, MAX_MANIFEST_BYTES, Manifest, verify_manifest_bytes
+from toolfetch.oci.manifest import (
+    ACCEPT,
+    MAX_MANIFEST_BYTES,
+    OCI_INDEX,
+    Descriptor,
+    Manifest,
+    verify_manifest_bytes,
+)
 from toolfetch.registry.blobstream import stream_verified
 from toolfetch.registry.bodies import ACCEPT_ENCODING, read_capped
 from toolfetch.registry.transport import Transport
@@ -31,6 +38,7 @@ log = logging.getLogger("toolfetch")
 MAX_TAG_PAGES = 100
 MAX_TAG_PAGE_BYTES = 4 * 1024 * 1024
 MAX_TAG_BYTES = 16 * 1024 * 1024
+MAX_REFERRER_PAGES = 20
 Progress = Callable[[int], None]
 
 
@@ -139,7 +147,7 @@ class RegistryClient:
                 raise self._fail(resp, what)
             return True
 
-    # -- tags -----------------------------------------------------------------------------
+    # -- tags and referrers ---------------------------------------------------------------
     def list_tags(self) -> list[str]:
         """All tags, following same-origin ``Link`` pagination.
 
@@ -148,28 +156,59 @@ class RegistryClient:
         command hold more than that in memory.
         """
         what = f"tags of {self}"
-        path = f"/v2/{self.repository}/tags/list"
+        pages = self._pages(f"/v2/{self.repository}/tags/list", what, {}, MAX_TAG_PAGES,
+                            MAX_TAG_PAGE_BYTES, MAX_TAG_BYTES)
+        assert pages is not None
+        return [tag for body in pages for tag in _tag_page(body, what)]
+
+    def referrers(self, digest: Digest, artifact_type: str | None = None) -> list[Descriptor]:
+        """What refers to the manifest ``digest`` (its ``subject``): the OCI 1.1 referrers
+        API (``Link`` pagination), else, on registries without it (Distribution 2.8), the
+        index under the fallback tag ``sha256-<hex>``; [] when neither has any. Filtered by
+        ``artifact_type`` here too: a registry may ignore the filter."""
+        what = f"referrers of {self}@{digest}"
+        pages = self._pages(f"/v2/{self.repository}/referrers/{digest}", what,
+                            {"Accept": OCI_INDEX}, MAX_REFERRER_PAGES, MAX_MANIFEST_BYTES,
+                            MAX_REFERRER_PAGES * MAX_MANIFEST_BYTES, unsupported=(404, 405, 501))
+        if pages is not None:
+            entries = [d for body in pages
+                       for d in Manifest.parse(body, OCI_INDEX, what).manifests(what)]
+        else:
+            try:
+                index = self.get_manifest(f"sha256-{digest.hex}")
+            except NotFoundError:
+                return []
+            entries = index.manifests(what) if index.is_index else []
+        return [d for d in entries if artifact_type is None or d.artifact_type == artifact_type]
+
+    def _pages(self, path: str, what: str, headers: dict[str, str], max_pages: int,
+               page_bytes: int, total_bytes: int, unsupported: tuple[int, ...] = ()
+               ) -> list[bytes] | None:
+        """The bodies of a paginated GET, following same-origin ``Link: <…>; rel="next"``;
+        None when the first page answers a status in ``unsupported`` (no such API)."""
         base = self.transport.base_url(self.host)
-        tags: list[str] = []
+        bodies: list[bytes] = []
         total = 0
-        for _ in range(MAX_TAG_PAGES):
-            resp = self.transport.request("GET", self.host, path, scope=self.pull_scope,
-                                          headers={"Accept-Encoding": ACCEPT_ENCODING},
-                                          stream=True, what=what)
+        for _ in range(max_pages):
+            resp = self.transport.request(
+                "GET", self.host, path, scope=self.pull_scope, stream=True, what=what,
+                headers={**headers, "Accept-Encoding": ACCEPT_ENCODING})
             with resp:
+                if resp.status_code in unsupported and not bodies:
+                    return None
                 if resp.status_code != 200:
                     raise self._fail(resp, what)
-                body = read_capped(resp, min(MAX_TAG_PAGE_BYTES, MAX_TAG_BYTES - total), what)
+                body = read_capped(resp, min(page_bytes, total_bytes - total), what)
                 link = resp.links.get("next", {}).get("url")
             total += len(body)
-            tags.extend(_tag_page(body, what))
+            bodies.append(body)
             if not link:
-                return tags
+                return bodies
             next_url = requests.compat.urljoin(base + path, link)
             if not next_url.startswith(base + "/"):
                 raise IntegrityError(f"{what}: pagination link leaves {base}: {link}")
             path = next_url[len(base):]
-        raise IntegrityError(f"{what}: more than {MAX_TAG_PAGES} pages of tags")
+        raise IntegrityError(f"{what}: more than {max_pages} pages")
 
 
 def _tag_page(body: bytes, what: str) -> list[str]:
