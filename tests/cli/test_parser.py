@@ -8,7 +8,13 @@ import sys
 
 import pytest
 
-from toolfetch.cli import cache_commands, parser, registry_commands, tool_commands
+from toolfetch.cli import (
+    cache_commands,
+    everyday_commands,
+    parser,
+    registry_commands,
+    tool_commands,
+)
 
 
 def _registered(module: object) -> list[str]:
@@ -23,7 +29,8 @@ def _registered(module: object) -> list[str]:
 
 
 def test_the_command_table_is_what_the_modules_register() -> None:
-    modules = {"tool_commands": tool_commands, "cache_commands": cache_commands,
+    modules = {"tool_commands": tool_commands, "everyday_commands": everyday_commands,
+               "cache_commands": cache_commands,
                "registry_commands": registry_commands}
     assert {g: tuple(_registered(m)) for g, m in modules.items()} == parser.GROUPS
 

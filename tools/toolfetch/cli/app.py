@@ -12,6 +12,7 @@ import logging
 import sys
 from collections.abc import Callable
 
+from toolfetch.cli.common import check_environment
 from toolfetch.core.errors import LocalIOError, MultipleErrors, ToolfetchError
 
 
@@ -32,33 +33,46 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
 
 
 def print_error(e: BaseException, verbose: int) -> None:
-    """``error: …`` for each failure, then its causes as ``caused by: …`` lines."""
+    """``error: …`` for each failure, then what its causes add as ``caused by: …`` lines.
+
+    A cause whose text the error (or an earlier cause) already says is left out, so nothing
+    is said twice; ``-v`` names each cause's type (the network's own words, say). Never a
+    traceback: these are the documented exit codes (internal errors are printed apart).
+    """
     errors = e.errors if isinstance(e, MultipleErrors) else [e]
     for err in errors:
         sys.stderr.write(f"error: {err}\n")
-        seen = {str(err)}
+        said = [_flat(str(err))]
         cause = err.__cause__
         while cause is not None:
-            text = str(cause) or type(cause).__name__
-            if text not in seen:
+            flat = _flat(str(cause))
+            if not any(flat in earlier for earlier in said) or (verbose and not flat):
+                text = str(cause) or type(cause).__name__
+                if verbose and not isinstance(cause, ToolfetchError) and str(cause):
+                    text = f"{type(cause).__name__}: {text}"
                 sys.stderr.write(f"  caused by: {text}\n")
-                seen.add(text)
+                said.append(flat)
             cause = cause.__cause__
-    if verbose:
-        import traceback
 
-        traceback.print_exception(e)
+
+def _flat(text: str) -> str:
+    """Text with its whitespace runs made one space (a YAML message spans lines)."""
+    return " ".join(text.split())
 
 
 def full_main(argv: list[str]) -> int:
     """Every command, validated by argparse (the path when the hit path did not serve)."""
     from toolfetch.cli.parser import build_parser
 
-    args = build_parser(argv).parse_args(argv)
+    parser = build_parser(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # in the command's own words, not the top-level usage
+        getattr(args, "usage_parser", parser).error(f"unrecognized arguments: {' '.join(unknown)}")
     verbose = getattr(args, "verbose", 0) or 0
     _setup_logging(verbose, getattr(args, "quiet", False))
     run: Callable[..., int] = args.run
     try:
+        check_environment()
         return run(args)
     except ToolfetchError as e:
         print_error(e, verbose)

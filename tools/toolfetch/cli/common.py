@@ -10,7 +10,15 @@ from pathlib import Path
 from typing import Any
 
 from toolfetch.cache.store import Cache
-from toolfetch.core.host import cache_root, default_lockfile
+from toolfetch.core.errors import UsageError
+from toolfetch.core.host import (
+    CONFIG_NAME,
+    cache_root,
+    default_config,
+    default_lockfile,
+    env_flag,
+    lockfile_beside,
+)
 from toolfetch.core.platform import Platform, host_platform
 
 Command = Callable[[str, str], argparse.ArgumentParser]  # (name, help) -> its subparser
@@ -28,7 +36,40 @@ def add_global_options(p: argparse.ArgumentParser, suppress: bool) -> None:
 
 def lockfile_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lockfile", type=Path, metavar="F",
-                   help="default: lockfiles/tools.lock.json at the repository root")
+                   help="the lockfile (default: tools.lock.json beside tools.yaml, which is "
+                   "$TOOLFETCH_CONFIG, else found in lockfiles/ or at the repository root)")
+
+
+def positive_int(text: str) -> int:
+    """argparse ``type`` of ``--jobs``: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1 or not text.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, not {text!r}")
+    return value
+
+
+def jobs_arg(p: argparse.ArgumentParser, default: int, what: str = "parallel downloads") -> None:
+    """``--jobs N`` of every command that has one: N >= 1, its default in the help."""
+    p.add_argument("--jobs", type=positive_int, default=default, metavar="N",
+                   help=f"{what} (at least 1; default {default})")
+
+
+def json_arg(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--json", action="store_true", help=f"print {what} as JSON (default: text)")
+
+
+def offline_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--offline", action="store_true", help="never touch the network; exit 6 if "
+                   "something is not cached (also TOOLFETCH_OFFLINE=1)")
+
+
+def platform_arg(p: Any, what: str = "the platform to use") -> None:
+    """``--platform OS/ARCH`` on ``p``, a parser or a mutually exclusive group of one."""
+    p.add_argument("--platform", metavar="OS/ARCH", help=f"{what}, e.g. linux/arm64 "
+                   "(default: this host)")
 
 
 def cache_of(args: argparse.Namespace) -> Cache:
@@ -37,13 +78,33 @@ def cache_of(args: argparse.Namespace) -> Cache:
 
 
 def lockfile_of(args: argparse.Namespace) -> Path:
-    """``--lockfile``, else lockfiles/tools.lock.json at the repository root; absolute."""
+    """``--lockfile``, else the one beside ``--config``, else the one beside the discovered
+    tools.yaml (:func:`toolfetch.core.host.default_config`); absolute."""
     given: Path | None = getattr(args, "lockfile", None)
+    config: Path | None = getattr(args, "config", None)
+    if given is None and config is not None:
+        return Path(lockfile_beside(str(config.absolute())))
     return (given or Path(default_lockfile())).absolute()
 
 
+def config_of(args: argparse.Namespace) -> Path:
+    """``--config``, else tools.yaml beside ``--lockfile``, else the discovered one."""
+    config: Path | None = getattr(args, "config", None)
+    given: Path | None = getattr(args, "lockfile", None)
+    if config is None and given is not None:
+        return given.absolute().parent / CONFIG_NAME
+    return (config or Path(default_config())).absolute()
+
+
+def check_environment() -> None:
+    """Refuse a boolean variable that is none of 1/0/true/false/yes/no/on/off (exit 2)."""
+    if env_flag("TOOLFETCH_OFFLINE") is None:
+        raise UsageError(f"TOOLFETCH_OFFLINE={os.environ['TOOLFETCH_OFFLINE']!r}: expected one "
+                         "of 1, 0, true, false, yes, no, on, off (any case)")
+
+
 def offline(args: argparse.Namespace) -> bool:
-    return bool(getattr(args, "offline", False)) or os.environ.get("TOOLFETCH_OFFLINE") == "1"
+    return bool(getattr(args, "offline", False)) or bool(env_flag("TOOLFETCH_OFFLINE"))
 
 
 def progress(args: argparse.Namespace) -> bool:

@@ -22,7 +22,7 @@ import os
 import sys
 
 from toolfetch.core import lockindex
-from toolfetch.core.host import cache_root, default_lockfile, host_key
+from toolfetch.core.host import cache_root, default_lockfile, env_flag, host_key
 
 _GLOBAL_FLAGS = ("-q", "--quiet", "--no-progress")
 _OPTIONS = {"which": ("--lockfile", "--platform"), "run": ("--lockfile", "--arg0"),
@@ -161,8 +161,8 @@ def _fetch(root: str, index: lockindex.LockIndex, opts: dict[str, str],
     if not tools and not index.complete:
         return None  # a tool the index could not hold: only the full path can vouch for it
     jobs = opts.get("--jobs", "1")
-    if not jobs.isdigit():
-        return None  # argparse's message for a malformed number
+    if not jobs.isdigit() or int(jobs) < 1:
+        return None  # the full path's message for a malformed number or one below 1
     found: list[tuple[str, str, str, str]] = []  # tool, key, tree, exe
     skipped: list[str] = []  # warnings, as ops.plan.plan gives them
     for tool in sorted(set(tools)) if tools else index.tools():  # as ops.plan.plan orders
@@ -192,8 +192,8 @@ def _fetch(root: str, index: lockindex.LockIndex, opts: dict[str, str],
 
 def try_hit(argv: list[str]) -> int | None:
     """Serve ``which``/``run``/``fetch`` from the cache, or return None for the full CLI."""
-    if os.name == "nt":
-        return None
+    if os.name == "nt" or env_flag("TOOLFETCH_OFFLINE") is None:
+        return None  # the full path refuses a malformed value (exit 2)
     parsed = _parse(argv)
     if parsed is None:
         return None

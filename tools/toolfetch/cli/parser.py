@@ -16,10 +16,23 @@ from typing import Any, NoReturn, cast
 
 from toolfetch import __version__
 from toolfetch.cli.common import add_global_options
+from toolfetch.cli.helptext import epilog
 
 
 class _Parser(argparse.ArgumentParser):
+    """No abbreviations (``--all`` is not ``--all-platforms``), epilogs kept as written, and
+    a missing command prints the command list, exit 2 as any missing argument."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> NoReturn:
+        if message.startswith("the following arguments are required: COMMAND"):
+            self.print_help(sys.stderr)
+            sys.stderr.write("\nerror: give a COMMAND (`toolfetch COMMAND --help` says more)\n")
+            raise SystemExit(2)
         self.print_usage(sys.stderr)
         sys.stderr.write(f"error: {message}\n")
         raise SystemExit(2)
@@ -66,6 +79,7 @@ def command_word(argv: list[str]) -> str | None:
 GROUPS = {
     "tool_commands": ("lock", "verify", "import-dotslash", "import-multitool", "fetch", "which",
                       "run", "bootstrap"),
+    "everyday_commands": ("list", "help", "completion"),
     "cache_commands": ("cache",),
     "registry_commands": ("push", "publish", "pull", "copy", "tag", "tags", "inspect",
                           "exists", "attach", "referrers", "export", "import", "login",
@@ -81,6 +95,10 @@ def _groups(wanted: str | None) -> list[Any]:
         from toolfetch.cli import tool_commands
 
         groups.append(tool_commands)
+    if not known or wanted in GROUPS["everyday_commands"]:
+        from toolfetch.cli import everyday_commands
+
+        groups.append(everyday_commands)
     if not known or wanted in GROUPS["cache_commands"]:
         from toolfetch.cli import cache_commands
 
@@ -95,9 +113,12 @@ def _groups(wanted: str | None) -> list[Any]:
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     """The parser; given ``argv``, with only the subparser of the command it names."""
     wanted = command_word(argv) if argv is not None else None
-    parser = _Parser(prog="toolfetch", description="Hermetic, OCI-native tool fetcher.")
+    parser = _Parser(prog="toolfetch", description="Hermetic, OCI-native tool fetcher.",
+                     epilog="`toolfetch COMMAND --help` shows a command's options, examples "
+                     "and exit codes.")
     parser.add_argument("--version", action="version", version=f"toolfetch {__version__}")
     add_global_options(parser, suppress=False)
+    parser.set_defaults(full_parser=build_parser)  # `completion` walks every command
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     built: list[str] = []
@@ -105,8 +126,9 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
         if wanted is not None and name != wanted:
             return cast(argparse.ArgumentParser, _Unused())
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        p = sub.add_parser(name, help=help_text, description=help_text, epilog=epilog(name))
         add_global_options(p, suppress=True)
+        p.set_defaults(usage_parser=p)  # a mistyped option then prints this command's usage
         built.append(name)
         return p
 

@@ -11,9 +11,21 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from toolfetch.cli.common import Command, cache_of, lockfile_arg, lockfile_of, platform_of
+from toolfetch.cli.common import (
+    Command,
+    cache_of,
+    jobs_arg,
+    json_arg,
+    lockfile_arg,
+    lockfile_of,
+    platform_arg,
+    platform_of,
+    progress,
+    quiet,
+)
 from toolfetch.core.errors import NotFoundError, UsageError
 from toolfetch.core.platform import Platform
+from toolfetch.core.progress import Progress
 from toolfetch.core.reference import parse_any
 
 log = logging.getLogger("toolfetch")
@@ -49,7 +61,8 @@ def register(command: Command) -> None:
     p = command("publish", "push one artifact per platform and an index of them; prints the "
                 "index digest. With --from-lockfile: `publish --from-lockfile [TOOL…] "
                 "REGISTRY/PREFIX` copies locked HTTP assets to PREFIX/<tool>:<version>")
-    p.add_argument("ref", nargs="+", metavar="REF")
+    p.add_argument("ref", nargs="+", metavar="REF", help="host/repo:tag or oci-layout:DIR:tag "
+                   "to publish to; with --from-lockfile: [TOOL…] REGISTRY/PREFIX")
     p.add_argument("--platform", action="append", metavar="OS/ARCH=PATH[,PATH…]",
                    help="the files of one platform (repeatable; required without "
                    "--from-lockfile)")
@@ -61,70 +74,77 @@ def register(command: Command) -> None:
     p.set_defaults(run=cmd_publish)
 
     p = command("pull", "download an artifact's files (by title), verified")
-    p.add_argument("ref", metavar="REF")
-    p.add_argument("-o", "--output", type=Path, default=Path("."), metavar="DIR")
-    p.add_argument("--platform", metavar="OS/ARCH", help="for an index (default: this host)")
+    p.add_argument("ref", metavar="REF", help="host/repo:tag, host/repo@sha256:… or "
+                   "oci-layout:DIR:tag")
+    p.add_argument("-o", "--output", type=Path, default=Path("."), metavar="DIR",
+                   help="where the files go; existing files are never replaced (default: .)")
+    platform_arg(p, "the manifest to take out of an index")
     p.set_defaults(run=cmd_pull)
 
     p = command("copy", "copy the whole graph of SRC (index, manifests, blobs) between "
                 "registries and OCI layouts, digests preserved")
-    p.add_argument("src", metavar="SRC")
-    p.add_argument("dst", metavar="DST")
+    p.add_argument("src", metavar="SRC", help="what to copy: host/repo:tag, …@sha256:… or "
+                   "oci-layout:DIR:tag")
+    p.add_argument("dst", metavar="DST", help="where to: host/repo[:tag] or oci-layout:DIR[:tag]")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--all-platforms", action="store_true",
                    help="the whole graph: the default (kept for older scripts)")
     g.add_argument("--platform", metavar="OS/ARCH",
                    help="copy only this platform's manifest out of an index; DST then holds "
                         "that manifest, not the index (default: the whole graph, byte-exact)")
-    p.add_argument("--jobs", type=int, default=4, metavar="N")
+    jobs_arg(p, 4, "parallel blob copies")
     p.set_defaults(run=cmd_copy)
 
     p = command("tag", "give a manifest more tags; prints its digest")
-    p.add_argument("ref", metavar="REF")
-    p.add_argument("tags", nargs="+", metavar="NEWTAG")
+    p.add_argument("ref", metavar="REF", help="the manifest: host/repo:tag or …@sha256:…")
+    p.add_argument("tags", nargs="+", metavar="NEWTAG", help="the tags to add")
     p.set_defaults(run=cmd_tag)
 
     p = command("tags", "list a repository's tags")
     p.add_argument("repo", metavar="REPO", help="host/repo or oci-layout:DIR")
-    p.add_argument("--json", action="store_true")
+    json_arg(p, "the tags")
     p.set_defaults(run=cmd_tags)
 
     p = command("inspect", "describe a manifest or index: type, platforms, layers, annotations")
-    p.add_argument("ref", metavar="REF")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("ref", metavar="REF", help="host/repo:tag, …@sha256:… or oci-layout:DIR:tag")
+    json_arg(p, "the description")
     p.set_defaults(run=cmd_inspect)
 
     p = command("exists", "exit 0 if REF exists (printing its digest), 4 if not")
-    p.add_argument("ref", metavar="REF")
+    p.add_argument("ref", metavar="REF", help="host/repo:tag, …@sha256:… or oci-layout:DIR:tag")
     p.set_defaults(run=cmd_exists)
 
     p = command("attach", "push an artifact that refers to SUBJECT (signature, SBOM, …)")
-    p.add_argument("subject", metavar="SUBJECT")
-    p.add_argument("files", nargs="*", metavar="PATH")
+    p.add_argument("subject", metavar="SUBJECT", help="the manifest it refers to")
+    p.add_argument("files", nargs="*", metavar="PATH", help="files to push as its layers "
+                   "(default: none, an artifact of annotations only)")
     _artifact_options(p, required_type=True)
     p.set_defaults(run=cmd_attach)
 
     p = command("referrers", "list the artifacts that refer to SUBJECT")
-    p.add_argument("subject", metavar="SUBJECT")
-    p.add_argument("--artifact-type", metavar="TYPE", help="only this type")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("subject", metavar="SUBJECT", help="the manifest they refer to")
+    p.add_argument("--artifact-type", metavar="TYPE", help="only this type (default: all)")
+    json_arg(p, "the referrers' descriptors")
     p.set_defaults(run=cmd_referrers)
 
     p = command("export", "write everything a lockfile needs as an OCI image layout")
     lockfile_arg(p)
-    p.add_argument("--all-platforms", action="store_true",
-                   help="every locked platform (default: this host)")
-    p.add_argument("--platform", metavar="OS/ARCH", help="this platform instead of the host's")
-    p.add_argument("dir", type=Path, metavar="DIR")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--all-platforms", action="store_true",
+                   help="every locked platform (default: only --platform's)")
+    platform_arg(g, "export what this platform needs")
+    p.add_argument("dir", type=Path, metavar="DIR", help="the OCI image layout to write "
+                   "(created; a blob already there is reused only if it verifies)")
     p.set_defaults(run=cmd_export)
 
     p = command("import", "put an OCI image layout's blobs into the cache (verified)")
-    p.add_argument("dir", type=Path, metavar="DIR")
+    p.add_argument("dir", type=Path, metavar="DIR", help="an OCI image layout (from `export`)")
     p.set_defaults(run=cmd_import)
 
     p = command("login", "check and store credentials for a registry (as docker login)")
     p.add_argument("registry", metavar="REGISTRY", help="host[:port] (docker.io for Docker Hub)")
-    p.add_argument("-u", "--username", metavar="USER", required=True)
+    p.add_argument("-u", "--username", metavar="USER", required=True, help="the user name "
+                   "(required)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--password-stdin", action="store_true",
                    help="read the password (or token) from standard input")
@@ -133,7 +153,7 @@ def register(command: Command) -> None:
     p.set_defaults(run=cmd_login)
 
     p = command("logout", "remove stored credentials for a registry")
-    p.add_argument("registry", metavar="REGISTRY")
+    p.add_argument("registry", metavar="REGISTRY", help="host[:port] (docker.io for Docker Hub)")
     p.set_defaults(run=cmd_logout)
 
 
@@ -169,9 +189,14 @@ def cmd_push(args: argparse.Namespace) -> int:
     tag = write_tag(ref, "push")
     if not args.files:
         raise UsageError("push: give at least one file or directory")
-    desc, _ = push_files(open_target(ref), args.files, tag, artifact_type=args.artifact_type,
-                         annotations=parse_annotations(args.annotation),
-                         mount_from=args.mount_from or ())
+    bar = Progress("push", 0, progress(args))
+    try:
+        desc, _ = push_files(open_target(ref), args.files, tag,
+                             artifact_type=args.artifact_type,
+                             annotations=parse_annotations(args.annotation),
+                             mount_from=args.mount_from or (), progress=bar)
+    finally:
+        bar.close()
     print(desc.digest)
     return 0
 
@@ -188,9 +213,14 @@ def cmd_publish(args: argparse.Namespace) -> int:
     ref = parse_any(args.ref[0])
     tag = write_tag(ref, "publish")
     per_platform = [parse_platform_arg(p) for p in args.platform]
-    print(publish(open_target(ref), tag, per_platform, artifact_type=args.artifact_type,
-                  annotations=parse_annotations(args.annotation),
-                  mount_from=args.mount_from or ()))
+    bar = Progress("publish", 0, progress(args))
+    try:
+        digest = publish(open_target(ref), tag, per_platform, artifact_type=args.artifact_type,
+                         annotations=parse_annotations(args.annotation),
+                         mount_from=args.mount_from or (), progress=bar)
+    finally:
+        bar.close()
+    print(digest)
     return 0
 
 
@@ -227,7 +257,7 @@ def cmd_copy(args: argparse.Namespace) -> int:
     from toolfetch.ops.copy_pull import copy
 
     print(copy(parse_any(args.src), parse_any(args.dst), platform=_platform(args),
-               jobs=args.jobs))
+               jobs=args.jobs, progress=progress(args)))
     return 0
 
 
@@ -235,11 +265,13 @@ def cmd_pull(args: argparse.Namespace) -> int:
     from toolfetch.ops.copy_pull import pull
 
     ref = parse_any(args.ref)
-    written = pull(ref, args.output.absolute(), _platform(args))
+    written = pull(ref, args.output.absolute(), _platform(args), progress=progress(args))
     if not written:
         raise NotFoundError(f"pull {ref}: no layer has a title; nothing to write")
     for path in written:
         log.info("wrote %s", path)
+    if not quiet(args):
+        print(f"pull: wrote {len(written)} files from {ref} to {args.output.absolute()}")
     return 0
 
 
@@ -284,18 +316,21 @@ def cmd_export(args: argparse.Namespace) -> int:
     from toolfetch.ops.export_import import export
 
     platform = None if args.all_platforms else platform_of(args.platform)
-    stats = export(lockfile_of(args), cache_of(args), args.dir.absolute(), platform)
-    log.info("exported %d roots (%d blobs, %d from the cache) to %s", len(stats.roots),
-             stats.blobs, stats.from_cache, args.dir)
+    stats = export(lockfile_of(args), cache_of(args), args.dir.absolute(), platform,
+                   progress=progress(args))
+    if not quiet(args):
+        print(f"export: wrote {len(stats.roots)} roots ({stats.blobs} blobs, "
+              f"{stats.from_cache} from the cache) to {args.dir.absolute()}")
     return 0
 
 
 def cmd_import(args: argparse.Namespace) -> int:
     from toolfetch.ops.export_import import import_layout
 
-    stats = import_layout(args.dir.absolute(), cache_of(args))
-    log.info("imported %d blobs from %s (%d referenced but absent)", stats.blobs, args.dir,
-             stats.skipped)
+    stats = import_layout(args.dir.absolute(), cache_of(args), progress=progress(args))
+    if not quiet(args):
+        print(f"import: {stats.blobs} blobs from {args.dir.absolute()} into "
+              f"{cache_of(args).root} ({stats.skipped} referenced but absent)")
     return 0
 
 

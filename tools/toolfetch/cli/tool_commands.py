@@ -12,9 +12,14 @@ from pathlib import Path
 from toolfetch.cli.common import (
     Command,
     cache_of,
+    config_of,
+    jobs_arg,
+    json_arg,
     lockfile_arg,
     lockfile_of,
     offline,
+    offline_arg,
+    platform_arg,
     platform_of,
     progress,
     quiet,
@@ -28,7 +33,8 @@ log = logging.getLogger("toolfetch")
 def register(command: Command) -> None:
     p = command("lock", "resolve tools.yaml references into the lockfile")
     p.add_argument("--config", type=Path, metavar="F",
-                   help="default: tools.yaml beside the lockfile")
+                   help="tools.yaml (default: $TOOLFETCH_CONFIG, else beside --lockfile, else "
+                   "lockfiles/tools.yaml or tools.yaml at the repository root)")
     lockfile_arg(p)
     p.add_argument("--check", action="store_true", help="write nothing; exit 7 if out of date")
     p.add_argument("--upgrade", action="store_true", help="move tools with a `version` "
@@ -36,26 +42,31 @@ def register(command: Command) -> None:
     p.add_argument("--refresh-assets", action="store_true", help="download HTTP assets "
                    "again and re-check their sha256 (otherwise pins of unchanged entries are "
                    "kept without network)")
-    p.add_argument("--jobs", type=int, default=8, metavar="N")
-    p.add_argument("tools", nargs="*", metavar="TOOL")
+    jobs_arg(p, 8, "parallel registry requests")
+    p.add_argument("tools", nargs="*", metavar="TOOL",
+                   help="lock only these tools, keeping the others' pins (default: all)")
     p.set_defaults(run=cmd_lock)
 
     p = command("verify", "check locked tools' signatures against tools.yaml's `verify:` "
                 "policies again and print who signed each (docs/signing.md)")
     p.add_argument("--config", type=Path, metavar="F",
-                   help="default: tools.yaml beside the lockfile")
+                   help="tools.yaml (default: $TOOLFETCH_CONFIG, else beside --lockfile, else "
+                   "lockfiles/tools.yaml or tools.yaml at the repository root)")
     lockfile_arg(p)
     p.add_argument("--offline", action="store_true", help="only signatures in the cache")
-    p.add_argument("tools", nargs="*", metavar="TOOL")
+    p.add_argument("tools", nargs="*", metavar="TOOL",
+                   help="check only these tools (default: every tool with a policy)")
     p.set_defaults(run=cmd_verify)
 
     for name, what in (("import-dotslash", "DotSlash files"),
                        ("import-multitool", "a rules_multitool lockfile")):
         p = command(name, f"add tools.yaml entries (HTTP release assets) for {what}; then "
                     "run `toolfetch lock`")
-        p.add_argument("files", nargs="+", type=Path, metavar="FILE")
+        p.add_argument("files", nargs="+", type=Path, metavar="FILE",
+                       help=f"the {what} to read")
         p.add_argument("--config", type=Path, metavar="F",
-                       help="default: tools.yaml beside the lockfile")
+                       help="tools.yaml (default: $TOOLFETCH_CONFIG, else beside --lockfile, else "
+                   "lockfiles/tools.yaml or tools.yaml at the repository root)")
         lockfile_arg(p)
         p.add_argument("--stdout", action="store_true", help="print the entries as YAML "
                        "instead of adding them to tools.yaml")
@@ -66,41 +77,43 @@ def register(command: Command) -> None:
 
     p = command("fetch", "make locked tools present in the cache")
     lockfile_arg(p)
-    p.add_argument("tools", nargs="*", metavar="TOOL")
+    p.add_argument("tools", nargs="*", metavar="TOOL", help="the tools to fetch (default: "
+                   "every locked tool)")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--platform", metavar="OS/ARCH", help="default: this host")
-    g.add_argument("--all-platforms", action="store_true")
-    p.add_argument("--offline", action="store_true", help="never touch the network (exit 6 if "
-                   "something is missing)")
-    p.add_argument("--jobs", type=int, default=8, metavar="N", help="parallel downloads "
-                   "(default 8: at 20 ms RTT 3x --jobs 1, where 4 gave 2.5x)")
+    platform_arg(g, "fetch for this platform")
+    g.add_argument("--all-platforms", action="store_true", help="fetch every locked platform "
+                   "(default: only --platform's)")
+    offline_arg(p)
+    jobs_arg(p, 8, "parallel downloads; 8 was 3x --jobs 1 at 20 ms RTT, 4 gave 2.5x")
     p.add_argument("--output", type=Path, metavar="DIR", help="also materialise the (single) "
                    "tool's tree into DIR by hardlinks or copies (for build-system shims)")
-    p.add_argument("--json", action="store_true", help="print what was fetched as JSON")
+    json_arg(p, "what was fetched (tool, platform, tree, path)")
     p.set_defaults(run=cmd_fetch)
 
     p = command("which", "print the absolute path of a tool's executable")
     lockfile_arg(p)
-    p.add_argument("tool", metavar="TOOL")
-    p.add_argument("--platform", metavar="OS/ARCH")
-    p.add_argument("--offline", action="store_true")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("tool", metavar="TOOL", help="a tool of the lockfile")
+    platform_arg(p, "the executable for this platform")
+    offline_arg(p)
+    json_arg(p, "tool, platform, path and tree")
     p.set_defaults(run=cmd_which)
 
     p = command("run", "run a tool (its exit code passes through)")
     lockfile_arg(p)
-    p.add_argument("--offline", action="store_true")
+    offline_arg(p)
     p.add_argument("--arg0", metavar="NAME", help="argv[0] for a tool locked with `arg0: "
                    "tool` (launchers pass their own path; default: the tool's name)")
-    p.add_argument("tool", metavar="TOOL")
-    p.add_argument("args", nargs=argparse.REMAINDER, metavar="-- ARGS")
+    p.add_argument("tool", metavar="TOOL", help="a tool of the lockfile")
+    p.add_argument("args", nargs=argparse.REMAINDER, metavar="-- ARGS",
+                   help="everything after TOOL (and an optional --) goes to the tool")
     p.set_defaults(run=cmd_run)
 
     p = command("bootstrap", "fetch every tool for this host and write launchers")
     lockfile_arg(p)
-    p.add_argument("--bin-dir", type=Path, default=Path("bin"), metavar="DIR")
-    p.add_argument("--offline", action="store_true")
-    p.add_argument("--jobs", type=int, default=8, metavar="N")
+    p.add_argument("--bin-dir", type=Path, default=Path("bin"), metavar="DIR",
+                   help="where the launchers go (default: bin, in the current directory)")
+    offline_arg(p)
+    jobs_arg(p, 8)
     p.set_defaults(run=cmd_bootstrap)
 
 
@@ -109,7 +122,7 @@ def cmd_lock(args: argparse.Namespace) -> int:
     from toolfetch.lock.update import run_lock, upgrade_refs
 
     lockfile = lockfile_of(args)
-    config = Config.load((args.config or lockfile.parent / "tools.yaml").absolute())
+    config = Config.load(config_of(args))
     if args.upgrade:
         if args.check:
             raise UsageError("lock: --upgrade and --check exclude each other")
@@ -141,7 +154,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     path = lockfile_of(args)
     lockfile = Lockfile.load(path)
-    config = Config.load((args.config or path.parent / "tools.yaml").absolute())
+    config = Config.load(config_of(args))
     sources = SourceFactory(parse_mirror_map(lockfile.mirrors, lockfile.base_dir,
                                              where=str(path)), offline=offline(args))
     for tool, key, record in verify_locked(config, lockfile, args.tools, sources,
@@ -175,7 +188,7 @@ def cmd_import_tools(args: argparse.Namespace) -> int:
 
         sys.stdout.write(yaml.safe_dump({"tools": entries}, sort_keys=False, width=1000))
         return 0
-    config = (args.config or lockfile_of(args).parent / "tools.yaml").absolute()
+    config = config_of(args)
     add_tools(config, entries)
     log.warning("added %s to %s; run `toolfetch lock` to pin them", ", ".join(entries), config)
     return 0

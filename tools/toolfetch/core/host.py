@@ -30,6 +30,30 @@ SYS_TO_OS = {"linux": "linux", "darwin": "darwin", "win32": "windows", "cygwin":
 
 
 
+# Other spellings of operating systems users type, mapped to OCI's (hints only).
+OS_ALIASES = {"macos": "darwin", "osx": "darwin", "mac": "darwin", "macosx": "darwin",
+              "apple": "darwin", "win": "windows", "win32": "windows", "win64": "windows",
+              "cygwin": "windows", "gnu/linux": "linux"}
+ARCH_ALIASES = {"x64": "amd64", "x86-64": "amd64", "aarch_64": "arm64", "armv8": "arm64"}
+
+
+def spelling_hint(text: str) -> str:
+    """``; did you mean darwin/arm64?`` for a platform spelled with uname's or a vendor's
+    words (``macos/aarch64``), or ``""`` when there is nothing to suggest."""
+    parts = text.strip().lower().split("/")
+    if len(parts) == 1:
+        word = parts[0]
+        if word in (*SYS_TO_OS.values(), *OS_ALIASES):
+            return f"; did you mean {OS_ALIASES.get(word, word)}/{host_parts()[1]}?"
+        return ""
+    os_name = OS_ALIASES.get(parts[0], parts[0])
+    arch = ARCH_ALIASES.get(parts[1], MACHINE_TO_ARCH.get(parts[1], (parts[1], ""))[0])
+    variant = MACHINE_TO_ARCH.get(parts[1], ("", ""))[1]
+    rest = parts[2:] or ([variant] if variant else [])
+    suggested = "/".join([os_name, arch, *rest])
+    return f"; did you mean {suggested}?" if suggested != text else ""
+
+
 def machine() -> str:
     """``uname -m``, lower-cased (Windows: the processor architecture variables)."""
     if hasattr(os, "uname"):
@@ -79,5 +103,48 @@ def repo_root(start: str | None = None) -> str:
         candidate = parent
 
 
+CONFIG_NAME = "tools.yaml"
+CONFIG_DIRS = ("lockfiles", "")  # where discovery looks, relative to the repository root
+
+
+def default_config() -> str:
+    """tools.yaml: ``$TOOLFETCH_CONFIG``, else the first of ``lockfiles/`` and the repository
+    root that holds a tools.yaml or a tools.lock.json, else ``lockfiles/tools.yaml``;
+    absolute."""
+    named = os.environ.get("TOOLFETCH_CONFIG")
+    if named:
+        return os.path.abspath(os.path.expanduser(named))
+    root = repo_root()
+    for sub in CONFIG_DIRS:
+        directory = os.path.join(root, sub) if sub else root
+        if any(os.path.isfile(os.path.join(directory, n))
+               for n in (CONFIG_NAME, lockfile_name(CONFIG_NAME))):
+            return os.path.join(directory, CONFIG_NAME)
+    return os.path.join(root, CONFIG_DIRS[0], CONFIG_NAME)
+
+
+def lockfile_name(config_name: str) -> str:
+    """The lockfile's name beside a tools.yaml: ``tools.yaml`` -> ``tools.lock.json``,
+    ``ci.yml`` -> ``ci.lock.json``."""
+    stem, dot, ext = config_name.rpartition(".")
+    return f"{stem if dot and ext in ('yaml', 'yml') else config_name}.lock.json"
+
+
+def lockfile_beside(config: str) -> str:
+    return os.path.join(os.path.dirname(config), lockfile_name(os.path.basename(config)))
+
+
 def default_lockfile() -> str:
-    return os.path.join(repo_root(), "lockfiles", "tools.lock.json")
+    """The lockfile beside :func:`default_config`."""
+    return lockfile_beside(default_config())
+
+
+# Boolean environment variables (TOOLFETCH_OFFLINE): these words, any case; empty is unset.
+BOOLEAN_WORDS = {"1": True, "true": True, "yes": True, "on": True,
+                 "0": False, "false": False, "no": False, "off": False, "": False}
+
+
+def env_flag(name: str) -> bool | None:
+    """A boolean environment variable; None when its value is none of :data:`BOOLEAN_WORDS`
+    (the full CLI refuses it with exit 2, the hit path leaves it to the full CLI)."""
+    return BOOLEAN_WORDS.get(os.environ.get(name, "").strip().lower())

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from toolfetch.core.errors import NotFoundError, UsageError
-from toolfetch.core.host import host_parts
+from toolfetch.core.host import host_parts, spelling_hint
 
 # The one mapping table: OCI os/arch -> (Bazel @platforms, Buck2 prelude) constraints.
 # rules/bazel/platforms.bzl and rules/buck2/platforms.bzl mirror it; a test keeps them equal.
@@ -33,9 +33,11 @@ class Platform:
     def parse(cls, text: str) -> Platform:
         parts = text.split("/")
         if len(parts) not in (2, 3) or not all(p and p == p.strip() for p in parts):
-            raise UsageError(f"malformed platform {text!r}: expected os/arch[/variant]")
+            raise UsageError(f"malformed platform {text!r}: expected os/arch[/variant]"
+                             f"{spelling_hint(text) or ', e.g. linux/amd64'}")
         if any(not p.replace("_", "").replace("-", "").isalnum() for p in parts):
-            raise UsageError(f"malformed platform {text!r}: unexpected characters")
+            raise UsageError(f"malformed platform {text!r}: unexpected characters"
+                             f"{spelling_hint(text)}")
         return cls(parts[0].lower(), parts[1].lower(), parts[2].lower() if len(parts) == 3 else "")
 
     @classmethod

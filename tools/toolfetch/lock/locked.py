@@ -14,6 +14,7 @@ from typing import Any
 
 from toolfetch.core.digest import Digest
 from toolfetch.core.errors import NotFoundError
+from toolfetch.core.host import spelling_hint
 from toolfetch.core.platform import Platform, select_platform
 from toolfetch.lock.verified import Verified
 
@@ -108,7 +109,8 @@ class LockedTool:
         if ANY_PLATFORM in self.platforms:
             return ANY_PLATFORM, self.platforms[ANY_PLATFORM]
         raise NotFoundError(f"tool {self.name} is not locked for platform {wanted} in {lockfile}; "
-                            f"locked platforms: {', '.join(sorted(self.platforms))}")
+                            f"locked platforms: {', '.join(sorted(self.platforms))}"
+                            f"{spelling_hint(str(wanted))}")
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = dict(self.fields)

@@ -88,7 +88,7 @@ class Resolver:
     def resolve(self, names: Iterable[str]) -> dict[str, LockedTool]:
         names = list(names)
         jobs = [(name, job) for name in names for job in self._jobs_for(self.config.tools[name])]
-        progress = Progress("locking", len(jobs), self.progress and len(jobs) > 1, "refs")
+        progress = Progress("lock", len(jobs), self.progress and len(jobs) > 1, "refs")
 
         def job_done(job: _Job) -> dict[str, LockedPlatform]:
             try:

@@ -23,6 +23,7 @@ from pathlib import Path
 from toolfetch.core.digest import Digest
 from toolfetch.core.errors import IntegrityError, LocalIOError, UsageError
 from toolfetch.core.platform import Platform, host_platform
+from toolfetch.core.progress import Progress
 from toolfetch.core.reference import AnyReference, LayoutReference, Reference
 from toolfetch.oci.manifest import ANNOTATION_UNPACK, Descriptor, Manifest
 from toolfetch.registry.sources import ContentSource
@@ -41,13 +42,15 @@ class Copier:
     many indexes list it (a DAG is not walked as the tree it unfolds to)."""
 
     def __init__(self, source: ContentSource, target: Target, spool: BlobSpool,
-                 mount_from: Sequence[str] = (), jobs: int = 4) -> None:
+                 mount_from: Sequence[str] = (), jobs: int = 4,
+                 progress: Progress | None = None) -> None:
         self.source = source
         self.target = target
         self.spool = spool
         self.mount_from = tuple(mount_from)
         self.jobs = max(1, jobs)
         self._copied: set[Digest] = set()  # manifests and blobs already in the target
+        self.progress = progress or Progress("", 0, False)
 
     def copy(self, manifest: Manifest, tag: str | None, what: str, depth: int = 0) -> None:
         """Copy ``manifest`` and everything under it; tag the root with ``tag``."""
@@ -68,6 +71,7 @@ class Copier:
 
     def _copy_blobs(self, blobs: list[Descriptor], what: str) -> None:
         unique = {d.digest: d for d in blobs if d.digest not in self._copied}
+        self.progress.expect(sum(d.size for d in unique.values()))
         with ThreadPoolExecutor(self.jobs, thread_name_prefix="copy") as pool:
             futures = [pool.submit(self._copy_blob, d, what) for d in unique.values()]
             for fut in futures:
@@ -77,7 +81,8 @@ class Copier:
     def _copy_blob(self, desc: Descriptor, what: str) -> None:
         blob_what = f"blob {desc.digest} of {what}"
         provide = self.spool.provider(desc.digest, desc.size, blob_what)
-        outcome = self.target.put_blob(desc.digest, desc.size, provide, self.mount_from)
+        outcome = self.target.put_blob(desc.digest, desc.size, provide, self.mount_from,
+                                       self.progress.reporter(desc.title or desc.digest.short))
         log.debug("%s: %s", blob_what, outcome)
 
 
@@ -95,7 +100,7 @@ def resolve_root(source: ContentSource, ref: AnyReference, platform: Platform | 
 
 
 def copy(src: AnyReference, dst: AnyReference, *, platform: Platform | None = None,
-         jobs: int = 4) -> Digest:
+         jobs: int = 4, progress: bool = False) -> Digest:
     """Copy SRC's whole graph (or, with ``platform``, one manifest of its index) to DST;
     returns the digest of the root copied (index or manifest)."""
     from toolfetch.registry.transport import Transport
@@ -114,11 +119,16 @@ def copy(src: AnyReference, dst: AnyReference, *, platform: Platform | None = No
     target = open_target(dst, transport)
     spool, tmp = BlobSpool.create(source)
     with tmp:
-        Copier(source, target, spool, mount_from, jobs).copy(root, tag, what)
+        bar = Progress("copy", 0, progress)
+        try:
+            Copier(source, target, spool, mount_from, jobs, bar).copy(root, tag, what)
+        finally:
+            bar.close()
     return root.digest
 
 
-def pull(ref: AnyReference, output: Path, platform: Platform | None = None) -> list[Path]:
+def pull(ref: AnyReference, output: Path, platform: Platform | None = None,
+         progress: bool = False) -> list[Path]:
     """Write an artifact's titled layers into ``output``; returns what was written.
 
     Everything is downloaded, verified and unpacked into a temp directory inside ``output``
@@ -132,7 +142,11 @@ def pull(ref: AnyReference, output: Path, platform: Platform | None = None) -> l
     try:
         output.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=".toolfetch-pull-", dir=output) as tmp:
-            moves = _download_all(source, manifest, Path(tmp), what)
+            bar = Progress("pull", 0, progress)
+            try:
+                moves = _download_all(source, manifest, Path(tmp), what, bar)
+            finally:
+                bar.close()
             _refuse_conflicts(moves, output, what)
             return [_move(src, output / name) for name, src in moves
                     if not _same_file(src, output / name)]
@@ -141,18 +155,21 @@ def pull(ref: AnyReference, output: Path, platform: Platform | None = None) -> l
 
 
 def _download_all(source: ContentSource, manifest: Manifest, work: Path,
-                  what: str) -> list[tuple[str, Path]]:
+                  what: str, progress: Progress) -> list[tuple[str, Path]]:
     """(name under output, file or directory in ``work``) of every titled layer."""
     from toolfetch.oci.formats import check_title
 
     moves: list[tuple[str, Path]] = []
-    for i, desc in enumerate(manifest.layers(what)):
+    layers = manifest.layers(what)
+    progress.expect(sum(d.size for d in layers if d.title is not None))
+    for i, desc in enumerate(layers):
         if desc.title is None:
             log.warning("%s: layer %s has no title; skipped", what, desc.digest)
             continue
         blob = work / f"blob-{i}"
         with blob.open("wb") as f:
-            source.fetch_blob(desc.digest, desc.size, f, f"{what}: {desc.title}")
+            source.fetch_blob(desc.digest, desc.size, f, f"{what}: {desc.title}",
+                              progress.reporter(desc.title))
         if desc.annotations.get(ANNOTATION_UNPACK) == "true":
             tree = work / f"tree-{i}"
             _unpack_into(blob, tree, desc, what)
@@ -162,7 +179,9 @@ def _download_all(source: ContentSource, manifest: Manifest, work: Path,
                 name = check_title(desc.title)
             except UsageError as e:
                 raise e.context(what) from e
-            os.chmod(blob, 0o644)
+            # Executable, as fetch makes every single-file layer (nothing in a manifest says
+            # which files are programs), but writable: the output is the user's, not the cache
+            os.chmod(blob, 0o755)
             moves.append((name, blob))
     names = [name for name, _ in moves]
     twice = sorted({n for n in names if names.count(n) > 1})

@@ -29,6 +29,7 @@ from toolfetch.cache.store import Cache
 from toolfetch.core.digest import Digest, StreamVerifier, copy_verified
 from toolfetch.core.errors import NotFoundError
 from toolfetch.core.platform import Platform
+from toolfetch.core.progress import Progress
 from toolfetch.core.reference import LAYOUT_PREFIX, AnyReference, LayoutReference, parse_any
 from toolfetch.lock.lockfile import Lockfile
 from toolfetch.oci.layout import LayoutSource
@@ -60,8 +61,10 @@ class BundleStats:
 
 
 class Exporter:
-    def __init__(self, lockfile: Lockfile, layout: LayoutSource, cache: Cache | None) -> None:
+    def __init__(self, lockfile: Lockfile, layout: LayoutSource, cache: Cache | None,
+                 progress: Progress | None = None) -> None:
         self.lockfile = lockfile
+        self.progress = progress or Progress("", 0, False)
         self.layout = layout
         self.cache = cache
         self.sources = SourceFactory(parse_mirror_map(lockfile.mirrors, lockfile.base_dir,
@@ -84,7 +87,7 @@ class Exporter:
             manifest = self._manifest(ref, entry.manifest, want.what)
             for desc in manifest.blobs(want.what):
                 self._blob(functools.partial(self.sources.sources, ref), desc.digest,
-                           desc.size, f"{want.what}: blob {desc.digest}")
+                           desc.size, f"{want.what}: blob {desc.digest}", want.tool)
             root = manifest
             if entry.index is not None:
                 root = self._manifest(ref, entry.index, want.what)
@@ -123,7 +126,7 @@ class Exporter:
         """An HTTP asset's blob and its artifact manifest (:mod:`asset_artifacts`)."""
         layer = want.entry.layers[0]
         self._blob(lambda: self.sources.asset_sources(want.entry.urls, want.tool),
-                   layer.digest, layer.size, f"{want.what}: blob {layer.digest}")
+                   layer.digest, layer.size, f"{want.what}: blob {layer.digest}", want.tool)
         empty = empty_config()
         self.layout.put_bytes(EMPTY_JSON, empty.digest)
         raw = asset_manifest(want.entry)
@@ -131,22 +134,26 @@ class Exporter:
         return raw
 
     def _blob(self, sources: Callable[[], Sequence[tuple[str, BlobSource]]], digest: Digest,
-              size: int, what: str) -> None:
+              size: int, what: str, name: str) -> None:
         """Into the layout from the cache, else from ``sources()`` (made only when needed).
 
         A blob already in the layout is kept only if its size and sha256 match; a damaged
         one (a truncated copy, a disk error) is replaced, atomically."""
         if self.layout.has_intact_blob(digest, size):
             return
+        self.progress.expect(size)
+        report = self.progress.reporter(name)
         if self.layout.blob_exists(digest):
             log.warning("%s: the copy in %s is damaged; replacing it", what, self.layout)
         cached = self.cache.blob_path(digest) if self.cache is not None else None
         if cached is not None and cached.is_file():
             self.layout.put_stream(digest, lambda f: _copy_verified(cached, f, digest, size, what))
+            report(size)
             self.stats.from_cache += 1
         else:
             def fetch(source: BlobSource) -> None:
-                self.layout.put_stream(digest, lambda f: source.fetch_blob(digest, size, f, what))
+                self.layout.put_stream(digest, lambda f: source.fetch_blob(digest, size, f, what,
+                                                                           report))
 
             self.sources.try_in_order(sources(), what, fetch)
         self.stats.blobs += 1
@@ -183,9 +190,16 @@ def _copy_verified(src: Path, out: BinaryIO, digest: Digest, size: int, what: st
         verifier.finish()
 
 
-def import_layout(path: Path, cache: Cache) -> BundleStats:
+def import_layout(path: Path, cache: Cache, progress: bool = False) -> BundleStats:
     """Store every blob reachable from the layout's ``index.json`` in the cache, verified."""
-    layout = LayoutSource(path)
+    bar = Progress("import", 0, progress)
+    try:
+        return _import(LayoutSource(path), cache, bar)
+    finally:
+        bar.close()
+
+
+def _import(layout: LayoutSource, cache: Cache, progress: Progress) -> BundleStats:
     layout.check()
     cache.ensure()
     stats = BundleStats()
@@ -213,7 +227,9 @@ def import_layout(path: Path, cache: Cache) -> BundleStats:
                         else manifest.blobs(what))
             stack.extend((c, False) for c in children)
         else:
-            _store_from(cache, layout, desc, what)
+            progress.expect(desc.size)
+            name = desc.title or desc.digest.short
+            _store_from(cache, layout, desc, what, progress.reporter(name))
         stats.blobs += 1
     return stats
 
@@ -225,16 +241,21 @@ def _store_bytes(cache: Cache, raw: bytes, digest: Digest) -> None:
     cache.store_blob(digest, write)
 
 
-def _store_from(cache: Cache, layout: LayoutSource, desc: Descriptor, what: str) -> None:
+def _store_from(cache: Cache, layout: LayoutSource, desc: Descriptor, what: str,
+                report: Callable[[int], None]) -> None:
     def write(f: BinaryIO) -> None:
-        layout.fetch_blob(desc.digest, desc.size, f, what)
+        layout.fetch_blob(desc.digest, desc.size, f, what, report)
 
     cache.store_blob(desc.digest, write)
 
 
 def export(lockfile_path: Path, cache: Cache, directory: Path,
-           platform: Platform | None) -> BundleStats:
+           platform: Platform | None, progress: bool = False) -> BundleStats:
     """Export what the lockfile needs (``platform``, or every platform when None)."""
+    bar = Progress("export", 0, progress)
     exporter = Exporter(Lockfile.load(lockfile_path), LayoutSource(directory),
-                        cache if cache.root.exists() else None)
-    return exporter.export(platform)
+                        cache if cache.root.exists() else None, bar)
+    try:
+        return exporter.export(platform)
+    finally:
+        bar.close()

@@ -165,7 +165,7 @@ class Fetcher:
         if self.transport_ready is not None:
             self.transport_ready.set()
         total = sum(pins[0][1].size for pins in blobs.values())
-        progress = Progress("fetching", total, self.progress_enabled and total > 0)
+        progress = Progress("fetch", total, self.progress_enabled and total > 0)
         # Downloads and unpacking overlap: a tree is built as soon as its own blobs are in,
         # on a second pool (its tasks wait on download futures, never the other way round),
         # so unpacking CPU fills the time other downloads spend waiting on the network.
@@ -231,7 +231,8 @@ class Fetcher:
 
         def attempt(source: BlobSource) -> None:
             def write(f: BinaryIO) -> None:
-                source.fetch_blob(layer.digest, layer.size, f, what, progress.advance)
+                source.fetch_blob(layer.digest, layer.size, f, what,
+                                  progress.reporter(want.tool))
 
             self.cache.store_blob(layer.digest, write, layer.size)
             self.verified.add(layer.digest)

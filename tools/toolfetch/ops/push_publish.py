@@ -26,6 +26,7 @@ from typing import BinaryIO
 from toolfetch.core.digest import Digest
 from toolfetch.core.errors import UsageError
 from toolfetch.core.platform import Platform
+from toolfetch.core.progress import Progress
 from toolfetch.core.reference import AnyReference
 from toolfetch.oci.formats import FORMATS, format_by_extension
 from toolfetch.oci.manifest import (
@@ -156,11 +157,14 @@ def _empty_config(workdir: Path) -> LocalBlob:
 
 
 def upload_blobs(target: Target, blobs: Sequence[LocalBlob], mount_from: Sequence[str] = (),
-                 jobs: int = 4) -> None:
+                 jobs: int = 4, progress: Progress | None = None) -> None:
     unique = {b.descriptor.digest: b for b in blobs}
+    progress = progress or Progress("", 0, False)
+    progress.expect(sum(b.descriptor.size for b in unique.values()))
     with ThreadPoolExecutor(max(1, jobs), thread_name_prefix="push") as pool:
         futures = [pool.submit(target.put_blob, d, b.descriptor.size,
-                               lambda b=b: b.path, mount_from)  # type: ignore[misc]
+                               lambda b=b: b.path, mount_from,  # type: ignore[misc]
+                               progress.reporter(b.descriptor.title or d.short))
                    for d, b in unique.items()]
         for fut in futures:
             fut.result()
@@ -170,7 +174,8 @@ def push_files(target: Target, files: Sequence[str], tag: str | None, *,
                artifact_type: str = TOOL_ARTIFACT_TYPE,
                annotations: Mapping[str, str] | None = None,
                subject: Descriptor | None = None,
-               mount_from: Sequence[str] = ()) -> tuple[Descriptor, bool]:
+               mount_from: Sequence[str] = (),
+               progress: Progress | None = None) -> tuple[Descriptor, bool]:
     """Build and push one artifact; returns its descriptor and the registry's OCI-Subject ack."""
     with tempfile.TemporaryDirectory(prefix="toolfetch-push-") as tmp:
         workdir = Path(tmp)
@@ -183,7 +188,7 @@ def push_files(target: Target, files: Sequence[str], tag: str | None, *,
         config = _empty_config(workdir)
         raw = artifact_manifest([b.descriptor for b in layers] or [config.descriptor],
                                 artifact_type, annotations=annotations, subject=subject)
-        upload_blobs(target, [config, *layers], mount_from)
+        upload_blobs(target, [config, *layers], mount_from, progress=progress)
         ack = target.put_manifest(raw, OCI_MANIFEST, tag)
     desc = Descriptor(OCI_MANIFEST, Digest.of_bytes(raw), len(raw), dict(annotations or {}),
                       artifact_type=artifact_type)
@@ -193,7 +198,7 @@ def push_files(target: Target, files: Sequence[str], tag: str | None, *,
 def publish(target: Target, tag: str, per_platform: Sequence[tuple[Platform, list[str]]], *,
             artifact_type: str = TOOL_ARTIFACT_TYPE,
             annotations: Mapping[str, str] | None = None,
-            mount_from: Sequence[str] = ()) -> Digest:
+            mount_from: Sequence[str] = (), progress: Progress | None = None) -> Digest:
     """One artifact per platform (pushed by digest) and an index of them tagged ``tag``."""
     seen = [str(p) for p, _ in per_platform]
     if len(set(seen)) != len(seen):
@@ -201,7 +206,7 @@ def publish(target: Target, tag: str, per_platform: Sequence[tuple[Platform, lis
     entries = []
     for platform, files in per_platform:
         desc, _ = push_files(target, files, None, artifact_type=artifact_type,
-                             mount_from=mount_from)
+                             mount_from=mount_from, progress=progress)
         entries.append(Descriptor(desc.media_type, desc.digest, desc.size, {}, platform))
     raw = artifact_index(entries, artifact_type, annotations=annotations)
     target.put_manifest(raw, OCI_INDEX, tag)

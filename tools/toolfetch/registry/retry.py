@@ -5,16 +5,22 @@ timeouts are retried ``TOOLFETCH_RETRIES`` times in all (default 5) with exponen
 from ``TOOLFETCH_RETRY_DELAY`` seconds (default 0.5, doubling, capped at 10 s, half-jittered);
 ``Retry-After`` (seconds or an HTTP date) replaces the backoff, capped at
 ``TOOLFETCH_RETRY_AFTER_MAX`` seconds (default 30). Timeouts: ``TOOLFETCH_CONNECT_TIMEOUT``
-(default 10 s) and ``TOOLFETCH_TIMEOUT`` (read, default 60 s). A download must also keep a
+(default 10 s) and ``TOOLFETCH_TIMEOUT`` (read, default 20 s). A download must also keep a
 pace: ``TOOLFETCH_MIN_RATE`` bytes a second on average (default 10K; 0 turns it off) after a
 grace of ``TOOLFETCH_TIMEOUT``, so one of N bytes ends within ``TIMEOUT + N / MIN_RATE``
 seconds, retries and resumes included (:class:`Pace`).
+
+Failing fast: a host that takes no connection, or takes one and never answers (no response
+within the read timeout), gets :data:`FAST_FAIL_ATTEMPTS` attempts, not ``TOOLFETCH_RETRIES``:
+an unresponsive registry fails a request within about 2 x 20 s, where five 60 s attempts gave
+five minutes of silence. Every retry is announced (a warning, without ``-v``).
 """
 
 from __future__ import annotations
 
 import email.utils
 import http.client
+import logging
 import os
 import random
 import socket
@@ -33,6 +39,7 @@ NO_RETRY_5XX = frozenset({501, 505})
 MIN_RATE_ENV = "TOOLFETCH_MIN_RATE"
 DEFAULT_MIN_RATE = 10 * 1024
 FAST_FAIL_ATTEMPTS = 2
+log = logging.getLogger("toolfetch")
 
 
 def is_retry_status(status: int) -> bool:
@@ -67,7 +74,7 @@ class RetryPolicy:
     max_delay: float = 10.0
     max_retry_after: float = 30.0
     connect_timeout: float = 10.0
-    read_timeout: float = 60.0
+    read_timeout: float = 20.0  # idle time without a byte, not a deadline for a whole body
     min_rate: int = DEFAULT_MIN_RATE  # bytes a second a download must average (0: any)
 
     @classmethod
@@ -95,7 +102,17 @@ class RetryPolicy:
         host accepts no connection (a dead mirror is skipped fast), else :attr:`attempts`."""
         if is_certificate_failure(e):
             return 1
-        return min(self.attempts, FAST_FAIL_ATTEMPTS) if is_connect_failure(e) else self.attempts
+        fast = is_connect_failure(e) or is_unanswered(e)
+        return min(self.attempts, FAST_FAIL_ATTEMPTS) if fast else self.attempts
+
+    def explain(self, reason: str) -> str:
+        """``reason`` with the timeout that ran out and the variable that sets it."""
+        if reason == "read timed out":
+            return f"read timed out: no answer within {self.read_timeout:g} s, TOOLFETCH_TIMEOUT"
+        if reason == "connect timed out":
+            return (f"connect timed out: no connection within {self.connect_timeout:g} s, "
+                    "TOOLFETCH_CONNECT_TIMEOUT")
+        return reason
 
     @property
     def timeout(self) -> tuple[float, float]:
@@ -165,12 +182,19 @@ def send_retrying(policy: RetryPolicy, send: Callable[[], requests.Response],
             resp = send()
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
                 requests.exceptions.ChunkedEncodingError) as e:
+            reason = policy.explain(describe_network_error(e))
             if attempt >= policy.attempts_for(e):
-                raise UnreachableError(unreachable(attempt, describe_network_error(e))) from None
-            time.sleep(policy.delay(attempt))
+                raise UnreachableError(unreachable(attempt, reason)) from None
+            delay = policy.delay(attempt)
+            log.warning("%s; retrying in %.1f s (attempt %d of %d)", unreachable(attempt, reason),
+                        delay, attempt + 1, policy.attempts_for(e))
+            time.sleep(delay)
             continue
         if is_retry_status(resp.status_code) and attempt < policy.attempts:
             delay = policy.delay(attempt, resp.headers.get("Retry-After"))
+            log.warning("%s; retrying in %.1f s (attempt %d of %d)",
+                        unreachable(attempt, f"HTTP {resp.status_code}"), delay, attempt + 1,
+                        policy.attempts)
             resp.close()
             time.sleep(delay)
             continue
@@ -227,6 +251,12 @@ def describe_network_error(e: BaseException) -> str:
 def is_certificate_failure(e: BaseException) -> bool:
     """The server's certificate was refused: retrying cannot help."""
     return any(isinstance(x, ssl.SSLCertVerificationError) for x in _chain(e))
+
+
+def is_unanswered(e: BaseException) -> bool:
+    """A connection was made but no response came within the read timeout."""
+    return any(isinstance(x, (requests.exceptions.ReadTimeout, urllib3.exceptions.ReadTimeoutError))
+               for x in _chain(e))
 
 
 def is_connect_failure(e: BaseException) -> bool:

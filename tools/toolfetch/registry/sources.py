@@ -300,8 +300,9 @@ class SourceFactory:
             try:
                 return action(source)
             except IntegrityError as e:
-                log.warning("%s: %s served wrong content (%s); trying the next source",
-                            what, label, e)
+                if not is_last:  # the last one's failure is the error itself: said once
+                    log.warning("%s: %s served wrong content (%s); trying the next source",
+                                what, label, e)
                 integrity = integrity or e
                 last = e
             except ToolfetchError as e:
@@ -316,6 +317,6 @@ class SourceFactory:
             detail = integrity.message.removeprefix(f"{what}: ")
             tried = ", ".join(label for label, _ in candidates)
             raise IntegrityError(f"{what}: no source served verified content (tried {tried}): "
-                                 f"{detail}") from last
+                                 f"{detail}") from (None if last is integrity else last)
         assert last is not None
         raise last

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from toolfetch.registry.upload import Uploader, UploadStats
 
 Provide = Callable[[], Path]
+Report = Callable[[int], None]  # bytes done, for progress
 
 
 class Target(Protocol):
@@ -35,7 +36,9 @@ class Target(Protocol):
     source: ContentSource
 
     def put_blob(self, digest: Digest, size: int, provide: Provide,
-                 mount_from: Sequence[str] = ()) -> str: ...
+                 mount_from: Sequence[str] = (), progress: Report | None = None) -> str:
+        """Make the blob present; ``progress`` hears of all ``size`` bytes, sent or not."""
+        ...
 
     def put_manifest(self, raw: bytes, media_type: str, tag: str | None) -> bool:
         """Store (and tag); True when the store indexes ``subject`` referrers itself."""
@@ -78,8 +81,19 @@ class RegistryTarget:
         return str(self.uploader)
 
     def put_blob(self, digest: Digest, size: int, provide: Provide,
-                 mount_from: Sequence[str] = ()) -> str:
-        return self.uploader.upload(digest, size, provide, mount_from)
+                 mount_from: Sequence[str] = (), progress: Report | None = None) -> str:
+        sent = 0
+
+        def count(n: int) -> None:
+            nonlocal sent
+            sent += n
+            if progress:
+                progress(n)
+
+        outcome = self.uploader.upload(digest, size, provide, mount_from, count)
+        if progress and sent < size:
+            progress(size - sent)  # skipped or mounted: nothing to send, done all the same
+        return outcome
 
     def put_manifest(self, raw: bytes, media_type: str, tag: str | None) -> bool:
         return self.uploader.put_manifest(raw, media_type, tag).subject_ack
@@ -100,12 +114,15 @@ class LayoutTarget:
             self._ready = True
 
     def put_blob(self, digest: Digest, size: int, provide: Provide,
-                 mount_from: Sequence[str] = ()) -> str:
+                 mount_from: Sequence[str] = (), progress: Report | None = None) -> str:
         self._init()
-        if self.layout.has_intact_blob(digest, size):  # a damaged one is replaced
-            return "skipped"
-        self.layout.put_file(provide(), digest)
-        return "uploaded"
+        outcome = "skipped"
+        if not self.layout.has_intact_blob(digest, size):  # a damaged one is replaced
+            self.layout.put_file(provide(), digest)
+            outcome = "uploaded"
+        if progress:
+            progress(size)
+        return outcome
 
     def put_manifest(self, raw: bytes, media_type: str, tag: str | None) -> bool:
         self._init()

@@ -16,7 +16,7 @@ from ``TOOLFETCH_RETRY_DELAY`` seconds (default 0.5, doubling, capped at 10 s, h
 resolve or does not accept within the connect timeout is given two attempts only, so a dead
 mirror is skipped fast. 401/403/404 are never retried, except for the one re-authentication
 of the token handshake. Timeouts: ``TOOLFETCH_CONNECT_TIMEOUT`` (default 10 s) and
-``TOOLFETCH_TIMEOUT`` (read, default 60 s) on every request, token requests included.
+``TOOLFETCH_TIMEOUT`` (read, default 20 s) on every request, token requests included.
 
 Tokens: one per (host, scope set), fetched once even when several threads meet the same
 challenge, reused by every request of the command until shortly before ``expires_in``.
@@ -200,12 +200,13 @@ class Transport:
                                             follow_redirects, what)
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
                     requests.exceptions.ChunkedEncodingError) as e:
-                reason = describe_network_error(e)
+                reason = self.policy.explain(describe_network_error(e))
                 if attempt >= self.policy.attempts_for(e) or not body.rewind():
                     raise UnreachableError(f"{what}: registry {host} unreachable after "
                                            f"{attempts_text(attempt)} ({reason})") from None
                 delay = self.policy.delay(attempt)
-                log.debug("%s: %s; retrying in %.2fs", what, reason, delay)
+                log.warning("%s: registry %s: %s; retrying in %.1f s (attempt %d of %d)", what,
+                            host, reason, delay, attempt + 1, self.policy.attempts_for(e))
                 time.sleep(delay)
                 continue
             status = resp.status_code
@@ -226,7 +227,8 @@ class Transport:
                 continue
             if is_retry_status(status) and attempt < self.policy.attempts and body.rewind():
                 delay = self.policy.delay(attempt, resp.headers.get("Retry-After"))
-                log.debug("%s: HTTP %d, retrying in %.2fs", what, status, delay)
+                log.warning("%s: registry %s answered HTTP %d; retrying in %.1f s (attempt %d "
+                            "of %d)", what, host, status, delay, attempt + 1, self.policy.attempts)
                 resp.close()
                 time.sleep(delay)
                 continue
