@@ -218,3 +218,35 @@ def test_parse_mirror_map_reads_hosts_prefixes_and_layouts(tmp_path: Path) -> No
     got = parse_mirror_map({"ghcr.io": [" m.local:5000/cache/ ", "oci-layout:rel"]}, tmp_path)
     assert [str(m) for m in got["ghcr.io"][:1]] == ["m.local:5000/cache"]
     assert got["ghcr.io"][1].layout == tmp_path / "rel"
+
+
+# Issue 24.10: a Docker Hub mirror key spelled as references are never spelled was accepted
+# and never used. One line per (where the key is written, how it is spelled).
+DOCKER_HUB_KEYS = [("yaml", k) for k in ("docker.io", "index.docker.io", "registry-1.docker.io")
+                   ] + [("env", k) for k in ("docker.io", "index.docker.io",
+                                             "registry-1.docker.io")]
+
+
+@pytest.mark.parametrize(("where", "key"), DOCKER_HUB_KEYS)
+def test_a_docker_hub_mirror_key_is_used_however_it_is_spelled(
+        where: str, key: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from toolfetch.core.reference import Reference
+    from toolfetch.registry.sources import SourceFactory, parse_mirror_map
+
+    lock_mirrors = {}
+    if where == "env":
+        monkeypatch.setenv("TOOLFETCH_MIRRORS", f"{key}=oci-layout:{tmp_path}/hub")
+    else:
+        lock_mirrors = parse_mirror_map({key: ["oci-layout:hub"]}, tmp_path)
+    for text in ("alpine:3", "docker.io/library/alpine:3", "index.docker.io/library/alpine:3"):
+        labels = [label for label, _ in
+                  SourceFactory(lock_mirrors, offline=True).sources(Reference.parse(text))]
+        assert labels == [f"oci-layout:{tmp_path}/hub"], (text, labels)
+
+
+def test_two_spellings_of_docker_hub_as_mirror_keys_are_refused(tmp_path: Path) -> None:
+    from toolfetch.core.errors import UsageError
+    from toolfetch.registry.sources import parse_mirror_map
+
+    with pytest.raises(UsageError, match=r"'docker\.io' and 'index\.docker\.io' name one registry"):
+        parse_mirror_map({"docker.io": ["a:5000"], "index.docker.io": ["b:5000"]}, tmp_path)

@@ -13,9 +13,11 @@ from pathlib import Path
 
 from toolfetch.core.digest import Digest
 from toolfetch.core.errors import UsageError
+from toolfetch.core.urls import host_problem
 
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_API = "registry-1.docker.io"
+DOCKER_HUB_ALIASES = frozenset({DOCKER_HUB, "index.docker.io", DOCKER_HUB_API})
 LAYOUT_PREFIX = "oci-layout:"
 
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
@@ -26,6 +28,12 @@ _HOST = re.compile(
     r"(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*"
     r"|\[[0-9a-fA-F:.]+\])(?::[0-9]{1,5})?"
 )
+
+
+def canonical_registry(host: str) -> str:
+    """One name per registry as references spell it: Docker Hub's host names are
+    ``docker.io`` (mirror keys are normalised the same way, or they would never match)."""
+    return DOCKER_HUB if host in DOCKER_HUB_ALIASES else host
 
 
 def _split_digest(text: str, what: str) -> tuple[str, Digest | None]:
@@ -61,8 +69,11 @@ class Reference:
         registry = DOCKER_HUB
         first, sep, rest = text.partition("/")
         if sep and ("." in first or ":" in first or first == "localhost" or first != first.lower()):
-            if not _HOST.fullmatch(first):
-                raise UsageError(f"malformed reference {original!r}: bad registry host {first!r}")
+            problem = None if _HOST.fullmatch(first) else "not host[:port]"
+            problem = problem or host_problem(first)  # the port range, label lengths
+            if problem:
+                raise UsageError(f"malformed reference {original[:300]!r}: bad registry host "
+                                 f"{first[:100]!r}: {problem}")
             registry = first
             text = rest
         tag: str | None = None
@@ -72,8 +83,7 @@ class Reference:
             text, tag = text[:colon], text[colon + 1 :]
             if not _TAG.fullmatch(tag):
                 raise UsageError(f"malformed reference {original!r}: bad tag {tag!r}")
-        if registry in ("index.docker.io", "registry-1.docker.io"):
-            registry = DOCKER_HUB
+        registry = canonical_registry(registry)
         if registry == DOCKER_HUB and "/" not in text:
             text = f"library/{text}"
         if not _REPO.fullmatch(text) or len(text) > 255:

@@ -12,6 +12,7 @@ then optionally ``s``, ``m``, ``h``, ``d`` or ``w``; a bare number is seconds: `
 
 from __future__ import annotations
 
+import math
 import re
 
 from toolfetch.core.errors import UsageError
@@ -27,7 +28,10 @@ def parse_size(text: str, what: str, minimum: int = 0) -> int:
     m = _SIZE.match(text)
     if not m:
         raise UsageError(f"{what}: malformed size {text!r}: expected e.g. 500M, 10G, 1.5GiB")
-    value = int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+    number = float(m.group(1)) * _UNITS[m.group(2).lower()]
+    if not math.isfinite(number):  # 400 digits: inf, and int(inf) is an OverflowError
+        raise UsageError(f"{what}: size {text[:40]!r}… is too large")
+    value = int(number)
     if value < minimum:
         raise UsageError(f"{what}: size {text!r} must be at least {minimum} bytes")
     return value
@@ -38,7 +42,10 @@ def parse_duration(text: str, what: str) -> float:
     m = _DURATION.match(text)
     if not m:
         raise UsageError(f"{what}: malformed duration {text!r}: expected e.g. 90s, 12h, 30d")
-    return float(m.group(1)) * _SECONDS[m.group(2)]
+    seconds = float(m.group(1)) * _SECONDS[m.group(2)]
+    if not math.isfinite(seconds):
+        raise UsageError(f"{what}: duration {text[:40]!r}… is too large")
+    return seconds
 
 
 def format_size(n: int) -> str:

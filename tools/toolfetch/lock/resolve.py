@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from toolfetch.cache.store import Cache
+from toolfetch.core.digest import Digest
 from toolfetch.core.errors import (
     IntegrityError,
     MultipleErrors,
@@ -147,6 +148,7 @@ class Resolver:
                 raise NotFoundError(f"{what}: index {manifest.digest} names no platforms")
         else:
             targets = [(p.key, manifest.select(p, what)) for p in job.wanted]
+        children: dict[Digest, Manifest] = {}
         for key, desc in targets:
             if key in out:  # an index may list a platform twice; its first entry wins
                 if out[key].manifest != desc.digest:
@@ -154,7 +156,8 @@ class Resolver:
                                 "first (os.version and os.features are not matched)", what,
                                 manifest.digest, key, out[key].manifest, desc.digest)
                 continue
-            child = source.get_manifest(str(desc.digest), desc.digest)
+            child = children.get(desc.digest) or children.setdefault(
+                desc.digest, source.get_manifest(str(desc.digest), desc.digest))  # once each
             if child.is_index:
                 raise UsageError(f"{what}: nested index {desc.digest} for {key} is not supported")
             # The image's own config outranks the index's claim: locked through the index or

@@ -10,11 +10,16 @@ name says who wrote it, ``.<name>.<host tag>-<pid>-<random>.part``
 (:mod:`toolfetch.core.tempnames`), so :meth:`LayoutSource.init` (every ``export``) removes the
 temp files a killed writer of this host left, once untouched for a while, and nothing reads
 them as blobs: only ``blobs/sha256/<hex>`` is one.
+
+Only regular files are read (:func:`open_regular`: a FIFO would block for ever, a device such
+as ``/dev/zero`` read until memory runs out), ``index.json`` and ``oci-layout`` up to
+:data:`MAX_INDEX_BYTES` and :data:`MAX_MARKER_BYTES`, manifests up to their 4 MiB cap.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import shutil
@@ -25,7 +30,13 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from toolfetch.core.digest import Digest, StreamVerifier, copy_verified
-from toolfetch.core.errors import LocalIOError, NotFoundError, ToolfetchError, UsageError
+from toolfetch.core.errors import (
+    IntegrityError,
+    LocalIOError,
+    NotFoundError,
+    ToolfetchError,
+    UsageError,
+)
 from toolfetch.core.fs import atomic_write, atomic_writer
 from toolfetch.core.tempnames import FOREIGN_GRACE, abandoned, temp_name, temp_owner
 from toolfetch.oci.manifest import (
@@ -39,6 +50,10 @@ from toolfetch.oci.manifest import (
 )
 
 CHUNK = 1 << 20
+# index.json lists every root (an --all-platforms export of a large lockfile: thousands);
+# the oci-layout marker is one small object. Past these a layout is hostile or broken.
+MAX_INDEX_BYTES = 16 * 1024 * 1024
+MAX_MARKER_BYTES = 64 * 1024
 TEMP_SUFFIX = ".part"
 # Temp files of toolfetch before temp names carried their writer (``mkstemp``'s
 # ``.<name>.XXXXXXXX``), and other hosts', are removed only once untouched this long.
@@ -62,6 +77,31 @@ def _writing(dest: Path) -> Iterator[None]:
         yield
     except OSError as e:
         raise LocalIOError.of(e, f"cannot write {dest}") from e
+
+
+def open_regular(path: Path, what: str, error: type[ToolfetchError]) -> io.FileIO:
+    """``path`` opened for reading if it is a regular file (a symlink to one counts), else
+    ``error`` naming ``what``: a FIFO would block for ever and a device (``/dev/zero``) read
+    until memory runs out. An OSError of opening it propagates."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO: no wait
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise error(f"{what}: not a regular file; refusing to read it")
+        os.set_blocking(fd, True)
+        return io.FileIO(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_capped_file(path: Path, cap: int, what: str, error: type[ToolfetchError]) -> bytes:
+    """A regular file's bytes (:func:`open_regular`), refused past ``cap`` bytes."""
+    with open_regular(path, what, error) as f:
+        data = f.read(cap + 1)
+    if len(data) > cap:
+        raise error(f"{what}: larger than {cap} bytes; refusing it")
+    return data
 
 
 def _legacy_temp(name: str) -> bool:
@@ -89,10 +129,11 @@ class LayoutSource:
     def _index(self) -> dict[str, Any]:
         index_path = self.path / "index.json"
         try:
-            data = json.loads(index_path.read_bytes())
+            raw = read_capped_file(index_path, MAX_INDEX_BYTES, str(index_path), UsageError)
+            data = json.loads(raw)
         except FileNotFoundError as e:
             raise NotFoundError(f"{self}: no OCI image layout here (missing index.json)") from e
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, RecursionError) as e:  # nested past the parser's depth
             raise UsageError(f"{index_path}: unreadable index.json: {e}") from e
         if not isinstance(data, dict) or not isinstance(data.get("manifests", []), list):
             raise UsageError(f"{index_path}: not an OCI image index")
@@ -101,10 +142,11 @@ class LayoutSource:
     def check(self) -> None:
         marker = self.path / "oci-layout"
         try:
-            version = json.loads(marker.read_bytes()).get("imageLayoutVersion")
+            raw = read_capped_file(marker, MAX_MARKER_BYTES, str(marker), UsageError)
+            version = json.loads(raw).get("imageLayoutVersion")
         except FileNotFoundError as e:
             raise NotFoundError(f"{self}: not an OCI image layout (missing oci-layout)") from e
-        except (OSError, ValueError, AttributeError) as e:
+        except (OSError, ValueError, AttributeError, RecursionError) as e:
             raise UsageError(f"{marker}: unreadable: {e}") from e
         if version != OCI_LAYOUT_VERSION:
             raise UsageError(f"{marker}: unsupported imageLayoutVersion {version!r}")
@@ -154,7 +196,7 @@ class LayoutSource:
         what = f"manifest {self}@{digest}"
         path = self.blob_path(digest)
         try:
-            with path.open("rb") as f:
+            with open_regular(path, what, IntegrityError) as f:
                 raw = f.read(MAX_MANIFEST_BYTES + 1)
         except FileNotFoundError as e:
             raise NotFoundError(f"{what}: not found") from e
@@ -174,7 +216,8 @@ class LayoutSource:
                    progress: Callable[[int], None] | None = None) -> None:
         with StreamVerifier(digest, size, what) as verifier:
             try:
-                with self.blob_path(digest).open("rb", buffering=0) as f:
+                with open_regular(self.blob_path(digest), f"{what}: in {self}",
+                                  IntegrityError) as f:
                     copy_verified(f.readinto, sink, verifier, progress)
             except FileNotFoundError as e:
                 raise NotFoundError(f"{what}: not in {self}") from e
@@ -182,23 +225,25 @@ class LayoutSource:
 
     def read_blob_head(self, digest: Digest, length: int = 512) -> bytes:
         try:
-            with self.blob_path(digest).open("rb") as f:
+            with open_regular(self.blob_path(digest), f"blob {digest} in {self}",
+                              IntegrityError) as f:
                 return f.read(length)
         except FileNotFoundError as e:
             raise NotFoundError(f"blob {digest}: not in {self}") from e
 
     def blob_exists(self, digest: Digest) -> bool:
-        return self.blob_path(digest).is_file()
+        """Whether anything is at the blob's name (reading it refuses what is not a file)."""
+        return self.blob_path(digest).exists()
 
     def has_intact_blob(self, digest: Digest, size: int) -> bool:
         """Whether ``blobs/sha256/<hex>`` is a file of ``size`` bytes hashing to ``digest``
         (read streaming); a damaged one is not, and is for the caller to replace."""
         try:
-            with self.blob_path(digest).open("rb") as f:
+            with open_regular(self.blob_path(digest), "", IntegrityError) as f:
                 return (os.fstat(f.fileno()).st_size == size
                         and Digest.of_open_file(f) == digest)
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-            return False
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError, IntegrityError):
+            return False  # a FIFO or device where the blob belongs is replaced too
         except OSError as e:
             raise LocalIOError.of(e, f"cannot read blob {digest} in {self}") from e
 
@@ -249,9 +294,9 @@ class LayoutSource:
         digest.verify_bytes(data, f"blob for {self}")
         dest = self.blob_path(digest)
         try:
-            with dest.open("rb") as f:
+            with open_regular(dest, "", IntegrityError) as f:
                 intact = f.read(len(data) + 1) == data
-        except OSError:
+        except (OSError, IntegrityError):
             intact = False
         if not intact:
             self._write(dest, data)

@@ -97,11 +97,13 @@ class Manifest:
     def parse(cls, raw: bytes, media_type: str | None, what: str) -> Manifest:
         try:
             data = json.loads(raw)
-        except ValueError as e:
+        except (ValueError, RecursionError) as e:  # RecursionError: nested past the parser
             raise IntegrityError(f"{what}: manifest is not JSON: {e}") from e
         if not isinstance(data, dict):
             raise IntegrityError(f"{what}: manifest is not a JSON object")
         declared = data.get("mediaType")
+        if declared is not None and not isinstance(declared, str):
+            raise IntegrityError(f"{what}: mediaType is not a string")
         kind = declared or media_type or ""
         if not kind:  # OCI allows omitting mediaType; infer from shape.
             kind = OCI_INDEX if "manifests" in data else OCI_MANIFEST

@@ -7,6 +7,8 @@ digest is preserved: a mirror made this way serves every lockfile that pins the 
 ``--platform P`` narrows an index to the manifest for P (skopeo's default); the destination
 then holds that manifest, not the index. Between repositories of one registry blobs are
 mounted, not transferred. Everything read is verified by digest before it is written anywhere.
+Each manifest and blob is read and written once however many indexes list it; indexes nested
+deeper than :data:`MAX_INDEX_DEPTH` are refused (exit 3).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from toolfetch.core.digest import Digest
-from toolfetch.core.errors import LocalIOError, UsageError
+from toolfetch.core.errors import IntegrityError, LocalIOError, UsageError
 from toolfetch.core.platform import Platform, host_platform
 from toolfetch.core.progress import Progress
 from toolfetch.core.reference import AnyReference, LayoutReference, Reference
@@ -30,8 +32,14 @@ from toolfetch.registry.targets import BlobSpool, Target, open_source, open_targ
 log = logging.getLogger("toolfetch")
 
 
+# Indexes of indexes are legal, but no real image nests them more than a level or two; a
+# deeper graph is a hostile or broken source (exit 3), not something to walk on.
+MAX_INDEX_DEPTH = 16
+
+
 class Copier:
-    """Copies one graph from a source to a target."""
+    """Copies one graph from a source to a target: each manifest and blob once, however
+    many indexes list it (a DAG is not walked as the tree it unfolds to)."""
 
     def __init__(self, source: ContentSource, target: Target, spool: BlobSpool,
                  mount_from: Sequence[str] = (), jobs: int = 4,
@@ -41,26 +49,34 @@ class Copier:
         self.spool = spool
         self.mount_from = tuple(mount_from)
         self.jobs = max(1, jobs)
+        self._copied: set[Digest] = set()  # manifests and blobs already in the target
         self.progress = progress or Progress("", 0, False)
 
-    def copy(self, manifest: Manifest, tag: str | None, what: str) -> None:
+    def copy(self, manifest: Manifest, tag: str | None, what: str, depth: int = 0) -> None:
         """Copy ``manifest`` and everything under it; tag the root with ``tag``."""
         if manifest.is_index:
+            if depth >= MAX_INDEX_DEPTH:
+                raise IntegrityError(f"{what}: index {manifest.digest} is nested more than "
+                                     f"{MAX_INDEX_DEPTH} indexes deep; refusing the graph")
             for i, child in enumerate(manifest.manifests(what)):
+                if child.digest in self._copied:
+                    continue
                 child_what = f"{what} manifests[{i}] {child.digest.short}"
                 sub = self.source.get_manifest(str(child.digest), child.digest)
-                self.copy(sub, None, child_what)
+                self.copy(sub, None, child_what, depth + 1)
         else:
             self._copy_blobs(manifest.blobs(what), what)
         self.target.put_manifest(manifest.raw, manifest.media_type, tag)
+        self._copied.add(manifest.digest)
 
     def _copy_blobs(self, blobs: list[Descriptor], what: str) -> None:
-        unique = {d.digest: d for d in blobs}
+        unique = {d.digest: d for d in blobs if d.digest not in self._copied}
         self.progress.expect(sum(d.size for d in unique.values()))
         with ThreadPoolExecutor(self.jobs, thread_name_prefix="copy") as pool:
             futures = [pool.submit(self._copy_blob, d, what) for d in unique.values()]
             for fut in futures:
                 fut.result()
+        self._copied.update(unique)
 
     def _copy_blob(self, desc: Descriptor, what: str) -> None:
         blob_what = f"blob {desc.digest} of {what}"

@@ -3,8 +3,11 @@
 ``export`` writes every index, manifest, config and layer the lockfile pins (for this host,
 ``--platform``, or ``--all-platforms``) into an OCI image layout. Each root (the index a
 platform came from, else its manifest) is listed in ``index.json`` annotated
-``org.opencontainers.image.ref.name`` with its reference as written in the lockfile; an HTTP
-asset tool is an artifact index named ``asset/<tool>`` (:mod:`toolfetch.ops.asset_artifacts`).
+``org.opencontainers.image.ref.name`` with its reference as written in the lockfile (an
+``oci-layout:`` reference, not a valid name, as ``oci-layout/<dir>:<tag>``: :func:`ref_name`);
+an HTTP asset tool is an artifact index named ``asset/<tool>``
+(:mod:`toolfetch.ops.asset_artifacts`). Docker-typed roots stay byte-exact (the lockfile pins
+their digests), so skopeo and umoci, which open OCI-typed roots only, cannot open them.
 Content comes from the cache when present, else from the lockfile's sources (mirrors,
 upstream, an asset's URLs); everything is verified by digest. The layout works as an
 ``oci-layout:`` mirror on an air-gapped machine, as a ``copy`` source, or through ``import``
@@ -14,7 +17,9 @@ into the cache, after which ``fetch --offline`` succeeds.
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,10 +30,12 @@ from toolfetch.core.digest import Digest, StreamVerifier, copy_verified
 from toolfetch.core.errors import NotFoundError
 from toolfetch.core.platform import Platform
 from toolfetch.core.progress import Progress
-from toolfetch.core.reference import AnyReference, parse_any
+from toolfetch.core.reference import LAYOUT_PREFIX, AnyReference, LayoutReference, parse_any
 from toolfetch.lock.lockfile import Lockfile
 from toolfetch.oci.layout import LayoutSource
 from toolfetch.oci.manifest import (
+    DOCKER_LIST,
+    DOCKER_MANIFEST,
     EMPTY_JSON,
     INDEX_TYPES,
     MANIFEST_TYPES,
@@ -89,9 +96,22 @@ class Exporter:
             raw = asset_index(manifests)
             roots[f"{ASSET_ROOT}{tool}"] = Descriptor(OCI_INDEX, self.layout.put_bytes(raw),
                                                       len(raw))
-        for name, desc in sorted(roots.items()):
+        named: dict[str, Descriptor] = {}
+        for written, desc in sorted(roots.items()):
+            name = ref_name(written)
+            if named.get(name, desc).digest != desc.digest:  # two layouts' names met
+                name = f"{name}@{desc.digest}"
+            named[name] = desc
+        for name, desc in sorted(named.items()):
             self.layout.tag(desc, name)
             self.stats.roots.append(name)
+        docker = sorted(n for n, d in named.items() if d.media_type in DOCKER_TYPES)
+        if docker:
+            log.warning("%s: %s %s Docker-typed (kept byte-exact: the lockfile pins their "
+                        "digests); skopeo's oci: transport and umoci open only OCI-typed "
+                        "roots, toolfetch (import, copy, oci-layout: mirrors) opens every "
+                        "root", self.layout, ", ".join(docker),
+                        "is" if len(docker) == 1 else "are")
         return self.stats
 
     def _manifest(self, ref: AnyReference, digest: Digest, what: str) -> Manifest:
@@ -137,6 +157,31 @@ class Exporter:
 
             self.sources.try_in_order(sources(), what, fetch)
         self.stats.blobs += 1
+
+
+# The image-layout spec's grammar for org.opencontainers.image.ref.name, which skopeo and
+# umoci enforce: alphanumeric components joined by one of -._:@+ (or --), then "/".
+_COMPONENT = r"[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*"
+_REF_NAME = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
+DOCKER_TYPES = frozenset({DOCKER_LIST, DOCKER_MANIFEST})
+
+
+def ref_name(ref: str) -> str:
+    """The ``ref.name`` a root gets: its reference as the lockfile writes it when that is a
+    valid name (every registry reference); an ``oci-layout:DIR[:tag]`` reference, whose
+    ``..``, ``/`` and ``:`` are not, becomes ``oci-layout/<DIR's names>[:tag|@digest]``."""
+    if _REF_NAME.fullmatch(ref):
+        return ref
+    if ref.startswith(LAYOUT_PREFIX):
+        layout = LayoutReference.parse(ref)
+        parts = [re.sub(r"[^A-Za-z0-9]+", "-", p).strip("-") for p in layout.path.parts]
+        name = "/".join(["oci-layout", *(p for p in parts if p)])
+        name += (f":{layout.tag}" if layout.tag else "") + (
+            f"@{layout.digest}" if layout.digest else "")
+    else:
+        name = ref
+    name = re.sub(r"[^A-Za-z0-9._:@+/-]+", "-", name)  # anything else (an IPv6 host's [])
+    return name if _REF_NAME.fullmatch(name) else f"root-{hashlib.sha256(ref.encode()).hexdigest()}"
 
 
 def _copy_verified(src: Path, out: BinaryIO, digest: Digest, size: int, what: str) -> None:

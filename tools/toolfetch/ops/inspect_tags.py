@@ -8,6 +8,7 @@ referrers API and falls back to the ``sha256-<hex>`` tag schema on registries wi
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from toolfetch.core.digest import Digest
@@ -28,6 +29,7 @@ from toolfetch.registry.targets import open_source, referrers_tag
 WASM_PREFIX = "application/vnd.wasm."
 KIND_LABELS = {"image": "container image", "wasm": "WASM artifact", "tool": "tool artifact",
                "artifact": "artifact", "mixed": "mixed", "empty": "empty index"}
+INSPECT_JOBS = 8
 
 
 def artifact_type(manifest: Manifest, what: str) -> str | None:
@@ -97,14 +99,19 @@ def inspect(ref: AnyReference, source: ContentSource) -> dict[str, Any]:
     info = {"reference": str(ref), **describe_manifest(manifest, what)}
     if not manifest.is_index:
         return info
+    descs = manifest.manifests(what)
+    # Each child once (an index may list one many times), a few at a time.
+    unique = list(dict.fromkeys(d.digest for d in descs))
+    with ThreadPoolExecutor(INSPECT_JOBS, thread_name_prefix="inspect") as pool:
+        fetched = dict(zip(unique, pool.map(lambda d: source.get_manifest(str(d), d), unique),
+                           strict=True))
     children = []
-    for i, desc in enumerate(manifest.manifests(what)):
+    for i, desc in enumerate(descs):
         child_what = f"{what} manifests[{i}]"
         entry: dict[str, Any] = desc.to_json()
         if desc.platform is not None:
             entry["platform"] = str(desc.platform)
-        child = source.get_manifest(str(desc.digest), desc.digest)
-        entry.update(describe_manifest(child, child_what))
+        entry.update(describe_manifest(fetched[desc.digest], child_what))
         children.append(entry)
     info["manifests"] = children
     kinds = {c.get("kind", "artifact") for c in children}

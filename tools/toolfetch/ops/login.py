@@ -45,7 +45,7 @@ def _load_config(path: Path) -> dict[str, Any]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return {}
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, RecursionError) as e:  # nested past the parser's depth
         raise UsageError(f"cannot read {path}: {e}") from e
     if not isinstance(data, dict):
         raise UsageError(f"{path}: expected a JSON object")

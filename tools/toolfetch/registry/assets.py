@@ -11,7 +11,6 @@ go to another origin. ``lock`` pins an asset it has no sha256 for with :meth:`pi
 from __future__ import annotations
 
 import hashlib
-import http.client
 import logging
 import time
 from collections.abc import Callable
@@ -19,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 import requests
-import urllib3
 
 from toolfetch.core.digest import Digest, StreamVerifier
 from toolfetch.core.errors import (
@@ -30,17 +28,15 @@ from toolfetch.core.errors import (
     UnreachableError,
     UsageError,
 )
-from toolfetch.registry.blobstream import stream_verified
+from toolfetch.registry.blobstream import BodyReader, NetworkFailure, stream_verified
 from toolfetch.registry.httpauth import HttpAuth
-from toolfetch.registry.retry import attempts_text, describe_network_error, send_retrying
+from toolfetch.registry.retry import attempts_text, send_retrying
 from toolfetch.registry.session import strip_query
 from toolfetch.registry.transport import Transport
 
 log = logging.getLogger("toolfetch")
 Progress = Callable[[int], None]
 CHUNK = 1 << 20
-_NETWORK_ERRORS = (urllib3.exceptions.HTTPError, requests.exceptions.RequestException,
-                   http.client.HTTPException, ConnectionError, TimeoutError)
 
 
 class AssetSource:
@@ -89,33 +85,32 @@ class AssetSource:
         longer than ``limit`` bytes (a size the entry declares) stops there: IntegrityError.
         A broken stream starts over."""
         policy = self.transport.policy
+        pace = policy.pace(f"{what}: {self.shown}")
+        buffer = memoryview(bytearray(CHUNK))
         failures = 0
         while True:
             sink.seek(0)
             sink.truncate()
             hashers = _Hashers(blake3, what)
-            size = 0
+            pace.check(0)
             with self._get({"Accept-Encoding": "identity"}, what) as resp:
                 if resp.status_code != 200:
                     raise self._fail(resp, what)
-                expected = resp.headers.get("Content-Length")
-                try:
-                    while chunk := resp.raw.read(CHUNK, decode_content=False):
-                        size += len(chunk)
-                        if limit is not None and size > limit:
+                body = BodyReader(resp, pace, what)
+                try:  # the sink's errors (disk full) propagate
+                    while n := body.readinto(buffer):
+                        if limit is not None and body.received > limit:
                             raise IntegrityError(f"{what}: {self.shown} serves more than the "
                                                  f"declared {limit} bytes")
-                        hashers.update(chunk)
-                        sink.write(chunk)
+                        hashers.update(buffer[:n])
+                        sink.write(buffer[:n])
                         if progress:
-                            progress(len(chunk))
-                    error = None
-                    if expected is not None and expected.isdigit() and int(expected) != size:
-                        error = f"stream ended at {size} of {expected} bytes"
-                except _NETWORK_ERRORS as e:  # not OSError: the sink's (disk full) propagate
-                    error = describe_network_error(e)
+                            progress(n)
+                    error = body.finish()
+                except NetworkFailure as e:
+                    error = e.reason
             if error is None:
-                return hashers.pin(size)
+                return hashers.pin(body.received)
             failures += 1
             if failures >= policy.attempts:
                 raise UnreachableError(f"{what}: downloading {self.shown} kept failing "
@@ -139,7 +134,7 @@ class _Hashers:
         self.sha256 = hashlib.sha256()
         self.blake3: Any = _blake3_hasher(what) if blake3 else None
 
-    def update(self, chunk: bytes) -> None:
+    def update(self, chunk: bytes | memoryview) -> None:
         self.sha256.update(chunk)
         if self.blake3 is not None:
             self.blake3.update(chunk)

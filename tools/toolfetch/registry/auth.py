@@ -133,7 +133,7 @@ def _read_json(path: Path) -> dict[str, object] | None:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, RecursionError) as e:  # nested past the parser's depth
         raise UsageError(f"cannot read credentials file {path}: {e}") from e
     return data if isinstance(data, dict) else None
 
@@ -200,7 +200,7 @@ def run_credential_helper(helper: str, host: str) -> Credentials | None:
     try:
         data = json.loads(proc.stdout)
         user, secret = str(data["Username"]), str(data["Secret"])
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         log.warning("credential helper %s returned malformed output for %s; continuing "
                     "anonymously", program, host)
         return None

@@ -5,7 +5,9 @@ inflates to gigabytes. :func:`read_capped` reads the raw stream itself, decodes
 ``Content-Encoding`` (gzip, deflate) with zlib's output limit, and stops with an
 :class:`IntegrityError` naming what was read as soon as either the encoded or the decoded size
 passes the cap: memory stays bounded by the cap whatever the server sends. Requests for such
-bodies send :data:`ACCEPT_ENCODING`, so no other encoding is offered.
+bodies send :data:`ACCEPT_ENCODING`, so no other encoding is offered. Bodies are read as
+blobs are (:class:`~toolfetch.registry.blobstream.BodyReader`): held to the download pace
+(``TOOLFETCH_MIN_RATE``) and to their ``Content-Length``.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ import zlib
 from typing import Any
 
 import requests
-import urllib3
 
 from toolfetch.core.errors import IntegrityError, UnreachableError
+from toolfetch.registry.blobstream import BodyReader, NetworkFailure
+from toolfetch.registry.retry import RetryPolicy
 
 ACCEPT_ENCODING = "gzip, deflate"
 _CHUNK = 64 * 1024
@@ -41,26 +44,29 @@ def read_capped(resp: requests.Response, cap: int, what: str) -> bytes:
         raise too_big
     decoder = _decoder(encoding, what)
     out = bytearray()
-    received = 0
+    # The blob stream's reader: one recv a read, the download pace, the framing checks (a
+    # registry trickling a manifest cannot hold a command either).
+    body = BodyReader(resp, RetryPolicy.from_env().pace(what), what)
+    buffer = memoryview(bytearray(_CHUNK))
     try:
-        while chunk := resp.raw.read(_CHUNK, decode_content=False):
-            received += len(chunk)
-            if received > cap:
+        while n := body.readinto(buffer):
+            if body.received > cap:
                 raise too_big
             if decoder is None:
-                out += chunk
+                out += buffer[:n]
             else:
-                out += decoder.decompress(chunk, cap + 1 - len(out))
+                out += decoder.decompress(buffer[:n], cap + 1 - len(out))
                 if decoder.unconsumed_tail or len(out) > cap:
                     raise too_big
+        broken = body.finish()
+        if broken:
+            raise UnreachableError(f"{what}: {broken}")
         if decoder is not None:
             out += decoder.flush()
     except zlib.error as e:
         raise IntegrityError(f"{what}: corrupt {encoding} body: {e}") from e
-    except (urllib3.exceptions.HTTPError, OSError) as e:
-        from toolfetch.registry.retry import describe_network_error
-
-        raise UnreachableError(f"{what}: {describe_network_error(e)}") from e
+    except NetworkFailure as e:
+        raise UnreachableError(f"{what}: {e.reason}") from e
     if len(out) > cap:
         raise too_big
     return bytes(out)
@@ -73,5 +79,5 @@ def read_json(resp: requests.Response, cap: int, what: str) -> Any:
     body = read_capped(resp, cap, what)
     try:
         return json.loads(body)
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:  # RecursionError: nested past the parser's depth
         raise IntegrityError(f"{what}: malformed JSON: {e}") from e

@@ -219,6 +219,6 @@ def _tag_page(body: bytes, what: str) -> list[str]:
         tags = page.get("tags") or []
         if not isinstance(tags, list):
             raise ValueError("tags is not a list")
-    except (ValueError, AttributeError) as e:
+    except (ValueError, AttributeError, RecursionError) as e:
         raise IntegrityError(f"{what}: malformed tag list: {e}") from e
     return [str(t) for t in tags]

@@ -13,7 +13,9 @@ Looked up once per host and command, in this order; the first that answers wins:
 
 The headers go to the URL's own origin only: a redirect to another host (release pages
 redirect to signed storage URLs) drops them (:meth:`Transport.send_following`). Messages
-say where credentials came from, never what they are.
+say where credentials came from, never what they are. A value that cannot be a header (a
+line break in the variable, in the helper's output) is exit 2 naming its source, not its
+value.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ import re
 import threading
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
+
+from toolfetch.core.errors import UsageError
+from toolfetch.core.urls import check_header_value
 
 log = logging.getLogger("toolfetch")
 HELPER_ENV = "TOOLFETCH_CREDENTIAL_HELPER"
@@ -71,6 +76,7 @@ def find(url: str, host: str) -> HostAuth:
     var = host_env_var(host)
     value = os.environ.get(var, "").strip()
     if value:
+        check_header_value(value, var)
         return HostAuth({"Authorization": value}, f"${var}")
     return _from_netrc(host) or HostAuth()
 
@@ -93,10 +99,15 @@ def _from_helper(helper: str, url: str) -> HostAuth | None:
         headers = json.loads(proc.stdout or b"{}").get("headers") or {}
         sent = {str(k): ", ".join(str(x) for x in v) if isinstance(v, list) else str(v)
                 for k, v in headers.items()}
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         log.warning("credential helper %s returned malformed output for %s; trying the next "
                     "source", helper, urlsplit(url).hostname)
         return None
+    for name, value in sent.items():
+        # Sent as they are, a bad name or value would end in an exception quoting it.
+        check_header_value(value, f"credential helper {helper}: header {name!r}")
+        if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", name):
+            raise UsageError(f"credential helper {helper}: {name!r} is not an HTTP header name")
     return HostAuth(sent, f"credential helper {helper}") if sent else None
 
 

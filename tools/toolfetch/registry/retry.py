@@ -5,7 +5,10 @@ timeouts are retried ``TOOLFETCH_RETRIES`` times in all (default 5) with exponen
 from ``TOOLFETCH_RETRY_DELAY`` seconds (default 0.5, doubling, capped at 10 s, half-jittered);
 ``Retry-After`` (seconds or an HTTP date) replaces the backoff, capped at
 ``TOOLFETCH_RETRY_AFTER_MAX`` seconds (default 30). Timeouts: ``TOOLFETCH_CONNECT_TIMEOUT``
-(default 10 s) and ``TOOLFETCH_TIMEOUT`` (read, default 20 s).
+(default 10 s) and ``TOOLFETCH_TIMEOUT`` (read, default 20 s). A download must also keep a
+pace: ``TOOLFETCH_MIN_RATE`` bytes a second on average (default 10K; 0 turns it off) after a
+grace of ``TOOLFETCH_TIMEOUT``, so one of N bytes ends within ``TIMEOUT + N / MIN_RATE``
+seconds, retries and resumes included (:class:`Pace`).
 
 Failing fast: a host that takes no connection, or takes one and never answers (no response
 within the read timeout), gets :data:`FAST_FAIL_ATTEMPTS` attempts, not ``TOOLFETCH_RETRIES``:
@@ -30,8 +33,11 @@ import requests
 import urllib3
 
 from toolfetch.core.errors import UnreachableError, UsageError
+from toolfetch.core.sizes import parse_size
 
 NO_RETRY_5XX = frozenset({501, 505})
+MIN_RATE_ENV = "TOOLFETCH_MIN_RATE"
+DEFAULT_MIN_RATE = 10 * 1024
 FAST_FAIL_ATTEMPTS = 2
 log = logging.getLogger("toolfetch")
 
@@ -40,16 +46,24 @@ def is_retry_status(status: int) -> bool:
     return status in (408, 429) or (500 <= status <= 599 and status not in NO_RETRY_5XX)
 
 
-def _env_number(name: str, default: float, minimum: float = 0.0) -> float:
+# Past these a value is a typo, and would overflow what it is handed to (int(), a socket
+# timeout, time.sleep: OverflowError) rather than mean anything.
+MAX_SECONDS = 7 * 24 * 3600.0
+MAX_ATTEMPTS = 1000
+
+
+def _env_number(name: str, default: float, minimum: float = 0.0,
+                maximum: float = MAX_SECONDS) -> float:
     text = os.environ.get(name, "").strip()
     if not text:
         return default
     try:
         value = float(text)
     except ValueError:
-        raise UsageError(f"{name}={text!r}: expected a number") from None
-    if value < minimum or value != value:
-        raise UsageError(f"{name}={text!r}: must be at least {minimum:g}")
+        raise UsageError(f"{name}={text[:40]!r}: expected a number") from None
+    if not minimum <= value <= maximum:  # also NaN and ±inf
+        raise UsageError(f"{name}={text[:40]!r}: must be a number from {minimum:g} to "
+                         f"{maximum:g}")
     return value
 
 
@@ -61,6 +75,7 @@ class RetryPolicy:
     max_retry_after: float = 30.0
     connect_timeout: float = 10.0
     read_timeout: float = 20.0  # idle time without a byte, not a deadline for a whole body
+    min_rate: int = DEFAULT_MIN_RATE  # bytes a second a download must average (0: any)
 
     @classmethod
     def from_env(cls) -> RetryPolicy:
@@ -68,13 +83,18 @@ class RetryPolicy:
         and ``_TIMEOUT`` tune it (docs/auth.md)."""
         d = cls()
         return cls(
-            attempts=int(_env_number("TOOLFETCH_RETRIES", d.attempts, 1)),
+            attempts=int(_env_number("TOOLFETCH_RETRIES", d.attempts, 1, MAX_ATTEMPTS)),
             base_delay=_env_number("TOOLFETCH_RETRY_DELAY", d.base_delay),
             max_delay=max(d.max_delay, _env_number("TOOLFETCH_RETRY_DELAY", d.base_delay)),
             max_retry_after=_env_number("TOOLFETCH_RETRY_AFTER_MAX", d.max_retry_after),
             connect_timeout=_env_number("TOOLFETCH_CONNECT_TIMEOUT", d.connect_timeout, 0.001),
             read_timeout=_env_number("TOOLFETCH_TIMEOUT", d.read_timeout, 0.001),
+            min_rate=_env_rate(d.min_rate),
         )
+
+    def pace(self, what: str) -> Pace:
+        """The pace one download (all its attempts) must keep."""
+        return Pace(self.read_timeout, self.min_rate, what, time.monotonic())
 
     def attempts_for(self, e: BaseException) -> int:
         """How many attempts a request failing with ``e`` gets in all: one when the server's
@@ -106,6 +126,34 @@ class RetryPolicy:
                 return min(max(seconds, 0.0), self.max_retry_after)
         backoff = min(self.base_delay * (2 ** max(attempt - 1, 0)), self.max_delay)
         return float(backoff / 2 + random.uniform(0, backoff / 2))
+
+
+def _env_rate(default: int) -> int:
+    text = os.environ.get(MIN_RATE_ENV, "").strip()
+    return parse_size(text, MIN_RATE_ENV) if text else default
+
+
+@dataclass(frozen=True)
+class Pace:
+    """A download may take ``grace`` seconds plus one second per ``min_rate`` bytes received:
+    a server that trickles (a byte every half second never trips the read timeout) is cut
+    off, one that keeps the pace never is, whatever the size (unknown sizes included)."""
+
+    grace: float
+    min_rate: int
+    what: str
+    start: float
+
+    def check(self, received: int) -> None:
+        """UnreachableError once the download is behind its pace."""
+        if self.min_rate <= 0:
+            return
+        elapsed = time.monotonic() - self.start
+        if elapsed > self.grace + received / self.min_rate:
+            raise UnreachableError(
+                f"{self.what}: too slow: {received} bytes in {elapsed:.0f} s, below "
+                f"{MIN_RATE_ENV}={self.min_rate} bytes/s after a grace of {self.grace:g} s "
+                "(TOOLFETCH_TIMEOUT); raise them, or 0 turns the pace check off")
 
 
 def _parse_retry_after(value: str) -> float | None:

@@ -28,6 +28,9 @@ from urllib.parse import urlsplit
 import requests
 import urllib3
 
+from toolfetch.core.errors import UsageError
+from toolfetch.core.urls import shown_url
+
 if TYPE_CHECKING:
     from requests.adapters import _HostParams, _PoolKwargs  # the stubs' names for the pair
 
@@ -58,8 +61,7 @@ def is_insecure_host(host: str) -> bool:
 def strip_query(url: str) -> str:
     """The URL as messages show it: no query, fragment or userinfo (signed URLs and
     ``user:token@`` carry secrets)."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
+    return shown_url(url)
 
 
 def same_origin(a: str, b: str) -> bool:
@@ -104,6 +106,13 @@ def new_session() -> requests.Session:
     return session
 
 
+# A request that cannot even be made: bad input, never a network failure (they are OSErrors,
+# which callers would take for the local file system's).
+_MALFORMED = (requests.exceptions.InvalidURL, requests.exceptions.InvalidHeader,
+              requests.exceptions.InvalidSchema, requests.exceptions.MissingSchema,
+              requests.exceptions.URLRequired, urllib3.exceptions.LocationValueError)
+
+
 class Http:
     """A :func:`new_session` that reads the environment once per origin; thread-safe."""
 
@@ -121,8 +130,15 @@ class Http:
         if settings is None:  # two threads may both compute it: same answer, no lock needed
             settings = self._origins[origin] = _origin_settings(url, parts.netloc)
         proxies, default_verify = settings
-        return self.session.request(method, url, proxies=proxies,
-                                    verify=default_verify if verify is None else verify, **kw)
+        try:
+            return self.session.request(method, url, proxies=proxies,
+                                        verify=default_verify if verify is None else verify,
+                                        **kw)
+        except _MALFORMED as e:
+            # Their text quotes the whole URL or header value: user:password, a token.
+            kind = "header" if isinstance(e, requests.exceptions.InvalidHeader) else "URL"
+            raise UsageError(f"{method} {shown_url(url)}: invalid {kind} "
+                             f"({type(e).__name__}; the value is not shown)") from None
 
     def close(self) -> None:
         self.session.close()

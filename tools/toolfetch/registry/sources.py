@@ -2,8 +2,10 @@
 
 Order for a registry reference: ``TOOLFETCH_MIRRORS`` (machine-specific), the lockfile's
 ``mirrors``, then upstream. A mirror is a registry host, ``host/prefix`` (the repository is
-appended to the prefix) or ``oci-layout:DIR``. Content is verified by digest whatever its
-source, so a mirror can make a fetch fail over, never substitute bytes.
+appended to the prefix) or ``oci-layout:DIR``. A mirror key is a registry as references
+name it: Docker Hub's ``index.docker.io`` and ``registry-1.docker.io`` are ``docker.io``.
+Content is verified by digest whatever its source, so a mirror can make a fetch fail over,
+never substitute bytes.
 """
 
 from __future__ import annotations
@@ -18,7 +20,13 @@ from typing import TYPE_CHECKING, BinaryIO, Protocol, TypeVar
 
 from toolfetch.core.digest import Digest
 from toolfetch.core.errors import IntegrityError, ToolfetchError, UnreachableError, UsageError
-from toolfetch.core.reference import LAYOUT_PREFIX, AnyReference, LayoutReference
+from toolfetch.core.reference import (
+    LAYOUT_PREFIX,
+    AnyReference,
+    LayoutReference,
+    canonical_registry,
+)
+from toolfetch.core.urls import host_problem
 from toolfetch.oci.manifest import Manifest
 
 if TYPE_CHECKING:
@@ -77,6 +85,9 @@ class Mirror:
                 ("http://", "https://")):
             raise UsageError(f"malformed mirror {text!r}: expected host[:port][/prefix] "
                              "or oci-layout:DIR")
+        problem = host_problem(host)
+        if problem:
+            raise UsageError(f"malformed mirror {text!r}: {problem}")
         return cls(host=host, prefix=prefix.strip("/"))
 
     def __str__(self) -> str:
@@ -93,15 +104,21 @@ def parse_mirror_map(mapping: object, base_dir: Path,
     if not isinstance(mapping, Mapping):
         raise UsageError(f"{at}: expected an object HOST -> [mirror, …]")
     out: dict[str, list[Mirror]] = {}
+    spelled: dict[str, str] = {}
     for host, mirrors in mapping.items():
         if not isinstance(mirrors, (list, tuple)):
             raise UsageError(f"{at}.{host}: expected a list of mirrors")
-        out[host] = []
+        key = canonical_registry(str(host))
+        if key in spelled:
+            raise UsageError(f"{at}: {spelled[key]!r} and {host!r} name one registry ({key}); "
+                             "list its mirrors under one key")
+        spelled[key] = str(host)
+        out[key] = []
         for i, text in enumerate(mirrors):
             if not isinstance(text, str) or not text.strip():
                 raise UsageError(f"{at}.{host}[{i}]: expected a non-empty string")
             try:
-                out[host].append(Mirror.parse(text, base_dir))
+                out[key].append(Mirror.parse(text, base_dir))
             except UsageError as e:
                 raise e.context(f"{at}.{host}[{i}]") from e
     return out
@@ -116,7 +133,7 @@ def env_mirrors() -> dict[str, list[Mirror]]:
         if not sep or not host.strip():
             raise UsageError(f"TOOLFETCH_MIRRORS: malformed entry {part!r}: expected host=m1,m2")
         try:
-            result.setdefault(host.strip(), []).extend(
+            result.setdefault(canonical_registry(host.strip()), []).extend(
                 Mirror.parse(m, Path.cwd()) for m in mirrors.split(",") if m.strip())
         except UsageError as e:
             raise e.context("TOOLFETCH_MIRRORS") from e
@@ -254,10 +271,13 @@ class SourceFactory:
 
     def url_sources(self, urls: Sequence[str]) -> list[tuple[str, AssetSource]]:
         """An asset's URLs, in order, with the command's credentials for HTTP hosts."""
+        from toolfetch.core.urls import check_url
         from toolfetch.registry.assets import AssetSource
         from toolfetch.registry.httpauth import HttpAuth
         from toolfetch.registry.session import strip_query
 
+        for url in urls:
+            check_url(url, "asset URL")
         if self.offline:
             raise UnreachableError(f"{strip_query(urls[0])}: not in the cache, and "
                                    "--offline or TOOLFETCH_OFFLINE=1 forbids the network")

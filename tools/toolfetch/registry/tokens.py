@@ -114,10 +114,13 @@ def _parse_token(resp: requests.Response, realm: str, creds: Credentials | None,
         data = json.loads(body)
         token = data.get("token") or data.get("access_token")
         expires_in = float(data.get("expires_in") or DEFAULT_TOKEN_LIFETIME)
-    except (ValueError, AttributeError, TypeError):
+    except (ValueError, AttributeError, TypeError, RecursionError):
         raise AuthError(f"token endpoint {shown} sent malformed JSON") from None
     if not isinstance(token, str) or not token:
         raise AuthError(f"token endpoint {shown} sent no token")
+    if not token.isascii() or not token.isprintable() or " " in token:
+        raise AuthError(f"token endpoint {shown} sent a token that cannot be a bearer token "
+                        "(white space or control characters); it is not shown")
     if expires_in <= 0 or expires_in != expires_in:
         expires_in = DEFAULT_TOKEN_LIFETIME
     return token, expires_in

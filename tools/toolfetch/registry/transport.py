@@ -4,6 +4,10 @@ Owns the ``requests`` session, scheme selection (HTTPS, or plain HTTP for insecu
 retries with backoff, manual redirects (``Authorization`` never leaves the registry's origin),
 and the bearer-token cache. No filesystem access here.
 
+Credentials are scoped to the origin they were configured for: a 401/403 from where the
+registry redirected (object storage) is that origin's answer (exit 5 naming it), never read as
+a challenge, so a token realm is trusted only when the registry itself named it.
+
 Retries (see docs/auth.md): 408, 429 and 5xx answers (but 501/505), connection resets and read
 timeouts are retried ``TOOLFETCH_RETRIES`` times in all (default 5) with exponential backoff
 from ``TOOLFETCH_RETRY_DELAY`` seconds (default 0.5, doubling, capped at 10 s, half-jittered);
@@ -206,6 +210,9 @@ class Transport:
                 time.sleep(delay)
                 continue
             status = resp.status_code
+            if status in (401, 403) and not same_origin(url, resp.url):
+                resp.close()
+                raise _foreign_refusal(what, host, resp)
             challenge = resp.headers.get("WWW-Authenticate", "")
             if (status == 401 or (status == 403 and "insufficient_scope" in challenge)) and (
                 not reauthenticated
@@ -344,6 +351,16 @@ class Transport:
         with self.lock:
             self._tokens = {k: v for k, v in self._tokens.items() if v[1] > now}
             self._tokens[(host, scopes)] = (token, now + max(expires_in - margin, 0.0))
+
+
+def _foreign_refusal(what: str, host: str, resp: requests.Response) -> AuthError:
+    """A 401/403 from where ``host`` redirected: that origin's own answer, never a challenge
+    of the registry (credentials stay with the origin they were configured for)."""
+    parts = urlsplit(resp.url)
+    origin = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+    return AuthError(f"{what}: {origin}, where registry {host} redirected the request, "
+                     f"answered HTTP {resp.status_code}; credentials for {host} are never sent "
+                     "to another origin or to a token realm it names")
 
 
 def _parse_scopes(scopes: Iterable[str]) -> dict[tuple[str, str], set[str]]:
