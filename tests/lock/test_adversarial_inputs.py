@@ -114,3 +114,22 @@ def test_an_unreadable_lockfile_is_exit_8(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setattr(builtins, "open", denying)
     r = tf_main("which", "--lockfile", lockfile, "--cache-dir", tmp_path / "cache", "t")
     assert_error(r, 8, str(lockfile), "permission denied")
+
+
+def test_a_deeply_nested_image_config_is_exit_3(registry: Any, unique_repo: str,
+                                                tmp_path: Path) -> None:
+    """An image whose config is JSON nested past the parser's depth: exit 3 naming the
+    config, not an internal error (RecursionError)."""
+    import ocitest
+
+    config = ocitest.push_blob(registry, unique_repo, b"[" * 100_000 + b"]" * 100_000,
+                               ocitest.OCI_CONFIG)
+    layer = ocitest.push_blob(registry, unique_repo, b"#!/bin/sh\n", "application/x-tool",
+                              {"org.opencontainers.image.title": "t"})
+    ocitest.push_manifest(registry, unique_repo, "1", {
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": config, "layers": [layer]})
+    config_path = tmp_path / "tools.yaml"
+    config_path.write_text(f"tools:\n  t: {{ref: '{registry.ref(unique_repo, '1')}'}}\n")
+    r = tf_main("lock", "--lockfile", tmp_path / "tools.lock.json")
+    assert_error(r, 3, "image config", config["digest"])

@@ -289,7 +289,7 @@ def image_platform(source: ContentSource, manifest: Manifest, what: str) -> Plat
         data = json.loads(buffer.getvalue())
         os_name, arch = data.get("os"), data.get("architecture")
         variant = data.get("variant") or ""
-    except (ValueError, AttributeError) as e:
+    except (ValueError, AttributeError, RecursionError) as e:
         raise IntegrityError(f"{what}: image config {config.digest} is not a JSON object") from e
     if not (isinstance(os_name, str) and os_name and isinstance(arch, str) and arch):
         return None
