@@ -5,10 +5,10 @@ This module rebuilds one per entry (tests/support/rebuild.py) with the entry's f
 entry's ``path`` inside it, its declared size (DotSlash ``size``; multitool files declare
 none, so ``MULTITOOL_SIZE``) and the entry's digest algorithm (blake3 or sha256).
 
-Sizes: every artifact a linux-x86_64 host runs (the ones whose bytes the parity and tamper
-tests compare and execute) is rebuilt at its declared size (0.75 GB for the DotSlash corpus);
-``REALWORLD_MAX_BYTES`` (default ``DEFAULT_MAX_BYTES``) caps the other platforms' artifacts,
-which only `lock` downloads; ``0`` rebuilds every artifact at its declared size (about 3.4 GB).
+Sizes: every artifact is rebuilt at its declared size (about 3.4 GB for the DotSlash corpus);
+``REALWORLD_MAX_BYTES=N`` caps the artifacts a linux-x86_64 host does not run (only `lock`
+downloads those) at N bytes, for a quicker local run; what the host runs, compares and
+tampers with stays at its declared size either way.
 
 Artifacts are written to disk, built lazily (per corpus file, in a thread pool) and shared
 between entries with the same URL, digest and paths; each has a *tampered* twin of the same
@@ -37,7 +37,7 @@ CORPUS = TESTS / "data" / "realworld"
 DOTSLASH_HOST = "linux-x86_64"
 MULTITOOL_HOST = ("linux", "x86_64")
 MULTITOOL_SIZE = 64 * 1024  # multitool lockfiles declare no size (a multiple of 4, as xz needs)
-DEFAULT_MAX_BYTES = 4 * 1024 * 1024
+DEFAULT_MAX_BYTES = 0  # no cap: every artifact at its declared size (3.2 GB, ~2.5 min)
 
 
 def max_bytes() -> int:
