@@ -30,9 +30,9 @@ from toolfetch.core.host import (
     cache_root,
     default_config,
     default_lockfile,
-    env_flag,
+    offline_from_environment,
 )
-from toolfetch.core.platform import Platform, host_platform
+from toolfetch.core.platform import Platform, host_platform, platform_or_host
 
 if TYPE_CHECKING:
     from datetime import timedelta
@@ -45,7 +45,6 @@ if TYPE_CHECKING:
     from toolfetch.ops.fetch import Fetcher
 
 PathArg = str | os.PathLike[str]
-OFFLINE_ENV = "TOOLFETCH_OFFLINE"
 
 
 @dataclass(frozen=True)
@@ -59,21 +58,6 @@ class ToolLocation:
     executable: Path
     tree: Path
     arg0: str
-
-
-def offline_from_environment() -> bool:
-    """``TOOLFETCH_OFFLINE`` (1/0/true/false/yes/no/on/off, any case; unset is False); any
-    other value is a UsageError (exit 2), as on the command line."""
-    flag = env_flag(OFFLINE_ENV)
-    if flag is None:
-        raise UsageError(f"{OFFLINE_ENV}={os.environ[OFFLINE_ENV]!r}: expected one of 1, 0, "
-                         "true, false, yes, no, on, off (any case)")
-    return flag
-
-
-def platform_or_host(value: str | None) -> Platform:
-    """``value`` parsed (``linux/arm64``), else this host's platform."""
-    return Platform.parse(value) if value else host_platform()
 
 
 def kept_digests(lockfiles: Iterable[PathArg]) -> set[Digest]:

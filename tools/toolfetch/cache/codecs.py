@@ -18,10 +18,10 @@ import struct
 from collections.abc import Callable
 from typing import IO, Any, cast
 
+from toolfetch.core.digest import COPY_CHUNK as CHUNK
 from toolfetch.core.errors import IntegrityError, UsageError
 from toolfetch.oci.formats import Codec
 
-CHUNK = 1 << 20
 _ZSTD_MAGIC = 0xFD2FB528
 _SKIPPABLE = range(0x184D2A50, 0x184D2A60)
 

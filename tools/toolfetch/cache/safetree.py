@@ -34,10 +34,10 @@ import zlib
 from collections.abc import Callable, MutableMapping
 from pathlib import Path
 
+from toolfetch.core.digest import COPY_CHUNK as CHUNK
 from toolfetch.core.errors import IntegrityError
 from toolfetch.oci.formats import split_relative
 
-CHUNK = 1 << 20
 MAX_UNPACK_ENV = "TOOLFETCH_MAX_UNPACK_BYTES"  # the cap on unpacked bytes (cache.unpack)
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC

@@ -4,13 +4,11 @@ options into a cache, a lockfile path, a platform, and the offline and progress 
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from toolfetch.cache.store import Cache
-from toolfetch.core.errors import UsageError
 from toolfetch.core.host import (
     CONFIG_NAME,
     cache_root,
@@ -18,8 +16,9 @@ from toolfetch.core.host import (
     default_lockfile,
     env_flag,
     lockfile_beside,
+    offline_from_environment,
 )
-from toolfetch.core.platform import Platform, host_platform
+from toolfetch.core.platform import Platform, platform_or_host
 
 if TYPE_CHECKING:
     from toolfetch.api.client import Client
@@ -101,9 +100,7 @@ def config_of(args: argparse.Namespace) -> Path:
 
 def check_environment() -> None:
     """Refuse a boolean variable that is none of 1/0/true/false/yes/no/on/off (exit 2)."""
-    if env_flag("TOOLFETCH_OFFLINE") is None:
-        raise UsageError(f"TOOLFETCH_OFFLINE={os.environ['TOOLFETCH_OFFLINE']!r}: expected one "
-                         "of 1, 0, true, false, yes, no, on, off (any case)")
+    offline_from_environment()
 
 
 def offline(args: argparse.Namespace) -> bool:
@@ -118,7 +115,7 @@ def progress(args: argparse.Namespace) -> bool:
 
 def platform_of(value: str | None) -> Platform:
     """``--platform`` as given, else this host's."""
-    return Platform.parse(value) if value else host_platform()
+    return platform_or_host(value)
 
 
 def quiet(args: argparse.Namespace) -> bool:

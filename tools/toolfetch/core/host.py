@@ -148,3 +148,15 @@ def env_flag(name: str) -> bool | None:
     """A boolean environment variable; None when its value is none of :data:`BOOLEAN_WORDS`
     (the full CLI refuses it with exit 2, the hit path leaves it to the full CLI)."""
     return BOOLEAN_WORDS.get(os.environ.get(name, "").strip().lower())
+
+
+def offline_from_environment() -> bool:
+    """``TOOLFETCH_OFFLINE`` (1/0/true/false/yes/no/on/off, any case; unset is False); any
+    other value is a UsageError (exit 2), for the command line and the library alike."""
+    flag = env_flag("TOOLFETCH_OFFLINE")
+    if flag is None:
+        from toolfetch.core.errors import UsageError  # not on the hit path's way
+
+        raise UsageError(f"TOOLFETCH_OFFLINE={os.environ['TOOLFETCH_OFFLINE']!r}: expected one "
+                         "of 1, 0, true, false, yes, no, on, off (any case)")
+    return flag

@@ -105,6 +105,11 @@ def host_platform() -> Platform:
     return Platform(*host_parts())
 
 
+def platform_or_host(value: str | None) -> Platform:
+    """``value`` parsed (a ``--platform`` or a library argument), else this host's platform."""
+    return Platform.parse(value) if value else host_platform()
+
+
 def select_platform(wanted: Platform, offered: Iterable[Platform], what: str) -> int:
     """Index of the best offered platform for ``wanted``; NotFoundError lists the offer."""
     offered_list = list(offered)

@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from toolfetch.core.digest import COPY_CHUNK as CHUNK
 from toolfetch.core.digest import Digest, StreamVerifier, copy_verified
 from toolfetch.core.errors import (
     IntegrityError,
@@ -49,7 +50,6 @@ from toolfetch.oci.manifest import (
     verify_manifest_bytes,
 )
 
-CHUNK = 1 << 20
 # index.json lists every root (an --all-platforms export of a large lockfile: thousands);
 # the oci-layout marker is one small object. Past these a layout is hostile or broken.
 MAX_INDEX_BYTES = 16 * 1024 * 1024

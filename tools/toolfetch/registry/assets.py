@@ -19,6 +19,7 @@ from typing import Any, BinaryIO
 
 import requests
 
+from toolfetch.core.digest import COPY_CHUNK as CHUNK
 from toolfetch.core.digest import Digest, StreamVerifier
 from toolfetch.core.errors import (
     AuthError,
@@ -36,7 +37,6 @@ from toolfetch.registry.transport import Transport
 
 log = logging.getLogger("toolfetch")
 Progress = Callable[[int], None]
-CHUNK = 1 << 20
 
 
 class AssetSource:
