@@ -10,12 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import ocitest
 import pytest
+from loopback import QuietHandler
 from ocischema import validate_manifest
 from ocitest import Registry
 from tf import assert_error, assert_ok, host, other_platform, tf_main
@@ -173,45 +173,32 @@ def test_attach_in_a_layout(tmp_path: Path) -> None:
 
 
 # -- a fake registry: the referrers API, and tag pagination (good and hostile) ------------
-class _Fake(BaseHTTPRequestHandler):
+class _Fake(QuietHandler):
     referrers: dict[str, Any] = {}
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-    def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None,
-              content_type: str = "application/json") -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(body)
 
     def do_GET(self) -> None:
         path, _, query = self.path.partition("?")
         port = self.server.server_address[1]
         if path == "/v2/":
-            self._send(200, b"{}")
+            self.send(200, b"{}")
         elif path == "/v2/paged/tags/list":
             last = dict(p.split("=") for p in query.split("&") if "=" in p).get("last")
             pages = {None: (["a", "b"], "b"), "b": (["c", "d"], "d"), "d": (["e"], None)}
             tags, nxt = pages[last]
             link = {"Link": f'</v2/paged/tags/list?last={nxt}&n=2>; rel="next"'} if nxt else {}
-            self._send(200, json.dumps({"name": "paged", "tags": tags}).encode(), link)
+            self.send(200, json.dumps({"name": "paged", "tags": tags}).encode(), link)
         elif path == "/v2/evil/tags/list":
             link = {"Link": f'<http://localhost:{port}/v2/evil/tags/list?x=1>; rel="next"'}
-            self._send(200, b'{"tags": ["a"]}', link)
+            self.send(200, b'{"tags": ["a"]}', link)
         elif path == "/v2/endless/tags/list":
             link = {"Link": '</v2/endless/tags/list?more=1>; rel="next"'}
-            self._send(200, b'{"tags": ["a"]}', link)
+            self.send(200, b'{"tags": ["a"]}', link)
         elif path.startswith("/v2/api/referrers/"):
             body = json.dumps({"schemaVersion": 2, "mediaType": ocitest.OCI_INDEX,
                                "manifests": self.referrers.get(path.rsplit("/", 1)[1], [])})
-            self._send(200, body.encode(), content_type=ocitest.OCI_INDEX)
+            self.send(200, body.encode(), content_type=ocitest.OCI_INDEX)
         else:
-            self._send(404, b'{"errors": [{"code": "NOT_FOUND"}]}')
+            self.send(404, b'{"errors": [{"code": "NOT_FOUND"}]}')
 
 
 @pytest.fixture

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import ocitest
 import pytest
+from loopback import QuietHandler
 
 from toolfetch.core.digest import Digest
 from toolfetch.core.errors import IntegrityError
@@ -30,19 +30,10 @@ PAGES = {"": ([entry(1, BUNDLE), entry(2, "application/spdx+json")], "2"),
 FALLBACK = ocitest.index_manifest([entry(4, BUNDLE)])
 
 
-class _Registry(BaseHTTPRequestHandler):
-    def log_message(self, *args: Any) -> None:
-        pass
-
+class _Registry(QuietHandler):
     def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None,
               content_type: str = ocitest.OCI_INDEX) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(body)
+        self.send(status, body, headers, content_type)
 
     def do_GET(self) -> None:
         path, _, query = self.path.partition("?")

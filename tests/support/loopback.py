@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 import traceback
-from http.server import ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 _HANG_UPS = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
@@ -33,3 +33,20 @@ class LoopbackHTTPServer(ThreadingHTTPServer):
             print(f"test server {self.server_address}: error serving {client_address}",
                   file=out)
             traceback.print_exc(file=out)
+
+
+class QuietHandler(BaseHTTPRequestHandler):
+    """A handler that logs nothing and answers with :meth:`send` (the fake registries')."""
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None,
+             content_type: str = "application/json") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
