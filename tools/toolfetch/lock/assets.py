@@ -36,16 +36,16 @@ from urllib.parse import unquote, urlsplit
 
 from toolfetch.cache.store import Cache
 from toolfetch.core.digest import Digest
-from toolfetch.core.errors import IntegrityError, NotFoundError, ToolfetchError, UsageError
+from toolfetch.core.errors import IntegrityError, ToolfetchError, UsageError
 from toolfetch.lock.config import PlatformSpec
 from toolfetch.lock.locked import LockedLayer, LockedPlatform
+from toolfetch.lock.pathcheck import check_path
 from toolfetch.oci.formats import (
     FORMATS,
     Format,
     check_title,
     detect_format,
     plain_name,
-    split_relative,
 )
 from toolfetch.registry.sources import SourceFactory
 
@@ -117,23 +117,11 @@ def lock_asset(tool: str, key: str, spec: PlatformSpec, old: LockedPlatform | No
 
 def _check_path_inside(what: str, pinned: _Pinned, fmt: Format, path: str,
                        config_path: Path) -> None:
-    """``path`` must be a file or link of the archive just downloaded (exit 4 naming the
-    closest members), so ``lock --check`` never passes what every fetch would refuse."""
-    import difflib
-
+    """``path`` must be a file or link of the archive just downloaded."""
     from toolfetch.cache.unpack import archive_members
 
     assert pinned.blob is not None
-    members = archive_members(pinned.blob, fmt, what)
-    wanted = "/".join(split_relative(path))
-    if wanted in members:
-        return
-    close = difflib.get_close_matches(wanted, sorted(members), n=3, cutoff=0.5)
-    files = sorted(members)[:20]
-    hint = f"closest: {', '.join(close)}; " if close else ""
-    shown = ", ".join(files) + (" …" if len(members) > 20 else "")
-    raise NotFoundError(f"{what}: path {path!r} is not in {pinned.url} ({hint}it has: "
-                        f"{shown or 'no files'}); fix `path` in {config_path}")
+    check_path(what, path, archive_members(pinned.blob, fmt, what), pinned.url, config_path)
 
 
 def _cached(what: str, spec: PlatformSpec, sources: SourceFactory,

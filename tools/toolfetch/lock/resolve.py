@@ -27,6 +27,7 @@ from toolfetch.core.progress import Progress
 from toolfetch.core.reference import parse_any, rebase_layout_ref
 from toolfetch.lock.config import Config, PlatformSpec, ToolSpec
 from toolfetch.lock.lockfile import ANY_PLATFORM, LockedLayer, LockedPlatform, LockedTool, Lockfile
+from toolfetch.lock.pathcheck import check_path
 from toolfetch.oci.formats import (
     FORMATS,
     RAW,
@@ -202,44 +203,24 @@ class Resolver:
             else:
                 raise UsageError(f"{what}: set `path` (the executable inside the artifact) in "
                                  f"{self.config.path}")
-        titles = sorted(str(layer.title) for layer in layers)
-        if not any(FORMATS[layer.unpack].is_archive for layer in layers) and (
-                path not in titles):
-            import difflib
-
-            close = difflib.get_close_matches(path, titles, n=3, cutoff=0.5)
-            hint = f"closest: {', '.join(close)}; " if close else ""
-            shown = ", ".join(titles[:20]) + (" …" if len(titles) > 20 else "")
-            raise NotFoundError(f"{what}: path {path!r} is not among the artifact's files "
-                                f"({hint}it has: {shown}); fix `path` in {self.config.path}")
-        self._check_cached_archives(layers, path, what)
+        self._check_path(layers, path, what)
         return LockedPlatform(lock_ref, path, manifest.digest,
                               index.digest if index else None, layers)
 
-    def _check_cached_archives(self, layers: tuple[LockedLayer, ...], path: str,
-                               what: str) -> None:
-        """When every archive layer's blob is in the cache already, ``path`` must be in one of
-        them or among the file titles (exit 4, as for assets): free, and it turns a fetch-time
-        failure into a lock-time one. Layers not cached are checked at fetch."""
+    def _check_path(self, layers: tuple[LockedLayer, ...], path: str, what: str) -> None:
+        """``path`` must be a file title or, when every archive layer's blob is in the cache
+        already (free to read), a member of one (exit 4); archives not cached are checked at
+        fetch."""
         from toolfetch.cache.unpack import archive_members
-        from toolfetch.oci.formats import split_relative
 
-        if self.cache is None:
-            return
         names = {str(layer.title) for layer in layers if not FORMATS[layer.unpack].is_archive}
         for layer in layers:
             if FORMATS[layer.unpack].is_archive:
-                blob = self.cache.blob_path(layer.digest)
-                if not blob.is_file():
+                blob = self.cache.blob_path(layer.digest) if self.cache else None
+                if blob is None or not blob.is_file():
                     return
                 names |= archive_members(blob, FORMATS[layer.unpack], what)
-        if "/".join(split_relative(path)) not in names:
-            import difflib
-
-            close = difflib.get_close_matches(path, sorted(names), n=3, cutoff=0.5)
-            hint = f"closest: {', '.join(close)}; " if close else ""
-            raise NotFoundError(f"{what}: path {path!r} is not in the artifact ({hint}it has "
-                                f"{len(names)} files); fix `path` in {self.config.path}")
+        check_path(what, path, names, "the artifact", self.config.path)
 
     def _layer(self, source: ContentSource, desc: Descriptor, what: str) -> LockedLayer:
         title = desc.title
