@@ -57,12 +57,12 @@ def host_problem(host: str) -> str | None:
     if not name:
         return None if host.startswith("[") else "no host name"
     if len(name.rstrip(".")) > MAX_HOST_NAME:
-        return f"the host name is longer than {MAX_HOST_NAME} characters"
+        return f"the host name is too long (over {MAX_HOST_NAME} characters)"
     for label in name.rstrip(".").split("."):
         if not label:
             return "the host name has an empty label"
         if len(label) > 63:
-            return f"host name label {label[:20]}… is longer than 63 characters"
+            return f"host name label {label[:20]}… is too long (over 63 characters)"
         if _FORBIDDEN.search(label):
             return f"host name label {label!r} holds characters a host name cannot"
     return None

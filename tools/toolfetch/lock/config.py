@@ -178,28 +178,18 @@ def _one_spelling(platforms: Iterable[Platform], path: Path, where: str) -> None
         seen[p.key] = p
 
 
-def _check_urls(urls: Iterable[str], path: Path, where: str) -> None:
-    """Each URL parses and names a host, a port in range and labels DNS accepts: refused at
-    once with exit 2 naming the field (the URL itself is not echoed: it may hold a secret)."""
-    from urllib.parse import urlsplit
+def _check_urls(urls: tuple[str, ...], path: Path, where: str) -> None:
+    """Each URL one a request can be made of (:func:`toolfetch.core.urls.check_url`): exit 2
+    naming the field, the URL shown without its secrets."""
+    from toolfetch.core.urls import check_url
 
     for i, url in enumerate(urls):
-        field = f"{where}.urls[{i}]" if len(tuple(urls)) > 1 else f"{where}.url"
+        field = f"{where}.urls[{i}]" if len(urls) > 1 else f"{where}.url"
         try:
-            parts = urlsplit(url)
-            host, port = parts.hostname, parts.port  # port: ValueError when out of range
-        except ValueError as e:
-            raise UsageError(f"{path}: {field}: not a valid URL ({_reason(e)})") from None
-        labels = (host or "").split(".")
-        if not host or any(len(label) > 63 for label in labels) or len(host) > 253:
-            raise UsageError(f"{path}: {field}: not a valid URL (host name missing or too "
-                             "long)")
-        del port
-
-
-def _reason(e: ValueError) -> str:
-    text = str(e)
-    return "port out of range" if "port" in text.lower() else "malformed"
+            check_url(url, f"{path}: {field}")
+        except UsageError as e:
+            why = e.message.rpartition(": ")[2]  # the reason, after the (secret-free) URL
+            raise UsageError(f"{path}: {field}: not a valid URL ({why})") from None
 
 
 def _check_ref(ref: str, path: Path, where: str, base: Path) -> None:
