@@ -29,10 +29,10 @@ from toolfetch.core.errors import (
     UnreachableError,
     UsageError,
 )
+from toolfetch.core.urls import shown_url
 from toolfetch.registry.blobstream import BodyReader, NetworkFailure, stream_verified
 from toolfetch.registry.httpauth import HttpAuth
 from toolfetch.registry.retry import attempts_text, send_retrying
-from toolfetch.registry.session import strip_query
 from toolfetch.registry.transport import Transport
 
 log = logging.getLogger("toolfetch")
@@ -46,7 +46,7 @@ class AssetSource:
         self.transport = transport
         self.url = url
         self.auth = auth
-        self.shown = strip_query(url)
+        self.shown = shown_url(url)
 
     def __str__(self) -> str:
         return self.shown

@@ -58,12 +58,6 @@ def is_insecure_host(host: str) -> bool:
         return False
 
 
-def strip_query(url: str) -> str:
-    """The URL as messages show it: no query, fragment or userinfo (signed URLs and
-    ``user:token@`` carry secrets)."""
-    return shown_url(url)
-
-
 def same_origin(a: str, b: str) -> bool:
     sa, sb = urlsplit(a), urlsplit(b)
     return (sa.scheme, sa.hostname, sa.port) == (sb.scheme, sb.hostname, sb.port)

@@ -271,21 +271,20 @@ class SourceFactory:
 
     def url_sources(self, urls: Sequence[str]) -> list[tuple[str, AssetSource]]:
         """An asset's URLs, in order, with the command's credentials for HTTP hosts."""
-        from toolfetch.core.urls import check_url
+        from toolfetch.core.urls import check_url, shown_url
         from toolfetch.registry.assets import AssetSource
         from toolfetch.registry.httpauth import HttpAuth
-        from toolfetch.registry.session import strip_query
 
         for url in urls:
             check_url(url, "asset URL")
         if self.offline:
-            raise UnreachableError(f"{strip_query(urls[0])}: not in the cache, and "
+            raise UnreachableError(f"{shown_url(urls[0])}: not in the cache, and "
                                    "--offline or TOOLFETCH_OFFLINE=1 forbids the network")
         with self._lock:
             if self._http_auth is None:
                 self._http_auth = HttpAuth()
             auth = self._http_auth
-        return [(strip_query(u), AssetSource(self.transport, u, auth)) for u in urls]
+        return [(shown_url(u), AssetSource(self.transport, u, auth)) for u in urls]
 
     def try_in_order(self, candidates: Sequence[tuple[str, S]], what: str,
                      action: Callable[[S], T]) -> T:

@@ -21,10 +21,11 @@ from typing import Any
 import requests
 
 from toolfetch.core.errors import AuthError, IntegrityError, UnreachableError
+from toolfetch.core.urls import shown_url
 from toolfetch.registry.auth import Credentials, auth_failure, basic_header
 from toolfetch.registry.bodies import ACCEPT_ENCODING, read_capped
 from toolfetch.registry.retry import RetryPolicy, attempts_text, is_retry_status, send_retrying
-from toolfetch.registry.session import Http, strip_query
+from toolfetch.registry.session import Http
 
 log = logging.getLogger("toolfetch")
 
@@ -51,7 +52,7 @@ class TokenEndpoint:
 def _token_call(t: TokenEndpoint, method: str, realm: str, **kw: Any) -> requests.Response:
     """One token-endpoint request with the usual retries (no redirects followed)."""
     kw["headers"] = {"Accept-Encoding": ACCEPT_ENCODING, **(kw.get("headers") or {})}
-    shown = strip_query(realm)
+    shown = shown_url(realm)
 
     def send() -> requests.Response:
         t.on_request()
@@ -84,7 +85,7 @@ def _request_token(t: TokenEndpoint, realm: str, service: str, scopes: frozenset
         # Registries without the OAuth2 POST endpoint: the GET flow with the token as
         # the password (containerd does the same).
         log.debug("token endpoint %s refused POST (HTTP %d); using GET",
-                  strip_query(realm), resp.status_code)
+                  shown_url(realm), resp.status_code)
         resp.close()
     params: list[tuple[str, str]] = [("service", service)] if service else []
     params += [("scope", s) for s in scope_list]
@@ -100,7 +101,7 @@ def _request_token(t: TokenEndpoint, realm: str, service: str, scopes: frozenset
 
 def _parse_token(resp: requests.Response, realm: str, creds: Credentials | None, host: str,
                  rejected: str | None) -> tuple[str, float]:
-    shown = strip_query(realm)
+    shown = shown_url(realm)
     with resp:
         if resp.status_code != 200:
             raise auth_failure(host, creds, f"token endpoint {shown} answered HTTP "
