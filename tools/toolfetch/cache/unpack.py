@@ -49,6 +49,12 @@ DEFAULT_MAX_UNPACKED = 8 * 1024**3
 RAW_MODE = 0o555
 _MAX_LINK = 4096  # a zip symlink's target
 _NO_LINK_ERRNOS = (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP)
+def stream_cap(limit: int) -> int:
+    """The cap on a decompressed stream for ``limit`` unpacked bytes: tar headers, padding
+    and members the tree replaces come on top of what is written."""
+    return 2 * limit + (64 << 20)
+
+
 def max_unpack_bytes() -> int:
     """The cap on unpacked bytes from ``TOOLFETCH_MAX_UNPACK_BYTES`` (a size, see
     :mod:`toolfetch.core.sizes`), else the default."""
@@ -186,7 +192,7 @@ def unpack_layer(blob: Path, fmt: str, dest: Path, *, title: str | None, what: s
                 return
             with open(blob, "rb") as raw:
                 read = decompressing_reader(layer_format.codec, raw, what)
-                _unpack_tar(tree, Counted(read, 2 * limit + (64 << 20), what))
+                _unpack_tar(tree, Counted(read, stream_cap(limit), what))
         finally:
             tree.close()
     except OSError as e:
@@ -202,7 +208,7 @@ def _place_decompressed(blob: Path, codec: Codec, dest: Path, title: str, what: 
         with open(blob, "rb") as raw:
             read = decompressing_reader(codec, raw, what)
             tree.add_file(tuple(title.split("/")), title, RAW_MODE, 0,
-                          Counted(read, 2 * limit + (64 << 20), what).read)
+                          Counted(read, stream_cap(limit), what).read)
     finally:
         tree.close()
 
@@ -230,7 +236,7 @@ def archive_members(blob: Path, fmt: Format, what: str) -> set[str]:
             return names
         with open(blob, "rb") as raw:
             stream = Counted(decompressing_reader(fmt.codec, raw, what),
-                              2 * max_unpack_bytes() + (64 << 20), what)
+                              stream_cap(max_unpack_bytes()), what)
             with tarfile.open(fileobj=cast(IO[bytes], stream), mode="r|",
                               tarinfo=GuardedTarInfo) as tf:
                 while (m := tf.next()) is not None:
