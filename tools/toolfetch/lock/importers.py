@@ -62,10 +62,16 @@ Entries = dict[str, dict[str, Any]]
 
 
 def _read(path: Path, what: str) -> str:
+    """The file's UTF-8 text, read at most :data:`~toolfetch.lock.jsonc.MAX_BYTES` far."""
+    from toolfetch.lock.jsonc import MAX_BYTES
+
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as f:
+            data = f.read(MAX_BYTES + 1)
     except OSError as e:
         raise LocalIOError.of(e, f"cannot read {what} {path}") from e
+    if len(data) > MAX_BYTES:
+        raise UsageError(f"{path}: larger than {MAX_BYTES} bytes; not a {what}")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
