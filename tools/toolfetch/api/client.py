@@ -20,8 +20,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from toolfetch.api.artifacts import ArtifactInfo
-from toolfetch.api.cache_check import CacheCheck, CacheProblem
 from toolfetch.cache.store import Cache
 from toolfetch.core.digest import Digest
 from toolfetch.core.errors import NotFoundError, UsageError
@@ -37,6 +35,8 @@ from toolfetch.core.platform import Platform, host_platform, platform_or_host
 if TYPE_CHECKING:
     from datetime import timedelta
 
+    from toolfetch.api.artifacts import ArtifactInfo  # imported by the methods that use them,
+    from toolfetch.api.cache_check import CacheCheck  # not on a which/run miss
     from toolfetch.cache.gc import GcReport
     from toolfetch.lock.lockfile import Lockfile
     from toolfetch.lock.update import LockResult
@@ -135,15 +135,15 @@ class Client(AbstractContextManager["Client"]):
         from toolfetch.ops.plan import Want
 
         lockfile = Lockfile.load_fast(self.lockfile)
-        lockfile.record_index(self.cache.root, validated=False)  # the next hit needs no JSON
         locked = lockfile.tool(tool)
         key, entry = locked.for_platform(platform_or_host(platform), self.lockfile)
         tree = self.cache.tree_path(entry.tree)
         found = ToolLocation(tool, key, tree / entry.path, tree, locked.arg0)
         if self.cache.has_tree(entry.tree) and os.path.lexists(found.executable):
             self.cache.touch_tree(entry.tree)
+            lockfile.record_index(self.cache.root, validated=False)  # next time: the hit path
             return found
-        ready = threading.Event()
+        ready = threading.Event()  # validating() below writes the index after the fetch
         with validating(self.lockfile, self.cache.root, start=ready) as full:
             self._fetcher(full, ready).fetch([Want(tool, key, entry)])
         return found
@@ -241,6 +241,8 @@ class Client(AbstractContextManager["Client"]):
         from toolfetch.registry.targets import open_source
 
         parsed = parse_any(ref)
+        from toolfetch.api.artifacts import ArtifactInfo
+
         return ArtifactInfo.of(inspect(parsed, open_source(parsed)))
 
     # -- the cache -----------------------------------------------------------------------
@@ -248,6 +250,7 @@ class Client(AbstractContextManager["Client"]):
         """Re-hash every blob, tree and lockfile index (``cache verify``). Bad entries are
         reported, not raised; with ``repair`` they are then dropped and the lockfile's tools
         for this host fetched again (:meth:`repair_cache`)."""
+        from toolfetch.api.cache_check import CacheCheck, CacheProblem
         from toolfetch.cache.verify import verify
         from toolfetch.lock.indexcheck import verify_indexes
 
@@ -259,6 +262,7 @@ class Client(AbstractContextManager["Client"]):
     def repair_cache(self, check: CacheCheck) -> CacheCheck:
         """Drop ``check``'s bad entries (each under its lock; those in use are kept), then,
         if the lockfile exists, fetch its tools for this host again."""
+        from toolfetch.api.cache_check import CacheProblem
         from toolfetch.cache.verify import drop
         from toolfetch.lock.lockfile import Lockfile
         from toolfetch.ops.plan import plan
