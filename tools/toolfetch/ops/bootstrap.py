@@ -21,6 +21,7 @@ would keep running a tool the lockfile no longer pins (its tree stays in the cac
 
 from __future__ import annotations
 
+import functools
 import os
 import shlex
 import sys
@@ -71,6 +72,7 @@ def posix_launcher(tool: str, exe: Path, used: Path, lockfile: Path, snapshot: P
     )
 
 
+@functools.cache
 def _bash() -> str | None:
     """bash by its absolute path, for ``exec -a`` (None where there is none)."""
     import shutil
@@ -111,6 +113,7 @@ def _same(lockfile: Path, snapshot: Path) -> str:
     return f"{_cmp()} -s {q(str(lockfile))} {q(str(snapshot))} 2>/dev/null"
 
 
+@functools.cache
 def _cmp() -> str:
     """``cmp`` by its absolute path where bootstrap finds one (no PATH search per run, and a
     build's emptied PATH keeps the fast path); a launcher without it takes the fallback."""
