@@ -12,8 +12,8 @@ import logging
 import sys
 from collections.abc import Callable
 
-from toolfetch.cli.common import check_environment
 from toolfetch.core.errors import LocalIOError, MultipleErrors, ToolfetchError
+from toolfetch.core.host import offline_from_environment
 
 
 def _setup_logging(verbose: int, quiet: bool) -> None:
@@ -72,7 +72,7 @@ def full_main(argv: list[str]) -> int:
     _setup_logging(verbose, getattr(args, "quiet", False))
     run: Callable[..., int] = args.run
     try:
-        check_environment()
+        offline_from_environment()  # a malformed TOOLFETCH_OFFLINE is exit 2 on every command
         return run(args)
     except ToolfetchError as e:
         print_error(e, verbose)

@@ -14,7 +14,6 @@ from toolfetch.core.host import (
     cache_root,
     default_config,
     default_lockfile,
-    env_flag,
     lockfile_beside,
     offline_from_environment,
 )
@@ -98,13 +97,8 @@ def config_of(args: argparse.Namespace) -> Path:
     return (config or Path(default_config())).absolute()
 
 
-def check_environment() -> None:
-    """Refuse a boolean variable that is none of 1/0/true/false/yes/no/on/off (exit 2)."""
-    offline_from_environment()
-
-
 def offline(args: argparse.Namespace) -> bool:
-    return bool(getattr(args, "offline", False)) or bool(env_flag("TOOLFETCH_OFFLINE"))
+    return bool(getattr(args, "offline", False)) or offline_from_environment()
 
 
 def progress(args: argparse.Namespace) -> bool:
