@@ -60,6 +60,12 @@ class Digest:
         return f"sha256:{self.hex}"
 
     @property
+    def tag(self) -> str:
+        """``sha256-<hex>``: the tag the referrers tag schema (and cosign's ``.sig``) name a
+        subject by, in registries without the referrers API."""
+        return f"sha256-{self.hex}"
+
+    @property
     def short(self) -> str:
         return f"sha256:{self.hex[:12]}"
 

@@ -39,7 +39,7 @@ class CosignSignatures:
 
 
 def cosign_tag(manifest: Digest) -> str:
-    return f"sha256-{manifest.hex}.sig"
+    return f"{manifest.tag}.sig"
 
 
 def _blob(source: ContentSource, desc: Descriptor, what: str) -> Blob:
@@ -68,7 +68,7 @@ def _referrers(source: ContentSource, subject: Digest, what: str) -> list[Descri
     if isinstance(source, RegistryClient):
         return source.referrers(subject)
     try:  # an OCI layout: the referrers tag schema only
-        index = source.get_manifest(f"sha256-{subject.hex}")
+        index = source.get_manifest(subject.tag)
     except NotFoundError:
         return []
     return index.manifests(what) if index.is_index else []

@@ -24,7 +24,7 @@ from toolfetch.oci.manifest import (
     Manifest,
 )
 from toolfetch.registry.sources import ContentSource
-from toolfetch.registry.targets import open_source, referrers_tag
+from toolfetch.registry.targets import open_source
 
 WASM_PREFIX = "application/vnd.wasm."
 KIND_LABELS = {"image": "container image", "wasm": "WASM artifact", "tool": "tool artifact",
@@ -157,7 +157,7 @@ def list_referrers(source: ContentSource, subject: Digest,
     if isinstance(source, RegistryClient):
         return source.referrers(subject, artifact_type_filter)
     try:
-        index = source.get_manifest(referrers_tag(subject))
+        index = source.get_manifest(subject.tag)
     except NotFoundError:
         return []
     entries = index.manifests(f"referrers of {subject}") if index.is_index else []

@@ -227,7 +227,7 @@ def attach(ref: AnyReference, files: Sequence[str], artifact_type: str,
                            annotations=annotations, subject=subject)
     if not ack:
         log.debug("%s indexes no referrers itself; updating the %s tag", target,
-                  f"sha256-{subject.digest.hex}")
+                  subject.digest.tag)
         add_referrer(target, subject.digest, desc)
     return desc.digest
 

@@ -175,7 +175,7 @@ class RegistryClient:
                        for d in Manifest.parse(body, OCI_INDEX, what).manifests(what)]
         else:
             try:
-                index = self.get_manifest(f"sha256-{digest.hex}")
+                index = self.get_manifest(digest.tag)
             except NotFoundError:
                 return []
             entries = index.manifests(what) if index.is_index else []

@@ -45,10 +45,6 @@ class Target(Protocol):
         ...
 
 
-def referrers_tag(subject: Digest) -> str:
-    return f"sha256-{subject.hex}"
-
-
 def open_source(ref: AnyReference, transport: Transport | None = None) -> ContentSource:
     if isinstance(ref, LayoutReference):
         layout = LayoutSource(ref.path)
@@ -134,7 +130,7 @@ class LayoutTarget:
 
 def add_referrer(target: Target, subject: Digest, referrer: Descriptor) -> None:
     """Add ``referrer`` to the fallback index tagged ``sha256-<subject hex>``."""
-    tag = referrers_tag(subject)
+    tag = subject.tag
     try:
         existing = target.source.get_manifest(tag)
         entries = list(existing.data.get("manifests") or []) if existing.is_index else []
