@@ -20,9 +20,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from toolfetch.api.registry_methods import PathArg, RegistryMethods
 from toolfetch.cache.store import Cache
 from toolfetch.core.digest import Digest
-from toolfetch.core.errors import NotFoundError, UsageError
+from toolfetch.core.errors import UsageError
 from toolfetch.core.host import (
     CONFIG_NAME,
     cache_root,
@@ -30,13 +31,13 @@ from toolfetch.core.host import (
     default_lockfile,
     offline_from_environment,
 )
-from toolfetch.core.platform import Platform, host_platform, platform_or_host
+from toolfetch.core.platform import host_platform, platform_or_host
 
 if TYPE_CHECKING:
     from datetime import timedelta
 
-    from toolfetch.api.artifacts import ArtifactInfo  # imported by the methods that use them,
-    from toolfetch.api.cache_check import CacheCheck  # not on a which/run miss
+    # imported by the methods that use them, not on a which/run miss
+    from toolfetch.api.cache_check import CacheCheck
     from toolfetch.cache.gc import GcReport
     from toolfetch.lock.lockfile import Lockfile
     from toolfetch.lock.update import LockResult
@@ -44,7 +45,6 @@ if TYPE_CHECKING:
     from toolfetch.ops.export_import import BundleStats
     from toolfetch.ops.fetch import Fetcher
 
-PathArg = str | os.PathLike[str]
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ def kept_digests(lockfiles: Iterable[PathArg]) -> set[Digest]:
     return keep
 
 
-class Client(AbstractContextManager["Client"]):
+class Client(RegistryMethods, AbstractContextManager["Client"]):
     """toolfetch as a library: what the command line does, as typed method calls.
 
     ``lockfile``: default the one beside tools.yaml, which is ``$TOOLFETCH_CONFIG``, else
@@ -212,38 +212,6 @@ class Client(AbstractContextManager["Client"]):
         from toolfetch.ops.export_import import import_layout
 
         return import_layout(Path(directory).absolute(), self.cache, progress=self.progress)
-
-    # -- registries (ORAS-style names) ---------------------------------------------------
-    def pull(self, ref: str, output: PathArg, platform: str | None = None) -> list[Path]:
-        """Write an artifact's titled layers into ``output`` (``toolfetch pull -o``); an
-        index is resolved for ``platform`` (default: this host). Never replaces a file
-        (UsageError); NotFoundError when no layer has a title."""
-        from toolfetch.core.reference import parse_any
-        from toolfetch.ops.copy_pull import pull
-
-        parsed = parse_any(ref)
-        written = pull(parsed, Path(output).absolute(),
-                       Platform.parse(platform) if platform else None, progress=self.progress)
-        if not written:
-            raise NotFoundError(f"pull {parsed}: no layer has a title; nothing to write")
-        return written
-
-    def list_tags(self, repository: str) -> list[str]:
-        """Every tag of ``repository`` (``registry/name`` or ``oci-layout:DIR``, no tag)."""
-        from toolfetch.ops.inspect_tags import tags
-
-        return tags(repository)
-
-    def get_artifact_info(self, ref: str) -> ArtifactInfo:
-        """What ``ref`` names (``toolfetch inspect``): kind, layers, platforms, WASM kind."""
-        from toolfetch.core.reference import parse_any
-        from toolfetch.ops.inspect_tags import inspect
-        from toolfetch.registry.targets import open_source
-
-        parsed = parse_any(ref)
-        from toolfetch.api.artifacts import ArtifactInfo
-
-        return ArtifactInfo.of(inspect(parsed, open_source(parsed)))
 
     # -- the cache -----------------------------------------------------------------------
     def verify_cache(self, repair: bool = False) -> CacheCheck:
