@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from toolfetch.api.cache_methods import CacheMethods
 from toolfetch.api.registry_methods import PathArg, RegistryMethods
 from toolfetch.cache.store import Cache
 from toolfetch.core.digest import Digest
@@ -74,7 +75,7 @@ def kept_digests(lockfiles: Iterable[PathArg]) -> set[Digest]:
     return keep
 
 
-class Client(RegistryMethods, AbstractContextManager["Client"]):
+class Client(RegistryMethods, CacheMethods, AbstractContextManager["Client"]):
     """toolfetch as a library: what the command line does, as typed method calls.
 
     ``lockfile``: default the one beside tools.yaml, which is ``$TOOLFETCH_CONFIG``, else
