@@ -23,7 +23,9 @@ if TYPE_CHECKING:  # what type checkers see; at run time __getattr__ loads them
 
     from toolfetch.api.artifacts import ArtifactInfo, LayerInfo, WasmInfo
     from toolfetch.api.cache_check import CacheCheck, CacheProblem
+    from toolfetch.api.cache_methods import CachedTree, CacheInfo
     from toolfetch.api.client import Client, ToolLocation
+    from toolfetch.api.registry_results import ArtifactRef, LogoutResult, PullResult, Referrer
     from toolfetch.cache.gc import GcReport
     from toolfetch.core.errors import (
         AuthError,
@@ -50,6 +52,9 @@ _LAZY = {
     "WasmInfo": "toolfetch.api.artifacts",
     "CacheCheck": "toolfetch.api.cache_check",
     "CacheProblem": "toolfetch.api.cache_check",
+    **{name: "toolfetch.api.cache_methods" for name in ("CacheInfo", "CachedTree")},
+    **{name: "toolfetch.api.registry_results" for name in (
+        "ArtifactRef", "LogoutResult", "PullResult", "Referrer")},
     "GcReport": "toolfetch.cache.gc",
     "LockResult": "toolfetch.lock.update",
     "Change": "toolfetch.lock.changes",
@@ -62,11 +67,14 @@ _LAZY = {
 
 __all__ = [  # the facade: each name is loaded by __getattr__ on first use
     "ArtifactInfo",
+    "ArtifactRef",
     "AuthError",
     "BootstrapReport",
     "BundleStats",
     "CacheCheck",
+    "CacheInfo",
     "CacheProblem",
+    "CachedTree",
     "Change",
     "Client",
     "GcReport",
@@ -74,9 +82,12 @@ __all__ = [  # the facade: each name is loaded by __getattr__ on first use
     "LayerInfo",
     "LocalIOError",
     "LockResult",
+    "LogoutResult",
     "MultipleErrors",
     "NotFoundError",
     "OutOfDateError",
+    "PullResult",
+    "Referrer",
     "ToolLocation",
     "ToolfetchError",
     "UnreachableError",
