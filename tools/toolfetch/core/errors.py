@@ -1,13 +1,22 @@
 """One exception hierarchy; each subclass carries its exit code (docs/design.md, exit codes).
 
-Only the ``cli`` layer turns these into messages and exit codes. Messages say what
-failed on what (file, field, tool, digest); causes are chained with
-``raise … from e`` and printed as ``caused by:`` lines. :meth:`ToolfetchError.context`
-puts more context in front of a message without losing the class, the exit code or the
-cause chain (instead of re-labelling with ``type(e)(…)``).
+Only the ``cli`` layer turns these into messages and exit codes (``cli.app.print_error``, the
+one printer). An error is what went wrong (:attr:`ToolfetchError.detail`, naming the file,
+field, digest at fault) inside context frames (:attr:`ToolfetchError.frames`, outermost
+first: ``tool protoc``, ``fetch``), added on the way up by :meth:`ToolfetchError.context`,
+which keeps the class, the exit code and the cause chain. The message is the frames and the
+detail joined by ``": "``; code that needs to know whether a frame is there asks
+:meth:`ToolfetchError.has_context`, never the text. Causes are chained with ``raise … from
+e`` and printed as ``caused by:`` lines; a low-level cause the message already translates
+(the network's exception behind "connection refused") is marked with
+:meth:`ToolfetchError.with_detail` and printed only with ``-v``.
 """
 
 from __future__ import annotations
+
+from typing import TypeVar
+
+E = TypeVar("E", bound="ToolfetchError")
 
 
 class ToolfetchError(Exception):
@@ -17,27 +26,47 @@ class ToolfetchError(Exception):
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
-        self.message = message
+        self.detail = message
+        self.frames: tuple[str, ...] = ()
+        self.cause_is_detail = False
+
+    @property
+    def message(self) -> str:
+        """The whole message: the context frames, outermost first, then the detail."""
+        return ": ".join((*self.frames, self.detail))
 
     def __str__(self) -> str:
         return self.message
 
-    def context(self, prefix: str) -> ToolfetchError:
-        """This error with ``prefix: `` in front of its message (unless already there).
+    def has_context(self, frame: str) -> bool:
+        """Whether ``frame`` is one of this error's context frames."""
+        return frame in self.frames
+
+    def context(self, frame: str) -> ToolfetchError:
+        """This error inside the context ``frame`` (unless already there: a frame, or the
+        words the detail begins with).
 
         The copy keeps the class (so the exit code), every attribute and the cause chain
         (its ``__cause__`` is this error's own cause).
         """
-        import copy
+        import copy  # lazily: the hit path imports this module
 
-        if self.message.startswith(f"{prefix}: "):
+        if self.has_context(frame) or self.message.startswith(f"{frame}: "):
             return self
         wrapped = copy.copy(self)
-        wrapped.message = f"{prefix}: {self.message}"
+        wrapped.frames = (frame, *self.frames)
         wrapped.args = (wrapped.message,)
         wrapped.__cause__ = self.__cause__
         wrapped.__suppress_context__ = True
         return wrapped
+
+    def with_detail(self: E, cause: BaseException) -> E:
+        """This error caused by ``cause``, a low-level exception its message already
+        translates (a requests ConnectionError behind "connection refused"): the printer
+        shows it only with ``-v``. Raise the result ``from cause``."""
+        self.__cause__ = cause
+        self.cause_is_detail = True
+        return self
 
 
 class UsageError(ToolfetchError):
@@ -102,9 +131,9 @@ class MultipleErrors(ToolfetchError):
 
     def __init__(self, errors: list[ToolfetchError]) -> None:
         assert errors
-        super().__init__("; ".join(e.message for e in errors))
+        super().__init__("; ".join(str(e) for e in errors))
         self.errors = errors
         self.exit_code = errors[0].exit_code
 
-    def context(self, prefix: str) -> ToolfetchError:
-        return MultipleErrors([e.context(prefix) for e in self.errors])
+    def context(self, frame: str) -> ToolfetchError:
+        return MultipleErrors([e.context(frame) for e in self.errors])

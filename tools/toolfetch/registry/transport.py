@@ -1,8 +1,11 @@
 """HTTP transport shared by every registry client of one command.
 
 Owns the ``requests`` session, scheme selection (HTTPS, or plain HTTP for insecure registries),
-retries with backoff, manual redirects (``Authorization`` never leaves the registry's origin),
-and the bearer-token cache. No filesystem access here.
+the command's one :class:`~toolfetch.registry.retry.RetryPolicy` (read from the environment
+once, here; every request, token request, asset and download of the command goes through
+it), manual redirects (``Authorization`` never leaves the registry's origin), and the
+bearer-token cache. Retries sit under authentication (as oras-go's retry transport under its
+auth client): the token handshake is not a failed attempt. No filesystem access here.
 
 Credentials are scoped to the origin they were configured for: a 401/403 from where the
 registry redirected (object storage) is that origin's answer (exit 5 naming it), never read as
@@ -25,6 +28,7 @@ challenge, reused by every request of the command until shortly before ``expires
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 import time
@@ -43,12 +47,7 @@ from toolfetch.registry.auth import (
     describe_attempt,
     find_credentials,
 )
-from toolfetch.registry.retry import (
-    RetryPolicy,
-    attempts_text,
-    describe_network_error,
-    is_retry_status,
-)
+from toolfetch.registry.retry import RetryPolicy
 from toolfetch.registry.session import Http, is_insecure_host, listed_insecure, same_origin
 from toolfetch.registry.tokens import TokenEndpoint
 
@@ -188,27 +187,16 @@ class Transport:
         what = what or f"{method} {url}"
         body = _Body(data)
         reauthenticated = False
-        attempt = 0
         while True:
             hdrs = dict(headers or {})
             sent = self._authorization(host, scope)
             if sent:
                 hdrs["Authorization"] = sent
-            attempt += 1
-            try:
-                resp = self.send_following(method, url, hdrs, stream, data, params,
-                                            follow_redirects, what)
-            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
-                    requests.exceptions.ChunkedEncodingError) as e:
-                reason = self.policy.explain(describe_network_error(e))
-                if attempt >= self.policy.attempts_for(e) or not body.rewind():
-                    raise UnreachableError(f"{what}: registry {host} unreachable after "
-                                           f"{attempts_text(attempt)} ({reason})") from None
-                delay = self.policy.delay(attempt)
-                log.warning("%s: registry %s: %s; retrying in %.1f s (attempt %d of %d)", what,
-                            host, reason, delay, attempt + 1, self.policy.attempts_for(e))
-                time.sleep(delay)
-                continue
+            # Retries sit under authentication: the handshake is not a failed attempt.
+            resp = self.policy.send(
+                functools.partial(self.send_following, method, url, hdrs, stream, data, params,
+                                  follow_redirects, what),
+                f"{what}: registry {host}", body.rewind)
             status = resp.status_code
             if status in (401, 403) and not same_origin(url, resp.url):
                 resp.close()
@@ -223,14 +211,6 @@ class Transport:
                 if not body.rewind():
                     raise ToolfetchError(f"{what}: cannot resend the request body after "
                                          "authenticating")
-                attempt -= 1  # the handshake is not a failed attempt
-                continue
-            if is_retry_status(status) and attempt < self.policy.attempts and body.rewind():
-                delay = self.policy.delay(attempt, resp.headers.get("Retry-After"))
-                log.warning("%s: registry %s answered HTTP %d; retrying in %.1f s (attempt %d "
-                            "of %d)", what, host, status, delay, attempt + 1, self.policy.attempts)
-                resp.close()
-                time.sleep(delay)
                 continue
             return resp
 
