@@ -653,6 +653,22 @@ def test_login_with_credential_store(htreg: ocitest.Registry, ht_lock: Path,
     assert "erase " + htreg.host in helpers.calls("test")
 
 
+def test_login_stores_with_the_helper_reads_use(htreg: ocitest.Registry, ht_lock: Path,
+                                                helpers: Helpers) -> None:
+    """One precedence for reads and login: a credHelpers entry spelled ``https://host``
+    names the helper for ``host`` both ways (login once wrote such credentials, in base64,
+    to auths while reads asked the helper)."""
+    helpers.make("per-host", {})
+    path = write_config({"credHelpers": {f"https://{htreg.host}": "per-host"}})
+    r = tf_main("login", htreg.host, "-u", USER, "--password-stdin", stdin=PASSWORD)
+    assert r.returncode == 0, r
+    assert helpers.store("per-host") == {htreg.host: [USER, PASSWORD]}
+    assert PASSWORD not in path.read_text() and B64 not in path.read_text()
+    assert fetch(ht_lock, "tool0").returncode == 0
+    r = tf_main("logout", htreg.host)
+    assert r.returncode == 0 and helpers.store("per-host") == {}, r
+
+
 def test_login_never_falls_back_to_anonymous(tr: TokenRegistry) -> None:
     path = Path(os.environ["DOCKER_CONFIG"]) / "config.json"
     r = tf_main("login", tr.host, "-u", USER, "--password-stdin", stdin="bad-" + PASSWORD)
