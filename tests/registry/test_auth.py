@@ -516,7 +516,7 @@ def test_token_expiry_is_honoured(tr: TokenRegistry, tok_lock: Path, unique_repo
 def test_reauthenticates_once_on_401(tr: TokenRegistry, tok_lock: Path, unique_repo: str) -> None:
     t = Transport()
     scope = f"repository:public/{unique_repo}:pull"
-    t._tokens[(tr.host, frozenset({scope}))] = ("revoked-token", t.clock() + 300)
+    t.remember_token(tr.host, frozenset({scope}), "revoked-token", 300)
     with t.request("GET", tr.host, f"/v2/public/{unique_repo}/tags/list", scope=scope) as resp:
         assert resp.status_code == 200
     assert tr.ts.count() == 1
@@ -542,8 +542,7 @@ def test_insufficient_scope_adds_the_scope(tr: TokenRegistry, tok_lock: Path,
     assert [sorted(q.scopes) for q in tr.ts.requests] == [
         [scope_a], sorted([scope_a, f"repository:{b}:pull"])]
     # the narrow token being the newest must not matter: the wider one is remembered
-    key = (tr.host, frozenset({scope_a}))
-    t._tokens[key] = t._tokens.pop(key)
+    t.remember_token(tr.host, frozenset({scope_a}), "narrow-token", 300)
     with t.request("GET", tr.host, f"/v2/{b}/tags/list", scope=scope_a) as resp:
         assert resp.status_code == 200
     assert tr.ts.count() == 2
@@ -583,10 +582,10 @@ def test_lock_uses_one_token(tr: TokenRegistry, tmp_path: Path, unique_repo: str
 
 def test_realm_must_not_downgrade_https(tr: TokenRegistry) -> None:
     t = Transport()
-    t._bases["registry.example"] = "https://registry.example"
+    assert t.base_url("registry.example") == "https://registry.example"
     challenge = Challenge("bearer", {"realm": tr.ts.realm, "service": "x"})
     with pytest.raises(AuthError, match="plain HTTP"):
-        t._fetch_token("registry.example", challenge, frozenset({"repository:a:pull"}), "test")
+        t.fetch_token("registry.example", challenge, frozenset({"repository:a:pull"}), "test")
     assert tr.ts.count() == 0
 
 

@@ -277,7 +277,7 @@ class Transport:
                 current = self._authorization(host, scope)
                 if current is not None and current != sent:
                     return  # another thread fetched a fresh token meanwhile
-                self._fetch_token(host, bearer, frozen, what)
+                self.fetch_token(host, bearer, frozen, what)
             return
         if any(c.scheme == "basic" for c in challenges):
             creds = self.credentials(host)
@@ -298,8 +298,10 @@ class Transport:
                            f"{what}: HTTP 401 with no usable challenge (schemes: {shown})",
                            self.rejected.get(host))
 
-    def _fetch_token(self, host: str, challenge: Challenge, scopes: frozenset[str],
-                     what: str) -> None:
+    def fetch_token(self, host: str, challenge: Challenge, scopes: frozenset[str],
+                    what: str) -> None:
+        """A token for ``scopes`` from the realm ``challenge`` names (trusted only as the
+        registry's own, never a downgrade to plain HTTP), remembered for the command."""
         realm = challenge.params.get("realm", "")
         parts = urlsplit(realm)
         if parts.scheme not in ("https", "http") or not parts.netloc:
@@ -326,6 +328,12 @@ class Transport:
                 self.rejected[host] = creds.source
             token, expires_in = self.tokens.request(realm, service, scopes, None, host,
                                                     creds.source)
+        self.remember_token(host, scopes, token, expires_in)
+
+    def remember_token(self, host: str, scopes: frozenset[str], token: str,
+                       expires_in: float) -> None:
+        """Use ``token`` for requests to ``host`` that ``scopes`` cover, until shortly before
+        it expires (the newest covering token wins)."""
         now = self.clock()
         margin = min(10.0, expires_in * 0.1)
         with self.lock:
