@@ -28,33 +28,39 @@ class ToolfetchError(Exception):
         super().__init__(message)
         self.detail = message
         self.frames: tuple[str, ...] = ()
+        self.unsaid_frames: tuple[str, ...] = ()  # the frames the message shows
         self.cause_is_detail = False
 
     @property
     def message(self) -> str:
-        """The whole message: the context frames, outermost first, then the detail."""
-        return ": ".join((*self.frames, self.detail))
+        """The whole message: the context frames the detail does not already begin with,
+        outermost first, then the detail."""
+        return ": ".join((*self.unsaid_frames, self.detail))
 
     def __str__(self) -> str:
         return self.message
 
     def has_context(self, frame: str) -> bool:
-        """Whether ``frame`` is one of this error's context frames."""
+        """Whether this error is inside the context ``frame`` (added by :meth:`context`)."""
         return frame in self.frames
 
     def context(self, frame: str) -> ToolfetchError:
-        """This error inside the context ``frame`` (unless already there: a frame, or the
-        words the detail begins with).
+        """This error inside the context ``frame`` (``tool protoc``); the same error when it
+        has that frame already.
 
-        The copy keeps the class (so the exit code), every attribute and the cause chain
-        (its ``__cause__`` is this error's own cause).
+        A message that already begins with the frame's words (``tool protoc (ref) [key]:
+        …`` for ``tool protoc``, written where the error was made) records the frame
+        without repeating it. The copy keeps the class (so the exit code), every attribute
+        and the cause chain (its ``__cause__`` is this error's own cause).
         """
         import copy  # lazily: the hit path imports this module
 
-        if self.has_context(frame) or self.message.startswith(f"{frame}: "):
+        if self.has_context(frame):
             return self
         wrapped = copy.copy(self)
         wrapped.frames = (frame, *self.frames)
+        if not _begins_with(self.message, frame):
+            wrapped.unsaid_frames = (frame, *self.unsaid_frames)
         wrapped.args = (wrapped.message,)
         wrapped.__cause__ = self.__cause__
         wrapped.__suppress_context__ = True
@@ -67,6 +73,13 @@ class ToolfetchError(Exception):
         self.__cause__ = cause
         self.cause_is_detail = True
         return self
+
+
+def _begins_with(message: str, words: str) -> bool:
+    """Whether ``message`` begins with ``words`` as whole words (``tool a`` begins ``tool a
+    [x]: …`` and ``tool a: …``, not ``tool ab: …``)."""
+    rest = message[len(words):len(words) + 1]
+    return message.startswith(words) and (not rest or rest in " :.,[(")
 
 
 class UsageError(ToolfetchError):

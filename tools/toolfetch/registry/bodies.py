@@ -67,7 +67,7 @@ def read_capped(resp: requests.Response, cap: int, what: str, policy: RetryPolic
     except zlib.error as e:
         raise IntegrityError(f"{what}: corrupt {encoding} body: {e}") from e
     except NetworkFailure as e:
-        raise UnreachableError(f"{what}: {e.reason}") from e
+        raise UnreachableError(f"{what}: {e.reason}").with_detail(e) from e
     if len(out) > cap:
         raise too_big
     return bytes(out)
