@@ -11,15 +11,9 @@ Credentials are scoped to the origin they were configured for: a 401/403 from wh
 registry redirected (object storage) is that origin's answer (exit 5 naming it), never read as
 a challenge, so a token realm is trusted only when the registry itself named it.
 
-Retries (see docs/auth.md): 408, 429 and 5xx answers (but 501/505), connection resets and read
-timeouts are retried ``TOOLFETCH_RETRIES`` times in all (default 5) with exponential backoff
-from ``TOOLFETCH_RETRY_DELAY`` seconds (default 0.5, doubling, capped at 10 s, half-jittered);
-``Retry-After`` (seconds or an HTTP date) replaces the backoff, capped at
-``TOOLFETCH_RETRY_AFTER_MAX`` seconds (default 30). A host that refuses connections, does not
-resolve or does not accept within the connect timeout is given two attempts only, so a dead
-mirror is skipped fast. 401/403/404 are never retried, except for the one re-authentication
-of the token handshake. Timeouts: ``TOOLFETCH_CONNECT_TIMEOUT`` (default 10 s) and
-``TOOLFETCH_TIMEOUT`` (read, default 20 s) on every request, token requests included.
+Retries (which answers and failures, how often, how long: :mod:`toolfetch.registry.retry`,
+docs/auth.md): 401/403/404 are never retried, except for the one re-authentication of the
+token handshake.
 
 Tokens: one per (host, scope set), fetched once even when several threads meet the same
 challenge, reused by every request of the command until shortly before ``expires_in``.
