@@ -516,7 +516,7 @@ def test_token_expiry_is_honoured(tr: TokenRegistry, tok_lock: Path, unique_repo
 def test_reauthenticates_once_on_401(tr: TokenRegistry, tok_lock: Path, unique_repo: str) -> None:
     t = Transport()
     scope = f"repository:public/{unique_repo}:pull"
-    t._tokens[(tr.host, frozenset({scope}))] = ("revoked-token", t.clock() + 300)
+    t.remember_token(tr.host, frozenset({scope}), "revoked-token", 300)
     with t.request("GET", tr.host, f"/v2/public/{unique_repo}/tags/list", scope=scope) as resp:
         assert resp.status_code == 200
     assert tr.ts.count() == 1
@@ -542,8 +542,7 @@ def test_insufficient_scope_adds_the_scope(tr: TokenRegistry, tok_lock: Path,
     assert [sorted(q.scopes) for q in tr.ts.requests] == [
         [scope_a], sorted([scope_a, f"repository:{b}:pull"])]
     # the narrow token being the newest must not matter: the wider one is remembered
-    key = (tr.host, frozenset({scope_a}))
-    t._tokens[key] = t._tokens.pop(key)
+    t.remember_token(tr.host, frozenset({scope_a}), "narrow-token", 300)
     with t.request("GET", tr.host, f"/v2/{b}/tags/list", scope=scope_a) as resp:
         assert resp.status_code == 200
     assert tr.ts.count() == 2
@@ -583,10 +582,10 @@ def test_lock_uses_one_token(tr: TokenRegistry, tmp_path: Path, unique_repo: str
 
 def test_realm_must_not_downgrade_https(tr: TokenRegistry) -> None:
     t = Transport()
-    t._bases["registry.example"] = "https://registry.example"
+    assert t.base_url("registry.example") == "https://registry.example"
     challenge = Challenge("bearer", {"realm": tr.ts.realm, "service": "x"})
     with pytest.raises(AuthError, match="plain HTTP"):
-        t._fetch_token("registry.example", challenge, frozenset({"repository:a:pull"}), "test")
+        t.fetch_token("registry.example", challenge, frozenset({"repository:a:pull"}), "test")
     assert tr.ts.count() == 0
 
 
@@ -651,6 +650,22 @@ def test_login_with_credential_store(htreg: ocitest.Registry, ht_lock: Path,
     assert r.returncode == 0, r
     assert helpers.store("test") == {}
     assert "erase " + htreg.host in helpers.calls("test")
+
+
+def test_login_stores_with_the_helper_reads_use(htreg: ocitest.Registry, ht_lock: Path,
+                                                helpers: Helpers) -> None:
+    """One precedence for reads and login: a credHelpers entry spelled ``https://host``
+    names the helper for ``host`` both ways (login once wrote such credentials, in base64,
+    to auths while reads asked the helper)."""
+    helpers.make("per-host", {})
+    path = write_config({"credHelpers": {f"https://{htreg.host}": "per-host"}})
+    r = tf_main("login", htreg.host, "-u", USER, "--password-stdin", stdin=PASSWORD)
+    assert r.returncode == 0, r
+    assert helpers.store("per-host") == {htreg.host: [USER, PASSWORD]}
+    assert PASSWORD not in path.read_text() and B64 not in path.read_text()
+    assert fetch(ht_lock, "tool0").returncode == 0
+    r = tf_main("logout", htreg.host)
+    assert r.returncode == 0 and helpers.store("per-host") == {}, r
 
 
 def test_login_never_falls_back_to_anonymous(tr: TokenRegistry) -> None:

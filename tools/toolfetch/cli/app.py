@@ -33,26 +33,43 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
 
 
 def print_error(e: BaseException, verbose: int) -> None:
-    """``error: …`` for each failure, then what its causes add as ``caused by: …`` lines.
+    """``error: …`` for each failure (its context frames, then what went wrong), then what
+    its causes add as ``caused by: …`` lines.
 
     A cause whose text the error (or an earlier cause) already says is left out, so nothing
-    is said twice; ``-v`` names each cause's type (the network's own words, say). Never a
+    is said twice; ``-v`` names each cause's type and shows the low-level causes an error's
+    message translates (:meth:`ToolfetchError.with_detail`: the network's own exception
+    behind "connection refused"), with URLs cut to what messages may show. Never a
     traceback: these are the documented exit codes (internal errors are printed apart).
     """
     errors = e.errors if isinstance(e, MultipleErrors) else [e]
     for err in errors:
         sys.stderr.write(f"error: {err}\n")
         said = [_flat(str(err))]
+        holder: BaseException = err
         cause = err.__cause__
         while cause is not None:
+            if isinstance(holder, ToolfetchError) and holder.cause_is_detail and not verbose:
+                break
             flat = _flat(str(cause))
             if not any(flat in earlier for earlier in said) or (verbose and not flat):
                 text = str(cause) or type(cause).__name__
                 if verbose and not isinstance(cause, ToolfetchError) and str(cause):
-                    text = f"{type(cause).__name__}: {text}"
+                    text = f"{type(cause).__name__}: {_without_url_secrets(text)}"
                 sys.stderr.write(f"  caused by: {text}\n")
                 said.append(flat)
-            cause = cause.__cause__
+            holder, cause = cause, cause.__cause__
+
+
+def _without_url_secrets(text: str) -> str:
+    """``text`` with every URL in it cut to what messages may show (a library's exception
+    can quote a pre-signed URL or ``user:password@`` whole)."""
+    import re
+
+    from toolfetch.core.urls import shown_url
+
+    text = re.sub(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>)]+", lambda m: shown_url(m[0]), text)
+    return re.sub(r"(url: /[^\s?#]*)[?#][^\s)]*", r"\1", text)  # urllib3's "with url: /path?…"
 
 
 def _flat(text: str) -> str:

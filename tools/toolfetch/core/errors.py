@@ -1,13 +1,22 @@
 """One exception hierarchy; each subclass carries its exit code (docs/design.md, exit codes).
 
-Only the ``cli`` layer turns these into messages and exit codes. Messages say what
-failed on what (file, field, tool, digest); causes are chained with
-``raise … from e`` and printed as ``caused by:`` lines. :meth:`ToolfetchError.context`
-puts more context in front of a message without losing the class, the exit code or the
-cause chain (instead of re-labelling with ``type(e)(…)``).
+Only the ``cli`` layer turns these into messages and exit codes (``cli.app.print_error``, the
+one printer). An error is what went wrong (:attr:`ToolfetchError.detail`, naming the file,
+field, digest at fault) inside context frames (:attr:`ToolfetchError.frames`, outermost
+first: ``tool protoc``, ``fetch``), added on the way up by :meth:`ToolfetchError.context`,
+which keeps the class, the exit code and the cause chain. The message is the frames and the
+detail joined by ``": "``; code that needs to know whether a frame is there asks
+:meth:`ToolfetchError.has_context`, never the text. Causes are chained with ``raise … from
+e`` and printed as ``caused by:`` lines; a low-level cause the message already translates
+(the network's exception behind "connection refused") is marked with
+:meth:`ToolfetchError.with_detail` and printed only with ``-v``.
 """
 
 from __future__ import annotations
+
+from typing import TypeVar
+
+E = TypeVar("E", bound="ToolfetchError")
 
 
 class ToolfetchError(Exception):
@@ -17,27 +26,60 @@ class ToolfetchError(Exception):
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
-        self.message = message
+        self.detail = message
+        self.frames: tuple[str, ...] = ()
+        self.unsaid_frames: tuple[str, ...] = ()  # the frames the message shows
+        self.cause_is_detail = False
+
+    @property
+    def message(self) -> str:
+        """The whole message: the context frames the detail does not already begin with,
+        outermost first, then the detail."""
+        return ": ".join((*self.unsaid_frames, self.detail))
 
     def __str__(self) -> str:
         return self.message
 
-    def context(self, prefix: str) -> ToolfetchError:
-        """This error with ``prefix: `` in front of its message (unless already there).
+    def has_context(self, frame: str) -> bool:
+        """Whether this error is inside the context ``frame`` (added by :meth:`context`)."""
+        return frame in self.frames
 
-        The copy keeps the class (so the exit code), every attribute and the cause chain
-        (its ``__cause__`` is this error's own cause).
+    def context(self, frame: str) -> ToolfetchError:
+        """This error inside the context ``frame`` (``tool protoc``); the same error when it
+        has that frame already.
+
+        A message that already begins with the frame's words (``tool protoc (ref) [key]:
+        …`` for ``tool protoc``, written where the error was made) records the frame
+        without repeating it. The copy keeps the class (so the exit code), every attribute
+        and the cause chain (its ``__cause__`` is this error's own cause).
         """
-        import copy
+        import copy  # lazily: the hit path imports this module
 
-        if self.message.startswith(f"{prefix}: "):
+        if self.has_context(frame):
             return self
         wrapped = copy.copy(self)
-        wrapped.message = f"{prefix}: {self.message}"
+        wrapped.frames = (frame, *self.frames)
+        if not _begins_with(self.message, frame):
+            wrapped.unsaid_frames = (frame, *self.unsaid_frames)
         wrapped.args = (wrapped.message,)
         wrapped.__cause__ = self.__cause__
         wrapped.__suppress_context__ = True
         return wrapped
+
+    def with_detail(self: E, cause: BaseException) -> E:
+        """This error caused by ``cause``, a low-level exception its message already
+        translates (a requests ConnectionError behind "connection refused"): the printer
+        shows it only with ``-v``. Raise the result ``from cause``."""
+        self.__cause__ = cause
+        self.cause_is_detail = True
+        return self
+
+
+def _begins_with(message: str, words: str) -> bool:
+    """Whether ``message`` begins with ``words`` as whole words (``tool a`` begins ``tool a
+    [x]: …`` and ``tool a: …``, not ``tool ab: …``)."""
+    rest = message[len(words):len(words) + 1]
+    return message.startswith(words) and (not rest or rest in " :.,[(")
 
 
 class UsageError(ToolfetchError):
@@ -102,9 +144,9 @@ class MultipleErrors(ToolfetchError):
 
     def __init__(self, errors: list[ToolfetchError]) -> None:
         assert errors
-        super().__init__("; ".join(e.message for e in errors))
+        super().__init__("; ".join(str(e) for e in errors))
         self.errors = errors
         self.exit_code = errors[0].exit_code
 
-    def context(self, prefix: str) -> ToolfetchError:
-        return MultipleErrors([e.context(prefix) for e in self.errors])
+    def context(self, frame: str) -> ToolfetchError:
+        return MultipleErrors([e.context(frame) for e in self.errors])

@@ -107,10 +107,8 @@ def platform_entry(entry: Any, path: Path, where: str) -> LockedPlatform:
         )
     except KeyError as e:
         raise UsageError(f"{path}: {where}: missing field {e.args[0]!r}") from None
-    except UsageError as e:
-        if str(path) in e.message:
-            raise
-        raise UsageError(f"{path}: {where}: {e.message}") from e
+    except UsageError as e:  # the entry's frame (said already by the checks above)
+        raise e.context(f"{path}: {where}") from e.__cause__
 
 
 def _asset_platform(entry: dict[str, Any], tool_path: str, layers: list[Any], path: Path,

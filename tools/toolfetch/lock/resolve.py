@@ -246,10 +246,10 @@ class Resolver:
 
 
 def _naming_tool(e: ToolfetchError, name: str) -> ToolfetchError:
-    """The error with the tool's name in front, unless it already names the tool."""
-    if f"tool {name} " in e.message or isinstance(e, MultipleErrors):
-        return e
-    return e.context(f"tool {name}")
+    """The error inside the frame ``tool NAME`` (shown unless the message begins with it:
+    ``tool NAME (ref) [platform]: …``); a MultipleErrors, whose errors name their sources,
+    as it is."""
+    return e if isinstance(e, MultipleErrors) else e.context(f"tool {name}")
 
 
 def image_platform(source: ContentSource, manifest: Manifest, what: str) -> Platform | None:

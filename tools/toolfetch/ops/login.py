@@ -62,11 +62,11 @@ def _write_config(path: Path, data: dict[str, Any]) -> None:
 
 
 def _helper_for(config: dict[str, Any], key: str) -> str | None:
-    helpers = config.get("credHelpers")
-    if isinstance(helpers, dict) and isinstance(helpers.get(key), str) and helpers[key]:
-        return str(helpers[key])
-    store = config.get("credsStore")
-    return store if isinstance(store, str) and store else None
+    """The helper reads use for ``key`` (registry.auth has docker's precedence)."""
+    from toolfetch.registry.auth import credential_helper
+
+    helper = credential_helper(config, key)
+    return helper.program if helper is not None else None
 
 
 def _check(host: str, username: str, password: str) -> None:

@@ -3,7 +3,8 @@
 An asset is fetched like a registry blob: streamed into the cache while hashed, resumed with
 ``Range`` after a cut, retried on 5xx/429 and network errors (the command's
 :class:`~toolfetch.registry.transport.Transport`: its session, retry policy and redirect
-rules), and accepted only when size and sha256 match the lockfile. Redirects are followed
+rules; a pin that breaks off starts over, as the same policy's download), and accepted only
+when size and sha256 match the lockfile. Redirects are followed
 (release hosts redirect to storage) and credentials (:mod:`toolfetch.registry.httpauth`) never
 go to another origin. ``lock`` pins an asset it has no sha256 for with :meth:`pin`.
 """
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, BinaryIO
@@ -32,7 +32,6 @@ from toolfetch.core.errors import (
 from toolfetch.core.urls import shown_url
 from toolfetch.registry.blobstream import BodyReader, NetworkFailure, stream_verified
 from toolfetch.registry.httpauth import HttpAuth
-from toolfetch.registry.retry import attempts_text, send_retrying
 from toolfetch.registry.transport import Transport
 
 log = logging.getLogger("toolfetch")
@@ -58,8 +57,7 @@ class AssetSource:
                                                  True, None, None, True, what,
                                                  private=credentials)
 
-        return send_retrying(self.transport.policy, send, lambda n, why: f"{what}: "
-                             f"{self.shown} unreachable after {attempts_text(n)} ({why})")
+        return self.transport.policy.send(send, f"{what}: {self.shown}")
 
     def _fail(self, resp: requests.Response, what: str) -> ToolfetchError:
         status = resp.status_code
@@ -84,19 +82,17 @@ class AssetSource:
         (constant memory): its sha256, size and, with ``blake3``, its BLAKE3 digest. A body
         longer than ``limit`` bytes (a size the entry declares) stops there: IntegrityError.
         A broken stream starts over."""
-        policy = self.transport.policy
-        pace = policy.pace(f"{what}: {self.shown}")
+        download = self.transport.policy.download(what, self.shown)
         buffer = memoryview(bytearray(CHUNK))
-        failures = 0
         while True:
             sink.seek(0)
             sink.truncate()
             hashers = _Hashers(blake3, what)
-            pace.check(0)
+            download.pace.check(0)
             with self._get({"Accept-Encoding": "identity"}, what) as resp:
                 if resp.status_code != 200:
                     raise self._fail(resp, what)
-                body = BodyReader(resp, pace, what)
+                body = BodyReader(resp, download.pace, what)
                 try:  # the sink's errors (disk full) propagate
                     while n := body.readinto(buffer):
                         if limit is not None and body.received > limit:
@@ -111,11 +107,7 @@ class AssetSource:
                     error = e.reason
             if error is None:
                 return hashers.pin(body.received)
-            failures += 1
-            if failures >= policy.attempts:
-                raise UnreachableError(f"{what}: downloading {self.shown} kept failing "
-                                       f"({failures} attempts, last: {error})")
-            time.sleep(policy.delay(failures))
+            download.interrupted(error, 0)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ import logging
 import os
 import re
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -244,6 +245,26 @@ def _from_env(host: str) -> Credentials | None:
     return creds if creds.has_basic or creds.identity_token else None
 
 
+@dataclass(frozen=True)
+class ConfiguredHelper:
+    """The credential helper a docker ``config.json`` names for a registry."""
+
+    program: str  # the name after docker-credential-
+    per_host: bool  # from credHelpers: its answer is final, else credsStore (auths next)
+
+
+def credential_helper(config: Mapping[str, object], host: str) -> ConfiguredHelper | None:
+    """Docker's precedence, the one copy of it (reads here, ``login``/``logout`` in ops):
+    ``credHelpers`` under any spelling of ``host``, else ``credsStore``, else None."""
+    helpers = config.get("credHelpers")
+    if isinstance(helpers, dict):
+        for key in matching_keys([str(k) for k in helpers], host):
+            if isinstance(helpers.get(key), str) and helpers[key]:
+                return ConfiguredHelper(str(helpers[key]), per_host=True)
+    store = config.get("credsStore")
+    return ConfiguredHelper(store, per_host=False) if isinstance(store, str) and store else None
+
+
 def find_credentials(host: str) -> Credentials | None:
     """Stored credentials for ``host`` (host[:port]), or None for anonymous access."""
     creds = _from_env(host)
@@ -252,15 +273,10 @@ def find_credentials(host: str) -> Credentials | None:
     config_path = docker_config_dir() / "config.json"
     config = _read_json(config_path)
     if config:
-        helpers = config.get("credHelpers")
-        if isinstance(helpers, dict):
-            for key in matching_keys([str(k) for k in helpers], host):
-                if isinstance(helpers.get(key), str) and helpers[key]:
-                    return run_credential_helper(str(helpers[key]), host)
-        store = config.get("credsStore")
-        if isinstance(store, str) and store:
-            creds = run_credential_helper(store, host)
-            if creds:
+        helper = credential_helper(config, host)
+        if helper is not None:
+            creds = run_credential_helper(helper.program, host)
+            if creds or helper.per_host:
                 return creds
         creds = _from_auths(config, host, str(config_path))
         if creds:

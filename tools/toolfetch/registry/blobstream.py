@@ -2,7 +2,8 @@
 
 Shared by registry blobs (:class:`toolfetch.registry.client.RegistryClient`) and HTTP
 release assets (:mod:`toolfetch.registry.assets`): the same ``Range`` resume, the same
-checks, the same buffers, whoever serves the bytes. Every download keeps a pace
+checks, the same buffers, whoever serves the bytes. Interruptions are the command's retry
+policy's (:meth:`~toolfetch.registry.retry.RetryPolicy.download`). Every download keeps a pace
 (:class:`~toolfetch.registry.retry.Pace`, ``TOOLFETCH_MIN_RATE``) over all its attempts, and a
 body whose framing does not match its ``Content-Length`` is refused (:class:`BodyReader`).
 """
@@ -14,7 +15,6 @@ import logging
 import re
 import select
 import socket
-import time
 from collections.abc import Callable
 from typing import BinaryIO
 
@@ -22,7 +22,7 @@ import requests
 import urllib3
 
 from toolfetch.core.digest import StreamVerifier, copy_verified
-from toolfetch.core.errors import IntegrityError, ToolfetchError, UnreachableError
+from toolfetch.core.errors import IntegrityError, ToolfetchError
 from toolfetch.registry.retry import Pace, RetryPolicy, describe_network_error
 
 log = logging.getLogger("toolfetch")
@@ -48,11 +48,9 @@ def stream_verified(get: Callable[[dict[str, str]], requests.Response],
     the error of an unexpected status; ``server`` names who serves it, in messages. Bytes the
     sink cannot take (``OSError``, e.g. ENOSPC) propagate unchanged.
     """
-    what = verifier.what
-    pace = policy.pace(f"{what}: {server}")
-    failures = 0
+    download = policy.download(verifier.what, server)
     while True:
-        pace.check(verifier.received)
+        download.pace.check(verifier.received)
         headers = {"Accept-Encoding": "identity"}
         resuming = verifier.received > 0
         if resuming:
@@ -62,35 +60,29 @@ def stream_verified(get: Callable[[dict[str, str]], requests.Response],
             if resp.status_code == 206 and resuming:
                 if not _range_matches(resp, verifier.received, verifier.size):
                     log.warning("%s: %s answered a resume with a mismatched range (%s); "
-                                "restarting from byte 0", what, server,
+                                "restarting from byte 0", verifier.what, server,
                                 resp.headers.get("Content-Range", "none"))
                     _restart(sink, verifier)
                     continue
             elif resp.status_code == 200:
                 if resuming:
-                    log.debug("%s: server ignored Range; restarting from byte 0", what)
+                    log.debug("%s: server ignored Range; restarting from byte 0", verifier.what)
                     _restart(sink, verifier)
             elif resp.status_code == 416 and resuming:  # it has no byte past the cut
-                raise IntegrityError(f"{what}: size mismatch: {server} serves "
+                raise IntegrityError(f"{verifier.what}: size mismatch: {server} serves "
                                      f"{verifier.received} of the {verifier.size} bytes "
                                      f"of {verifier.expected} (HTTP 416 on resume)")
             else:
                 raise fail(resp)
-            error = drain(resp, verifier, sink, progress, pace)
+            error = drain(resp, verifier, sink, progress, download.pace)
         if error is None and verifier.received >= verifier.size:
             verifier.finish()
             return
-        failures += 1
-        reason = error or f"stream ended at {verifier.received} of {verifier.size} bytes"
-        if failures >= policy.attempts:
-            if error is None:
-                verifier.finish()  # raises the size mismatch: the server serves less
-            raise UnreachableError(f"{what}: connection to {server} kept failing "
-                                   f"({failures} interruptions, last: {reason})")
-        delay = policy.delay(failures)
-        log.debug("%s: %s; resuming at byte %d in %.2fs", what, reason, verifier.received,
-                  delay)
-        time.sleep(delay)
+        if error is None and download.last_attempt:
+            verifier.finish()  # raises the size mismatch: the server serves less
+        download.interrupted(
+            error or f"stream ended at {verifier.received} of {verifier.size} bytes",
+            verifier.received)
 
 
 def drain(resp: requests.Response, verifier: StreamVerifier, sink: BinaryIO,

@@ -35,8 +35,9 @@ def _decoder(encoding: str, what: str) -> Any:
     raise IntegrityError(f"{what}: unsupported Content-Encoding {encoding!r}")
 
 
-def read_capped(resp: requests.Response, cap: int, what: str) -> bytes:
-    """The decoded body of a streamed response, refused once it exceeds ``cap`` bytes."""
+def read_capped(resp: requests.Response, cap: int, what: str, policy: RetryPolicy) -> bytes:
+    """The decoded body of a streamed response, refused once it exceeds ``cap`` bytes; held
+    to ``policy``'s pace (the command's, read from the environment once)."""
     too_big = IntegrityError(f"{what}: response larger than {cap} bytes; refusing it")
     encoding = resp.headers.get("Content-Encoding", "").strip().lower()
     length = resp.headers.get("Content-Length", "")
@@ -46,7 +47,7 @@ def read_capped(resp: requests.Response, cap: int, what: str) -> bytes:
     out = bytearray()
     # The blob stream's reader: one recv a read, the download pace, the framing checks (a
     # registry trickling a manifest cannot hold a command either).
-    body = BodyReader(resp, RetryPolicy.from_env().pace(what), what)
+    body = BodyReader(resp, policy.pace(what), what)
     buffer = memoryview(bytearray(_CHUNK))
     try:
         while n := body.readinto(buffer):
@@ -66,17 +67,17 @@ def read_capped(resp: requests.Response, cap: int, what: str) -> bytes:
     except zlib.error as e:
         raise IntegrityError(f"{what}: corrupt {encoding} body: {e}") from e
     except NetworkFailure as e:
-        raise UnreachableError(f"{what}: {e.reason}") from e
+        raise UnreachableError(f"{what}: {e.reason}").with_detail(e) from e
     if len(out) > cap:
         raise too_big
     return bytes(out)
 
 
-def read_json(resp: requests.Response, cap: int, what: str) -> Any:
+def read_json(resp: requests.Response, cap: int, what: str, policy: RetryPolicy) -> Any:
     """:func:`read_capped`, parsed as JSON (IntegrityError when it is not)."""
     import json
 
-    body = read_capped(resp, cap, what)
+    body = read_capped(resp, cap, what, policy)
     try:
         return json.loads(body)
     except (ValueError, RecursionError) as e:  # RecursionError: nested past the parser's depth

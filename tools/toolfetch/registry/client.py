@@ -57,16 +57,20 @@ class RegistryClient:
     def pull_scope(self) -> str:
         return f"repository:{self.repository}:pull"
 
-    def _fail(self, resp: requests.Response, what: str) -> ToolfetchError:
+    def error_for(self, resp: requests.Response, what: str, suffix: str = "") -> ToolfetchError:
+        """The error an unexpected answer to a request of ``what`` means (by its status);
+        ``suffix`` ends its message (the registry's own error text, say)."""
         status = resp.status_code
         if status == 404:
-            return NotFoundError(f"{what}: not found (HTTP 404)")
+            return NotFoundError(f"{what}: not found (HTTP 404){suffix}")
         if status in (401, 403):
             tried = self.transport.describe_auth(self.host)
-            return AuthError(f"{what}: access denied by {self.host} (HTTP {status}); tried {tried}")
+            return AuthError(f"{what}: access denied by {self.host} (HTTP {status}); tried "
+                             f"{tried}{suffix}")
         if status >= 500 or status in (408, 429):
-            return UnreachableError(f"{what}: registry {self.host} answered HTTP {status}")
-        return ToolfetchError(f"{what}: unexpected HTTP {status} from {self.host}")
+            return UnreachableError(f"{what}: registry {self.host} answered HTTP {status}"
+                                    f"{suffix}")
+        return ToolfetchError(f"{what}: unexpected HTTP {status} from {self.host}{suffix}")
 
     # -- manifests ------------------------------------------------------------------------
     def get_manifest(self, target: str, expected: Digest | None = None) -> Manifest:
@@ -79,8 +83,8 @@ class RegistryClient:
         )
         with resp:
             if resp.status_code != 200:
-                raise self._fail(resp, what)
-            raw = read_capped(resp, MAX_MANIFEST_BYTES, what)
+                raise self.error_for(resp, what)
+            raw = read_capped(resp, MAX_MANIFEST_BYTES, what, self.transport.policy)
             media_type = resp.headers.get("Content-Type", "").split(";")[0].strip()
         if expected is None and target.startswith("sha256:"):
             expected = Digest.parse(target)
@@ -97,7 +101,7 @@ class RegistryClient:
             if resp.status_code == 404:
                 return None
             if resp.status_code != 200:
-                raise self._fail(resp, what)
+                raise self.error_for(resp, what)
             advisory = resp.headers.get("Docker-Content-Digest")
         return Digest.parse(advisory) if advisory else None
 
@@ -120,7 +124,7 @@ class RegistryClient:
                                           headers=headers, stream=True, what=what)
 
         with StreamVerifier(digest, size, what) as verifier:
-            stream_verified(get, lambda resp: self._fail(resp, what), verifier, sink, progress,
+            stream_verified(get, lambda resp: self.error_for(resp, what), verifier, sink, progress,
                             self.transport.policy, self.host)
 
     def read_blob_head(self, digest: Digest, length: int = 512) -> bytes:
@@ -133,7 +137,7 @@ class RegistryClient:
         )
         with resp:
             if resp.status_code not in (200, 206):
-                raise self._fail(resp, what)
+                raise self.error_for(resp, what)
             return bytes(resp.raw.read(length, decode_content=False))
 
     def blob_exists(self, digest: Digest) -> bool:
@@ -144,7 +148,7 @@ class RegistryClient:
             if resp.status_code == 404:
                 return False
             if resp.status_code != 200:
-                raise self._fail(resp, what)
+                raise self.error_for(resp, what)
             return True
 
     # -- tags and referrers ---------------------------------------------------------------
@@ -197,8 +201,9 @@ class RegistryClient:
                 if resp.status_code in unsupported and not bodies:
                     return None
                 if resp.status_code != 200:
-                    raise self._fail(resp, what)
-                body = read_capped(resp, min(page_bytes, total_bytes - total), what)
+                    raise self.error_for(resp, what)
+                body = read_capped(resp, min(page_bytes, total_bytes - total), what,
+                                   self.transport.policy)
                 link = resp.links.get("next", {}).get("url")
             total += len(body)
             bodies.append(body)

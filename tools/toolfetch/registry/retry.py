@@ -14,6 +14,14 @@ Failing fast: a host that takes no connection, or takes one and never answers (n
 within the read timeout), gets :data:`FAST_FAIL_ATTEMPTS` attempts, not ``TOOLFETCH_RETRIES``:
 an unresponsive registry fails a request within about 2 x 20 s, where five 60 s attempts gave
 five minutes of silence. Every retry is announced (a warning, without ``-v``).
+
+One policy, composed once: the command's :class:`~toolfetch.registry.transport.Transport`
+reads it from the environment when it is made, and every network operation goes through it:
+a request through :meth:`RetryPolicy.send` (the transport's registry requests, under its
+authentication as oras-go's retry transport sits under its auth client; token requests;
+release assets), a download's interruptions through :meth:`RetryPolicy.download` (the
+``Range`` resume of blobs, the restart of an asset being pinned), and small bodies through
+its :class:`Pace`.
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ import socket
 import ssl
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import requests
 import urllib3
@@ -40,6 +48,11 @@ MIN_RATE_ENV = "TOOLFETCH_MIN_RATE"
 DEFAULT_MIN_RATE = 10 * 1024
 FAST_FAIL_ATTEMPTS = 2
 log = logging.getLogger("toolfetch")
+
+
+# A request that failed on the way (no answer to read): retried as the policy says.
+NETWORK_FAILURES = (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
+                    requests.exceptions.ChunkedEncodingError)
 
 
 def is_retry_status(status: int) -> bool:
@@ -76,6 +89,8 @@ class RetryPolicy:
     connect_timeout: float = 10.0
     read_timeout: float = 20.0  # idle time without a byte, not a deadline for a whole body
     min_rate: int = DEFAULT_MIN_RATE  # bytes a second a download must average (0: any)
+    # How the policy waits between attempts: tests pass a recorder instead of sleeping.
+    sleep: Callable[[float], None] = field(default=time.sleep, compare=False, repr=False)
 
     @classmethod
     def from_env(cls) -> RetryPolicy:
@@ -91,6 +106,47 @@ class RetryPolicy:
             read_timeout=_env_number("TOOLFETCH_TIMEOUT", d.read_timeout, 0.001),
             min_rate=_env_rate(d.min_rate),
         )
+
+    def send(self, send: Callable[[], requests.Response], where: str,
+             rewind: Callable[[], bool] = lambda: True) -> requests.Response:
+        """The one request retry loop: ``send()`` again after a network failure or a
+        retryable status, announcing each retry; returns the last answer. ``where`` says what
+        is asked of whom (``"<what>: registry <host>"``), in warnings and errors.
+        ``rewind()`` readies the request body for another send; False ends the retries (a
+        body that cannot be sent twice). A network failure on the last attempt raises
+        UnreachableError, caused by the network's own exception (shown by ``-v``)."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                resp = send()
+            except NETWORK_FAILURES as e:
+                reason = self.explain(describe_network_error(e))
+                allowed = self.attempts_for(e)
+                if attempt >= allowed or not rewind():
+                    raise UnreachableError(f"{where} unreachable after "
+                                           f"{attempts_text(attempt)} ({reason})"
+                                           ).with_detail(e) from e
+                self._wait(f"{where}: {reason}", attempt, allowed)
+                continue
+            if is_retry_status(resp.status_code) and attempt < self.attempts and rewind():
+                resp.close()
+                self._wait(f"{where} answered HTTP {resp.status_code}", attempt, self.attempts,
+                           resp.headers.get("Retry-After"))
+                continue
+            return resp
+
+    def _wait(self, why: str, attempt: int, allowed: int, retry_after: str | None = None
+              ) -> None:
+        delay = self.delay(attempt, retry_after)
+        log.warning("%s; retrying in %.1f s (attempt %d of %d)", why, delay, attempt + 1,
+                    allowed)
+        self.sleep(delay)
+
+    def download(self, what: str, server: str) -> Download:
+        """The interruptions one download (of ``what`` from ``server``) may survive, and the
+        pace it must keep over all its attempts."""
+        return Download(self, what, server, self.pace(f"{what}: {server}"))
 
     def pace(self, what: str) -> Pace:
         """The pace one download (all its attempts) must keep."""
@@ -169,36 +225,34 @@ def _parse_retry_after(value: str) -> float | None:
     return when.timestamp() - time.time()
 
 
-def send_retrying(policy: RetryPolicy, send: Callable[[], requests.Response],
-                  unreachable: Callable[[int, str], str]) -> requests.Response:
-    """``send()`` again after a network failure or a retryable status, as ``policy`` says;
-    returns the last answer. A network failure on the last attempt raises UnreachableError
-    with ``unreachable(attempts, reason)``. (``Transport.request`` keeps its own loop: it
-    also authenticates and rewinds request bodies.)"""
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            resp = send()
-        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
-                requests.exceptions.ChunkedEncodingError) as e:
-            reason = policy.explain(describe_network_error(e))
-            if attempt >= policy.attempts_for(e):
-                raise UnreachableError(unreachable(attempt, reason)) from None
-            delay = policy.delay(attempt)
-            log.warning("%s; retrying in %.1f s (attempt %d of %d)", unreachable(attempt, reason),
-                        delay, attempt + 1, policy.attempts_for(e))
-            time.sleep(delay)
-            continue
-        if is_retry_status(resp.status_code) and attempt < policy.attempts:
-            delay = policy.delay(attempt, resp.headers.get("Retry-After"))
-            log.warning("%s; retrying in %.1f s (attempt %d of %d)",
-                        unreachable(attempt, f"HTTP {resp.status_code}"), delay, attempt + 1,
-                        policy.attempts)
-            resp.close()
-            time.sleep(delay)
-            continue
-        return resp
+class Download:
+    """One download's interruptions (a stream cut short, a connection broken mid-body): the
+    caller resumes or restarts it after :meth:`interrupted`, at most ``attempts`` times in
+    all, with the policy's backoff; each request it sends is retried by :meth:`RetryPolicy.send`
+    besides. Not shared between threads (one per download)."""
+
+    def __init__(self, policy: RetryPolicy, what: str, server: str, pace: Pace) -> None:
+        self.policy = policy
+        self.what = what
+        self.server = server
+        self.pace = pace
+        self.interruptions = 0
+
+    @property
+    def last_attempt(self) -> bool:
+        """Whether the next interruption gives up."""
+        return self.interruptions + 1 >= self.policy.attempts
+
+    def interrupted(self, reason: str, resume_at: int) -> None:
+        """Wait before the next attempt (which starts at byte ``resume_at``), or raise
+        UnreachableError when this was the last one."""
+        self.interruptions += 1
+        if self.interruptions >= self.policy.attempts:
+            raise UnreachableError(f"{self.what}: connection to {self.server} kept failing "
+                                   f"({self.interruptions} interruptions, last: {reason})")
+        delay = self.policy.delay(self.interruptions)
+        log.debug("%s: %s; resuming at byte %d in %.2fs", self.what, reason, resume_at, delay)
+        self.policy.sleep(delay)
 
 
 def attempts_text(n: int) -> str:

@@ -24,7 +24,7 @@ from toolfetch.core.errors import AuthError, IntegrityError, UnreachableError
 from toolfetch.core.urls import shown_url
 from toolfetch.registry.auth import Credentials, auth_failure, basic_header
 from toolfetch.registry.bodies import ACCEPT_ENCODING, read_capped
-from toolfetch.registry.retry import RetryPolicy, attempts_text, is_retry_status, send_retrying
+from toolfetch.registry.retry import RetryPolicy, attempts_text, is_retry_status
 from toolfetch.registry.session import Http
 
 log = logging.getLogger("toolfetch")
@@ -59,8 +59,7 @@ def _token_call(t: TokenEndpoint, method: str, realm: str, **kw: Any) -> request
         return t.session.request(method, realm, timeout=t.policy.timeout,
                                  allow_redirects=False, stream=True, **kw)
 
-    resp = send_retrying(t.policy, send, lambda n, why: f"token endpoint {shown} unreachable "
-                         f"after {attempts_text(n)} ({why})")
+    resp = t.policy.send(send, f"token endpoint {shown}")
     if is_retry_status(resp.status_code):
         resp.close()
         raise UnreachableError(f"token endpoint {shown} answered HTTP {resp.status_code} "
@@ -81,7 +80,7 @@ def _request_token(t: TokenEndpoint, realm: str, service: str, scopes: frozenset
             form["scope"] = " ".join(scope_list)
         resp = _token_call(t, "POST", realm, data=form)
         if resp.status_code not in (401, 404, 405):
-            return _parse_token(resp, realm, creds, host, rejected)
+            return _parse_token(t, resp, realm, creds, host, rejected)
         # Registries without the OAuth2 POST endpoint: the GET flow with the token as
         # the password (containerd does the same).
         log.debug("token endpoint %s refused POST (HTTP %d); using GET",
@@ -96,18 +95,19 @@ def _request_token(t: TokenEndpoint, realm: str, service: str, scopes: frozenset
         headers["Authorization"] = basic_header(
             Credentials(username=creds.username or "<token>", password=creds.identity_token))
     resp = _token_call(t, "GET", realm, params=params, headers=headers)
-    return _parse_token(resp, realm, creds, host, rejected)
+    return _parse_token(t, resp, realm, creds, host, rejected)
 
 
-def _parse_token(resp: requests.Response, realm: str, creds: Credentials | None, host: str,
-                 rejected: str | None) -> tuple[str, float]:
+def _parse_token(t: TokenEndpoint, resp: requests.Response, realm: str,
+                 creds: Credentials | None, host: str, rejected: str | None
+                 ) -> tuple[str, float]:
     shown = shown_url(realm)
     with resp:
         if resp.status_code != 200:
             raise auth_failure(host, creds, f"token endpoint {shown} answered HTTP "
                                f"{resp.status_code}", rejected)
         try:
-            body = read_capped(resp, MAX_TOKEN_RESPONSE, f"token endpoint {shown}")
+            body = read_capped(resp, MAX_TOKEN_RESPONSE, f"token endpoint {shown}", t.policy)
         except IntegrityError as e:
             raise AuthError(f"token endpoint {shown} sent an oversized or corrupt response "
                             f"(at most {MAX_TOKEN_RESPONSE} bytes)") from e

@@ -1,22 +1,19 @@
 """HTTP transport shared by every registry client of one command.
 
 Owns the ``requests`` session, scheme selection (HTTPS, or plain HTTP for insecure registries),
-retries with backoff, manual redirects (``Authorization`` never leaves the registry's origin),
-and the bearer-token cache. No filesystem access here.
+the command's one :class:`~toolfetch.registry.retry.RetryPolicy` (read from the environment
+once, here; every request, token request, asset and download of the command goes through
+it), manual redirects (``Authorization`` never leaves the registry's origin), and the
+bearer-token cache. Retries sit under authentication (as oras-go's retry transport under its
+auth client): the token handshake is not a failed attempt. No filesystem access here.
 
 Credentials are scoped to the origin they were configured for: a 401/403 from where the
 registry redirected (object storage) is that origin's answer (exit 5 naming it), never read as
 a challenge, so a token realm is trusted only when the registry itself named it.
 
-Retries (see docs/auth.md): 408, 429 and 5xx answers (but 501/505), connection resets and read
-timeouts are retried ``TOOLFETCH_RETRIES`` times in all (default 5) with exponential backoff
-from ``TOOLFETCH_RETRY_DELAY`` seconds (default 0.5, doubling, capped at 10 s, half-jittered);
-``Retry-After`` (seconds or an HTTP date) replaces the backoff, capped at
-``TOOLFETCH_RETRY_AFTER_MAX`` seconds (default 30). A host that refuses connections, does not
-resolve or does not accept within the connect timeout is given two attempts only, so a dead
-mirror is skipped fast. 401/403/404 are never retried, except for the one re-authentication
-of the token handshake. Timeouts: ``TOOLFETCH_CONNECT_TIMEOUT`` (default 10 s) and
-``TOOLFETCH_TIMEOUT`` (read, default 20 s) on every request, token requests included.
+Retries (which answers and failures, how often, how long: :mod:`toolfetch.registry.retry`,
+docs/auth.md): 401/403/404 are never retried, except for the one re-authentication of the
+token handshake.
 
 Tokens: one per (host, scope set), fetched once even when several threads meet the same
 challenge, reused by every request of the command until shortly before ``expires_in``.
@@ -25,6 +22,7 @@ challenge, reused by every request of the command until shortly before ``expires
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 import time
@@ -43,12 +41,7 @@ from toolfetch.registry.auth import (
     describe_attempt,
     find_credentials,
 )
-from toolfetch.registry.retry import (
-    RetryPolicy,
-    attempts_text,
-    describe_network_error,
-    is_retry_status,
-)
+from toolfetch.registry.retry import RetryPolicy
 from toolfetch.registry.session import Http, is_insecure_host, listed_insecure, same_origin
 from toolfetch.registry.tokens import TokenEndpoint
 
@@ -188,27 +181,16 @@ class Transport:
         what = what or f"{method} {url}"
         body = _Body(data)
         reauthenticated = False
-        attempt = 0
         while True:
             hdrs = dict(headers or {})
             sent = self._authorization(host, scope)
             if sent:
                 hdrs["Authorization"] = sent
-            attempt += 1
-            try:
-                resp = self.send_following(method, url, hdrs, stream, data, params,
-                                            follow_redirects, what)
-            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
-                    requests.exceptions.ChunkedEncodingError) as e:
-                reason = self.policy.explain(describe_network_error(e))
-                if attempt >= self.policy.attempts_for(e) or not body.rewind():
-                    raise UnreachableError(f"{what}: registry {host} unreachable after "
-                                           f"{attempts_text(attempt)} ({reason})") from None
-                delay = self.policy.delay(attempt)
-                log.warning("%s: registry %s: %s; retrying in %.1f s (attempt %d of %d)", what,
-                            host, reason, delay, attempt + 1, self.policy.attempts_for(e))
-                time.sleep(delay)
-                continue
+            # Retries sit under authentication: the handshake is not a failed attempt.
+            resp = self.policy.send(
+                functools.partial(self.send_following, method, url, hdrs, stream, data, params,
+                                  follow_redirects, what),
+                f"{what}: registry {host}", body.rewind)
             status = resp.status_code
             if status in (401, 403) and not same_origin(url, resp.url):
                 resp.close()
@@ -223,14 +205,6 @@ class Transport:
                 if not body.rewind():
                     raise ToolfetchError(f"{what}: cannot resend the request body after "
                                          "authenticating")
-                attempt -= 1  # the handshake is not a failed attempt
-                continue
-            if is_retry_status(status) and attempt < self.policy.attempts and body.rewind():
-                delay = self.policy.delay(attempt, resp.headers.get("Retry-After"))
-                log.warning("%s: registry %s answered HTTP %d; retrying in %.1f s (attempt %d "
-                            "of %d)", what, host, status, delay, attempt + 1, self.policy.attempts)
-                resp.close()
-                time.sleep(delay)
                 continue
             return resp
 
@@ -297,7 +271,7 @@ class Transport:
                 current = self._authorization(host, scope)
                 if current is not None and current != sent:
                     return  # another thread fetched a fresh token meanwhile
-                self._fetch_token(host, bearer, frozen, what)
+                self.fetch_token(host, bearer, frozen, what)
             return
         if any(c.scheme == "basic" for c in challenges):
             creds = self.credentials(host)
@@ -318,8 +292,10 @@ class Transport:
                            f"{what}: HTTP 401 with no usable challenge (schemes: {shown})",
                            self.rejected.get(host))
 
-    def _fetch_token(self, host: str, challenge: Challenge, scopes: frozenset[str],
-                     what: str) -> None:
+    def fetch_token(self, host: str, challenge: Challenge, scopes: frozenset[str],
+                    what: str) -> None:
+        """A token for ``scopes`` from the realm ``challenge`` names (trusted only as the
+        registry's own, never a downgrade to plain HTTP), remembered for the command."""
         realm = challenge.params.get("realm", "")
         parts = urlsplit(realm)
         if parts.scheme not in ("https", "http") or not parts.netloc:
@@ -346,6 +322,12 @@ class Transport:
                 self.rejected[host] = creds.source
             token, expires_in = self.tokens.request(realm, service, scopes, None, host,
                                                     creds.source)
+        self.remember_token(host, scopes, token, expires_in)
+
+    def remember_token(self, host: str, scopes: frozenset[str], token: str,
+                       expires_in: float) -> None:
+        """Use ``token`` for requests to ``host`` that ``scopes`` cover, until shortly before
+        it expires (the newest covering token wins)."""
         now = self.clock()
         margin = min(10.0, expires_in * 0.1)
         with self.lock:

@@ -27,6 +27,7 @@ from toolfetch.core.errors import IntegrityError, ToolfetchError, UsageError
 from toolfetch.core.sizes import parse_size
 from toolfetch.registry.bodies import ACCEPT_ENCODING, read_json
 from toolfetch.registry.client import RegistryClient
+from toolfetch.registry.retry import RetryPolicy
 
 log = logging.getLogger("toolfetch")
 
@@ -65,10 +66,10 @@ class PutResult:
 MAX_ERROR_BODY = 64 * 1024
 
 
-def error_detail(resp: requests.Response) -> str:
+def error_detail(resp: requests.Response, policy: RetryPolicy) -> str:
     """The registry's error codes and messages, if its body (read capped) has any."""
     try:
-        errors = read_json(resp, MAX_ERROR_BODY, "error body").get("errors") or []
+        errors = read_json(resp, MAX_ERROR_BODY, "error body", policy).get("errors") or []
         parts = [f"{e.get('code', '?')}: {e.get('message', '')}".strip() for e in errors[:3]]
         return "; ".join(parts)[:1000]
     except (ToolfetchError, AttributeError, TypeError):
@@ -95,7 +96,7 @@ class Uploader:
         return f"repository:{self.repository}:pull,push"
 
     def _fail(self, resp: requests.Response, what: str) -> ToolfetchError:
-        detail = error_detail(resp)
+        detail = error_detail(resp, self.transport.policy)
         suffix = f" ({detail})" if detail else ""
         if resp.status_code == 405:
             return UsageError(f"{what}: {self.host} does not accept pushes (HTTP 405{suffix}); "
@@ -103,11 +104,7 @@ class Uploader:
         if resp.status_code in (400, 413, 416):
             return UsageError(f"{what}: {self.host} rejected it (HTTP "
                               f"{resp.status_code}{suffix})")
-        err = self.client._fail(resp, what)
-        if suffix:  # a fresh error: its message can take the detail
-            err.message += suffix
-            err.args = (err.message,)
-        return err
+        return self.client.error_for(resp, what, suffix)
 
     def _request(self, method: str, path: str, what: str, scope: str | None = None,
                  headers: dict[str, str] | None = None, data: bytes | None = None,
