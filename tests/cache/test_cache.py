@@ -13,6 +13,7 @@ from typing import IO, Any
 import pytest
 from tf import check_cache_layout, recipe_digest, sharded, tmp_entries
 
+from toolfetch.cache.records import TreeRecord
 from toolfetch.cache.store import CACHEDIR_TAG, SMALL_BLOB, Cache
 from toolfetch.cache.trees import tree_digest
 from toolfetch.cli.common import cache_of
@@ -186,7 +187,7 @@ def test_a_second_writer_keeps_the_placed_blob_and_its_inode(cache_dir: Path) ->
 
 
 def _build(files: dict[str, tuple[bytes, int]], seen: list[Path] | None = None) -> Any:
-    def build(dest: Path) -> dict[str, Any]:
+    def build(dest: Path) -> TreeRecord:
         if seen is not None:
             seen.append(dest)
         for name, (data, mode) in files.items():
@@ -195,7 +196,7 @@ def _build(files: dict[str, tuple[bytes, int]], seen: list[Path] | None = None) 
             p.write_bytes(data)
             p.chmod(mode)
         digest, entries = tree_digest(dest)
-        return {"key": str(KEY), "recipe": RECIPE, "tree": digest, "files": entries}
+        return TreeRecord(str(KEY), RECIPE, digest, entries, layers=())
     return build
 
 
@@ -215,8 +216,8 @@ def test_store_tree_unpacks_in_tmp_and_writes_record_beside(cache_dir: Path) -> 
     assert stat.S_IMODE((tree / "share" / "doc.txt").stat().st_mode) == 0o444
     assert stat.S_IMODE(tree.stat().st_mode) == 0o555
     record = c.read_record(KEY)
-    assert record["key"] == str(KEY)
-    assert record["tree"] == tree_digest(tree)[0]
+    assert record.key == str(KEY)
+    assert record.tree == tree_digest(tree)[0]
     check_cache_layout(cache_dir)
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import zstandard
 
+from toolfetch.cache.records import TreeFile
 from toolfetch.cache.trees import make_read_only, tree_digest
 from toolfetch.cache.unpack import DEFAULT_MAX_UNPACKED, max_unpack_bytes, unpack_layer
 from toolfetch.core.errors import IntegrityError, UsageError
@@ -459,10 +460,10 @@ def test_tree_digest_stable_and_sensitive(tmp_path: Path) -> None:
     two.mkdir()
     digest, files = tree_digest(sample_tree(one))
     assert digest.startswith("sha256:") and tree_digest(sample_tree(two))[0] == digest
-    assert {"path": "bin/tool", "type": "file", "mode": 0o555, "size": 3,
-            "digest": "sha256:" + __import__("hashlib").sha256(b"exe").hexdigest()} in files
-    assert {"path": "bin/t", "type": "symlink", "mode": 0o777, "target": "tool"} in files
-    assert [f["path"] for f in files] == sorted(str(f["path"]) for f in files)
+    assert TreeFile("bin/tool", "file", 0o555, size=3, digest="sha256:" + __import__(
+        "hashlib").sha256(b"exe").hexdigest()) in files
+    assert TreeFile("bin/t", "symlink", 0o777, target="tool") in files
+    assert [f.path for f in files] == sorted(f.path for f in files)
     make_read_only(one)
     assert tree_digest(one)[0] == digest  # directory modes are not part of the digest
     make_writable(one)
@@ -514,10 +515,10 @@ def test_unpacking_records_digests_so_the_tree_digest_reads_nothing_back(
     full = tree_digest(tree)
     monkeypatch.setattr(trees.Digest, "of_file", lambda path: pytest.fail(f"re-read {path}"))
     assert tree_digest(tree, known) == full
-    files = {f["path"]: f for f in full[1]}
-    assert files["bin/tool"]["digest"] == "sha256:" + hashlib.sha256(b"v2").hexdigest()
-    assert files["doc/link"]["digest"] == "sha256:" + hashlib.sha256(b"a").hexdigest()
-    assert files["bin/raw"]["digest"] == raw_digest
+    files = {f.path: f for f in full[1]}
+    assert files["bin/tool"].digest == "sha256:" + hashlib.sha256(b"v2").hexdigest()
+    assert files["doc/link"].digest == "sha256:" + hashlib.sha256(b"a").hexdigest()
+    assert files["bin/raw"].digest == raw_digest
 
 
 def test_a_recorded_digest_whose_inode_changed_is_not_trusted(tmp_path: Path) -> None:

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import json
 import os
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from toolfetch.cache.records import TreeRecord
 from toolfetch.cache.store import Cache
 from toolfetch.core.digest import HEX, Digest
 
@@ -95,7 +95,7 @@ def scan(cache: Cache) -> list[Entry]:
     for digest, record in digests_under(cache.trees, ".json"):
         try:
             st = record.stat()
-            layers = json.loads(record.read_bytes()).get("layers", [])
+            layers = TreeRecord.loads(record.read_bytes()).layers
         except (OSError, ValueError):
             continue
         inodes = _tree_inodes(cache.tree_path(digest), st)

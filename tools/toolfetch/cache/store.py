@@ -36,8 +36,9 @@ import os
 import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
+from toolfetch.cache.records import TreeRecord
 from toolfetch.core.digest import Digest
 from toolfetch.core.errors import LocalIOError, UsageError
 from toolfetch.core.fs import atomic_write, atomic_writer, remove_tree
@@ -261,8 +262,8 @@ class Cache:
             temp.unlink(missing_ok=True)
         return digest
 
-    def store_tree(self, key: Digest, build: Callable[[Path], dict[str, Any]]) -> Path:
-        """Make the tree present: ``build(tmpdir)`` unpacks and returns the record."""
+    def store_tree(self, key: Digest, build: Callable[[Path], TreeRecord]) -> Path:
+        """Make the tree present: ``build(tmpdir)`` unpacks and returns its record."""
         dest = self.tree_path(key)
         if self.has_tree(key):
             return dest
@@ -281,9 +282,7 @@ class Cache:
                     dest.parent.mkdir(parents=True, exist_ok=True)
                     os.rename(content, dest)
                     try:
-                        # compact: the C encoder (indent= takes the pure-Python one, ~6x slower)
-                        text = json.dumps(record, separators=(",", ":"), sort_keys=True)
-                        self._write_small(self.record_path(key), text.encode())
+                        self._write_small(self.record_path(key), record.dumps())
                     except BaseException:  # leave no record-less tree (gc reclaims a kill's)
                         with contextlib.suppress(OSError):
                             self.drop_tree(key)
@@ -292,9 +291,10 @@ class Cache:
                 raise LocalIOError.of(e, f"cannot store tree {key} in {self.root}") from e
         return dest
 
-    def read_record(self, key: Digest) -> dict[str, Any]:
-        data: dict[str, Any] = json.loads(self.record_path(key).read_bytes())
-        return data
+    def read_record(self, key: Digest) -> TreeRecord:
+        """The record of tree ``key``: OSError when there is none, ValueError when it is
+        malformed."""
+        return TreeRecord.loads(self.record_path(key).read_bytes())
 
     def drop_tree(self, key: Digest) -> None:
         """Remove a tree: record first, so it never looks complete while half-deleted, then
@@ -328,16 +328,14 @@ class Cache:
         if st is not None and (not stat.S_ISREG(st.st_mode) or st.st_mode & 0o100):
             return None
         try:
-            files = self.read_record(key).get("files", [])
-            listed = next((f for f in files if f.get("path") == path), None)
-        except (OSError, ValueError, TypeError, AttributeError):
+            listed = self.read_record(key).file(path)
+        except (OSError, ValueError):
             return "its record is unreadable"
         if listed is None:
             return None
         if st is None:
             return f"its file {path} is missing"
-        mode = int(listed.get("mode", 0)) if listed.get("type") == "file" else 0
-        if mode & 0o100:
+        if listed.type == "file" and listed.mode & 0o100:
             return f"its file {path} lost its executable mode"
         return None
 

@@ -28,7 +28,7 @@ import sys
 import tarfile
 import zipfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any, cast
 
@@ -251,7 +251,7 @@ def archive_members(blob: Path, fmt: Format, what: str) -> set[str]:
     return names
 
 
-def unpack_recipe(recipe: dict[str, Any], blob_path: Callable[[str], Path], dest: Path,
+def unpack_recipe(recipe: Mapping[str, Any], blob_path: Callable[[str], Path], dest: Path,
                   what: str, known: Known | None = None, max_bytes: int | None = None) -> None:
     """Unpack every layer of a tree recipe (:func:`toolfetch.core.treekey.recipe`) into ``dest``.
 

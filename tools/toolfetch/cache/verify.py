@@ -20,13 +20,14 @@ a blob gone since it was listed. ``--repair`` removes an entry only under its lo
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from toolfetch.cache.inventory import digests_under
+from toolfetch.cache.records import TreeRecord
 from toolfetch.cache.store import Cache, try_lock
 from toolfetch.core.digest import Digest
 from toolfetch.core.errors import IntegrityError, ToolfetchError
@@ -49,12 +50,12 @@ def _check_tree(cache: Cache, key: Digest, record_path: Path, bad_blobs: set[Dig
     from toolfetch.core.treekey import recipe_digest
 
     try:
-        record = json.loads(record_path.read_bytes())
-        recorded, steps = str(record["tree"]), record["recipe"]
+        record = TreeRecord.loads(record_path.read_bytes())
+        recorded, steps = record.tree, record.recipe
         blobs = [Digest.parse(str(step[0])) for step in steps["layers"]]
         named = recipe_digest(steps)
-        listed = entries_digest(list(record["files"]))
-    except (OSError, ValueError, KeyError, TypeError, ToolfetchError):
+        listed = entries_digest(record.files)
+    except (OSError, ValueError, KeyError, TypeError, IndexError, ToolfetchError):
         return "unreadable record"
     if named != str(key):
         return f"its record's recipe hashes to {named}, not to the key"
@@ -84,7 +85,7 @@ def _check_tree(cache: Cache, key: Digest, record_path: Path, bad_blobs: set[Dig
     return None
 
 
-def _rebuild_digest(cache: Cache, steps: dict[str, Any], what: str) -> str | None:
+def _rebuild_digest(cache: Cache, steps: Mapping[str, Any], what: str) -> str | None:
     """The digest of the tree the recipe ``steps`` unpacks to here, or None when it cannot be
     unpacked here (which proves nothing about the tree: its files were hashed already).
 

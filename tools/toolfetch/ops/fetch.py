@@ -17,6 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
+from toolfetch.cache.records import TreeRecord
 from toolfetch.cache.store import Cache
 from toolfetch.core.digest import Digest
 from toolfetch.core.errors import (
@@ -274,7 +275,7 @@ class Fetcher:
 
         steps = recipe(layer.to_json() for layer in want.entry.layers)
 
-        def build(dest: Path) -> dict[str, Any]:
+        def build(dest: Path) -> TreeRecord:
             known: dict[str, tuple[int, str]] = {}
             for _ in range(REBUILDS):  # the blobs held from their check to their unpacking
                 releases = [self.cache.hold("blob", d) for d in dict.fromkeys(
@@ -305,11 +306,10 @@ class Fetcher:
             digest, files = tree_digest(dest, known)
             # The recipe is what the key is the digest of; the manifest and ref only say who
             # asked first (for people reading the cache), nothing depends on them.
-            return {"key": str(want.entry.tree), "recipe": steps, "tree": digest,
-                    "files": files,
-                    "layers": [str(layer.digest) for layer in want.entry.layers],
-                    "manifest": str(want.entry.manifest) if want.entry.manifest else None,
-                    "ref": want.entry.source}
+            return TreeRecord(key=str(want.entry.tree), recipe=steps, tree=digest, files=files,
+                              layers=tuple(str(layer.digest) for layer in want.entry.layers),
+                              manifest=str(want.entry.manifest) if want.entry.manifest
+                              else None, ref=want.entry.source)
 
         self.cache.store_tree(want.entry.tree, build)
 
@@ -331,12 +331,11 @@ def missing_path_error(what: str, path: str, cache: Cache, key: Digest) -> NotFo
     import difflib
 
     try:
-        entries = list(cache.read_record(key).get("files", []))
-        files = [str(f["path"]) for f in entries if f.get("type") in ("file", "symlink")]
-        executable = [str(f["path"]) for f in entries
-                      if f.get("type") == "file" and int(f.get("mode", 0)) & 0o111]
-    except (OSError, ValueError, TypeError, AttributeError, KeyError):
-        files, executable = [], []
+        entries = cache.read_record(key).files
+    except (OSError, ValueError):
+        entries = ()
+    files = [f.path for f in entries if f.type in ("file", "symlink")]
+    executable = [f.path for f in entries if f.executable]
     close = difflib.get_close_matches(path, files, n=3, cutoff=0.5)
     if not close:
         close = sorted(executable)[:5] or sorted(files)[:5]
