@@ -290,3 +290,40 @@ def test_materialize_hardlinks_a_tree(cache_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(LocalIOError, match="not an empty directory") as refused:
         materialize(tree, out)
     assert refused.value.exit_code == 8
+
+
+@pytest.mark.parametrize("how", ["store_blob", "store_new_blob"])
+def test_a_blob_another_writer_places_meanwhile_keeps_its_inode(
+        cache_dir: Path, monkeypatch: pytest.MonkeyPatch, how: str) -> None:
+    """The race blob placement guards against: another writer (of a small blob, which takes
+    no lock, or `lock` pinning the same asset) places the blob between this writer's check
+    and its placement. The first inode stays, as a tree may hardlink it already;
+    store_new_blob renamed over it."""
+    c = Cache(cache_dir)
+    c.ensure()
+    dest = c.blob_path(DIGEST)
+    first: list[int] = []
+
+    def other_writer_first(dst: object) -> None:
+        if not first and Path(str(dst)) == dest:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(DATA)
+            dest.chmod(0o444)
+            first.append(dest.stat().st_ino)
+
+    for name in ("link", "rename", "replace"):
+        real = getattr(os, name)
+
+        def placing(src: Any, dst: Any, *args: Any, _real: Any = real, **kw: Any) -> Any:
+            other_writer_first(dst)
+            return _real(src, dst, *args, **kw)
+
+        monkeypatch.setattr(os, name, placing)
+    if how == "store_blob":
+        c.store_blob(DIGEST, _writer(DATA), len(DATA))
+    else:
+        assert c.store_new_blob(lambda f: (f.write(DATA), DIGEST)[1]) == DIGEST
+    monkeypatch.undo()
+    assert first and dest.stat().st_ino == first[0] and dest.stat().st_nlink == 1
+    assert dest.read_bytes() == DATA
+    assert tmp_entries(cache_dir) == []
