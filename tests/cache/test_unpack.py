@@ -255,6 +255,30 @@ def test_raw_is_a_hardlink(dest: Path, tmp_path: Path) -> None:
     assert (other / "protoc").read_bytes() == b"\x7fELF"
 
 
+def test_raw_is_copied_where_the_file_system_refuses_the_link(
+        dest: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+    import hashlib
+    import os
+
+    blob = tmp_path / "blob"
+    blob.write_bytes(b"\x7fELF")
+    blob.chmod(0o444)
+
+    def no_link(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", no_link)
+    known: dict[str, tuple[int, str]] = {}
+    unpack_layer(blob, "raw", dest, title="bin/protoc", what=WHAT, known=known,
+                 digest="sha256:" + hashlib.sha256(b"\x7fELF").hexdigest())
+    placed = dest / "bin/protoc"
+    assert placed.stat().st_ino != blob.stat().st_ino and mode_of(placed) == 0o555
+    assert placed.read_bytes() == b"\x7fELF" and mode_of(blob) == 0o444
+    assert known["bin/protoc"] == (placed.stat().st_ino,
+                                   "sha256:" + hashlib.sha256(b"\x7fELF").hexdigest())
+
+
 def test_raw_needs_title(dest: Path) -> None:
     with pytest.raises(UsageError, match="title"):
         unpack(dest, b"x", "raw")
