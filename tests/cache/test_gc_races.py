@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tf import assert_ok, tf_main
+from tf import assert_error, assert_ok, tf_main
 
 from toolfetch.cache import gc as gc_module
 from toolfetch.cache import store as store_module
 from toolfetch.cache import unpack as unpack_module
 from toolfetch.cache.store import Cache
 from toolfetch.cache.verify import INCOMPLETE, drop, verify
+from toolfetch.core.digest import Digest
 from toolfetch.core.platform import host_platform
 from toolfetch.lock.lockfile import Lockfile
 from toolfetch.ops.fetch import Fetcher
@@ -102,6 +103,49 @@ def test_gc_between_a_blob_check_and_its_unpacking_does_not_fail_the_fetch(
     monkeypatch.setattr(unpack_module, "unpack_recipe", gc_then_unpack)
     r = tf_main("fetch", "--lockfile", example)
     assert_ok(r)
+
+
+def _drop_blobs_before_unpacking(cache: Cache, monkeypatch: pytest.MonkeyPatch,
+                                 times: int) -> list[str]:
+    """Remove every blob of the recipe about to be unpacked, as another fetch dropping a blob
+    it found damaged does (no hold stops that), the first ``times`` unpackings; returns the
+    digests it removed."""
+    unpack = unpack_module.unpack_recipe
+    dropped: list[str] = []
+
+    def drop_then_unpack(steps: Any, *args: Any, **kwargs: Any) -> Any:
+        if len(dropped) < times:
+            for digest, *_ in steps["layers"]:
+                cache.drop_blob(Digest.parse(digest))
+            dropped.append(steps["layers"][0][0])
+        return unpack(steps, *args, **kwargs)
+
+    monkeypatch.setattr(unpack_module, "unpack_recipe", drop_then_unpack)
+    return dropped
+
+
+def test_a_blob_removed_between_its_check_and_its_unpacking_is_fetched_again(
+        example: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Exit 8 ("cannot unpack … No such file") when a blob went after the fetch had checked
+    it: the fetch now fetches it again and unpacks afresh, once, with a warning."""
+    cache = Cache(cache_dir)
+    assert_ok(tf_main("fetch", "--lockfile", example, "hello"))  # its blob, cached before
+    cache.drop_tree(Lockfile.load(example).tool("hello").for_platform(
+        host_platform(), example)[1].tree)
+    dropped = _drop_blobs_before_unpacking(cache, monkeypatch, 1)
+    r = tf_main("fetch", "--lockfile", example, "hello")
+    assert_ok(r)
+    assert len(dropped) == 1 and cache.has_blob(Digest.parse(dropped[0]))
+    assert "was removed from the cache while it was unpacked; fetching it again" in r.stderr
+    assert_ok(tf_main("cache", "verify"))
+
+
+def test_a_blob_removed_again_after_its_second_fetch_is_exit_8(
+        example: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _drop_blobs_before_unpacking(Cache(cache_dir), monkeypatch, 2)
+    r = tf_main("fetch", "--lockfile", example, "hello")
+    assert_error(r, 8, "tool hello", "cannot unpack")
+    assert not list((cache_dir / "trees").rglob("*.json"))
 
 
 def test_fetches_beside_a_looping_gc_all_succeed(example: Path, cache_dir: Path) -> None:

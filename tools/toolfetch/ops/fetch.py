@@ -27,6 +27,7 @@ from toolfetch.core.errors import (
     NotFoundError,
     ToolfetchError,
 )
+from toolfetch.core.fs import remove_tree
 from toolfetch.core.progress import Progress
 from toolfetch.core.reference import parse_any
 from toolfetch.lock.lockfile import LockedLayer, Lockfile
@@ -277,6 +278,7 @@ class Fetcher:
 
         def build(dest: Path) -> TreeRecord:
             known: dict[str, tuple[int, str]] = {}
+            vanished = False
             for _ in range(REBUILDS):  # the blobs held from their check to their unpacking
                 releases = [self.cache.hold("blob", d) for d in dict.fromkeys(
                     layer.digest for layer in want.entry.layers)]
@@ -288,9 +290,25 @@ class Fetcher:
                     gone = [layer for layer in want.entry.layers
                             if not self.cache.has_blob(layer.digest)]
                     if not gone:
-                        unpack_recipe(steps, lambda d: self.cache.blob_path(Digest.parse(d)),
-                                      dest, want.what, known)
-                        break
+                        try:
+                            unpack_recipe(steps, lambda d: self.cache.blob_path(
+                                Digest.parse(d)), dest, want.what, known)
+                            break
+                        except LocalIOError:
+                            # A blob removed after its check (another fetch dropping it as
+                            # damaged, which no hold stops; gc where holds are no-ops):
+                            # fetched again and unpacked afresh, once.
+                            gone = [layer for layer in want.entry.layers
+                                    if not self.cache.has_blob(layer.digest)]
+                            if not gone or vanished:
+                                raise
+                            vanished = True
+                            log.warning("%s: blob %s was removed from the cache while it was "
+                                        "unpacked; fetching it again", want.what,
+                                        gone[0].digest)
+                            remove_tree(dest)  # what it had unpacked: a fresh start
+                            dest.mkdir()
+                            known.clear()
                 finally:
                     for release in releases:
                         release()
