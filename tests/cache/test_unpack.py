@@ -235,6 +235,7 @@ def test_zstd(dest: Path) -> None:
 
 def test_zstd_missing_is_a_usage_error(dest: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "zstandard", None)
+    monkeypatch.setitem(sys.modules, "compression", None)  # Python 3.14's compression.zstd
     with pytest.raises(UsageError, match="zstandard"):
         unpack(dest, b"\x28\xb5\x2f\xfd", "tar+zstd")
 
