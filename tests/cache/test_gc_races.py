@@ -227,3 +227,72 @@ def test_a_gc_killed_mid_eviction_leaves_nothing_verify_blames(
         _evict_all(cache)
     monkeypatch.undo()
     assert verify(cache) == []
+
+
+def _hello(example: Path) -> Any:
+    """The key of the example's `hello` tree (a tar layer: its files are not its blob's)."""
+    return Lockfile.load(example).tool("hello").for_platform(host_platform(), example)[1].tree
+
+
+def _damage_a_file(cache: Cache, key: Any) -> None:
+    tree = cache.tree_path(key)
+    victim = next(p for p in sorted(tree.rglob("*")) if p.is_file() and not p.is_symlink())
+    victim.parent.chmod(0o755)
+    victim.chmod(0o644)
+    victim.write_bytes(b"damaged")
+    victim.chmod(0o444)
+    victim.parent.chmod(0o555)
+
+
+def _count_tree_hashes(monkeypatch: pytest.MonkeyPatch, tree: Path,
+                       then: Callable[[], object] = lambda: None) -> list[Path]:
+    """Count the hashings of ``tree`` (verify's expensive step); ``then`` runs after the
+    first one."""
+    from toolfetch.cache import trees
+
+    real = trees.tree_digest
+    hashed: list[Path] = []
+
+    def counting(root: Path, *args: Any) -> Any:
+        result = real(root, *args)
+        if root == tree:
+            hashed.append(root)
+            if len(hashed) == 1:
+                then()
+        return result
+
+    monkeypatch.setattr(trees, "tree_digest", counting)
+    return hashed
+
+
+def test_verify_hashes_a_bad_tree_once_and_reconfirms_it_cheaply_under_its_lock(
+        example: Path, fetched: tuple[Cache, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """verify checked a tree it found bad a second time, fully (hashing every file and
+    unpacking its layers again), under its lock; the lock now only re-confirms it."""
+    cache, key = fetched[0], _hello(example)
+    _damage_a_file(cache, key)
+    hashed = _count_tree_hashes(monkeypatch, cache.tree_path(key))
+    problems = verify(cache)
+    assert [(kind, digest) for kind, digest, _ in problems] == [("tree", key)]
+    assert "tree hashes to" in problems[0][2]
+    assert len(hashed) == 1
+
+
+def test_verify_leaves_a_tree_a_fetch_rebuilt_while_it_was_checked_alone(
+        example: Path, fetched: tuple[Cache, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fetch finding the damaged tree drops and rebuilds it while verify hashes the old
+    one: what verify found is not what is there any more, so nothing is reported."""
+    cache, key = fetched[0], _hello(example)
+    _damage_a_file(cache, key)
+
+    def rebuild() -> None:
+        cache.drop_tree(key)  # as a fetch drops a damaged tree, under its entry lock
+        fetcher, wants = _fetcher(example, cache)
+        fetcher.fetch(wants)
+        fetcher.release()
+
+    hashed = _count_tree_hashes(monkeypatch, cache.tree_path(key), rebuild)
+    assert verify(cache) == []
+    assert len(hashed) == 1 and cache.has_tree(key)
+    monkeypatch.undo()
+    assert verify(cache) == []

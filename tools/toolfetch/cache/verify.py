@@ -12,15 +12,18 @@ a fetch) never gave the tree, which is bad. A tree directory without a record is
 interrupted unpack or eviction.
 
 Verify runs beside fetches and gc: it takes the entry locks they take, without waiting. A
-tree found bad is checked again under its lock; one whose lock is held (a fetch is writing
-it, or using it) is "in progress", skipped with a note, never reported or removed, and so is
-a blob gone since it was listed. ``--repair`` removes an entry only under its lock.
+tree is checked once, without a lock; one found bad is re-confirmed under its lock, cheaply:
+one whose lock is held (a fetch is writing it, or using it) is "in progress", and one whose
+record or directory is not the one checked any more (a fetch rebuilt it, gc took it) was not
+what was checked; both are skipped with a note, never reported or removed, and so is a blob
+gone since it was listed. ``--repair`` removes an entry only under its lock.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -136,21 +139,9 @@ def verify(cache: Cache) -> list[Problem]:
     with contextlib.suppress(OSError):  # the rebuilds unpack into tmp/ (else: not checked)
         cache.tmp.mkdir(exist_ok=True)
     for key, record_path in digests_under(cache.trees, ".json"):
+        checked = _identity(cache, key)
         problem = _check_tree(cache, key, record_path, bad_blobs)
-        if problem is not None:  # checked again under its lock: not a fetch's or gc's work
-            release = try_lock(cache.lock_path("tree", key), create=False)
-            if release is None:
-                log.info("tree %s: in use or in progress in another process; not checked",
-                         key.short)
-                continue
-            try:
-                if record_path.exists():
-                    problem = _check_tree(cache, key, record_path, bad_blobs)
-                else:
-                    problem = None  # evicted meanwhile
-            finally:
-                release()
-        if problem is not None:
+        if problem is not None and _confirmed(cache, key, checked):
             bad.append(("tree", key, problem))
     for key, _ in digests_under(cache.trees, dirs=True):
         if not cache.has_tree(key):
@@ -158,6 +149,43 @@ def verify(cache: Cache) -> list[Problem]:
             if problem is not None:
                 bad.append(("tree", key, problem))
     return bad
+
+
+Identity = tuple[tuple[int, int] | None, ...]
+
+
+def _identity(cache: Cache, key: Digest) -> Identity:
+    """Which record and tree directory ``key`` names now, as (device, inode) pairs (None for
+    one that is missing): a fetch rebuilding the tree and gc or a fetch removing it change
+    it (records are replaced by rename, trees renamed in and out); a hit, which only
+    touches the record, does not."""
+    found: list[tuple[int, int] | None] = []
+    for path in (cache.record_path(key), cache.tree_path(key)):
+        try:
+            st = os.lstat(path)
+            found.append((st.st_dev, st.st_ino))
+        except OSError:
+            found.append(None)
+    return tuple(found)
+
+
+def _confirmed(cache: Cache, key: Digest, checked: Identity) -> bool:
+    """Whether a problem found in tree ``key`` without a lock stands, re-confirmed cheaply
+    under its entry lock: nobody holds it (else a fetch is writing or using it: "in
+    progress") and it is still the record and directory that were checked (else a fetch
+    rebuilt it or something removed it meanwhile: not what was checked)."""
+    release = try_lock(cache.lock_path("tree", key), create=False)
+    if release is None:
+        log.info("tree %s: in use or in progress in another process; not checked", key.short)
+        return False
+    try:
+        if _identity(cache, key) != checked:
+            log.info("tree %s: rebuilt or removed while it was checked; not checked",
+                     key.short)
+            return False
+        return True
+    finally:
+        release()
 
 
 INCOMPLETE = "incomplete: no record (an unpack or an eviction was interrupted)"
