@@ -13,13 +13,13 @@ import contextlib
 import datetime
 import os
 import stat
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from toolfetch.cache.layout import digests_under as digests_under  # cli/ imports it here
 from toolfetch.cache.records import TreeRecord
 from toolfetch.cache.store import Cache
-from toolfetch.core.digest import HEX, Digest
+from toolfetch.core.digest import Digest
 
 Inode = tuple[int, int]  # (st_dev, st_ino)
 
@@ -70,22 +70,6 @@ def _tree_inodes(path: Path, record: os.stat_result) -> dict[Inode, int]:
                 st = os.lstat(os.path.join(dirpath, name))
                 inodes[(st.st_dev, st.st_ino)] = st.st_size
     return inodes
-
-
-def digests_under(base: Path, suffix: str = "", dirs: bool = False
-                  ) -> Iterator[tuple[Digest, Path]]:
-    """Files (or ``dirs``) named ``<hex><suffix>`` in ``base/sha256/ab/cd/`` (no temp names)."""
-    root = base / "sha256"
-    if not root.is_dir():
-        return
-    for a in os.scandir(root):
-        for b in os.scandir(a.path) if a.is_dir() else ():
-            for e in os.scandir(b.path) if b.is_dir() else ():
-                if e.is_dir(follow_symlinks=False) != dirs or not e.name.endswith(suffix):
-                    continue
-                hexpart = e.name[: len(e.name) - len(suffix)]
-                if HEX.fullmatch(hexpart):
-                    yield Digest(hexpart), Path(e.path)
 
 
 def scan(cache: Cache) -> list[Entry]:

@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from toolfetch.cache.layout import sharded
 from toolfetch.cache.records import TreeRecord
 from toolfetch.core.digest import Digest
 from toolfetch.core.errors import LocalIOError, UsageError
@@ -57,10 +58,6 @@ CACHEDIR_TAG = (
 )
 
 
-def _sharded(base: Path, digest: Digest) -> Path:
-    return base / "sha256" / digest.hex[:2] / digest.hex[2:4] / digest.hex
-
-
 class Cache:
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -71,10 +68,10 @@ class Cache:
 
     # -- paths (hit path: no I/O beyond stat) ----------------------------------------------
     def blob_path(self, digest: Digest) -> Path:
-        return _sharded(self.blobs, digest)
+        return sharded(self.blobs, digest)
 
     def tree_path(self, key: Digest) -> Path:
-        return _sharded(self.trees, key)
+        return sharded(self.trees, key)
 
     def record_path(self, key: Digest) -> Path:
         p = self.tree_path(key)

@@ -25,11 +25,11 @@ import contextlib
 import logging
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from toolfetch.cache.inventory import digests_under
+from toolfetch.cache.layout import digests_under
 from toolfetch.cache.records import TreeRecord
 from toolfetch.cache.store import Cache, try_lock
 from toolfetch.core.digest import Digest
@@ -139,10 +139,10 @@ def verify(cache: Cache) -> list[Problem]:
     with contextlib.suppress(OSError):  # the rebuilds unpack into tmp/ (else: not checked)
         cache.tmp.mkdir(exist_ok=True)
     for key, record_path in digests_under(cache.trees, ".json"):
-        checked = _identity(cache, key)
-        problem = _check_tree(cache, key, record_path, bad_blobs)
-        if problem is not None and _confirmed(cache, key, checked):
-            bad.append(("tree", key, problem))
+        with _pinned(cache, key) as unchanged:
+            problem = _check_tree(cache, key, record_path, bad_blobs)
+            if problem is not None and _confirmed(cache, key, unchanged):
+                bad.append(("tree", key, problem))
     for key, _ in digests_under(cache.trees, dirs=True):
         if not cache.has_tree(key):
             problem = _recordless(cache, key)
@@ -151,25 +151,42 @@ def verify(cache: Cache) -> list[Problem]:
     return bad
 
 
-Identity = tuple[tuple[int, int] | None, ...]
+@contextlib.contextmanager
+def _pinned(cache: Cache, key: Digest) -> Iterator[Callable[[], bool]]:
+    """Hold the record and the tree directory ``key`` names now open (so a rebuild cannot
+    reuse their inode numbers) and yield whether ``key`` still names them: a fetch rebuilding
+    the tree, or gc or a fetch removing it, changes that (records are replaced by rename,
+    trees renamed in and out); a hit, which only touches the record, does not."""
+    paths = (cache.record_path(key), cache.tree_path(key))
+    fds: list[int | None] = []
+    try:
+        for path in paths:
+            try:  # O_PATH: a tree root that is a symlink is held as the symlink itself
+                fds.append(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_PATH", 0)))
+            except OSError:
+                fds.append(None)
+
+        def unchanged() -> bool:
+            for path, fd in zip(paths, fds, strict=True):
+                try:
+                    st = os.lstat(path)
+                    now: tuple[int, int] | None = (st.st_dev, st.st_ino)
+                except OSError:
+                    now = None
+                if fd is not None:
+                    st = os.fstat(fd)
+                if now != (None if fd is None else (st.st_dev, st.st_ino)):
+                    return False
+            return True
+
+        yield unchanged
+    finally:
+        for fd in fds:
+            if fd is not None:
+                os.close(fd)
 
 
-def _identity(cache: Cache, key: Digest) -> Identity:
-    """Which record and tree directory ``key`` names now, as (device, inode) pairs (None for
-    one that is missing): a fetch rebuilding the tree and gc or a fetch removing it change
-    it (records are replaced by rename, trees renamed in and out); a hit, which only
-    touches the record, does not."""
-    found: list[tuple[int, int] | None] = []
-    for path in (cache.record_path(key), cache.tree_path(key)):
-        try:
-            st = os.lstat(path)
-            found.append((st.st_dev, st.st_ino))
-        except OSError:
-            found.append(None)
-    return tuple(found)
-
-
-def _confirmed(cache: Cache, key: Digest, checked: Identity) -> bool:
+def _confirmed(cache: Cache, key: Digest, unchanged: Callable[[], bool]) -> bool:
     """Whether a problem found in tree ``key`` without a lock stands, re-confirmed cheaply
     under its entry lock: nobody holds it (else a fetch is writing or using it: "in
     progress") and it is still the record and directory that were checked (else a fetch
@@ -179,7 +196,7 @@ def _confirmed(cache: Cache, key: Digest, checked: Identity) -> bool:
         log.info("tree %s: in use or in progress in another process; not checked", key.short)
         return False
     try:
-        if _identity(cache, key) != checked:
+        if not unchanged():
             log.info("tree %s: rebuilt or removed while it was checked; not checked",
                      key.short)
             return False
