@@ -370,16 +370,18 @@ def test_later_layer_cannot_write_through_earlier_symlink(dest: Path) -> None:
     assert not (dest / "sub/evil").exists()
 
 
-@pytest.mark.parametrize(("first", "second"), [
-    (m("x", kind=tarfile.SYMTYPE, link="y"), m("x", b"through?")),
-    (m("x", b"file"), m("x", kind=tarfile.SYMTYPE, link="y")),
-    (m("x", kind=tarfile.DIRTYPE), m("x", b"file")),
-    (m("x", b"file"), m("x", kind=tarfile.DIRTYPE)),
-    (m("x/f", b"implicit dir"), m("x", b"file")),
+@pytest.mark.parametrize(("first", "second", "why"), [
+    (m("x", kind=tarfile.SYMTYPE, link="y"), m("x", b"through?"),
+     "duplicate member (a file after a symlink)"),
+    (m("x", b"file"), m("x", kind=tarfile.SYMTYPE, link="y"),
+     "duplicate member (a symlink after a file)"),
+    (m("x", kind=tarfile.DIRTYPE), m("x", b"file"), "duplicate member (a file after a dir)"),
+    (m("x", b"file"), m("x", kind=tarfile.DIRTYPE), "duplicate member (a dir after a file)"),
+    (m("x/f", b"implicit dir"), m("x", b"file"), "would replace a directory"),
 ])
-def test_tar_duplicates_refused(dest: Path, first: Member, second: Member) -> None:
+def test_tar_duplicates_refused(dest: Path, first: Member, second: Member, why: str) -> None:
     msg = refused(dest, make_tar(m("y", b"target"), first, second), "x")
-    assert "duplicate" in msg or "directory" in msg
+    assert msg.endswith(f"unsafe member 'x': {why}"), msg
     assert (dest / "y").read_bytes() == b"target"
 
 
@@ -418,10 +420,28 @@ def test_bomb_spread_over_members(dest: Path) -> None:
     assert sum(p.stat().st_size for p in dest.iterdir()) <= 1 << 20
 
 
-def test_zip_bomb(dest: Path) -> None:
+def _understated(data: bytes, size: int) -> bytes:
+    """A one-entry zip whose headers (local and central) claim ``size`` uncompressed bytes."""
+    out = bytearray(data)
+    assert out[:4] == b"PK\x03\x04"
+    out[22:26] = size.to_bytes(4, "little")
+    central = out.index(b"PK\x01\x02")
+    out[central + 24:central + 28] = size.to_bytes(4, "little")
+    return bytes(out)
+
+
+@pytest.mark.parametrize(("claimed", "why"), [
+    (None, "unpacked size exceeds the limit of 1048576 bytes"),
+    (100, "corrupt data: Bad CRC-32"),  # zipfile stops at the size claimed, then checks
+], ids=["honest-size", "understated-size"])
+def test_zip_bomb(dest: Path, claimed: int | None, why: str) -> None:
+    """As the tar bomb: refused, and nothing of the member is left, also when the zip's
+    headers understate its size (the member is then refused after part of it was written)."""
     data = make_zip(zentry("zeros", b"\0" * (64 << 20)))
-    refused(dest, data, "zeros", "zip", max_bytes=1 << 20)
-    assert not (dest / "zeros").exists() or (dest / "zeros").stat().st_size <= 1 << 20
+    if claimed is not None:
+        data = _understated(data, claimed)
+    assert why in refused(dest, data, "zeros", "zip", max_bytes=1 << 20)
+    assert not (dest / "zeros").exists()
 
 
 def test_pax_header_bomb(dest: Path) -> None:

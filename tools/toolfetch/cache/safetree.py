@@ -186,6 +186,10 @@ class SafeTree:
                 os.fchmod(out.fileno(), perm)
                 self.known["/".join(parts)] = (os.fstat(out.fileno()).st_ino,
                                                f"sha256:{digest.hexdigest()}")
+        except BaseException:  # a bomb stopped at the cap, a corrupt member: nothing partial
+            with contextlib.suppress(OSError):
+                os.unlink(name, dir_fd=fd)
+            raise
         finally:
             os.close(fd)
 
