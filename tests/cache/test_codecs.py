@@ -18,8 +18,7 @@ import zstandard
 
 from toolfetch.cache.unpack import archive_members, unpack_layer
 from toolfetch.core.errors import IntegrityError
-from toolfetch.core.treekey import ARCHIVE_FORMATS, recipe
-from toolfetch.oci.formats import FORMATS, SPELLINGS, Codec, Container
+from toolfetch.oci.formats import FORMATS, Codec, Container
 
 WHAT = "layer sha256:0123456789ab (t) of tool t"
 COMPRESS: dict[Codec, Callable[[bytes], bytes]] = {
@@ -143,14 +142,3 @@ def test_truncated_or_corrupt_streams_are_refused(tmp_path: Path, fmt: object,
             data[middle + 64:]
     with pytest.raises(IntegrityError):
         unpack(tmp_path, data, f.name, title="t")
-
-
-def test_the_tables_agree() -> None:
-    """The tree key's list of archives is the format table's; every spelling names a format;
-    a single file's title is part of its tree key, an archive's is not."""
-    assert {n for n, f in FORMATS.items() if f.is_archive} == ARCHIVE_FORMATS
-    assert set(SPELLINGS.values()) <= set(FORMATS)
-    layer = {"digest": "sha256:" + "0" * 64, "mediaType": "x", "title": "t"}
-    for name, f in FORMATS.items():
-        step = recipe([{**layer, "unpack": name}])["layers"][0]
-        assert (step[2] is None) == f.is_archive, name
