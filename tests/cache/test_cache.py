@@ -13,6 +13,7 @@ from typing import IO, Any
 import pytest
 from tf import check_cache_layout, recipe_digest, sharded, tmp_entries
 
+from toolfetch.cache.records import TreeRecord
 from toolfetch.cache.store import CACHEDIR_TAG, SMALL_BLOB, Cache
 from toolfetch.cache.trees import tree_digest
 from toolfetch.cli.common import cache_of
@@ -186,7 +187,7 @@ def test_a_second_writer_keeps_the_placed_blob_and_its_inode(cache_dir: Path) ->
 
 
 def _build(files: dict[str, tuple[bytes, int]], seen: list[Path] | None = None) -> Any:
-    def build(dest: Path) -> dict[str, Any]:
+    def build(dest: Path) -> TreeRecord:
         if seen is not None:
             seen.append(dest)
         for name, (data, mode) in files.items():
@@ -195,7 +196,7 @@ def _build(files: dict[str, tuple[bytes, int]], seen: list[Path] | None = None) 
             p.write_bytes(data)
             p.chmod(mode)
         digest, entries = tree_digest(dest)
-        return {"key": str(KEY), "recipe": RECIPE, "tree": digest, "files": entries}
+        return TreeRecord(str(KEY), RECIPE, digest, entries, layers=())
     return build
 
 
@@ -215,8 +216,8 @@ def test_store_tree_unpacks_in_tmp_and_writes_record_beside(cache_dir: Path) -> 
     assert stat.S_IMODE((tree / "share" / "doc.txt").stat().st_mode) == 0o444
     assert stat.S_IMODE(tree.stat().st_mode) == 0o555
     record = c.read_record(KEY)
-    assert record["key"] == str(KEY)
-    assert record["tree"] == tree_digest(tree)[0]
+    assert record.key == str(KEY)
+    assert record.tree == tree_digest(tree)[0]
     check_cache_layout(cache_dir)
 
 
@@ -289,3 +290,40 @@ def test_materialize_hardlinks_a_tree(cache_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(LocalIOError, match="not an empty directory") as refused:
         materialize(tree, out)
     assert refused.value.exit_code == 8
+
+
+@pytest.mark.parametrize("how", ["store_blob", "store_new_blob"])
+def test_a_blob_another_writer_places_meanwhile_keeps_its_inode(
+        cache_dir: Path, monkeypatch: pytest.MonkeyPatch, how: str) -> None:
+    """The race blob placement guards against: another writer (of a small blob, which takes
+    no lock, or `lock` pinning the same asset) places the blob between this writer's check
+    and its placement. The first inode stays, as a tree may hardlink it already;
+    store_new_blob renamed over it."""
+    c = Cache(cache_dir)
+    c.ensure()
+    dest = c.blob_path(DIGEST)
+    first: list[int] = []
+
+    def other_writer_first(dst: object) -> None:
+        if not first and Path(str(dst)) == dest:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(DATA)
+            dest.chmod(0o444)
+            first.append(dest.stat().st_ino)
+
+    for name in ("link", "rename", "replace"):
+        real = getattr(os, name)
+
+        def placing(src: Any, dst: Any, *args: Any, _real: Any = real, **kw: Any) -> Any:
+            other_writer_first(dst)
+            return _real(src, dst, *args, **kw)
+
+        monkeypatch.setattr(os, name, placing)
+    if how == "store_blob":
+        c.store_blob(DIGEST, _writer(DATA), len(DATA))
+    else:
+        assert c.store_new_blob(lambda f: (f.write(DATA), DIGEST)[1]) == DIGEST
+    monkeypatch.undo()
+    assert first and dest.stat().st_ino == first[0] and dest.stat().st_nlink == 1
+    assert dest.read_bytes() == DATA
+    assert tmp_entries(cache_dir) == []

@@ -18,8 +18,7 @@ import zstandard
 
 from toolfetch.cache.unpack import archive_members, unpack_layer
 from toolfetch.core.errors import IntegrityError
-from toolfetch.core.treekey import ARCHIVE_FORMATS, recipe
-from toolfetch.oci.formats import FORMATS, SPELLINGS, Codec, Container
+from toolfetch.oci.formats import FORMATS, Codec, Container
 
 WHAT = "layer sha256:0123456789ab (t) of tool t"
 COMPRESS: dict[Codec, Callable[[bytes], bytes]] = {
@@ -112,7 +111,8 @@ def test_hostile_members_are_refused_in_every_tar_codec(
 
 @pytest.mark.parametrize("fmt", TARS + SINGLES, ids=str)
 def test_bombs_stop_at_the_cap(tmp_path: Path, fmt: object) -> None:
-    """64 MiB of zeros compress to a few KiB; with a 1 MiB cap nothing past it is written."""
+    """64 MiB of zeros compress to a few KiB; with a 1 MiB cap the layer is refused and
+    nothing of the file stays (single files stream, so they are stopped while written)."""
     f = FORMATS[str(fmt)]
     zeros = b"\0" * (64 << 20)
     inner = zeros if f.container is Container.FILE else tar(("zeros", zeros, tarfile.REGTYPE,
@@ -121,8 +121,7 @@ def test_bombs_stop_at_the_cap(tmp_path: Path, fmt: object) -> None:
     assert len(data) < 4 << 20 or f.codec is Codec.NONE
     with pytest.raises(IntegrityError, match=r"limit|exceeds"):
         unpack(tmp_path, data, f.name, title="zeros", max_bytes=1 << 20)
-    written = tmp_path / "dest" / "zeros"
-    assert not written.exists() or written.stat().st_size <= 1 << 20
+    assert not (tmp_path / "dest" / "zeros").exists()  # nothing partial, as the tar bomb
 
 
 @pytest.mark.parametrize("fmt", [f for f in TARS + SINGLES if f.codec is not Codec.NONE],
@@ -143,14 +142,3 @@ def test_truncated_or_corrupt_streams_are_refused(tmp_path: Path, fmt: object,
             data[middle + 64:]
     with pytest.raises(IntegrityError):
         unpack(tmp_path, data, f.name, title="t")
-
-
-def test_the_tables_agree() -> None:
-    """The tree key's list of archives is the format table's; every spelling names a format;
-    a single file's title is part of its tree key, an archive's is not."""
-    assert {n for n, f in FORMATS.items() if f.is_archive} == ARCHIVE_FORMATS
-    assert set(SPELLINGS.values()) <= set(FORMATS)
-    layer = {"digest": "sha256:" + "0" * 64, "mediaType": "x", "title": "t"}
-    for name, f in FORMATS.items():
-        step = recipe([{**layer, "unpack": name}])["layers"][0]
-        assert (step[2] is None) == f.is_archive, name

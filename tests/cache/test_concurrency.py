@@ -21,9 +21,9 @@ import subprocess
 import tarfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import ocitest
 import pytest
@@ -291,9 +291,7 @@ def test_disk_full_while_writing_a_blob(registry: ocitest.Registry, unique_repo:
     """The same without root: the temp file's writes fail with ENOSPC half-way."""
     _, entry = push_tool(registry, unique_repo, {"tool": random.Random(1).randbytes(300_000)})
     lock = write_lockfile(tmp_path / "tools.lock.json", {"tool": entry})
-    import toolfetch.cache.store as store
-
-    real = store.atomic_writer
+    real = Cache.store_blob
 
     class Full(io.RawIOBase):
         def __init__(self, f: IO[bytes]) -> None:
@@ -305,15 +303,11 @@ def test_disk_full_while_writing_a_blob(registry: ocitest.Registry, unique_repo:
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "tmp-file")
             return self.f.write(b)
 
-        def close(self) -> None:
-            self.f.close()
+    def store_blob(self: Cache, digest: Any, write: Callable[[IO[bytes]], None],
+                   size: int | None = None) -> Path:
+        return real(self, digest, lambda f: write(cast(IO[bytes], Full(f))), size)
 
-    @contextlib.contextmanager
-    def atomic_writer(path: Path, *args: Any, **kw: Any) -> Iterator[Any]:
-        with real(path, *args, **kw) as f:
-            yield Full(f)
-
-    monkeypatch.setattr(store, "atomic_writer", atomic_writer)
+    monkeypatch.setattr(Cache, "store_blob", store_blob)
     r = tf_main("fetch", "--lockfile", str(lock))
     assert r.returncode == 8 and "no space left on device" in r.stderr, r
     assert check_cache(cache_dir) == {"blobs": 0, "trees": 0, "partial_trees": 0, "tmp": 0}

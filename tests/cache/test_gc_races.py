@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tf import assert_ok, tf_main
+from tf import assert_error, assert_ok, tf_main
 
 from toolfetch.cache import gc as gc_module
 from toolfetch.cache import store as store_module
 from toolfetch.cache import unpack as unpack_module
 from toolfetch.cache.store import Cache
 from toolfetch.cache.verify import INCOMPLETE, drop, verify
+from toolfetch.core.digest import Digest
 from toolfetch.core.platform import host_platform
 from toolfetch.lock.lockfile import Lockfile
 from toolfetch.ops.fetch import Fetcher
@@ -104,6 +105,49 @@ def test_gc_between_a_blob_check_and_its_unpacking_does_not_fail_the_fetch(
     assert_ok(r)
 
 
+def _drop_blobs_before_unpacking(cache: Cache, monkeypatch: pytest.MonkeyPatch,
+                                 times: int) -> list[str]:
+    """Remove every blob of the recipe about to be unpacked, as another fetch dropping a blob
+    it found damaged does (no hold stops that), the first ``times`` unpackings; returns the
+    digests it removed."""
+    unpack = unpack_module.unpack_recipe
+    dropped: list[str] = []
+
+    def drop_then_unpack(steps: Any, *args: Any, **kwargs: Any) -> Any:
+        if len(dropped) < times:
+            for digest, *_ in steps["layers"]:
+                cache.drop_blob(Digest.parse(digest))
+            dropped.append(steps["layers"][0][0])
+        return unpack(steps, *args, **kwargs)
+
+    monkeypatch.setattr(unpack_module, "unpack_recipe", drop_then_unpack)
+    return dropped
+
+
+def test_a_blob_removed_between_its_check_and_its_unpacking_is_fetched_again(
+        example: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Exit 8 ("cannot unpack … No such file") when a blob went after the fetch had checked
+    it: the fetch now fetches it again and unpacks afresh, once, with a warning."""
+    cache = Cache(cache_dir)
+    assert_ok(tf_main("fetch", "--lockfile", example, "hello"))  # its blob, cached before
+    cache.drop_tree(Lockfile.load(example).tool("hello").for_platform(
+        host_platform(), example)[1].tree)
+    dropped = _drop_blobs_before_unpacking(cache, monkeypatch, 1)
+    r = tf_main("fetch", "--lockfile", example, "hello")
+    assert_ok(r)
+    assert len(dropped) == 1 and cache.has_blob(Digest.parse(dropped[0]))
+    assert "was removed from the cache while it was unpacked; fetching it again" in r.stderr
+    assert_ok(tf_main("cache", "verify"))
+
+
+def test_a_blob_removed_again_after_its_second_fetch_is_exit_8(
+        example: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _drop_blobs_before_unpacking(Cache(cache_dir), monkeypatch, 2)
+    r = tf_main("fetch", "--lockfile", example, "hello")
+    assert_error(r, 8, "tool hello", "cannot unpack")
+    assert not list((cache_dir / "trees").rglob("*.json"))
+
+
 def test_fetches_beside_a_looping_gc_all_succeed(example: Path, cache_dir: Path) -> None:
     """The issue's reproduction, bounded: gc --max-size 0 (grace 0) in a loop on a thread
     while a fetch of every tool runs 12 times; each fetch ends with every tool present."""
@@ -181,5 +225,74 @@ def test_a_gc_killed_mid_eviction_leaves_nothing_verify_blames(
     monkeypatch.setattr(store_module, "remove_tree", killed)
     with pytest.raises(KeyboardInterrupt):
         _evict_all(cache)
+    monkeypatch.undo()
+    assert verify(cache) == []
+
+
+def _hello(example: Path) -> Any:
+    """The key of the example's `hello` tree (a tar layer: its files are not its blob's)."""
+    return Lockfile.load(example).tool("hello").for_platform(host_platform(), example)[1].tree
+
+
+def _damage_a_file(cache: Cache, key: Any) -> None:
+    tree = cache.tree_path(key)
+    victim = next(p for p in sorted(tree.rglob("*")) if p.is_file() and not p.is_symlink())
+    victim.parent.chmod(0o755)
+    victim.chmod(0o644)
+    victim.write_bytes(b"damaged")
+    victim.chmod(0o444)
+    victim.parent.chmod(0o555)
+
+
+def _count_tree_hashes(monkeypatch: pytest.MonkeyPatch, tree: Path,
+                       then: Callable[[], object] = lambda: None) -> list[Path]:
+    """Count the hashings of ``tree`` (verify's expensive step); ``then`` runs after the
+    first one."""
+    from toolfetch.cache import trees
+
+    real = trees.tree_digest
+    hashed: list[Path] = []
+
+    def counting(root: Path, *args: Any) -> Any:
+        result = real(root, *args)
+        if root == tree:
+            hashed.append(root)
+            if len(hashed) == 1:
+                then()
+        return result
+
+    monkeypatch.setattr(trees, "tree_digest", counting)
+    return hashed
+
+
+def test_verify_hashes_a_bad_tree_once_and_reconfirms_it_cheaply_under_its_lock(
+        example: Path, fetched: tuple[Cache, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """verify checked a tree it found bad a second time, fully (hashing every file and
+    unpacking its layers again), under its lock; the lock now only re-confirms it."""
+    cache, key = fetched[0], _hello(example)
+    _damage_a_file(cache, key)
+    hashed = _count_tree_hashes(monkeypatch, cache.tree_path(key))
+    problems = verify(cache)
+    assert [(kind, digest) for kind, digest, _ in problems] == [("tree", key)]
+    assert "tree hashes to" in problems[0][2]
+    assert len(hashed) == 1
+
+
+def test_verify_leaves_a_tree_a_fetch_rebuilt_while_it_was_checked_alone(
+        example: Path, fetched: tuple[Cache, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fetch finding the damaged tree drops and rebuilds it while verify hashes the old
+    one: what verify found is not what is there any more, so nothing is reported."""
+    cache, key = fetched[0], _hello(example)
+    _damage_a_file(cache, key)
+
+    def rebuild() -> None:
+        cache.drop_tree(key)  # as a fetch drops a damaged tree, under its entry lock
+        fetcher, wants = _fetcher(example, cache)
+        fetcher.fetch(wants)
+        fetcher.release()
+
+    hashed = _count_tree_hashes(monkeypatch, cache.tree_path(key), rebuild)
+    assert verify(cache) == []
+    assert len(hashed) == 1 and cache.has_tree(key)
     monkeypatch.undo()
     assert verify(cache) == []

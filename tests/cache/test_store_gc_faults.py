@@ -16,7 +16,9 @@ import pytest
 from tf import du_files, gc_report, tmp_entries
 
 from toolfetch.cache import store
+from toolfetch.cache.records import TreeRecord
 from toolfetch.cache.store import Cache
+from toolfetch.cache.trees import tree_digest
 from toolfetch.core import tempnames
 from toolfetch.core.digest import Digest
 from toolfetch.core.errors import LocalIOError
@@ -26,12 +28,12 @@ OLD = time.time() - 10 * 86400
 
 
 def _build(key: Digest, files: dict[str, bytes], links: dict[str, Path] | None = None) -> Any:
-    def build(dest: Path) -> dict[str, Any]:
+    def build(dest: Path) -> TreeRecord:
         for name, data in files.items():
             (dest / name).write_bytes(data)
         for name, target in (links or {}).items():  # as a raw layer links its blob
             os.link(target, dest / name)
-        return {"key": str(key), "layers": [], "files": sorted(files)}
+        return TreeRecord(str(key), {"layers": [], "rules": 3}, *tree_digest(dest), layers=())
     return build
 
 

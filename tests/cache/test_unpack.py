@@ -1,12 +1,10 @@
-"""Tests for toolfetch.formats and toolfetch.unpack: format detection, happy paths, and one
-hostile archive per rule."""
+"""Tests for toolfetch.cache.unpack: happy paths, and one hostile archive per rule (format
+detection and safe names: tests/oci/test_formats.py)."""
 
 from __future__ import annotations
 
-import bz2
 import gzip
 import io
-import lzma
 import os
 import re
 import shutil
@@ -18,13 +16,12 @@ import zipfile
 from pathlib import Path
 
 import pytest
-import zstandard
 
+from toolfetch.cache.records import TreeFile
 from toolfetch.cache.trees import make_read_only, tree_digest
 from toolfetch.cache.unpack import DEFAULT_MAX_UNPACKED, max_unpack_bytes, unpack_layer
 from toolfetch.core.errors import IntegrityError, UsageError
 from toolfetch.core.fs import make_writable
-from toolfetch.oci.formats import UNPACK_FORMATS, check_title, detect_format
 
 WHAT = "layer sha256:abcdef012345 (t.tar) of tool t"
 Member = tuple[tarfile.TarInfo, bytes]
@@ -105,81 +102,6 @@ def refused(dest: Path, data: bytes, member: str, fmt: str = "tar", **kw: object
     return msg
 
 
-# ---------------------------------------------------------------- format detection
-
-USTAR = make_tar(m("a", b"x"))[:512]
-# Real heads: a compressed tar (the codec's magic, then a ustar header inside), a plain
-# compressed file (magic, no tar inside), a zip.
-GZ, ZST = gzip.compress(USTAR)[:300], zstandard.ZstdCompressor().compress(USTAR)
-XZ, BZ2 = lzma.compress(USTAR), bz2.compress(USTAR)
-GZ_FILE, ZIP = gzip.compress(b"\x7fELF plain program"), b"PK\x03\x04\x14"
-
-
-@pytest.mark.parametrize(("media_type", "title", "head", "fmt"), [
-    ("application/vnd.oci.image.layer.v1.tar+gzip", None, b"", "tar+gzip"),
-    ("application/vnd.docker.image.rootfs.diff.tar.gzip", None, b"", "tar+gzip"),
-    ("application/vnd.oci.image.layer.nondistributable.v1.tar+gzip", "x", b"", "tar+gzip"),
-    ("application/vnd.oci.image.layer.v1.tar+zstd", None, b"", "tar+zstd"),
-    ("application/zip", "tool", b"", "zip"),
-    ("application/vnd.docker.image.rootfs.diff.tar", None, b"", "tar"),
-    ("application/x-tar", "tool", b"", "tar"),
-    ("application/vnd.oci.image.layer.v1.tar", None, b"", "tar"),  # ORAS default, no title
-    ("application/vnd.oci.image.layer.v1.tar", "protoc", b"\x7fELF", "raw"),  # ORAS file
-    ("application/vnd.oci.image.layer.v1.tar", "protoc.tar.gz", GZ, "tar+gzip"),
-    ("application/vnd.oci.image.layer.v1.tar", "bundle", USTAR, "tar"),
-    ("application/octet-stream", "a.tar", b"", "tar"),
-    ("application/octet-stream", "a.tar.gz", b"", "tar+gzip"),
-    ("application/octet-stream", "A.TGZ", b"", "tar+gzip"),
-    ("application/octet-stream", "a.tar.zst", b"", "tar+zstd"),
-    ("application/octet-stream", "a.tzst", b"", "tar+zstd"),
-    ("application/octet-stream", "a.zip", b"", "zip"),
-    ("application/octet-stream", "a.tar.xz", b"", "tar+xz"),
-    ("application/octet-stream", "a.TXZ", b"", "tar+xz"),
-    ("application/octet-stream", "a.tar.bz2", b"", "tar+bzip2"),
-    ("application/octet-stream", "a.tbz", b"", "tar+bzip2"),
-    ("application/x-xz-compressed-tar", "x", b"", "tar+xz"),
-    ("application/octet-stream", "blob", GZ, "tar+gzip"),
-    ("application/octet-stream", "blob", ZST, "tar+zstd"),
-    ("application/octet-stream", "blob", XZ, "tar+xz"),
-    ("application/octet-stream", "blob", BZ2, "tar+bzip2"),
-    ("application/octet-stream", "blob", ZIP, "zip"),
-    ("application/octet-stream", None, USTAR, "tar"),
-    ("application/vnd.acme.tool", "bin/tool", b"\x7fELF", "raw"),
-    # Issue 24 #8: a titled plain file is never made an archive by its bytes or by a
-    # compression suffix: a gzip file stays the gzip file, a jar stays a jar.
-    ("application/octet-stream", "payload.gz", GZ, "raw"),
-    ("application/octet-stream", "payload.gz", GZ_FILE, "raw"),
-    ("application/gzip", "tool.gz", GZ_FILE, "raw"),
-    ("application/octet-stream", "blob", GZ_FILE, "raw"),  # gzip, but no tar inside
-    ("application/octet-stream", "app.jar", ZIP, "raw"),
-    ("application/java-archive", "app.jar", ZIP, "raw"),
-    ("application/vnd.oci.image.layer.v1.tar", "tool.xz", XZ, "raw"),
-    ("application/octet-stream", "data.bin", USTAR, "raw"),
-])
-def test_detect_format(media_type: str, title: str | None, head: bytes, fmt: str) -> None:
-    assert fmt in UNPACK_FORMATS
-    assert detect_format(media_type, title, head).name == fmt
-
-
-def test_detect_format_raw_needs_a_valid_title() -> None:
-    assert detect_format("application/octet-stream", None, b"").name == "raw"  # nothing sniffed
-    with pytest.raises(UsageError, match="invalid title"):
-        detect_format("application/octet-stream", "../tool", b"\x7fELF")
-
-
-@pytest.mark.parametrize(("title", "norm"), [("tool", "tool"), ("./bin//tool", "bin/tool"),
-                                             ("a/./b", "a/b")])
-def test_check_title_ok(title: str, norm: str) -> None:
-    assert check_title(title) == norm
-
-
-@pytest.mark.parametrize("title", ["/abs", "../x", "a/../b", "a\\b", "C:/x", "c:x", "a\x00b",
-                                   "", ".", "dir/"])
-def test_check_title_refused(title: str) -> None:
-    with pytest.raises(UsageError, match="invalid title"):
-        check_title(title)
-
-
 # ---------------------------------------------------------------- happy paths
 
 def mode_of(p: Path) -> int:
@@ -234,6 +156,7 @@ def test_zstd(dest: Path) -> None:
 
 def test_zstd_missing_is_a_usage_error(dest: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "zstandard", None)
+    monkeypatch.setitem(sys.modules, "compression", None)  # Python 3.14's compression.zstd
     with pytest.raises(UsageError, match="zstandard"):
         unpack(dest, b"\x28\xb5\x2f\xfd", "tar+zstd")
 
@@ -252,6 +175,30 @@ def test_raw_is_a_hardlink(dest: Path, tmp_path: Path) -> None:
     assert mode_of(other / "protoc") == 0o555 and mode_of(placed) == 0o555
     assert (other / "protoc").stat().st_ino == blob.stat().st_ino
     assert (other / "protoc").read_bytes() == b"\x7fELF"
+
+
+def test_raw_is_copied_where_the_file_system_refuses_the_link(
+        dest: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+    import hashlib
+    import os
+
+    blob = tmp_path / "blob"
+    blob.write_bytes(b"\x7fELF")
+    blob.chmod(0o444)
+
+    def no_link(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", no_link)
+    known: dict[str, tuple[int, str]] = {}
+    unpack_layer(blob, "raw", dest, title="bin/protoc", what=WHAT, known=known,
+                 digest="sha256:" + hashlib.sha256(b"\x7fELF").hexdigest())
+    placed = dest / "bin/protoc"
+    assert placed.stat().st_ino != blob.stat().st_ino and mode_of(placed) == 0o555
+    assert placed.read_bytes() == b"\x7fELF" and mode_of(blob) == 0o444
+    assert known["bin/protoc"] == (placed.stat().st_ino,
+                                   "sha256:" + hashlib.sha256(b"\x7fELF").hexdigest())
 
 
 def test_raw_needs_title(dest: Path) -> None:
@@ -344,16 +291,18 @@ def test_later_layer_cannot_write_through_earlier_symlink(dest: Path) -> None:
     assert not (dest / "sub/evil").exists()
 
 
-@pytest.mark.parametrize(("first", "second"), [
-    (m("x", kind=tarfile.SYMTYPE, link="y"), m("x", b"through?")),
-    (m("x", b"file"), m("x", kind=tarfile.SYMTYPE, link="y")),
-    (m("x", kind=tarfile.DIRTYPE), m("x", b"file")),
-    (m("x", b"file"), m("x", kind=tarfile.DIRTYPE)),
-    (m("x/f", b"implicit dir"), m("x", b"file")),
+@pytest.mark.parametrize(("first", "second", "why"), [
+    (m("x", kind=tarfile.SYMTYPE, link="y"), m("x", b"through?"),
+     "duplicate member (a file after a symlink)"),
+    (m("x", b"file"), m("x", kind=tarfile.SYMTYPE, link="y"),
+     "duplicate member (a symlink after a file)"),
+    (m("x", kind=tarfile.DIRTYPE), m("x", b"file"), "duplicate member (a file after a dir)"),
+    (m("x", b"file"), m("x", kind=tarfile.DIRTYPE), "duplicate member (a dir after a file)"),
+    (m("x/f", b"implicit dir"), m("x", b"file"), "would replace a directory"),
 ])
-def test_tar_duplicates_refused(dest: Path, first: Member, second: Member) -> None:
+def test_tar_duplicates_refused(dest: Path, first: Member, second: Member, why: str) -> None:
     msg = refused(dest, make_tar(m("y", b"target"), first, second), "x")
-    assert "duplicate" in msg or "directory" in msg
+    assert msg.endswith(f"unsafe member 'x': {why}"), msg
     assert (dest / "y").read_bytes() == b"target"
 
 
@@ -392,10 +341,28 @@ def test_bomb_spread_over_members(dest: Path) -> None:
     assert sum(p.stat().st_size for p in dest.iterdir()) <= 1 << 20
 
 
-def test_zip_bomb(dest: Path) -> None:
+def _understated(data: bytes, size: int) -> bytes:
+    """A one-entry zip whose headers (local and central) claim ``size`` uncompressed bytes."""
+    out = bytearray(data)
+    assert out[:4] == b"PK\x03\x04"
+    out[22:26] = size.to_bytes(4, "little")
+    central = out.index(b"PK\x01\x02")
+    out[central + 24:central + 28] = size.to_bytes(4, "little")
+    return bytes(out)
+
+
+@pytest.mark.parametrize(("claimed", "why"), [
+    (None, "unpacked size exceeds the limit of 1048576 bytes"),
+    (100, "corrupt data: Bad CRC-32"),  # zipfile stops at the size claimed, then checks
+], ids=["honest-size", "understated-size"])
+def test_zip_bomb(dest: Path, claimed: int | None, why: str) -> None:
+    """As the tar bomb: refused, and nothing of the member is left, also when the zip's
+    headers understate its size (the member is then refused after part of it was written)."""
     data = make_zip(zentry("zeros", b"\0" * (64 << 20)))
-    refused(dest, data, "zeros", "zip", max_bytes=1 << 20)
-    assert not (dest / "zeros").exists() or (dest / "zeros").stat().st_size <= 1 << 20
+    if claimed is not None:
+        data = _understated(data, claimed)
+    assert why in refused(dest, data, "zeros", "zip", max_bytes=1 << 20)
+    assert not (dest / "zeros").exists()
 
 
 def test_pax_header_bomb(dest: Path) -> None:
@@ -459,10 +426,10 @@ def test_tree_digest_stable_and_sensitive(tmp_path: Path) -> None:
     two.mkdir()
     digest, files = tree_digest(sample_tree(one))
     assert digest.startswith("sha256:") and tree_digest(sample_tree(two))[0] == digest
-    assert {"path": "bin/tool", "type": "file", "mode": 0o555, "size": 3,
-            "digest": "sha256:" + __import__("hashlib").sha256(b"exe").hexdigest()} in files
-    assert {"path": "bin/t", "type": "symlink", "mode": 0o777, "target": "tool"} in files
-    assert [f["path"] for f in files] == sorted(str(f["path"]) for f in files)
+    assert TreeFile("bin/tool", "file", 0o555, size=3, digest="sha256:" + __import__(
+        "hashlib").sha256(b"exe").hexdigest()) in files
+    assert TreeFile("bin/t", "symlink", 0o777, target="tool") in files
+    assert [f.path for f in files] == sorted(f.path for f in files)
     make_read_only(one)
     assert tree_digest(one)[0] == digest  # directory modes are not part of the digest
     make_writable(one)
@@ -514,10 +481,10 @@ def test_unpacking_records_digests_so_the_tree_digest_reads_nothing_back(
     full = tree_digest(tree)
     monkeypatch.setattr(trees.Digest, "of_file", lambda path: pytest.fail(f"re-read {path}"))
     assert tree_digest(tree, known) == full
-    files = {f["path"]: f for f in full[1]}
-    assert files["bin/tool"]["digest"] == "sha256:" + hashlib.sha256(b"v2").hexdigest()
-    assert files["doc/link"]["digest"] == "sha256:" + hashlib.sha256(b"a").hexdigest()
-    assert files["bin/raw"]["digest"] == raw_digest
+    files = {f.path: f for f in full[1]}
+    assert files["bin/tool"].digest == "sha256:" + hashlib.sha256(b"v2").hexdigest()
+    assert files["doc/link"].digest == "sha256:" + hashlib.sha256(b"a").hexdigest()
+    assert files["bin/raw"].digest == raw_digest
 
 
 def test_a_recorded_digest_whose_inode_changed_is_not_trusted(tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 """OCI whiteouts (image-spec layer.md) when toolfetch stacks the layers of a container image.
 
-Unit cases drive :func:`toolfetch.unpack.unpack_layer` directly; the integration cases build
+Unit cases drive :func:`toolfetch.cache.unpack.unpack_layer` directly; the integration cases build
 real images with the independent peers: ``umoci repack`` writes explicit whiteouts from a
 changed rootfs, ``skopeo copy`` builds an OCI layout (and pushes to the registry) from layers
 holding an opaque whiteout, and ``umoci unpack`` (which applies whiteouts itself) gives the

@@ -13,7 +13,7 @@ from tf import TRACEBACK, assert_error, run_toolfetch, script, tf_main, write_co
 
 from toolfetch.cli.app import print_error
 from toolfetch.core.errors import UsageError
-from toolfetch.core.host import spelling_hint
+from toolfetch.core.platform import spelling_hint
 
 
 def _printed(error: BaseException, verbose: int = 0) -> str:

@@ -1,4 +1,4 @@
-"""The hand-rolled hit path of ``which``/``run`` (toolfetch.hitpath): it serves exactly what the
+"""The hand-rolled hit path of ``which``/``run`` (toolfetch.cli.hitpath): it serves exactly what the
 full CLI would print, bails out to it on everything else, and imports almost nothing."""
 
 from __future__ import annotations

@@ -126,6 +126,7 @@ def test_fetch_skips_a_tool_locked_for_other_platforms_as_the_full_path_does(
     tree = tree_of(cache_dir, _entry("omega", elsewhere))
     (tree / "bin").mkdir(parents=True)
     (tree / "bin" / "omega").write_text("#!/bin/sh\necho omega\n")
+    (tree / "bin" / "omega").chmod(0o755)  # as the fixture's: sound without reading "{}"
     tree.with_name(tree.name + ".json").write_text("{}")
     lockfile.write_text(json.dumps(data, indent=2) + "\n")
     assert_ok(run_toolfetch("-v", "fetch", "--all-platforms", "--lockfile", lockfile))

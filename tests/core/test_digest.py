@@ -1,4 +1,4 @@
-"""Unit tests of toolfetch.digest and manifest byte verification."""
+"""Unit tests of toolfetch.core.digest."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import pytest
 
 from toolfetch.core.digest import Digest, StreamVerifier
 from toolfetch.core.errors import IntegrityError, UsageError
-from toolfetch.oci.manifest import MAX_MANIFEST_BYTES, verify_manifest_bytes
 
 DATA = b"some blob bytes\n" * 100
 HEX = hashlib.sha256(DATA).hexdigest()
@@ -91,16 +90,6 @@ def test_stream_verifier_same_size_wrong_bytes_names_both_digests() -> None:
     assert "digest mismatch" in msg and "blob Y" in msg
     assert f"expected sha256:{HEX}" in msg
     assert f"got sha256:{hashlib.sha256(altered).hexdigest()}" in msg
-
-
-def test_verify_manifest_bytes() -> None:
-    raw = b'{"schemaVersion":2}'
-    assert verify_manifest_bytes(raw, None, "m") == Digest.of_bytes(raw)
-    assert verify_manifest_bytes(raw, Digest.of_bytes(raw), "m") == Digest.of_bytes(raw)
-    with pytest.raises(IntegrityError, match="manifest digest mismatch"):
-        verify_manifest_bytes(raw + b" ", Digest.of_bytes(raw), "m")
-    with pytest.raises(IntegrityError, match="larger than"):
-        verify_manifest_bytes(b" " * (MAX_MANIFEST_BYTES + 1), None, "m")
 
 
 @pytest.fixture

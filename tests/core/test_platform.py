@@ -1,8 +1,6 @@
-"""Unit tests of toolfetch.platform (and the index selection in toolfetch.manifest)."""
+"""Unit tests of toolfetch.core.platform."""
 
 from __future__ import annotations
-
-import json
 
 import pytest
 
@@ -15,7 +13,6 @@ from toolfetch.core.platform import (
     host_platform,
     select_platform,
 )
-from toolfetch.oci.manifest import OCI_INDEX, OCI_MANIFEST, Manifest
 
 P = Platform.parse
 
@@ -115,15 +112,6 @@ def test_arm_without_variant_means_v7() -> None:
     assert bazel_constraints(bare) == ("@platforms//os:linux", "@platforms//cpu:armv7")
 
 
-def test_index_entry_arm_without_variant_is_not_served_to_v6() -> None:
-    idx = _index([_entry(1, {"os": "linux", "architecture": "arm"}),
-                  _entry(2, {"os": "linux", "architecture": "amd64"})])
-    assert idx.select(P("linux/arm/v7"), "i").size == 101
-    for host in ("linux/arm/v6", "linux/arm/v5"):
-        with pytest.raises(NotFoundError, match="offers: linux/arm, linux/amd64"):
-            idx.select(P(host), "i")
-
-
 def test_select_first_match_wins() -> None:
     offered = [P("linux/arm64"), P("linux/amd64"), P("linux/amd64")]
     assert select_platform(P("linux/amd64"), offered, "x") == 1
@@ -151,36 +139,6 @@ def test_no_match_lists_what_is_offered() -> None:
     assert "linux/amd64" in msg and "darwin/arm64" in msg
     with pytest.raises(NotFoundError, match="none"):
         select_platform(P("linux/amd64"), [], "empty index")
-
-
-def _index(entries: list[dict[str, object]]) -> Manifest:
-    raw = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries}).encode()
-    return Manifest.parse(raw, OCI_INDEX, "test index")
-
-
-def _entry(n: int, platform: dict[str, str] | None) -> dict[str, object]:
-    e: dict[str, object] = {"mediaType": OCI_MANIFEST, "digest": "sha256:" + f"{n:x}" * 64,
-                            "size": 100 + n}
-    if platform is not None:
-        e["platform"] = platform
-    return e
-
-
-def test_index_selection_skips_attestations_and_unplatformed_entries() -> None:
-    idx = _index([
-        _entry(1, {"os": "unknown", "architecture": "unknown"}),  # buildkit attestation
-        _entry(2, None),
-        _entry(3, {"os": "linux", "architecture": "arm", "variant": "v6"}),
-        _entry(4, {"os": "linux", "architecture": "amd64"}),
-    ])
-    assert [str(d.platform) for d in idx.platform_manifests("i")] == ["linux/arm/v6",
-                                                                       "linux/amd64"]
-    assert idx.select(P("linux/amd64"), "i").size == 104
-    assert idx.select(P("linux/arm/v7"), "i").size == 103
-    with pytest.raises(NotFoundError) as exc:
-        idx.select(P("darwin/arm64"), "i")
-    assert "linux/arm/v6, linux/amd64" in str(exc.value)
-    assert "unknown" not in str(exc.value)
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Unit tests of toolfetch.reference: registry references and oci-layout references."""
+"""Unit tests of toolfetch.core.reference: registry references and oci-layout references."""
 
 from __future__ import annotations
 

@@ -190,7 +190,7 @@ def test_buck2_bzl_typechecks() -> None:
 
 
 def test_platforms_bzl_is_platform_py() -> None:
-    """platforms.bzl mirrors the one table in toolfetch.platform (BUCK2_OS / BUCK2_CPU)."""
+    """platforms.bzl mirrors the one table in toolfetch.core.platform (BUCK2_OS / BUCK2_CPU)."""
     b = H.FakeBuck2(cells={"toolfetch": REPO})
     m = sl.Module()
     sl.eval(

@@ -125,7 +125,8 @@ def test_cache_verify_detects_a_tree_that_does_not_match_its_layers(
     record = json.loads(record_path.read_text())
     from toolfetch.cache.trees import tree_digest
 
-    record["tree"], record["files"] = tree_digest(tree)  # forged to match what is on disk
+    record["tree"], files = tree_digest(tree)  # forged to match what is on disk
+    record["files"] = [f.to_json() for f in files]
     record_path.write_text(json.dumps(record))
     r = run_toolfetch("cache", "verify", "--json")
     assert r.returncode == 3, r

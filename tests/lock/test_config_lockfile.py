@@ -1,4 +1,4 @@
-"""Unit tests of tools.yaml (toolfetch.config) and tools.lock.json (toolfetch.lockfile):
+"""Unit tests of tools.yaml (toolfetch.lock.config) and tools.lock.json (toolfetch.lock.lockfile):
 schemas, errors naming the file and the JSON path, deterministic output, the hit path's
 hand checks (``Lockfile.load_fast``) and platform matching of locked tools."""
 

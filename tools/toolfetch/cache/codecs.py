@@ -16,11 +16,11 @@ import gzip
 import lzma
 import struct
 from collections.abc import Callable
-from typing import IO, Any, cast
+from typing import IO, cast
 
 from toolfetch.core.digest import COPY_CHUNK as CHUNK
 from toolfetch.core.errors import IntegrityError, UsageError
-from toolfetch.oci.formats import Codec
+from toolfetch.oci.formats import Codec, zstd_backend
 
 _ZSTD_MAGIC = 0xFD2FB528
 _SKIPPABLE = range(0x184D2A50, 0x184D2A60)
@@ -130,21 +130,12 @@ def check_zstd_frames(raw: IO[bytes], what: str) -> None:
 
 def _zstd_reader(raw: IO[bytes], what: str) -> Callable[[int], bytes]:
     try:
-        from compression import zstd  # type: ignore[import-not-found, unused-ignore]
-
-        def open_reader() -> Any:
-            return zstd.ZstdFile(raw, mode="rb")
-    except ImportError:
-        try:
-            import zstandard
-        except ImportError as e:  # a dependency of toolfetch: only a broken install lacks it
-            raise UsageError(f"{what}: zstd layers need the 'zstandard' package, a dependency "
-                             "of toolfetch on this Python (pip install zstandard)") from e
-
-        def open_reader() -> Any:
-            return zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
+        backend = zstd_backend()
+    except ImportError as e:  # a dependency of toolfetch: only a broken install lacks it
+        raise UsageError(f"{what}: zstd layers need the 'zstandard' package, a dependency "
+                         "of toolfetch on this Python (pip install zstandard)") from e
     try:
         check_zstd_frames(raw, what)
     except (EOFError, ValueError, struct.error) as e:
         raise IntegrityError(f"{what}: corrupt or truncated archive: {e}") from e
-    return cast(Callable[[int], bytes], open_reader().read)
+    return cast(Callable[[int], bytes], backend.reader(raw).read)

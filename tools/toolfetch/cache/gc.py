@@ -30,7 +30,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from toolfetch.cache.inventory import Entry, Inode, digests_under, disk_usage, scan
+from toolfetch.cache.inventory import Entry, Inode, disk_usage, scan
+from toolfetch.cache.layout import digests_under
 from toolfetch.cache.store import Cache, try_lock
 from toolfetch.core import tempnames
 from toolfetch.core.digest import Digest

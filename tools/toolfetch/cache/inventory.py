@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import json
 import os
 import stat
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from toolfetch.cache.layout import digests_under as digests_under  # cli/ imports it here
+from toolfetch.cache.records import TreeRecord
 from toolfetch.cache.store import Cache
-from toolfetch.core.digest import HEX, Digest
+from toolfetch.core.digest import Digest
 
 Inode = tuple[int, int]  # (st_dev, st_ino)
 
@@ -72,22 +72,6 @@ def _tree_inodes(path: Path, record: os.stat_result) -> dict[Inode, int]:
     return inodes
 
 
-def digests_under(base: Path, suffix: str = "", dirs: bool = False
-                  ) -> Iterator[tuple[Digest, Path]]:
-    """Files (or ``dirs``) named ``<hex><suffix>`` in ``base/sha256/ab/cd/`` (no temp names)."""
-    root = base / "sha256"
-    if not root.is_dir():
-        return
-    for a in os.scandir(root):
-        for b in os.scandir(a.path) if a.is_dir() else ():
-            for e in os.scandir(b.path) if b.is_dir() else ():
-                if e.is_dir(follow_symlinks=False) != dirs or not e.name.endswith(suffix):
-                    continue
-                hexpart = e.name[: len(e.name) - len(suffix)]
-                if HEX.fullmatch(hexpart):
-                    yield Digest(hexpart), Path(e.path)
-
-
 def scan(cache: Cache) -> list[Entry]:
     """Every complete blob and tree with its size and last use."""
     entries: list[Entry] = []
@@ -95,7 +79,7 @@ def scan(cache: Cache) -> list[Entry]:
     for digest, record in digests_under(cache.trees, ".json"):
         try:
             st = record.stat()
-            layers = json.loads(record.read_bytes()).get("layers", [])
+            layers = TreeRecord.loads(record.read_bytes()).layers
         except (OSError, ValueError):
             continue
         inodes = _tree_inodes(cache.tree_path(digest), st)

@@ -42,6 +42,8 @@ MAX_UNPACK_ENV = "TOOLFETCH_MAX_UNPACK_BYTES"  # the cap on unpacked bytes (cach
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _SYMLINK_ERRNOS = (errno.ELOOP, errno.ENOTDIR, errno.EMLINK)
+# A hardlink the file system refuses (another device, no links, a link count limit).
+_NO_LINK_ERRNOS = (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP)
 # What reading a corrupt member raises (zlib.error: a damaged deflate stream in a zip).
 _READ_ERRORS = (OSError, EOFError, RuntimeError, zipfile.BadZipFile, tarfile.TarError,
                 NotImplementedError, zlib.error)
@@ -184,8 +186,38 @@ class SafeTree:
                 os.fchmod(out.fileno(), perm)
                 self.known["/".join(parts)] = (os.fstat(out.fileno()).st_ino,
                                                f"sha256:{digest.hexdigest()}")
+        except BaseException:  # a bomb stopped at the cap, a corrupt member: nothing partial
+            with contextlib.suppress(OSError):
+                os.unlink(name, dir_fd=fd)
+            raise
         finally:
             os.close(fd)
+
+    def add_linked_file(self, parts: Parts, member: str, source: Path, mode: int,
+                        digest: str | None) -> None:
+        """The existing file ``source`` (a verified blob) under ``parts``, hardlinked, with
+        ``mode`` set on the inode it shares (callers that link one blob into several trees
+        all ask for the same mode, so no tree changes another's); copied where the file
+        system refuses the link. ``digest``, what ``source`` was verified against, is
+        recorded so the tree digest reads nothing back. The link is not counted against the
+        cap (a copy is)."""
+        st = os.stat(source)
+        fd, name = self._prepare(parts, "file", member)
+        try:
+            os.link(source, name, dst_dir_fd=fd)
+            if stat.S_IMODE(st.st_mode) != mode:
+                os.chmod(name, mode, dir_fd=fd)
+            if digest is not None:
+                self.known["/".join(parts)] = (st.st_ino, digest)
+            return
+        except OSError as e:
+            if e.errno not in _NO_LINK_ERRNOS:
+                raise
+            del self.kinds[parts]  # written by the copy below instead
+        finally:
+            os.close(fd)
+        with open(source, "rb") as src:
+            self.add_file(parts, member, mode, 0, src.read)
 
     def _too_big(self, member: str) -> IntegrityError:
         return IntegrityError(f"{self.what}: member {member!r}: unpacked size exceeds the limit "

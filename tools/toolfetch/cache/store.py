@@ -36,11 +36,13 @@ import os
 import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
+from toolfetch.cache.layout import sharded
+from toolfetch.cache.records import TreeRecord
 from toolfetch.core.digest import Digest
 from toolfetch.core.errors import LocalIOError, UsageError
-from toolfetch.core.fs import atomic_write, atomic_writer, remove_tree
+from toolfetch.core.fs import atomic_write, link_unless_present, remove_tree
 from toolfetch.core.tempnames import temp_name
 
 LAYOUT_VERSION = 2
@@ -56,10 +58,6 @@ CACHEDIR_TAG = (
 )
 
 
-def _sharded(base: Path, digest: Digest) -> Path:
-    return base / "sha256" / digest.hex[:2] / digest.hex[2:4] / digest.hex
-
-
 class Cache:
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -70,10 +68,10 @@ class Cache:
 
     # -- paths (hit path: no I/O beyond stat) ----------------------------------------------
     def blob_path(self, digest: Digest) -> Path:
-        return _sharded(self.blobs, digest)
+        return sharded(self.blobs, digest)
 
     def tree_path(self, key: Digest) -> Path:
-        return _sharded(self.trees, key)
+        return sharded(self.trees, key)
 
     def record_path(self, key: Digest) -> Path:
         p = self.tree_path(key)
@@ -213,7 +211,8 @@ class Cache:
     # -- placement --------------------------------------------------------------------------
     def store_blob(self, digest: Digest, write: Callable[[BinaryIO], None],
                    size: int | None = None) -> Path:
-        """Make the blob present: lock, re-check, write to tmp (verifying), put in place.
+        """Make the blob present: lock, re-check, write to tmp (``write`` verifies what it
+        writes, raising on a mismatch), place (:meth:`_place`).
 
         The lock makes processes fetching one blob at once share the download; a tree takes
         a lock of its own (:meth:`store_tree`). One lock per tool instead would serialise
@@ -224,45 +223,53 @@ class Cache:
         dest = self.blob_path(digest)
         if dest.is_file():
             return dest
+
+        def written(f: BinaryIO) -> Digest:
+            write(f)
+            return digest
+
         if size is not None and size < SMALL_BLOB:
-            self._place_blob(digest, write)
+            self._place(written, f"blob {digest}")
             return dest
         with self.entry_lock("blob", digest):
             if not dest.is_file():
-                self._place_blob(digest, write)
+                self._place(written, f"blob {digest}")
         return dest
-
-    def _place_blob(self, digest: Digest, write: Callable[[BinaryIO], None]) -> None:
-        try:
-            with atomic_writer(self.blob_path(digest), 0o444, temp=self._temp_name(".part"),
-                               replace=False) as f:
-                write(f)
-        except OSError as e:
-            raise LocalIOError.of(e, f"cannot store blob {digest} in {self.root}") from e
 
     def store_new_blob(self, download: Callable[[BinaryIO], Digest]) -> Digest:
         """A blob whose digest is known only once it is written (``lock`` pinning an HTTP
-        asset): ``download(file)`` writes it and returns its sha256, or raises (then nothing
-        stays behind)."""
+        asset): ``download(file)`` writes it and returns its sha256 (it may read back what
+        it wrote), or raises (then nothing stays behind). Placed as :meth:`store_blob` does."""
         self.ensure()
+        return self._place(download, "a blob")
+
+    def _place(self, write: Callable[[BinaryIO], Digest], what: str) -> Digest:
+        """The one way a blob enters ``blobs/``: ``write`` fills a temp file in ``tmp/`` and
+        returns the digest it verified; the file is made read-only and hardlinked under that
+        digest. A name that exists by then is kept, never replaced: another writer placed
+        the same bytes first, and a tree built since may hardlink its inode (a raw layer),
+        which must stay the one ``blobs/`` names (gc charges the bytes once, and frees them
+        with the last name). The temp name goes in every case."""
         temp = self._temp_name(".part")
         try:
+            with open(temp, "x+b") as f:
+                digest = write(f)
+            os.chmod(temp, 0o444)
+            dest = self.blob_path(digest)
             try:
-                with open(temp, "w+b") as f:  # the caller may read back what it wrote
-                    digest = download(f)
-                os.chmod(temp, 0o444)
-                dest = self.blob_path(digest)
-                if not dest.is_file():  # else it is there already: the same bytes
-                    dest.parent.mkdir(parents=True, exist_ok=True)
-                    os.rename(temp, dest)
-            except OSError as e:
-                raise LocalIOError.of(e, f"cannot store a blob in {self.root}") from e
+                link_unless_present(temp, dest)
+            except FileNotFoundError:  # a new shard directory
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                link_unless_present(temp, dest)
+        except OSError as e:
+            raise LocalIOError.of(e, f"cannot store {what} in {self.root}") from e
         finally:
-            temp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                temp.unlink(missing_ok=True)
         return digest
 
-    def store_tree(self, key: Digest, build: Callable[[Path], dict[str, Any]]) -> Path:
-        """Make the tree present: ``build(tmpdir)`` unpacks and returns the record."""
+    def store_tree(self, key: Digest, build: Callable[[Path], TreeRecord]) -> Path:
+        """Make the tree present: ``build(tmpdir)`` unpacks and returns its record."""
         dest = self.tree_path(key)
         if self.has_tree(key):
             return dest
@@ -281,9 +288,7 @@ class Cache:
                     dest.parent.mkdir(parents=True, exist_ok=True)
                     os.rename(content, dest)
                     try:
-                        # compact: the C encoder (indent= takes the pure-Python one, ~6x slower)
-                        text = json.dumps(record, separators=(",", ":"), sort_keys=True)
-                        self._write_small(self.record_path(key), text.encode())
+                        self._write_small(self.record_path(key), record.dumps())
                     except BaseException:  # leave no record-less tree (gc reclaims a kill's)
                         with contextlib.suppress(OSError):
                             self.drop_tree(key)
@@ -292,9 +297,10 @@ class Cache:
                 raise LocalIOError.of(e, f"cannot store tree {key} in {self.root}") from e
         return dest
 
-    def read_record(self, key: Digest) -> dict[str, Any]:
-        data: dict[str, Any] = json.loads(self.record_path(key).read_bytes())
-        return data
+    def read_record(self, key: Digest) -> TreeRecord:
+        """The record of tree ``key``: OSError when there is none, ValueError when it is
+        malformed."""
+        return TreeRecord.loads(self.record_path(key).read_bytes())
 
     def drop_tree(self, key: Digest) -> None:
         """Remove a tree: record first, so it never looks complete while half-deleted, then
@@ -328,16 +334,14 @@ class Cache:
         if st is not None and (not stat.S_ISREG(st.st_mode) or st.st_mode & 0o100):
             return None
         try:
-            files = self.read_record(key).get("files", [])
-            listed = next((f for f in files if f.get("path") == path), None)
-        except (OSError, ValueError, TypeError, AttributeError):
+            listed = self.read_record(key).file(path)
+        except (OSError, ValueError):
             return "its record is unreadable"
         if listed is None:
             return None
         if st is None:
             return f"its file {path} is missing"
-        mode = int(listed.get("mode", 0)) if listed.get("type") == "file" else 0
-        if mode & 0o100:
+        if listed.type == "file" and listed.mode & 0o100:
             return f"its file {path} lost its executable mode"
         return None
 

@@ -6,9 +6,10 @@ import hashlib
 import json
 import os
 import stat
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
+from toolfetch.cache.records import TreeFile
 from toolfetch.core.digest import Digest
 
 
@@ -25,39 +26,39 @@ def _walk(root: Path) -> Iterator[tuple[str, os.stat_result, str]]:
 
 
 def tree_digest(root: Path, known: Mapping[str, tuple[int, str]] | None = None
-                ) -> tuple[str, list[dict[str, str | int]]]:
+                ) -> tuple[str, tuple[TreeFile, ...]]:
     """``sha256:…`` over the sorted entries, and the entries themselves.
 
     ``known`` maps relative paths to the (inode, digest) unpacking computed while writing
     them; a file whose inode still matches is not read again (one pass over the bytes).
 
-    Entries: files ``{path, type: "file", mode, digest, size}``, symlinks ``{path, type:
-    "symlink", mode: 0o777, target}``, directories ``{path, type: "dir"}`` (their mode is left
-    out: it changes when the tree is made read-only).  Paths are relative, ``/``-separated.
+    Entries (:class:`~toolfetch.cache.records.TreeFile`): files with mode, digest and size,
+    symlinks with mode 0o777 and target, directories without a mode (it changes when the
+    tree is made read-only). Paths are relative, ``/``-separated.
     """
-    entries: list[dict[str, str | int]] = []
+    entries: list[TreeFile] = []
     for rel, st, full in _walk(root):
         if stat.S_ISREG(st.st_mode):
             seen = (known or {}).get(rel)
             fresh = seen is not None and seen[0] == st.st_ino
             digest = seen[1] if seen is not None and fresh else str(Digest.of_file(full))
-            entries.append({"path": rel, "type": "file", "mode": stat.S_IMODE(st.st_mode),
-                            "digest": digest, "size": st.st_size})
+            entries.append(TreeFile(rel, "file", stat.S_IMODE(st.st_mode), digest=digest,
+                                    size=st.st_size))
         elif stat.S_ISLNK(st.st_mode):
-            entries.append({"path": rel, "type": "symlink", "mode": 0o777,
-                            "target": os.readlink(full)})
+            entries.append(TreeFile(rel, "symlink", 0o777, target=os.readlink(full)))
         elif stat.S_ISDIR(st.st_mode):
-            entries.append({"path": rel, "type": "dir"})
+            entries.append(TreeFile(rel, "dir"))
         else:
-            entries.append({"path": rel, "type": "other", "mode": stat.S_IMODE(st.st_mode)})
-    entries.sort(key=lambda e: str(e["path"]))
-    return entries_digest(entries), entries
+            entries.append(TreeFile(rel, "other", stat.S_IMODE(st.st_mode)))
+    entries.sort(key=lambda e: e.path)
+    return entries_digest(entries), tuple(entries)
 
 
-def entries_digest(entries: list[dict[str, str | int]]) -> str:
+def entries_digest(entries: Sequence[TreeFile]) -> str:
     """The tree digest of a list of entries (:func:`tree_digest`'s, or a record's ``files``)."""
-    ordered = sorted(entries, key=lambda e: str(e["path"]))  # linear when already sorted
-    blob = json.dumps(ordered, sort_keys=True, separators=(",", ":")).encode()
+    ordered = sorted(entries, key=lambda e: e.path)  # linear when already sorted
+    blob = json.dumps([e.to_json() for e in ordered], sort_keys=True,
+                      separators=(",", ":")).encode()
     return f"sha256:{hashlib.sha256(blob).hexdigest()}"
 
 

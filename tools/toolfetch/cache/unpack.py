@@ -21,14 +21,13 @@ too.
 
 from __future__ import annotations
 
-import errno
 import os
 import stat
 import sys
 import tarfile
 import zipfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any, cast
 
@@ -48,7 +47,6 @@ DEFAULT_MAX_UNPACKED = 8 * 1024**3
 
 RAW_MODE = 0o555
 _MAX_LINK = 4096  # a zip symlink's target
-_NO_LINK_ERRNOS = (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP)
 def stream_cap(limit: int) -> int:
     """The cap on a decompressed stream for ``limit`` unpacked bytes: tar headers, padding
     and members the tree replaces come on top of what is written."""
@@ -127,31 +125,11 @@ def _unpack_zip(tree: SafeTree, blob: Path) -> None:
 
 def _place_raw(blob: Path, dest: Path, title: str, what: str, known: Known | None,
                digest: str | None) -> None:
-    """Hardlink the blob under its title, mode :data:`RAW_MODE`; copy where links fail.
-
-    Every raw placement wants the same mode, so changing the mode of the inode the blob (and
-    other trees) share never changes what another tree holds.
-    """
-    parts = tuple(title.split("/"))
+    """The blob under its title, mode :data:`RAW_MODE`: hardlinked, copied where links fail
+    (:meth:`SafeTree.add_linked_file`), not capped."""
     tree = SafeTree(dest, what, sys.maxsize, known)
     try:
-        st = os.stat(blob)
-        fd, name = tree._prepare(parts, "file", title)
-        try:
-            os.link(blob, name, dst_dir_fd=fd)
-            if stat.S_IMODE(st.st_mode) != RAW_MODE:
-                os.chmod(name, RAW_MODE, dir_fd=fd)
-            if digest is not None:  # the blob was verified against it when stored
-                tree.known[title] = (st.st_ino, digest)
-            return
-        except OSError as e:
-            if e.errno not in _NO_LINK_ERRNOS:
-                raise
-            tree.kinds.clear()
-        finally:
-            os.close(fd)
-        with open(blob, "rb") as src:
-            tree.add_file(parts, title, RAW_MODE, 0, src.read)
+        tree.add_linked_file(tuple(title.split("/")), title, blob, RAW_MODE, digest)
     finally:
         tree.close()
 
@@ -251,7 +229,7 @@ def archive_members(blob: Path, fmt: Format, what: str) -> set[str]:
     return names
 
 
-def unpack_recipe(recipe: dict[str, Any], blob_path: Callable[[str], Path], dest: Path,
+def unpack_recipe(recipe: Mapping[str, Any], blob_path: Callable[[str], Path], dest: Path,
                   what: str, known: Known | None = None, max_bytes: int | None = None) -> None:
     """Unpack every layer of a tree recipe (:func:`toolfetch.core.treekey.recipe`) into ``dest``.
 

@@ -12,21 +12,25 @@ a fetch) never gave the tree, which is bad. A tree directory without a record is
 interrupted unpack or eviction.
 
 Verify runs beside fetches and gc: it takes the entry locks they take, without waiting. A
-tree found bad is checked again under its lock; one whose lock is held (a fetch is writing
-it, or using it) is "in progress", skipped with a note, never reported or removed, and so is
-a blob gone since it was listed. ``--repair`` removes an entry only under its lock.
+tree is checked once, without a lock; one found bad is re-confirmed under its lock, cheaply:
+one whose lock is held (a fetch is writing it, or using it) is "in progress", and one whose
+record or directory is not the one checked any more (a fetch rebuilt it, gc took it) was not
+what was checked; both are skipped with a note, never reported or removed, and so is a blob
+gone since it was listed. ``--repair`` removes an entry only under its lock.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
+import os
 import sys
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from toolfetch.cache.inventory import digests_under
+from toolfetch.cache.layout import digests_under
+from toolfetch.cache.records import TreeRecord
 from toolfetch.cache.store import Cache, try_lock
 from toolfetch.core.digest import Digest
 from toolfetch.core.errors import IntegrityError, ToolfetchError
@@ -49,12 +53,12 @@ def _check_tree(cache: Cache, key: Digest, record_path: Path, bad_blobs: set[Dig
     from toolfetch.core.treekey import recipe_digest
 
     try:
-        record = json.loads(record_path.read_bytes())
-        recorded, steps = str(record["tree"]), record["recipe"]
+        record = TreeRecord.loads(record_path.read_bytes())
+        recorded, steps = record.tree, record.recipe
         blobs = [Digest.parse(str(step[0])) for step in steps["layers"]]
         named = recipe_digest(steps)
-        listed = entries_digest(list(record["files"]))
-    except (OSError, ValueError, KeyError, TypeError, ToolfetchError):
+        listed = entries_digest(record.files)
+    except (OSError, ValueError, KeyError, TypeError, IndexError, ToolfetchError):
         return "unreadable record"
     if named != str(key):
         return f"its record's recipe hashes to {named}, not to the key"
@@ -84,7 +88,7 @@ def _check_tree(cache: Cache, key: Digest, record_path: Path, bad_blobs: set[Dig
     return None
 
 
-def _rebuild_digest(cache: Cache, steps: dict[str, Any], what: str) -> str | None:
+def _rebuild_digest(cache: Cache, steps: Mapping[str, Any], what: str) -> str | None:
     """The digest of the tree the recipe ``steps`` unpacks to here, or None when it cannot be
     unpacked here (which proves nothing about the tree: its files were hashed already).
 
@@ -135,28 +139,70 @@ def verify(cache: Cache) -> list[Problem]:
     with contextlib.suppress(OSError):  # the rebuilds unpack into tmp/ (else: not checked)
         cache.tmp.mkdir(exist_ok=True)
     for key, record_path in digests_under(cache.trees, ".json"):
-        problem = _check_tree(cache, key, record_path, bad_blobs)
-        if problem is not None:  # checked again under its lock: not a fetch's or gc's work
-            release = try_lock(cache.lock_path("tree", key), create=False)
-            if release is None:
-                log.info("tree %s: in use or in progress in another process; not checked",
-                         key.short)
-                continue
-            try:
-                if record_path.exists():
-                    problem = _check_tree(cache, key, record_path, bad_blobs)
-                else:
-                    problem = None  # evicted meanwhile
-            finally:
-                release()
-        if problem is not None:
-            bad.append(("tree", key, problem))
+        with _pinned(cache, key) as unchanged:
+            problem = _check_tree(cache, key, record_path, bad_blobs)
+            if problem is not None and _confirmed(cache, key, unchanged):
+                bad.append(("tree", key, problem))
     for key, _ in digests_under(cache.trees, dirs=True):
         if not cache.has_tree(key):
             problem = _recordless(cache, key)
             if problem is not None:
                 bad.append(("tree", key, problem))
     return bad
+
+
+@contextlib.contextmanager
+def _pinned(cache: Cache, key: Digest) -> Iterator[Callable[[], bool]]:
+    """Hold the record and the tree directory ``key`` names now open (so a rebuild cannot
+    reuse their inode numbers) and yield whether ``key`` still names them: a fetch rebuilding
+    the tree, or gc or a fetch removing it, changes that (records are replaced by rename,
+    trees renamed in and out); a hit, which only touches the record, does not."""
+    paths = (cache.record_path(key), cache.tree_path(key))
+    fds: list[int | None] = []
+    try:
+        for path in paths:
+            try:  # O_PATH: a tree root that is a symlink is held as the symlink itself
+                fds.append(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_PATH", 0)))
+            except OSError:
+                fds.append(None)
+
+        def unchanged() -> bool:
+            for path, fd in zip(paths, fds, strict=True):
+                try:
+                    st = os.lstat(path)
+                    now: tuple[int, int] | None = (st.st_dev, st.st_ino)
+                except OSError:
+                    now = None
+                if fd is not None:
+                    st = os.fstat(fd)
+                if now != (None if fd is None else (st.st_dev, st.st_ino)):
+                    return False
+            return True
+
+        yield unchanged
+    finally:
+        for fd in fds:
+            if fd is not None:
+                os.close(fd)
+
+
+def _confirmed(cache: Cache, key: Digest, unchanged: Callable[[], bool]) -> bool:
+    """Whether a problem found in tree ``key`` without a lock stands, re-confirmed cheaply
+    under its entry lock: nobody holds it (else a fetch is writing or using it: "in
+    progress") and it is still the record and directory that were checked (else a fetch
+    rebuilt it or something removed it meanwhile: not what was checked)."""
+    release = try_lock(cache.lock_path("tree", key), create=False)
+    if release is None:
+        log.info("tree %s: in use or in progress in another process; not checked", key.short)
+        return False
+    try:
+        if not unchanged():
+            log.info("tree %s: rebuilt or removed while it was checked; not checked",
+                     key.short)
+            return False
+        return True
+    finally:
+        release()
 
 
 INCOMPLETE = "incomplete: no record (an unpack or an eviction was interrupted)"

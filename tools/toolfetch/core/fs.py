@@ -44,7 +44,7 @@ def atomic_writer(path: Path, mode: int = 0o644, *, fsync: bool = False,
             if fsync:
                 os.fsync(f.fileno())
         os.chmod(temp, mode)
-        place = os.replace if replace else _link_unless_present
+        place = os.replace if replace else link_unless_present
         try:
             place(temp, path)
         except FileNotFoundError:  # the destination's directory is new (a cache shard)
@@ -57,7 +57,11 @@ def atomic_writer(path: Path, mode: int = 0o644, *, fsync: bool = False,
         temp.unlink(missing_ok=True)
 
 
-def _link_unless_present(temp: Path, path: Path) -> None:
+def link_unless_present(temp: Path, path: Path) -> None:
+    """Give the complete file ``temp`` the name ``path`` unless ``path`` exists: the rule of
+    content-addressed files (the cache's blobs), whose first writer's inode stays. Where
+    hardlinks fail, a rename (which may replace an equal file). FileNotFoundError when the
+    directory of ``path`` does not exist; ``temp`` stays either way (the caller removes it)."""
     try:
         os.link(temp, path)
     except FileExistsError:

@@ -29,31 +29,6 @@ MACHINE_TO_ARCH: dict[str, tuple[str, str]] = {
 SYS_TO_OS = {"linux": "linux", "darwin": "darwin", "win32": "windows", "cygwin": "windows"}
 
 
-
-# Other spellings of operating systems users type, mapped to OCI's (hints only).
-OS_ALIASES = {"macos": "darwin", "osx": "darwin", "mac": "darwin", "macosx": "darwin",
-              "apple": "darwin", "win": "windows", "win32": "windows", "win64": "windows",
-              "cygwin": "windows", "gnu/linux": "linux"}
-ARCH_ALIASES = {"x64": "amd64", "x86-64": "amd64", "aarch_64": "arm64", "armv8": "arm64"}
-
-
-def spelling_hint(text: str) -> str:
-    """``; did you mean darwin/arm64?`` for a platform spelled with uname's or a vendor's
-    words (``macos/aarch64``), or ``""`` when there is nothing to suggest."""
-    parts = text.strip().lower().split("/")
-    if len(parts) == 1:
-        word = parts[0]
-        if word in (*SYS_TO_OS.values(), *OS_ALIASES):
-            return f"; did you mean {OS_ALIASES.get(word, word)}/{host_parts()[1]}?"
-        return ""
-    os_name = OS_ALIASES.get(parts[0], parts[0])
-    arch = ARCH_ALIASES.get(parts[1], MACHINE_TO_ARCH.get(parts[1], (parts[1], ""))[0])
-    variant = MACHINE_TO_ARCH.get(parts[1], ("", ""))[1]
-    rest = parts[2:] or ([variant] if variant else [])
-    suggested = "/".join([os_name, arch, *rest])
-    return f"; did you mean {suggested}?" if suggested != text else ""
-
-
 def machine() -> str:
     """``uname -m``, lower-cased (Windows: the processor architecture variables)."""
     if hasattr(os, "uname"):

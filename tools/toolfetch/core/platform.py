@@ -2,7 +2,9 @@
 
 One spelling everywhere: ``os/arch[/variant]`` (``linux/amd64``, ``linux/arm/v7``).
 Standard library only. The ``uname`` table lives in :mod:`toolfetch.core.host`, which the
-cache-hit path uses without importing this module.
+cache-hit path uses without importing this module; the hints for platforms spelled with
+uname's or a vendor's words (:func:`spelling_hint`) live here, with the parser that gives
+them.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from toolfetch.core.errors import NotFoundError, UsageError
-from toolfetch.core.host import host_parts, spelling_hint
+from toolfetch.core.host import MACHINE_TO_ARCH, SYS_TO_OS, host_parts
 
 # The one mapping table: OCI os/arch -> (Bazel @platforms, Buck2 prelude) constraints.
 # rules/bazel/platforms.bzl and rules/buck2/platforms.bzl mirror it; a test keeps them equal.
@@ -19,6 +21,30 @@ BAZEL_OS = {"linux": "linux", "darwin": "osx", "windows": "windows"}
 BAZEL_CPU = {"amd64": "x86_64", "arm64": "aarch64", "arm/v7": "armv7"}
 BUCK2_OS = {"linux": "linux", "darwin": "macos", "windows": "windows"}
 BUCK2_CPU = {"amd64": "x86_64", "arm64": "arm64"}
+
+# Other spellings of operating systems users type, mapped to OCI's (hints only).
+OS_ALIASES = {"macos": "darwin", "osx": "darwin", "mac": "darwin", "macosx": "darwin",
+              "apple": "darwin", "win": "windows", "win32": "windows", "win64": "windows",
+              "cygwin": "windows", "gnu/linux": "linux"}
+ARCH_ALIASES = {"x64": "amd64", "x86-64": "amd64", "aarch_64": "arm64", "armv8": "arm64"}
+
+
+def spelling_hint(text: str) -> str:
+    """``; did you mean darwin/arm64?`` for a platform spelled with uname's or a vendor's
+    words (``macos/aarch64``), or ``""`` when there is nothing to suggest."""
+    parts = text.strip().lower().split("/")
+    if len(parts) == 1:
+        word = parts[0]
+        if word in (*SYS_TO_OS.values(), *OS_ALIASES):
+            return f"; did you mean {OS_ALIASES.get(word, word)}/{host_parts()[1]}?"
+        return ""
+    os_name = OS_ALIASES.get(parts[0], parts[0])
+    arch = ARCH_ALIASES.get(parts[1], MACHINE_TO_ARCH.get(parts[1], (parts[1], ""))[0])
+    variant = MACHINE_TO_ARCH.get(parts[1], ("", ""))[1]
+    rest = parts[2:] or ([variant] if variant else [])
+    suggested = "/".join([os_name, arch, *rest])
+    return f"; did you mean {suggested}?" if suggested != text else ""
+
 
 _ARM_CHAIN = ["v8", "v7", "v6", "v5"]
 

@@ -14,8 +14,7 @@ from typing import Any
 
 from toolfetch.core.digest import Digest
 from toolfetch.core.errors import NotFoundError
-from toolfetch.core.host import spelling_hint
-from toolfetch.core.platform import Platform, select_platform
+from toolfetch.core.platform import Platform, select_platform, spelling_hint
 from toolfetch.lock.verified import Verified
 
 ANY_PLATFORM = "*"

@@ -24,8 +24,9 @@ backslashes or NUL bytes.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 from toolfetch.core.errors import UsageError
 
@@ -230,22 +231,35 @@ def _decompress_head(codec: Codec, head: bytes) -> bytes | None:
             import bz2
 
             return bz2.BZ2Decompressor().decompress(head, 1024)
-        return bytes(zstd_decompressobj().decompress(head)[:1024])
+        return bytes(zstd_backend().decompressobj().decompress(head)[:1024])
     except Exception:  # a truncated or foreign head: not a tar we can see
         return None
 
 
-def zstd_decompressobj() -> Any:
-    """An incremental zstd decompressor: the standard library's (Python 3.14+), else the
-    ``zstandard`` package (a dependency of toolfetch where the standard library has none)."""
+@dataclass(frozen=True)
+class ZstdBackend:
+    """The zstd decoder toolfetch uses, from :func:`zstd_backend`."""
+
+    decompressobj: Callable[[], Any]  # an incremental decompressor (``.decompress(data)``)
+    reader: Callable[[IO[bytes]], Any]  # a file-like reader of every frame of ``raw``
+
+
+def zstd_backend() -> ZstdBackend:
+    """zstd from the standard library (``compression.zstd``, Python 3.14+), else from the
+    ``zstandard`` package (a dependency of toolfetch where the standard library has none):
+    the one place that chooses. ImportError when neither is there (a broken install)."""
     try:
         from compression import zstd  # type: ignore[import-not-found, unused-ignore]
 
-        return zstd.ZstdDecompressor()
+        return ZstdBackend(zstd.ZstdDecompressor,
+                           lambda raw: zstd.ZstdFile(raw, mode="rb"))
     except ImportError:
         import zstandard
 
-        return zstandard.ZstdDecompressor().decompressobj()
+        return ZstdBackend(
+            lambda: zstandard.ZstdDecompressor().decompressobj(),
+            lambda raw: zstandard.ZstdDecompressor().stream_reader(raw,
+                                                                   read_across_frames=True))
 
 
 def detect_format(media_type: str, title: str | None, head: bytes) -> Format:

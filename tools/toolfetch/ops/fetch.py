@@ -17,6 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
+from toolfetch.cache.records import TreeRecord
 from toolfetch.cache.store import Cache
 from toolfetch.core.digest import Digest
 from toolfetch.core.errors import (
@@ -26,6 +27,7 @@ from toolfetch.core.errors import (
     NotFoundError,
     ToolfetchError,
 )
+from toolfetch.core.fs import remove_tree
 from toolfetch.core.progress import Progress
 from toolfetch.core.reference import parse_any
 from toolfetch.lock.lockfile import LockedLayer, Lockfile
@@ -274,8 +276,9 @@ class Fetcher:
 
         steps = recipe(layer.to_json() for layer in want.entry.layers)
 
-        def build(dest: Path) -> dict[str, Any]:
+        def build(dest: Path) -> TreeRecord:
             known: dict[str, tuple[int, str]] = {}
+            vanished = False
             for _ in range(REBUILDS):  # the blobs held from their check to their unpacking
                 releases = [self.cache.hold("blob", d) for d in dict.fromkeys(
                     layer.digest for layer in want.entry.layers)]
@@ -287,9 +290,25 @@ class Fetcher:
                     gone = [layer for layer in want.entry.layers
                             if not self.cache.has_blob(layer.digest)]
                     if not gone:
-                        unpack_recipe(steps, lambda d: self.cache.blob_path(Digest.parse(d)),
-                                      dest, want.what, known)
-                        break
+                        try:
+                            unpack_recipe(steps, lambda d: self.cache.blob_path(
+                                Digest.parse(d)), dest, want.what, known)
+                            break
+                        except LocalIOError:
+                            # A blob removed after its check (another fetch dropping it as
+                            # damaged, which no hold stops; gc where holds are no-ops):
+                            # fetched again and unpacked afresh, once.
+                            gone = [layer for layer in want.entry.layers
+                                    if not self.cache.has_blob(layer.digest)]
+                            if not gone or vanished:
+                                raise
+                            vanished = True
+                            log.warning("%s: blob %s was removed from the cache while it was "
+                                        "unpacked; fetching it again", want.what,
+                                        gone[0].digest)
+                            remove_tree(dest)  # what it had unpacked: a fresh start
+                            dest.mkdir()
+                            known.clear()
                 finally:
                     for release in releases:
                         release()
@@ -305,11 +324,10 @@ class Fetcher:
             digest, files = tree_digest(dest, known)
             # The recipe is what the key is the digest of; the manifest and ref only say who
             # asked first (for people reading the cache), nothing depends on them.
-            return {"key": str(want.entry.tree), "recipe": steps, "tree": digest,
-                    "files": files,
-                    "layers": [str(layer.digest) for layer in want.entry.layers],
-                    "manifest": str(want.entry.manifest) if want.entry.manifest else None,
-                    "ref": want.entry.source}
+            return TreeRecord(key=str(want.entry.tree), recipe=steps, tree=digest, files=files,
+                              layers=tuple(str(layer.digest) for layer in want.entry.layers),
+                              manifest=str(want.entry.manifest) if want.entry.manifest
+                              else None, ref=want.entry.source)
 
         self.cache.store_tree(want.entry.tree, build)
 
@@ -331,12 +349,11 @@ def missing_path_error(what: str, path: str, cache: Cache, key: Digest) -> NotFo
     import difflib
 
     try:
-        entries = list(cache.read_record(key).get("files", []))
-        files = [str(f["path"]) for f in entries if f.get("type") in ("file", "symlink")]
-        executable = [str(f["path"]) for f in entries
-                      if f.get("type") == "file" and int(f.get("mode", 0)) & 0o111]
-    except (OSError, ValueError, TypeError, AttributeError, KeyError):
-        files, executable = [], []
+        entries = cache.read_record(key).files
+    except (OSError, ValueError):
+        entries = ()
+    files = [f.path for f in entries if f.type in ("file", "symlink")]
+    executable = [f.path for f in entries if f.executable]
     close = difflib.get_close_matches(path, files, n=3, cutoff=0.5)
     if not close:
         close = sorted(executable)[:5] or sorted(files)[:5]

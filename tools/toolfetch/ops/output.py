@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 from toolfetch.core.errors import LocalIOError
+from toolfetch.core.tempnames import temp_name
 
 
 def materialize(tree: Path, output: Path) -> None:
@@ -15,9 +16,10 @@ def materialize(tree: Path, output: Path) -> None:
 
     Used by the build-system shims so sandboxed actions see real files. ``output`` must be
     absent or empty; files keep their read-only modes, directories are writable so build
-    systems can clean them. The copy is built in a hidden directory beside ``output`` (named
-    with the pid), then renamed into place: a failure removes it, leaving ``output`` as it
-    was, and names the file under ``output`` that could not be written. An empty mount point
+    systems can clean them. The copy is built in a hidden directory beside ``output`` (a
+    temp name of :mod:`toolfetch.core.tempnames`), then renamed into place: a failure
+    removes it, leaving ``output`` as it was, and names the file under ``output`` that could
+    not be written. An empty mount point
     (rename: EBUSY) is filled in place instead, and emptied again on a failure.
     """
     import contextlib
@@ -31,9 +33,7 @@ def materialize(tree: Path, output: Path) -> None:
                                "toolfetch writes only into an absent or empty one")
         real = Path(os.path.realpath(output)) if output.is_symlink() else output
         real.parent.mkdir(parents=True, exist_ok=True)
-        temp = real.with_name(f".{real.name}.toolfetch-{os.getpid()}")
-        if os.path.lexists(temp):  # left by a dead process whose pid this one reuses
-            remove_tree(temp)
+        temp = real.with_name(temp_name(real.name, ".tree"))
         temp.mkdir()
         _copy_tree(tree, temp, output)
         with contextlib.suppress(FileNotFoundError):  # an empty directory's mode is kept
