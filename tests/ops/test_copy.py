@@ -1,4 +1,6 @@
-"""``copy`` (registry <-> OCI layout <-> registry, digests preserved, mounts) and ``pull``."""
+"""``copy`` (registry <-> OCI layout <-> registry, digests preserved, mounts) and ``pull``,
+through ``toolfetch.Client`` (``Client.copy``, ``Client.pull``); a few tests run the command
+line for its exit codes and output."""
 
 from __future__ import annotations
 
@@ -9,10 +11,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import ocitest
+import pytest
 from accesslog import LogMark
 from ocischema import validate_layout
 from ocitest import Registry
 from tf import assert_error, assert_ok, host, other_platform, run_toolfetch, tf_main
+
+import toolfetch
 
 MakeRegistry = Callable[..., Registry]
 
@@ -36,9 +41,8 @@ def test_registry_to_layout_to_registry(registry: Registry, unique_repo: str,
                                         make_registry: MakeRegistry, tmp_path: Path) -> None:
     ti = push_index(registry, unique_repo)
     layout = tmp_path / "layout"
-    r = tf_main("copy", "--all-platforms", ti.ref, f"oci-layout:{layout}:v1")
-    assert_ok(r)
-    assert r.stdout.strip() == ti.index_digest
+    client = toolfetch.Client()
+    assert client.copy(ti.ref, f"oci-layout:{layout}:v1").digest == ti.index_digest
     index = validate_layout(layout)
     assert index["manifests"] == [{"mediaType": ocitest.OCI_INDEX, "digest": ti.index_digest,
                                    "size": len(ti.index_bytes),
@@ -53,8 +57,7 @@ def test_registry_to_layout_to_registry(registry: Registry, unique_repo: str,
     assert ocitest.skopeo("inspect", "--raw", f"oci:{layout}:v1").stdout == ti.index_bytes
     # ...and back into another registry, byte for byte
     other = make_registry()
-    r = tf_main("copy", "--all-platforms", f"oci-layout:{layout}:v1", other.ref("mirror/x", "v1"))
-    assert_ok(r)
+    client.copy(f"oci-layout:{layout}:v1", other.ref("mirror/x", "v1"))
     assert ocitest.skopeo_inspect_raw(other, "mirror/x", "v1") == ti.index_bytes
     for p, raw in ti.manifest_bytes.items():
         assert ocitest.skopeo_inspect_raw(other, "mirror/x", ti.manifests[p]) == raw
@@ -67,7 +70,7 @@ def test_copy_docker_list_between_registries(registry: Registry, unique_repo: st
                                              make_registry: MakeRegistry) -> None:
     ti = push_index(registry, unique_repo, docker=True)
     other = make_registry()
-    assert_ok(tf_main("copy", "--all-platforms", ti.ref, other.ref("d/list", "1")))
+    toolfetch.Client().copy(ti.ref, other.ref("d/list", "1"))
     r = ocitest.get_manifest(other, "d/list", "1")
     assert r.content == ti.index_bytes
     assert r.headers["Content-Type"] == ocitest.DOCKER_MANIFEST_LIST
@@ -106,14 +109,15 @@ def test_copy_within_a_registry_mounts(registry: Registry, make_repo: Callable[.
     src, dst = make_repo("src"), make_repo("dst")
     ti = push_index(registry, src)
     mark = LogMark(registry)
-    assert_ok(tf_main("copy", "--all-platforms", ti.ref, registry.ref(dst, "1")))
+    client = toolfetch.Client()
+    client.copy(ti.ref, registry.ref(dst, "1"))
     assert mark.count("POST", f"/v2/{dst}/blobs/uploads/?mount=", 201) == len(all_blobs(ti))
     assert mark.count("PATCH") == 0 and mark.count("PUT", "/blobs/uploads/") == 0
     assert mark.count("GET", "/blobs/") == 0  # nothing was transferred through toolfetch
     assert ocitest.get_manifest(registry, dst, "1").content == ti.index_bytes
     # copying again transfers nothing
     mark = LogMark(registry)
-    assert_ok(tf_main("copy", "--all-platforms", ti.ref, registry.ref(dst, "1")))
+    client.copy(ti.ref, registry.ref(dst, "1"))
     assert mark.count("POST") == 0
 
 
@@ -123,12 +127,13 @@ def test_copy_from_a_skopeo_layout(registry: Registry, unique_repo: str, tmp_pat
     sk = tmp_path / "sk"
     ocitest.skopeo_copy(f"docker://{ti.ref}", f"oci:{sk}:tagged")
     other = make_registry()
-    r = tf_main("copy", "--all-platforms", f"oci-layout:{sk}:tagged", other.ref("from/sk", "2"))
-    assert_ok(r)
-    assert r.stdout.strip() == ti.index_digest
+    client = toolfetch.Client()
+    copied = client.copy(f"oci-layout:{sk}:tagged", other.ref("from/sk", "2"))
+    assert copied.digest == ti.index_digest
     assert ocitest.get_manifest(other, "from/sk", "2").content == ti.index_bytes
-    assert_error(tf_main("copy", f"oci-layout:{sk}:nope", other.ref("from/sk", "3")), 4,
-                 "nope", "tagged")
+    with pytest.raises(toolfetch.NotFoundError, match="nope") as missing:
+        client.copy(f"oci-layout:{sk}:nope", other.ref("from/sk", "3"))
+    assert "tagged" in str(missing.value)
 
 
 def test_pull(registry: Registry, unique_repo: str, tmp_path: Path) -> None:
@@ -139,17 +144,18 @@ def test_pull(registry: Registry, unique_repo: str, tmp_path: Path) -> None:
     (src / "note.txt").write_bytes(b"note")
     (src / "other.txt").write_bytes(b"other")
     ref = registry.ref(unique_repo, "1")
-    assert_ok(tf_main("publish", ref, "--platform", f"{host()}={src / 'note.txt'},{src / 'pkg'}",
-                      "--platform", f"{other_platform()}={src / 'other.txt'}"))
+    client = toolfetch.Client()
+    client.publish(ref, {host(): [src / "note.txt", src / "pkg"],
+                         other_platform(): [src / "other.txt"]})
     out = tmp_path / "out"
-    assert_ok(tf_main("pull", ref, "-o", out))
+    assert client.pull(ref, out) == [out / "note.txt", out / "pkg"]
     assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == [
         "note.txt", "pkg", "pkg/bin", "pkg/bin/run"]
     assert (out / "note.txt").read_bytes() == b"note"
     assert (out / "pkg" / "bin" / "run").read_bytes() == b"#!/bin/sh\necho run\n"
     assert os.access(out / "pkg" / "bin" / "run", os.X_OK | os.W_OK)
-    # --platform picks another manifest (nothing it writes exists yet)
-    assert_ok(tf_main("pull", ref, "-o", out, "--platform", other_platform()))
+    # platform picks another manifest (nothing it writes exists yet)
+    assert client.pull(ref, out, platform=other_platform()) == [out / "other.txt"]
     assert (out / "other.txt").read_bytes() == b"other"
     assert not list(out.glob(".toolfetch-pull-*"))
 
@@ -168,8 +174,10 @@ def test_pull_refuses_corrupt_content(fresh_registry: Registry, tmp_path: Path) 
 def test_copy_index_json_is_merged(registry: Registry, unique_repo: str, tmp_path: Path) -> None:
     ti = push_index(registry, unique_repo)
     layout = tmp_path / "layout"
-    assert_ok(tf_main("copy", ti.ref, f"oci-layout:{layout}:a"))
-    assert_ok(tf_main("copy", "--platform", host(), ti.ref, f"oci-layout:{layout}:b"))
+    client = toolfetch.Client()
+    client.copy(ti.ref, f"oci-layout:{layout}:a")
+    assert client.copy(ti.ref, f"oci-layout:{layout}:b", platform=host()).digest == (
+        ti.manifests[host()])
     index = json.loads((layout / "index.json").read_text())
     assert {m["annotations"][ocitest.REF_NAME]: m["digest"] for m in index["manifests"]} == {
         "a": ti.index_digest, "b": ti.manifests[host()]}
@@ -207,12 +215,35 @@ def test_copy_into_a_layout_replaces_a_damaged_blob(registry: Registry, unique_r
     """A blob already in the target layout is reused only if it hashes to its name."""
     ti = push_index(registry, unique_repo)
     layout = tmp_path / "layout"
-    assert_ok(tf_main("copy", "--all-platforms", ti.ref, f"oci-layout:{layout}:v1"))
+    client = toolfetch.Client()
+    client.copy(ti.ref, f"oci-layout:{layout}:v1")
     layer = ti.layers[host()][0]
     path = layout / "blobs" / "sha256" / layer["digest"].partition(":")[2]
     good = path.read_bytes()
     os.chmod(path, 0o644)
     path.write_bytes(good[:-1] + bytes([good[-1] ^ 1]))  # same size, other bytes
-    assert_ok(tf_main("copy", "--all-platforms", ti.ref, f"oci-layout:{layout}:v1"))
+    client.copy(ti.ref, f"oci-layout:{layout}:v1")
     assert path.read_bytes() == good
     validate_layout(layout)
+
+
+def test_pull_into_a_directory_holding_the_same_files_succeeds(registry: Registry,
+                                                               unique_repo: str,
+                                                               tmp_path: Path) -> None:
+    """The bug: every file already there, identical, so nothing was written and pull exited
+    4 saying no layer had a title. Now: exit 0, saying the files were there already."""
+    ocitest.push_artifact(registry, unique_repo, "1", ocitest.oras_artifact(
+        {"README.md": b"# docs\n", "schema.json": b"{}"}))
+    ref = registry.ref(unique_repo, "1")
+    out = tmp_path / "out"
+    first = tf_main("pull", ref, "-o", out)
+    assert_ok(first)
+    assert first.stdout == f"pull: wrote 2 files from {ref} to {out}\n"
+    again = tf_main("pull", ref, "-o", out)
+    assert_ok(again)
+    assert again.stdout == (f"pull: wrote 0 files from {ref} to {out}; 2 already there with "
+                            "the same bytes\n")
+    assert (out / "README.md").read_bytes() == b"# docs\n"
+    (out / "README.md").write_bytes(b"mine")  # other bytes: refused, as ever
+    assert_error(tf_main("pull", ref, "-o", out), 2, str(out / "README.md"), "already exist")
+    assert (out / "README.md").read_bytes() == b"mine"

@@ -1,5 +1,7 @@
 """``export`` / ``import``: a lockfile's closure as an OCI image layout, serving air-gapped
-machines by ``import`` + ``fetch --offline`` or as an ``oci-layout:`` mirror."""
+machines by ``import`` + ``fetch --offline`` or as an ``oci-layout:`` mirror. Export and
+import are driven through ``toolfetch.Client`` (``export``, ``import_layout``); a few tests
+run the command line for its exit codes."""
 
 from __future__ import annotations
 
@@ -26,6 +28,8 @@ from tf import (
     tf_main,
     write_config,
 )
+
+import toolfetch
 
 MakeRegistry = Callable[..., Registry]
 
@@ -73,14 +77,18 @@ def layout_blobs(layout: Path) -> set[str]:
 
 def test_export_host_and_all_platforms(world: World, tmp_path: Path) -> None:
     host_only, everything = tmp_path / "host", tmp_path / "all"
-    assert_ok(tf_main("export", "--lockfile", world.lockfile, host_only))
+    client = toolfetch.Client(world.lockfile)
+    stats = client.export(host_only)
     validate_layout(host_only, complete=False)
     expected_roots = {world.ti.ref: world.ti.index_digest, world.raw_ref: world.raw_digest}
     assert roots(host_only) == expected_roots
+    assert sorted(stats.roots) == sorted(expected_roots) and stats.from_cache == 0
+    # blobs counts configs and layers: every blob but the index and the two manifests
+    assert stats.blobs == len(layout_blobs(host_only)) - 3
     blobs = layout_blobs(host_only)
     assert world.blobs(host()) <= blobs and world.raw_layer in blobs
     assert not world.blobs(other_platform()) - world.blobs(host()) & blobs
-    assert_ok(tf_main("export", "--lockfile", world.lockfile, "--all-platforms", everything))
+    client.export(everything, all_platforms=True)
     validate_layout(everything, complete=True)
     assert roots(everything) == expected_roots
     # skopeo reads the bundle, by the reference as written
@@ -88,18 +96,19 @@ def test_export_host_and_all_platforms(world: World, tmp_path: Path) -> None:
     assert raw == world.ti.index_bytes
     # exporting again into the same directory changes nothing
     before = (everything / "index.json").read_bytes()
-    assert_ok(tf_main("export", "--lockfile", world.lockfile, "--all-platforms", everything))
+    assert client.export(everything, all_platforms=True).blobs == 0  # every blob reused
     assert (everything / "index.json").read_bytes() == before
 
 
 def test_air_gapped_import_then_offline_fetch(world: World, tmp_path: Path) -> None:
     bundle = tmp_path / "bundle"
-    assert_ok(tf_main("export", "--lockfile", world.lockfile, "--all-platforms", bundle))
+    toolfetch.Client(world.lockfile).export(bundle, all_platforms=True)
     world.upstream.stop()
     cache = tmp_path / "airgapped-cache"
     offline = ("--cache-dir", cache, "--lockfile", world.lockfile)
     assert_error(tf_main("fetch", "--offline", *offline), 6)
-    assert_ok(tf_main("import", "--cache-dir", cache, bundle))
+    imported = toolfetch.Client(world.lockfile, cache_dir=cache).import_layout(bundle)
+    assert imported.skipped == 0 and imported.blobs == len(layout_blobs(bundle))
     assert layout_blobs(bundle) <= set(cache_blobs(cache))
     assert_ok(tf_main("fetch", "--offline", "--all-platforms", *offline))
     check_cache_layout(cache)
@@ -112,7 +121,7 @@ def test_air_gapped_import_then_offline_fetch(world: World, tmp_path: Path) -> N
 def test_bundle_as_oci_layout_mirror(world: World, tmp_path: Path,
                                      monkeypatch: pytest.MonkeyPatch) -> None:
     bundle = tmp_path / "bundle"
-    assert_ok(tf_main("export", "--lockfile", world.lockfile, "--all-platforms", bundle))
+    toolfetch.Client(world.lockfile).export(bundle, all_platforms=True)
     world.upstream.stop()
     monkeypatch.setenv("TOOLFETCH_MIRRORS", f"{world.upstream.host}=oci-layout:{bundle}")
     cache = tmp_path / "c"
@@ -130,7 +139,8 @@ def test_bundle_as_oci_layout_mirror(world: World, tmp_path: Path,
 def test_export_takes_layers_from_the_cache(world: World, tmp_path: Path) -> None:
     assert_ok(tf_main("fetch", "--lockfile", world.lockfile))
     mark = LogMark(world.upstream)
-    assert_ok(tf_main("export", "--lockfile", world.lockfile, tmp_path / "b"))
+    stats = toolfetch.Client(world.lockfile).export(tmp_path / "b")
+    assert stats.from_cache >= 1
     layer_gets = [h for h in mark.requests() if h.method == "GET" and "/blobs/" in h.uri
                   and "acme/raw" in h.uri and world.raw_layer in h.uri]
     assert layer_gets == []
@@ -139,12 +149,14 @@ def test_export_takes_layers_from_the_cache(world: World, tmp_path: Path) -> Non
 
 def test_import_refuses_corrupt_bundles(world: World, tmp_path: Path) -> None:
     bundle = tmp_path / "bundle"
-    assert_ok(tf_main("export", "--lockfile", world.lockfile, bundle))
+    toolfetch.Client(world.lockfile).export(bundle)
     blob = bundle / "blobs" / "sha256" / world.raw_layer.partition(":")[2]
     blob.chmod(0o644)
     blob.write_bytes(script("evil"))
     cache = tmp_path / "cache"
-    assert_error(tf_main("import", "--cache-dir", cache, bundle), 3, world.raw_layer)
+    with pytest.raises(toolfetch.IntegrityError, match=world.raw_layer):
+        toolfetch.Client(world.lockfile, cache_dir=cache).import_layout(bundle)
     assert world.raw_layer not in cache_blobs(cache)
+    assert_error(tf_main("import", "--cache-dir", cache, bundle), 3, world.raw_layer)
     assert_error(tf_main("import", "--cache-dir", cache, tmp_path / "nothing"), 4,
                  "not an OCI image layout")

@@ -1,4 +1,6 @@
-"""``inspect``, ``exists``, ``tags``, ``attach`` and ``referrers``.
+"""``inspect``, ``exists``, ``tags``, ``attach`` and ``referrers``, through ``toolfetch.Client``
+(``get_artifact_info``, ``manifest_digest``, ``list_tags``, ``attach``, ``referrers``); a few
+tests run the command line for its output and exit codes.
 
 Distribution 2.8 has no referrers API, so ``attach``/``referrers`` there exercise the
 ``sha256-<hex>`` tag fallback; a small fake registry serves the referrers API and hostile
@@ -20,6 +22,8 @@ from ocischema import validate_manifest
 from ocitest import Registry
 from tf import assert_error, assert_ok, host, other_platform, tf_main
 
+import toolfetch
+
 WASM_CONFIG = "application/vnd.wasm.config.v0+json"
 WASM_LAYER = "application/vnd.wasm.content.layer.v1+wasm"
 
@@ -29,10 +33,7 @@ def sha(data: bytes) -> str:
 
 
 def inspect_json(ref: str) -> dict[str, Any]:
-    r = tf_main("inspect", ref, "--json")
-    assert_ok(r)
-    out: dict[str, Any] = json.loads(r.stdout)
-    return out
+    return toolfetch.Client().get_artifact_info(ref).to_json()
 
 
 def push_wasm(reg: Registry, repo: str) -> str:
@@ -58,7 +59,7 @@ def test_inspect_tells_kinds_apart(registry: Registry, unique_repo: str, tmp_pat
     ocitest.push_artifact(registry, unique_repo, "sbom", sbom)
     tool = tmp_path / "tool"
     tool.write_bytes(b"#!/bin/sh\n")
-    assert_ok(tf_main("push", registry.ref(unique_repo, "tool"), tool, "-a", "k=v"))
+    toolfetch.Client().push(registry.ref(unique_repo, "tool"), [tool], annotations={"k": "v"})
     kinds = {tag: inspect_json(registry.ref(unique_repo, tag))["kind"]
              for tag in ("oci-image", "docker-image", "wasm", "sbom", "tool")}
     assert kinds == {"oci-image": "image", "docker-image": "image", "wasm": "wasm",
@@ -67,6 +68,9 @@ def test_inspect_tells_kinds_apart(registry: Registry, unique_repo: str, tmp_pat
     assert wasm["artifactType"] == WASM_CONFIG
     assert wasm["layers"][0]["mediaType"] == WASM_LAYER
     assert wasm["layers"][0]["title"] == "module.wasm"
+    assert wasm["wasm"] == {"kind": "module", "wasi": "preview1"}
+    assert all("wasm" not in inspect_json(registry.ref(unique_repo, tag))
+               for tag in ("oci-image", "sbom", "tool"))
     t = inspect_json(registry.ref(unique_repo, "tool"))
     assert t["annotations"] == {"k": "v"}
     assert t["artifactType"] == "application/vnd.toolfetch.tool.v1"
@@ -76,13 +80,21 @@ def test_inspect_tells_kinds_apart(registry: Registry, unique_repo: str, tmp_pat
     human = tf_main("inspect", registry.ref(unique_repo, "wasm"))
     assert_ok(human)
     assert "WASM artifact" in human.stdout and "module.wasm" in human.stdout
+    assert "WASM:          module (WASI preview1)" in human.stdout.splitlines()
+    # --json prints the description with the WASM kind and WASI version
+    r = tf_main("inspect", "--json", registry.ref(unique_repo, "wasm"))
+    assert_ok(r)
+    assert json.loads(r.stdout) == wasm
     assert "container image" in tf_main("inspect", registry.ref(unique_repo, "oci-image")).stdout
 
 
 def test_inspect_index(registry: Registry, unique_repo: str) -> None:
     ti = ocitest.push_tool_index(registry, unique_repo, "1", {
         host(): {"tool": b"a"}, other_platform(): {"tool": b"bb"}})
-    info = inspect_json(ti.ref)
+    typed = toolfetch.Client().get_artifact_info(ti.ref)
+    assert typed.is_index and typed.platforms == (host(), other_platform())
+    assert [m.platform for m in typed.manifests] == [host(), other_platform()]
+    info = typed.to_json()
     assert info["digest"] == ti.index_digest and info["mediaType"] == ocitest.OCI_INDEX
     assert info["kind"] == "tool" and info["platforms"] == [host(), other_platform()]
     assert [m["digest"] for m in info["manifests"]] == [ti.manifests[host()],
@@ -108,6 +120,8 @@ def test_tags(registry: Registry, unique_repo: str, tmp_path: Path) -> None:
     art = ocitest.oras_artifact({"x": b"x"})
     for tag in ("1.0", "1.1", "latest"):
         ocitest.push_artifact(registry, unique_repo, tag, art)
+    client = toolfetch.Client()
+    assert sorted(client.list_tags(f"{registry.host}/{unique_repo}")) == ["1.0", "1.1", "latest"]
     r = tf_main("tags", f"{registry.host}/{unique_repo}")
     assert_ok(r)
     assert sorted(r.stdout.split()) == ["1.0", "1.1", "latest"]
@@ -115,9 +129,9 @@ def test_tags(registry: Registry, unique_repo: str, tmp_path: Path) -> None:
     assert sorted(json.loads(r.stdout)) == ["1.0", "1.1", "latest"]
     assert_error(tf_main("tags", registry.ref(unique_repo, "1.0")), 2, "without tag")
     layout = tmp_path / "layout"
-    assert_ok(tf_main("copy", registry.ref(unique_repo, "1.0"), f"oci-layout:{layout}:a"))
-    assert_ok(tf_main("tag", f"oci-layout:{layout}:a", "b"))
-    assert tf_main("tags", f"oci-layout:{layout}").stdout.split() == ["a", "b"]
+    client.copy(registry.ref(unique_repo, "1.0"), f"oci-layout:{layout}:a")
+    client.tag(f"oci-layout:{layout}:a", ["b"])
+    assert client.list_tags(f"oci-layout:{layout}") == ["a", "b"]
 
 
 def test_attach_and_referrers_fallback(registry: Registry, unique_repo: str,
@@ -125,12 +139,12 @@ def test_attach_and_referrers_fallback(registry: Registry, unique_repo: str,
     ti = ocitest.push_tool_index(registry, unique_repo, "1", {host(): {"tool": b"t"}})
     sbom = tmp_path / "sbom.spdx.json"
     sbom.write_text('{"spdxVersion": "SPDX-2.3"}')
-    r1 = tf_main("attach", ti.ref, sbom, "--artifact-type", "application/spdx+json",
-                 "-a", "org.example.kind=sbom")
-    assert_ok(r1)
+    client = toolfetch.Client()
+    sbom_digest = client.attach(ti.ref, [sbom], artifact_type="application/spdx+json",
+                                annotations={"org.example.kind": "sbom"}).digest
     r2 = tf_main("attach", ti.ref, "--artifact-type", "application/vnd.example.signature")
     assert_ok(r2)
-    sbom_digest, sig_digest = r1.stdout.strip(), r2.stdout.strip()
+    sig_digest = r2.stdout.strip()
     subject = {"mediaType": ocitest.OCI_INDEX, "digest": ti.index_digest,
                "size": len(ti.index_bytes)}
     for digest in (sbom_digest, sig_digest):
@@ -145,19 +159,21 @@ def test_attach_and_referrers_fallback(registry: Registry, unique_repo: str,
     index = validate_manifest(fallback.content)
     assert {m["digest"]: m["artifactType"] for m in index["manifests"]} == {
         sbom_digest: "application/spdx+json", sig_digest: "application/vnd.example.signature"}
+    found = {d.digest: d for d in client.referrers(ti.ref)}
+    assert set(found) == {sbom_digest, sig_digest}
+    assert found[sbom_digest].annotations == {"org.example.kind": "sbom"}
     r = tf_main("referrers", ti.ref, "--json")
     assert_ok(r)
-    found = {d["digest"]: d for d in json.loads(r.stdout)}
-    assert set(found) == {sbom_digest, sig_digest}
-    assert found[sbom_digest]["annotations"] == {"org.example.kind": "sbom"}
+    assert json.loads(r.stdout) == [d.descriptor for d in client.referrers(ti.ref)]
     r = tf_main("referrers", f"{registry.host}/{unique_repo}@{ti.index_digest}",
                 "--artifact-type", "application/spdx+json")
     assert r.stdout.split()[0:2] == [sbom_digest, "application/spdx+json"]
     assert len(r.stdout.splitlines()) == 1
     # attaching the same thing again does not duplicate the entry
-    assert_ok(tf_main("attach", ti.ref, "--artifact-type", "application/vnd.example.signature"))
-    assert len(json.loads(tf_main("referrers", ti.ref, "--json").stdout)) == 2
+    client.attach(ti.ref, artifact_type="application/vnd.example.signature")
+    assert len(client.referrers(ti.ref)) == 2
     # a manifest nobody refers to has no referrers
+    assert client.referrers(registry.ref(unique_repo, ti.manifests[host()])) == []
     assert tf_main("referrers", registry.ref(unique_repo, ti.manifests[host()])).stdout == ""
 
 
@@ -165,11 +181,11 @@ def test_attach_in_a_layout(tmp_path: Path) -> None:
     f = tmp_path / "tool"
     f.write_text("tool")
     layout = tmp_path / "layout"
-    assert_ok(tf_main("push", f"oci-layout:{layout}:1", f))
-    r = tf_main("attach", f"oci-layout:{layout}:1", f, "--artifact-type", "application/x.sig")
-    assert_ok(r)
-    listed = tf_main("referrers", f"oci-layout:{layout}:1").stdout.split()
-    assert listed[:2] == [r.stdout.strip(), "application/x.sig"]
+    client = toolfetch.Client()
+    client.push(f"oci-layout:{layout}:1", [f])
+    attached = client.attach(f"oci-layout:{layout}:1", [f], artifact_type="application/x.sig")
+    [listed] = client.referrers(f"oci-layout:{layout}:1")
+    assert (listed.digest, listed.artifact_type) == (attached.digest, "application/x.sig")
 
 
 # -- a fake registry: the referrers API, and tag pagination (good and hostile) ------------
@@ -208,9 +224,10 @@ def fake_registry() -> Iterator[str]:
 
 
 def test_tags_pagination(fake_registry: str) -> None:
-    r = tf_main("tags", f"{fake_registry}/paged")
-    assert_ok(r)
-    assert r.stdout.split() == ["a", "b", "c", "d", "e"]
+    client = toolfetch.Client()
+    assert client.list_tags(f"{fake_registry}/paged") == ["a", "b", "c", "d", "e"]
+    with pytest.raises(toolfetch.IntegrityError, match="leaves"):
+        client.list_tags(f"{fake_registry}/evil")
     assert_error(tf_main("tags", f"{fake_registry}/evil"), 3, "leaves")
     assert_error(tf_main("tags", f"{fake_registry}/endless"), 3, "pages")
 
@@ -222,6 +239,9 @@ def test_referrers_api(fake_registry: str) -> None:
                {"mediaType": ocitest.OCI_MANIFEST, "digest": sha(b"b"), "size": 11,
                 "artifactType": "application/x.sig"}]
     _Fake.referrers = {subject: entries}
+    found = toolfetch.Client().referrers(f"{fake_registry}/api@{subject}")
+    assert [(d.digest, d.artifact_type, d.size) for d in found] == [
+        (e["digest"], e["artifactType"], e["size"]) for e in entries]
     r = tf_main("referrers", f"{fake_registry}/api@{subject}", "--json")
     assert_ok(r)
     assert json.loads(r.stdout) == entries

@@ -23,7 +23,9 @@ if TYPE_CHECKING:  # what type checkers see; at run time __getattr__ loads them
 
     from toolfetch.api.artifacts import ArtifactInfo, LayerInfo, WasmInfo
     from toolfetch.api.cache_check import CacheCheck, CacheProblem
+    from toolfetch.api.cache_methods import CachedTree, CacheInfo
     from toolfetch.api.client import Client
+    from toolfetch.api.registry_results import ArtifactRef, LogoutResult, PullResult, Referrer
     from toolfetch.api.tool_results import (
         ImportedTools,
         ListedTool,
@@ -60,6 +62,9 @@ _LAZY = {
     "WasmInfo": "toolfetch.api.artifacts",
     "CacheCheck": "toolfetch.api.cache_check",
     "CacheProblem": "toolfetch.api.cache_check",
+    **{name: "toolfetch.api.cache_methods" for name in ("CacheInfo", "CachedTree")},
+    **{name: "toolfetch.api.registry_results" for name in (
+        "ArtifactRef", "LogoutResult", "PullResult", "Referrer")},
     "GcReport": "toolfetch.cache.gc",
     "LockResult": "toolfetch.lock.update",
     "Change": "toolfetch.lock.changes",
@@ -72,11 +77,14 @@ _LAZY = {
 
 __all__ = [  # the facade: each name is loaded by __getattr__ on first use
     "ArtifactInfo",
+    "ArtifactRef",
     "AuthError",
     "BootstrapReport",
     "BundleStats",
     "CacheCheck",
+    "CacheInfo",
     "CacheProblem",
+    "CachedTree",
     "Change",
     "Client",
     "GcReport",
@@ -86,9 +94,12 @@ __all__ = [  # the facade: each name is loaded by __getattr__ on first use
     "ListedTool",
     "LocalIOError",
     "LockResult",
+    "LogoutResult",
     "MultipleErrors",
     "NotFoundError",
     "OutOfDateError",
+    "PullResult",
+    "Referrer",
     "SignatureCheck",
     "ToolLocation",
     "ToolfetchError",

@@ -11,7 +11,7 @@ types (a config alone) leave :attr:`ArtifactInfo.wasm` None: nothing says which.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 WASM_COMPONENT = "application/vnd.wasm.component.v1+wasm"
@@ -24,6 +24,9 @@ class WasmInfo:
 
     kind: str
     wasi: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"kind": self.kind, "wasi": self.wasi}
 
     @classmethod
     def of(cls, media_types: list[str]) -> WasmInfo | None:
@@ -60,6 +63,7 @@ class ArtifactInfo:
     manifests' common kind, ``mixed``, or ``empty``. An index has ``manifests`` (each with
     its ``platform``) and ``platforms``; a manifest has ``config``, ``layers`` and
     ``total_size`` (layers plus config). ``reference`` is empty for an index's children.
+    ``description`` is the manifest's description as read (the keys of :meth:`to_json`).
     """
 
     reference: str
@@ -77,6 +81,17 @@ class ArtifactInfo:
     platform: str | None = None  # an index child's platform
     manifests: tuple[ArtifactInfo, ...] = ()
     platforms: tuple[str, ...] = ()
+    description: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def to_json(self) -> dict[str, Any]:
+        """What ``toolfetch inspect --json`` prints: the description, its manifests' too,
+        with ``wasm`` (``{"kind": "module", "wasi": "preview1"}``) where known."""
+        out = dict(self.description)
+        if self.manifests:
+            out["manifests"] = [c.to_json() for c in self.manifests]
+        if self.wasm is not None:
+            out["wasm"] = self.wasm.to_json()
+        return out
 
     @property
     def is_index(self) -> bool:
@@ -100,4 +115,5 @@ class ArtifactInfo:
             artifact_type=info.get("artifactType"), annotations=info.get("annotations"),
             subject=(info.get("subject") or {}).get("digest"), config=config, layers=layers,
             total_size=info.get("totalSize"), wasm=wasm, platform=info.get("platform"),
-            manifests=children, platforms=tuple(info.get("platforms", ())))
+            manifests=children, platforms=tuple(info.get("platforms", ())),
+            description=dict(info))

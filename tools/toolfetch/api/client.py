@@ -20,6 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from toolfetch.api.cache_methods import CacheMethods
 from toolfetch.api.paths import open_cache, project_files
 from toolfetch.api.registry_methods import PathArg, RegistryMethods
 from toolfetch.api.tool_results import ToolLocation
@@ -58,7 +59,7 @@ def kept_digests(lockfiles: Iterable[PathArg]) -> set[Digest]:
     return keep
 
 
-class Client(RegistryMethods, AbstractContextManager["Client"]):
+class Client(RegistryMethods, CacheMethods, AbstractContextManager["Client"]):
     """toolfetch as a library: what the command line does, as typed method calls.
 
     ``lockfile`` and ``config`` (tools.yaml) pair as the CLI's ``--lockfile`` and

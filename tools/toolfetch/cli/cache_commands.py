@@ -7,19 +7,15 @@ import json
 import sys
 from pathlib import Path
 
-from toolfetch.cache.inventory import digests_under
-from toolfetch.cache.store import Cache
 from toolfetch.cli.common import (
     Command,
     add_global_options,
-    cache_of,
     client_of,
     json_arg,
     lockfile_arg,
     quiet,
 )
 from toolfetch.cli.helptext import epilog
-from toolfetch.core.digest import Digest
 from toolfetch.core.errors import IntegrityError
 from toolfetch.core.sizes import format_size, parse_duration, parse_size
 
@@ -58,75 +54,41 @@ def register(command: Command) -> None:
     sp.set_defaults(run=cmd_verify)
 
 
-def names_by_digest(cache: Cache) -> dict[str, list[str]]:
-    """``sha256:…`` of trees and their blobs -> ``tool platform`` names, from the lockfile
-    indexes in the cache (every lockfile this cache served, as it is now on disk)."""
-    from toolfetch.core import lockindex
-
-    names: dict[str, set[str]] = {}
-    index_dir = cache.root / "lockfiles"
-    paths = sorted(index_dir.iterdir()) if index_dir.is_dir() else []
-    for path in paths:
-        if path.name.startswith(lockindex.VERDICT_PREFIX):
-            continue
-        index = lockindex.read_any(str(cache.root), str(path))
-        for (tool, key), (hexpart, _, _) in (index.entries.items() if index else ()):
-            names.setdefault(f"sha256:{hexpart}", set()).add(f"{tool} {key}")
-    for tree_key, record in digests_under(cache.trees, ".json"):
-        tree_names = names.get(str(tree_key))
-        if not tree_names:
-            continue
-        try:
-            layers = json.loads(record.read_bytes()).get("layers", [])
-        except (OSError, ValueError):
-            continue
-        for layer in layers:
-            if isinstance(layer, str):
-                names.setdefault(layer, set()).update(tree_names)
-    return {digest: sorted(found) for digest, found in names.items()}
-
-
 def cmd_path(args: argparse.Namespace) -> int:
-    print(cache_of(args).root)
+    print(client_of(args, bars=False).cache_dir)
     return 0
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from toolfetch.cache.inventory import cache_info
-
-    cache = cache_of(args)
-    info = cache_info(cache)
-    named = {d: n for d, n in names_by_digest(cache).items()
-             if cache.has_tree(Digest(d.removeprefix("sha256:")))}
+    info = client_of(args, bars=False).cache_info()
     if args.json:
-        print(json.dumps({**info, "tools": [{"tree": d, "tools": n}
-                                            for d, n in sorted(named.items())]}, indent=2))
+        print(json.dumps(info.to_json(), indent=2))
         return 0
-    human = {k: format_size(int(str(info[k])))
-             for k in ("size", "allocated", "blob_size", "tree_size")}
-    print(f"cache:      {info['path']}")
-    print(f"size:       {human['size']} ({human['allocated']} allocated)")
-    print(f"blobs:      {info['blobs']} ({human['blob_size']})")
-    print(f"trees:      {info['trees']} ({human['tree_size']} besides the blobs they link)")
-    print(f"oldest use: {info['oldest_use'] or '-'}")
-    print(f"newest use: {info['newest_use'] or '-'}")
-    for digest, tool_names in sorted(named.items(), key=lambda item: item[1]):
-        print(f"tree {digest[:19]}…  {', '.join(tool_names)}")
+    print(f"cache:      {info.path}")
+    print(f"size:       {format_size(info.size)} ({format_size(info.allocated)} allocated)")
+    print(f"blobs:      {info.blobs} ({format_size(info.blob_size)})")
+    print(f"trees:      {info.trees} ({format_size(info.tree_size)} besides the blobs they "
+          "link)")
+    print(f"oldest use: {info.oldest_use or '-'}")
+    print(f"newest use: {info.newest_use or '-'}")
+    for tree in sorted(info.tools, key=lambda t: t.tools):
+        print(f"tree {tree.tree[:19]}…  {', '.join(tree.tools)}")
     return 0
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
     max_size = parse_size(args.max_size, "--max-size") if args.max_size else None
     unused_for = parse_duration(args.unused_for, "--unused-for") if args.unused_for else None
-    cache = cache_of(args)
-    names = names_by_digest(cache)  # before gc takes the indexes of vanished lockfiles
-    report = client_of(args).clear_cache(max_size, unused_for, args.keep, dry_run=args.dry_run)
+    client = client_of(args)
+    names = client.cache_tools()  # before gc takes the indexes of vanished lockfiles
+    report = client.clear_cache(max_size, unused_for, args.keep, dry_run=args.dry_run)
     if args.json:
         print(json.dumps({
             "dry_run": args.dry_run,
             "removed": [{"kind": r.entry.kind, "digest": str(r.entry.digest),
                          "size": r.entry.size, "freed": r.freed,
-                         "tools": names.get(str(r.entry.digest), [])} for r in report.removed],
+                         "tools": list(names.get(str(r.entry.digest), ()))}
+                        for r in report.removed],
             "freed": report.freed,
             "in_use": [str(e.digest) for e in report.kept_in_use],
             "temp_reclaimed": report.reclaimed_temp, "locks_reclaimed": report.reclaimed_locks,
@@ -135,7 +97,7 @@ def cmd_gc(args: argparse.Namespace) -> int:
     elif not quiet(args):
         verb = "would remove" if args.dry_run else "removed"
         for r in report.removed:
-            named = ", ".join(names.get(str(r.entry.digest), [])) or "no known tool"
+            named = ", ".join(names.get(str(r.entry.digest), ())) or "no known tool"
             print(f"gc: {verb} {r.entry.kind} {str(r.entry.digest)[:19]}… ({named}, "
                   f"{format_size(r.freed)})")
         print(f"gc: {verb} {len(report.removed)} entries (freeing {format_size(report.freed)}), "

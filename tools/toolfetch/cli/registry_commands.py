@@ -1,6 +1,7 @@
 """Registry workflows: push, publish, pull, copy, tag, tags, inspect, exists, attach,
-referrers, export, import, login and logout. Each command parses its options, calls the
-:mod:`toolfetch.ops` function that does the work, and prints the result."""
+referrers, export, import, login and logout. Each command parses its options, calls one
+method of the library facade (:class:`toolfetch.api.client.Client`, through
+:func:`~toolfetch.cli.common.client_of`) and prints the result."""
 
 from __future__ import annotations
 
@@ -11,22 +12,17 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from toolfetch.cli.artifact_text import render_artifact
 from toolfetch.cli.common import (
     Command,
-    cache_of,
+    client_of,
     jobs_arg,
     json_arg,
     lockfile_arg,
-    lockfile_of,
     platform_arg,
-    platform_of,
-    progress,
     quiet,
 )
-from toolfetch.core.errors import NotFoundError, UsageError
-from toolfetch.core.platform import Platform
-from toolfetch.core.progress import Progress
-from toolfetch.core.reference import parse_any
+from toolfetch.core.errors import UsageError
 
 log = logging.getLogger("toolfetch")
 
@@ -168,144 +164,102 @@ def parse_annotations(items: Sequence[str] | None) -> dict[str, str]:
     return out
 
 
-def parse_platform_arg(text: str) -> tuple[Platform, list[str]]:
+def parse_platform_arg(text: str) -> tuple[str, list[str]]:
     platform, sep, paths = text.partition("=")
     files = [p for p in paths.split(",") if p]
     if not sep or not files:
         raise UsageError(f"--platform {text!r}: expected OS/ARCH=PATH[,PATH…]")
-    return Platform.parse(platform), files
-
-
-def _platform(args: argparse.Namespace) -> Platform | None:
-    return Platform.parse(args.platform) if args.platform else None
+    return platform, files
 
 
 # -- commands ----------------------------------------------------------------------------------
 def cmd_push(args: argparse.Namespace) -> int:
-    from toolfetch.ops.push_publish import push_files, write_tag
-    from toolfetch.registry.targets import open_target
-
-    ref = parse_any(args.ref)
-    tag = write_tag(ref, "push")
-    if not args.files:
-        raise UsageError("push: give at least one file or directory")
-    bar = Progress("push", 0, progress(args))
-    try:
-        desc, _ = push_files(open_target(ref), args.files, tag,
-                             artifact_type=args.artifact_type,
-                             annotations=parse_annotations(args.annotation),
-                             mount_from=args.mount_from or (), progress=bar)
-    finally:
-        bar.close()
-    print(desc.digest)
+    pushed = client_of(args).push(args.ref, args.files, artifact_type=args.artifact_type,
+                                  annotations=parse_annotations(args.annotation),
+                                  mount_from=args.mount_from or ())
+    print(pushed.digest)
     return 0
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    from toolfetch.ops.push_publish import publish, write_tag
-    from toolfetch.registry.targets import open_target
-
     if args.from_lockfile:
         return _publish_from_lockfile(args)
     if len(args.ref) != 1 or not args.platform:
         raise UsageError("publish: give one REF and --platform OS/ARCH=FILES (or "
                          "--from-lockfile [TOOL…] REGISTRY/PREFIX)")
-    ref = parse_any(args.ref[0])
-    tag = write_tag(ref, "publish")
     per_platform = [parse_platform_arg(p) for p in args.platform]
-    bar = Progress("publish", 0, progress(args))
-    try:
-        digest = publish(open_target(ref), tag, per_platform, artifact_type=args.artifact_type,
-                         annotations=parse_annotations(args.annotation),
-                         mount_from=args.mount_from or (), progress=bar)
-    finally:
-        bar.close()
-    print(digest)
+    published = client_of(args).publish(args.ref[0], per_platform,
+                                        artifact_type=args.artifact_type,
+                                        annotations=parse_annotations(args.annotation),
+                                        mount_from=args.mount_from or ())
+    print(published.digest)
     return 0
 
 
 def _publish_from_lockfile(args: argparse.Namespace) -> int:
-    from toolfetch.lock.lockfile import Lockfile
-    from toolfetch.ops.asset_artifacts import publish_from_lockfile
-
     if args.platform:
         raise UsageError("publish --from-lockfile takes no --platform: every locked platform "
                          "of each tool is published")
     *tools, prefix = args.ref
-    lockfile = Lockfile.load(lockfile_of(args))
-    for tool, ref in publish_from_lockfile(lockfile, tools, prefix, cache_of(args)).items():
-        print(f"{tool}: {ref}")
+    for tool, published in client_of(args).publish_from_lockfile(prefix, tools).items():
+        print(f"{tool}: {published}")
     return 0
 
 
 def cmd_attach(args: argparse.Namespace) -> int:
-    from toolfetch.ops.push_publish import attach
-
-    print(attach(parse_any(args.subject), args.files, args.artifact_type,
-                 parse_annotations(args.annotation)))
+    attached = client_of(args).attach(args.subject, args.files,
+                                      artifact_type=args.artifact_type,
+                                      annotations=parse_annotations(args.annotation))
+    print(attached.digest)
     return 0
 
 
 def cmd_tag(args: argparse.Namespace) -> int:
-    from toolfetch.ops.push_publish import tag
-
-    print(tag(parse_any(args.ref), args.tags))
+    print(client_of(args).tag(args.ref, args.tags).digest)
     return 0
 
 
 def cmd_copy(args: argparse.Namespace) -> int:
-    from toolfetch.ops.copy_pull import copy
-
-    print(copy(parse_any(args.src), parse_any(args.dst), platform=_platform(args),
-               jobs=args.jobs, progress=progress(args)))
+    print(client_of(args).copy(args.src, args.dst, platform=args.platform).digest)
     return 0
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
-    from toolfetch.ops.copy_pull import pull
-
-    ref = parse_any(args.ref)
-    written = pull(ref, args.output.absolute(), _platform(args), progress=progress(args))
-    if not written:
-        raise NotFoundError(f"pull {ref}: no layer has a title; nothing to write")
-    for path in written:
+    pulled = client_of(args).pull_artifact(args.ref, args.output, args.platform)
+    for path in pulled.written:
         log.info("wrote %s", path)
+    for path in pulled.present:
+        log.info("kept %s: already there with the same bytes", path)
     if not quiet(args):
-        print(f"pull: wrote {len(written)} files from {ref} to {args.output.absolute()}")
+        same = (f"; {len(pulled.present)} already there with the same bytes"
+                if pulled.present else "")
+        print(f"pull: wrote {len(pulled.written)} files from {pulled.reference} to "
+              f"{pulled.output}{same}")
     return 0
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from toolfetch.ops.inspect_tags import inspect, render
-    from toolfetch.registry.targets import open_source
-
-    ref = parse_any(args.ref)
-    info = inspect(ref, open_source(ref))
-    print(json.dumps(info, indent=2, sort_keys=True) if args.json else render(info))
+    info = client_of(args).get_artifact_info(args.ref)
+    print(json.dumps(info.to_json(), indent=2, sort_keys=True) if args.json
+          else render_artifact(info))
     return 0
 
 
 def cmd_exists(args: argparse.Namespace) -> int:
-    from toolfetch.ops.inspect_tags import manifest_digest
-
-    print(manifest_digest(parse_any(args.ref)))
+    print(client_of(args).manifest_digest(args.ref))
     return 0
 
 
 def cmd_tags(args: argparse.Namespace) -> int:
-    from toolfetch.ops.inspect_tags import tags
-
-    found = tags(args.repo)
+    found = client_of(args).list_tags(args.repo)
     print(json.dumps(found, indent=2) if args.json else "\n".join(found))
     return 0
 
 
 def cmd_referrers(args: argparse.Namespace) -> int:
-    from toolfetch.ops.inspect_tags import referrers
-
-    found = referrers(parse_any(args.subject), args.artifact_type)
+    found = client_of(args).referrers(args.subject, args.artifact_type)
     if args.json:
-        print(json.dumps([d.to_json() for d in found], indent=2, sort_keys=True))
+        print(json.dumps([d.descriptor for d in found], indent=2, sort_keys=True))
     else:
         for d in found:
             print(f"{d.digest}  {d.artifact_type or '-'}  {d.size}")
@@ -313,11 +267,8 @@ def cmd_referrers(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from toolfetch.ops.export_import import export
-
-    platform = None if args.all_platforms else platform_of(args.platform)
-    stats = export(lockfile_of(args), cache_of(args), args.dir.absolute(), platform,
-                   progress=progress(args))
+    client = client_of(args)
+    stats = client.export(args.dir, args.platform, all_platforms=args.all_platforms)
     if not quiet(args):
         print(f"export: wrote {len(stats.roots)} roots ({stats.blobs} blobs, "
               f"{stats.from_cache} from the cache) to {args.dir.absolute()}")
@@ -325,12 +276,11 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from toolfetch.ops.export_import import import_layout
-
-    stats = import_layout(args.dir.absolute(), cache_of(args), progress=progress(args))
+    client = client_of(args)
+    stats = client.import_layout(args.dir)
     if not quiet(args):
         print(f"import: {stats.blobs} blobs from {args.dir.absolute()} into "
-              f"{cache_of(args).root} ({stats.skipped} referenced but absent)")
+              f"{client.cache_dir} ({stats.skipped} referenced but absent)")
     return 0
 
 
@@ -351,19 +301,14 @@ def _read_password(args: argparse.Namespace) -> str:
     return password
 
 
-
-
 def cmd_login(args: argparse.Namespace) -> int:
-    from toolfetch.ops.login import login
-
-    login(args.registry, args.username, _read_password(args))
+    client_of(args).login(args.registry, args.username, _read_password(args))
     print("Login Succeeded")
     return 0
 
 
 def cmd_logout(args: argparse.Namespace) -> int:
-    from toolfetch.ops.login import logout
-
-    key, removed = logout(args.registry)
-    print(f"Removing login credentials for {key}" if removed else f"Not logged in to {key}")
+    out = client_of(args).logout(args.registry)
+    print(f"Removing login credentials for {out.key}" if out.removed
+          else f"Not logged in to {out.key}")
     return 0

@@ -23,7 +23,7 @@ from toolfetch.cache.store import Cache
 from toolfetch.core.digest import Digest
 from toolfetch.core.errors import NotFoundError, UsageError
 from toolfetch.core.platform import Platform
-from toolfetch.core.reference import parse_any
+from toolfetch.core.reference import AnyReference, parse_any
 from toolfetch.lock.lockfile import LockedPlatform, Lockfile
 from toolfetch.oci import manifest as oci
 
@@ -60,9 +60,10 @@ def asset_tools(lockfile: Lockfile, names: Sequence[str]) -> list[str]:
 
 
 def publish_from_lockfile(lockfile: Lockfile, names: Sequence[str], prefix: str,
-                          cache: Cache) -> dict[str, str]:
-    """Push each asset tool to ``prefix/<tool>:<version or latest>``; returns the refs with
-    the index digests. The assets come through the cache (fetched first, verified)."""
+                          cache: Cache) -> dict[str, tuple[AnyReference, Digest]]:
+    """Push each asset tool to ``prefix/<tool>:<version or latest>``; returns each tool's
+    reference and index digest. The assets come through the cache (fetched first,
+    verified)."""
     from toolfetch.ops.fetch import Fetcher
     from toolfetch.ops.plan import plan
     from toolfetch.registry.targets import open_target
@@ -71,7 +72,7 @@ def publish_from_lockfile(lockfile: Lockfile, names: Sequence[str], prefix: str,
     wants = [w for w in plan(lockfile, tools, None, True) if w.entry.is_asset]
     fetcher = Fetcher(cache, lockfile)
     fetcher.fetch_blobs(wants)  # the files as they are: nothing to unpack for an upload
-    out: dict[str, str] = {}
+    out: dict[str, tuple[AnyReference, Digest]] = {}
     for name in tools:
         tag = lockfile.tools[name].fields.get("version") or "latest"
         ref = parse_any(f"{prefix.rstrip('/')}/{name}:{_tag(tag)}", lockfile.base_dir)
@@ -88,7 +89,7 @@ def publish_from_lockfile(lockfile: Lockfile, names: Sequence[str], prefix: str,
             manifests.append((w.key, raw))
         raw = asset_index(manifests)
         target.put_manifest(raw, oci.OCI_INDEX, ref.tag)
-        out[name] = f"{ref}@{Digest.of_bytes(raw)}"
+        out[name] = (ref, Digest.of_bytes(raw))
     return out
 
 

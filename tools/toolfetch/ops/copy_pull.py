@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from toolfetch.core.digest import Digest
-from toolfetch.core.errors import IntegrityError, LocalIOError, UsageError
+from toolfetch.core.errors import IntegrityError, LocalIOError, NotFoundError, UsageError
 from toolfetch.core.platform import Platform, host_platform
 from toolfetch.core.progress import Progress
 from toolfetch.core.reference import AnyReference, LayoutReference, Reference
@@ -128,17 +128,22 @@ def copy(src: AnyReference, dst: AnyReference, *, platform: Platform | None = No
 
 
 def pull(ref: AnyReference, output: Path, platform: Platform | None = None,
-         progress: bool = False) -> list[Path]:
-    """Write an artifact's titled layers into ``output``; returns what was written.
+         progress: bool = False) -> tuple[list[Path], list[Path]]:
+    """Write an artifact's titled layers into ``output``; returns (its files in ``output``,
+    in layer order; those of them that were there already with the very same bytes).
 
     Everything is downloaded, verified and unpacked into a temp directory inside ``output``
     first; then, only if no destination exists already (a file with the very same bytes
-    excepted), it is moved into place. An existing file or directory is never replaced or
-    deleted: the pull is refused (UsageError, exit 2) and ``output`` is left as it was.
+    excepted: it is left as it is, and pulling twice succeeds), it is moved into place. An
+    existing file or directory with other content is never replaced or deleted: the pull is
+    refused (UsageError, exit 2) and ``output`` is left as it was. An artifact with no titled
+    layer has nothing to write (NotFoundError, exit 4).
     """
     what = f"pull {ref}"
     source = open_source(ref)
     manifest = resolve_root(source, ref, platform or host_platform(), what)
+    if all(d.title is None for d in manifest.layers(what)):
+        raise NotFoundError(f"{what}: no layer has a title; nothing to write")
     try:
         output.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=".toolfetch-pull-", dir=output) as tmp:
@@ -148,8 +153,11 @@ def pull(ref: AnyReference, output: Path, platform: Platform | None = None,
             finally:
                 bar.close()
             _refuse_conflicts(moves, output, what)
-            return [_move(src, output / name) for name, src in moves
-                    if not _same_file(src, output / name)]
+            present = [output / name for name, src in moves if _same_file(src, output / name)]
+            for name, src in moves:
+                if output / name not in present:
+                    _move(src, output / name)
+            return [output / name for name, _ in moves], present
     except OSError as e:
         raise LocalIOError.of(e, f"{what}: cannot write into {output}") from e
 

@@ -52,12 +52,29 @@ log = logging.getLogger("toolfetch")
 ASSET_ROOT = "asset/"  # index.json names an HTTP asset tool's index asset/<tool>
 
 
-@dataclass
+@dataclass(frozen=True)
 class BundleStats:
+    """What ``export`` or ``import`` did: the roots (``index.json``'s names), how many blobs
+    it wrote, how many of those came from the cache (export), and how many blobs the layout
+    references but lacks (import of a partial export)."""
+
+    roots: tuple[str, ...] = ()
+    blobs: int = 0
+    from_cache: int = 0
+    skipped: int = 0
+
+
+@dataclass
+class _Tally:
+    """The counts of :class:`BundleStats` while they grow."""
+
     roots: list[str] = field(default_factory=list)
     blobs: int = 0
     from_cache: int = 0
     skipped: int = 0
+
+    def stats(self) -> BundleStats:
+        return BundleStats(tuple(self.roots), self.blobs, self.from_cache, self.skipped)
 
 
 class Exporter:
@@ -69,7 +86,7 @@ class Exporter:
         self.cache = cache
         self.sources = SourceFactory(parse_mirror_map(lockfile.mirrors, lockfile.base_dir,
                                                       where=str(lockfile.path)))
-        self.stats = BundleStats()
+        self.tally = _Tally()
 
     def export(self, platform: Platform | None) -> BundleStats:
 
@@ -104,7 +121,7 @@ class Exporter:
             named[name] = desc
         for name, desc in sorted(named.items()):
             self.layout.tag(desc, name)
-            self.stats.roots.append(name)
+            self.tally.roots.append(name)
         docker = sorted(n for n, d in named.items() if d.media_type in DOCKER_TYPES)
         if docker:
             log.warning("%s: %s %s Docker-typed (kept byte-exact: the lockfile pins their "
@@ -112,7 +129,7 @@ class Exporter:
                         "roots, toolfetch (import, copy, oci-layout: mirrors) opens every "
                         "root", self.layout, ", ".join(docker),
                         "is" if len(docker) == 1 else "are")
-        return self.stats
+        return self.tally.stats()
 
     def _manifest(self, ref: AnyReference, digest: Digest, what: str) -> Manifest:
         def get(source: ContentSource) -> Manifest:
@@ -149,14 +166,14 @@ class Exporter:
         if cached is not None and cached.is_file():
             self.layout.put_stream(digest, lambda f: _copy_verified(cached, f, digest, size, what))
             report(size)
-            self.stats.from_cache += 1
+            self.tally.from_cache += 1
         else:
             def fetch(source: BlobSource) -> None:
                 self.layout.put_stream(digest, lambda f: source.fetch_blob(digest, size, f, what,
                                                                            report))
 
             self.sources.try_in_order(sources(), what, fetch)
-        self.stats.blobs += 1
+        self.tally.blobs += 1
 
 
 # The image-layout spec's grammar for org.opencontainers.image.ref.name, which skopeo and
@@ -202,12 +219,12 @@ def import_layout(path: Path, cache: Cache, progress: bool = False) -> BundleSta
 def _import(layout: LayoutSource, cache: Cache, progress: Progress) -> BundleStats:
     layout.check()
     cache.ensure()
-    stats = BundleStats()
+    tally = _Tally()
     seen: set[Digest] = set()
     stack = [(d, True) for d in layout.entries()]
     for d in layout.entries():
         name = d.annotations.get("org.opencontainers.image.ref.name")
-        stats.roots.append(name or str(d.digest))
+        tally.roots.append(name or str(d.digest))
     while stack:
         desc, is_root = stack.pop()
         if desc.digest in seen:
@@ -218,7 +235,7 @@ def _import(layout: LayoutSource, cache: Cache, progress: Progress) -> BundleSta
             if is_root:
                 raise NotFoundError(f"{what}: listed in index.json but missing")
             log.debug("%s: not in the layout (partial export); skipped", what)
-            stats.skipped += 1
+            tally.skipped += 1
             continue
         if desc.media_type in INDEX_TYPES or desc.media_type in MANIFEST_TYPES:
             manifest = layout.get_manifest(str(desc.digest), desc.digest)
@@ -230,8 +247,8 @@ def _import(layout: LayoutSource, cache: Cache, progress: Progress) -> BundleSta
             progress.expect(desc.size)
             name = desc.title or desc.digest.short
             _store_from(cache, layout, desc, what, progress.reporter(name))
-        stats.blobs += 1
-    return stats
+        tally.blobs += 1
+    return tally.stats()
 
 
 def _store_bytes(cache: Cache, raw: bytes, digest: Digest) -> None:

@@ -14,7 +14,6 @@ from typing import Any
 from toolfetch.core.digest import Digest
 from toolfetch.core.errors import UsageError
 from toolfetch.core.reference import AnyReference, Reference, parse_any
-from toolfetch.core.sizes import format_size
 from toolfetch.oci.manifest import (
     DOCKER_MANIFEST,
     IMAGE_CONFIG_TYPES,
@@ -27,8 +26,6 @@ from toolfetch.registry.sources import ContentSource
 from toolfetch.registry.targets import open_source
 
 WASM_PREFIX = "application/vnd.wasm."
-KIND_LABELS = {"image": "container image", "wasm": "WASM artifact", "tool": "tool artifact",
-               "artifact": "artifact", "mixed": "mixed", "empty": "empty index"}
 INSPECT_JOBS = 8
 
 
@@ -118,33 +115,6 @@ def inspect(ref: AnyReference, source: ContentSource) -> dict[str, Any]:
     info["kind"] = kinds.pop() if len(kinds) == 1 else ("empty" if not kinds else "mixed")
     info["platforms"] = [c["platform"] for c in children if "platform" in c]
     return info
-
-
-def render(info: dict[str, Any]) -> str:
-    is_index = "manifests" in info
-    kind = KIND_LABELS.get(info.get("kind", ""), info.get("kind", ""))
-    lines = [f"Reference:     {info['reference']}", f"Digest:        {info['digest']}",
-             f"Media type:    {info['mediaType']}",
-             f"Kind:          {kind}{' (index)' if is_index else ''}"]
-    if info.get("artifactType"):
-        lines.append(f"Artifact type: {info['artifactType']}")
-    if "subject" in info:
-        lines.append(f"Subject:       {info['subject']['digest']}")
-    for key, value in sorted((info.get("annotations") or {}).items()):
-        lines.append(f"Annotation:    {key}={value}")
-    if is_index:
-        lines.append("Platforms:")
-        for c in info["manifests"]:
-            label = KIND_LABELS.get(c.get("kind", ""), "")
-            lines.append(f"  {c.get('platform', '-'):<16} {c['digest']}  "
-                         f"{format_size(c.get('totalSize', c['size']))}  {label}")
-        return "\n".join(lines)
-    lines.append(f"Layers:        {len(info['layers'])} ({format_size(info['totalSize'])} "
-                 "with config)")
-    for layer in info["layers"]:
-        lines.append(f"  {layer['digest']}  {format_size(layer['size']):>10}  "
-                     f"{layer['mediaType']}  {layer.get('title', '')}".rstrip())
-    return "\n".join(lines)
 
 
 def list_referrers(source: ContentSource, subject: Digest,
