@@ -141,6 +141,18 @@ def test_no_module_is_over_400_lines() -> None:
     assert long == {}
 
 
+# cli/ is thin (issue 25, item 2): a command parses flags, calls one facade method and
+# prints, so cli/ imports from toolfetch only the facade, core and cli itself (the hit path
+# is cli/hitpath, on core alone).
+CLI_MAY_IMPORT = ("api", "core", "cli")
+
+
+def test_cli_imports_only_the_facade_core_and_cli() -> None:
+    stray = sorted(f"{m} imports {d}" for m, deps in graph().items() if label(m) == "cli"
+                   for d in deps if label(d) not in CLI_MAY_IMPORT)
+    assert stray == []
+
+
 @pytest.mark.parametrize("layer", LAYERS)
 def test_each_layer_is_a_documented_package(layer: str) -> None:
     init = PACKAGE / layer / "__init__.py"
@@ -152,7 +164,8 @@ def test_each_layer_is_a_documented_package(layer: str) -> None:
 def test_the_checker_catches_an_upward_import_and_a_cycle(tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch
                                                           ) -> None:
-    """The tests above can fail: a fake package with a core -> cli import and a cycle."""
+    """The tests above can fail: a fake package with a core -> cli import, a cycle, and a
+    cli -> ops import."""
     fake = tmp_path / "toolfetch"
     for rel, text in {
         "__init__.py": "",
@@ -160,6 +173,7 @@ def test_the_checker_catches_an_upward_import_and_a_cycle(tmp_path: Path,
         "cli/__init__.py": "", "cli/b.py": "import importlib\n"
                                             "importlib.import_module('toolfetch.cli.c')\n",
         "cli/c.py": "from toolfetch.cli import b\n",
+        "ops/__init__.py": "", "ops/d.py": "", "cli/e.py": "from toolfetch.ops import d\n",
     }.items():
         (fake / rel).parent.mkdir(parents=True, exist_ok=True)
         (fake / rel).write_text(text)
@@ -170,3 +184,5 @@ def test_the_checker_catches_an_upward_import_and_a_cycle(tmp_path: Path,
         test_imports_only_point_down()
     with pytest.raises(AssertionError):
         test_no_import_cycles()
+    with pytest.raises(AssertionError):  # cli/e reaches below the facade
+        test_cli_imports_only_the_facade_core_and_cli()

@@ -52,7 +52,7 @@ def run(code: str, cwd: Path, prefix: str) -> subprocess.CompletedProcess[str]:
 def test_the_docs_have_the_promised_examples() -> None:
     text = DOC.read_text()
     blocks = examples()
-    assert len(blocks) == 6
+    assert len(blocks) == 7
     assert all("import toolfetch" in b for b in blocks)
     for heading in ("a tool's path", "Pull an artifact", "List tags"):
         assert heading in text
@@ -60,20 +60,23 @@ def test_the_docs_have_the_promised_examples() -> None:
 
 def test_every_example_runs(registry: Registry, unique_repo: str, project: Path) -> None:
     prefix = f"{registry.host}/{unique_repo}"
-    which, ci, relock, pull, tags, cache = examples()
+    which, ci, relock, shim, pull, tags, cache = examples()
     outputs = []
-    for code in (which, ci, relock, pull, tags, cache):
+    for code in (which, ci, relock, shim, pull, tags, cache):
         r = run(code, project, prefix)
         assert r.returncode == 0, f"{code}\n{r.stdout}\n{r.stderr}"
         outputs.append(r.stdout)
     assert outputs[0].strip() == "libprotoc 25.1"
     assert re.fullmatch(r"protoc: /\S+/protoc\n", outputs[1])
     assert outputs[2] == "1 tools locked\n"  # nothing moved
+    assert outputs[3] == "* protoc\nprotoc cached here: *\n"
+    assert (project / "third_party" / "protoc" / "protoc").read_bytes().endswith(
+        b"echo 'libprotoc 25.1'\n")
     assert (project / "out" / "README.md").read_bytes() == b"# docs\n"
-    assert "wrote" in outputs[3] and "schema.json" in outputs[3]
-    assert outputs[4].splitlines()[0] == "['25.1']"
-    assert outputs[4].splitlines()[1].startswith("tool sha256:")
-    assert outputs[5] == "0 repaired; 0 bytes freed\n"
+    assert "wrote" in outputs[4] and "schema.json" in outputs[4]
+    assert outputs[5].splitlines()[0] == "['25.1']"
+    assert outputs[5].splitlines()[1].startswith("tool sha256:")
+    assert outputs[6] == "0 repaired; 0 bytes freed\n"
 
     push_protoc(registry, unique_repo, "25.1.1")  # the tag moves: the CI step fails with 7
     r = run(ci, project, prefix)

@@ -24,8 +24,14 @@ if TYPE_CHECKING:  # what type checkers see; at run time __getattr__ loads them
     from toolfetch.api.artifacts import ArtifactInfo, LayerInfo, WasmInfo
     from toolfetch.api.cache_check import CacheCheck, CacheProblem
     from toolfetch.api.cache_methods import CachedTree, CacheInfo
-    from toolfetch.api.client import Client, ToolLocation
+    from toolfetch.api.client import Client
     from toolfetch.api.registry_results import ArtifactRef, LogoutResult, PullResult, Referrer
+    from toolfetch.api.tool_results import (
+        ImportedTools,
+        ListedTool,
+        SignatureCheck,
+        ToolLocation,
+    )
     from toolfetch.cache.gc import GcReport
     from toolfetch.core.errors import (
         AuthError,
@@ -39,14 +45,18 @@ if TYPE_CHECKING:  # what type checkers see; at run time __getattr__ loads them
         UsageError,
     )
     from toolfetch.lock.changes import Change
-    from toolfetch.lock.update import LockResult
+    from toolfetch.lock.update import LockResult, Upgrade
     from toolfetch.ops.bootstrap import BootstrapReport
     from toolfetch.ops.export_import import BundleStats
 
 # name -> the module that defines it
 _LAZY = {
     "Client": "toolfetch.api.client",
-    "ToolLocation": "toolfetch.api.client",
+    "ToolLocation": "toolfetch.api.tool_results",
+    "ListedTool": "toolfetch.api.tool_results",
+    "SignatureCheck": "toolfetch.api.tool_results",
+    "ImportedTools": "toolfetch.api.tool_results",
+    "Upgrade": "toolfetch.lock.update",
     "ArtifactInfo": "toolfetch.api.artifacts",
     "LayerInfo": "toolfetch.api.artifacts",
     "WasmInfo": "toolfetch.api.artifacts",
@@ -78,8 +88,10 @@ __all__ = [  # the facade: each name is loaded by __getattr__ on first use
     "Change",
     "Client",
     "GcReport",
+    "ImportedTools",
     "IntegrityError",
     "LayerInfo",
+    "ListedTool",
     "LocalIOError",
     "LockResult",
     "LogoutResult",
@@ -88,9 +100,11 @@ __all__ = [  # the facade: each name is loaded by __getattr__ on first use
     "OutOfDateError",
     "PullResult",
     "Referrer",
+    "SignatureCheck",
     "ToolLocation",
     "ToolfetchError",
     "UnreachableError",
+    "Upgrade",
     "UsageError",
     "WasmInfo",
     "__version__",

@@ -1,37 +1,32 @@
 """``toolfetch.Client``: the library facade (docs/python-api.md).
 
-One client is one set of command-line defaults: a lockfile, a cache, the offline switch, the
-download parallelism and progress bars, resolved exactly as the CLI resolves them
-(``--lockfile`` → the lockfile beside tools.yaml, as
-:func:`toolfetch.core.host.default_config` finds it; ``--cache-dir`` →
-``$TOOLFETCH_CACHE_DIR`` → ``$XDG_CACHE_HOME/toolfetch`` → ``~/.cache/toolfetch``;
-``--offline`` or ``TOOLFETCH_OFFLINE``; ``--jobs`` at least 1). Methods raise the
+One client is one set of command-line defaults: a lockfile and its tools.yaml, a cache, the
+offline switch, the download parallelism and progress bars, resolved exactly as the CLI
+resolves them (:func:`toolfetch.api.paths.project_files`: ``--lockfile``/``--config``, else
+the lockfile beside the discovered tools.yaml; ``--cache-dir`` → ``$TOOLFETCH_CACHE_DIR`` →
+``$XDG_CACHE_HOME/toolfetch`` → ``~/.cache/toolfetch``; ``--offline`` or
+``TOOLFETCH_OFFLINE``; ``--jobs`` at least 1). Methods raise the
 :class:`~toolfetch.core.errors.ToolfetchError` subclasses whose ``exit_code`` the CLI exits
-with. Heavy modules (requests, jsonschema, yaml) load inside the methods that need them.
+with. Heavy modules (requests, jsonschema, yaml) load inside the methods that need them; the
+tool use cases are :mod:`toolfetch.api.tools`, their values :mod:`toolfetch.api.tool_results`.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from toolfetch.api.cache_methods import CacheMethods
+from toolfetch.api.paths import open_cache, project_files
 from toolfetch.api.registry_methods import PathArg, RegistryMethods
-from toolfetch.cache.store import Cache
+from toolfetch.api.tool_results import ToolLocation
 from toolfetch.core.digest import Digest
 from toolfetch.core.errors import UsageError
-from toolfetch.core.host import (
-    CONFIG_NAME,
-    cache_root,
-    default_config,
-    default_lockfile,
-    offline_from_environment,
-)
+from toolfetch.core.host import offline_from_environment
 from toolfetch.core.platform import host_platform, platform_or_host
 
 if TYPE_CHECKING:
@@ -39,6 +34,7 @@ if TYPE_CHECKING:
 
     # imported by the methods that use them, not on a which/run miss
     from toolfetch.api.cache_check import CacheCheck
+    from toolfetch.api.tool_results import ImportedTools, ListedTool, SignatureCheck
     from toolfetch.cache.gc import GcReport
     from toolfetch.lock.lockfile import Lockfile
     from toolfetch.lock.update import LockResult
@@ -46,19 +42,7 @@ if TYPE_CHECKING:
     from toolfetch.ops.export_import import BundleStats
     from toolfetch.ops.fetch import Fetcher
 
-
-
-@dataclass(frozen=True)
-class ToolLocation:
-    """Where a locked tool is: its executable, its tree, the lockfile's platform key it was
-    taken from (``linux/amd64``, or ``*`` for a tool of every platform) and its ``arg0``
-    mode (``executable`` or ``tool``, docs/lockfile.md)."""
-
-    tool: str
-    platform: str
-    executable: Path
-    tree: Path
-    arg0: str
+__all__ = ["Client", "ToolLocation", "kept_digests"]
 
 
 def kept_digests(lockfiles: Iterable[PathArg]) -> set[Digest]:
@@ -78,29 +62,31 @@ def kept_digests(lockfiles: Iterable[PathArg]) -> set[Digest]:
 class Client(RegistryMethods, CacheMethods, AbstractContextManager["Client"]):
     """toolfetch as a library: what the command line does, as typed method calls.
 
-    ``lockfile``: default the one beside tools.yaml, which is ``$TOOLFETCH_CONFIG``, else
-    found in ``lockfiles/`` or at the repository root (the nearest parent of the working
-    directory holding ``.git``), as the CLI finds it. ``cache_dir``: default as the CLI's
-    ``--cache-dir``. ``offline``: None follows ``TOOLFETCH_OFFLINE``; True never touches the
-    network (exit 6 when something is missing); False allows it. ``jobs``: parallel
-    downloads (at least 1). ``progress``: progress bars on a terminal's stderr.
+    ``lockfile`` and ``config`` (tools.yaml) pair as the CLI's ``--lockfile`` and
+    ``--config`` do (:func:`toolfetch.api.paths.project_files`): the lockfile defaults to
+    the one beside tools.yaml, named after it; tools.yaml to ``tools.yaml`` beside a
+    lockfile given, else ``$TOOLFETCH_CONFIG``, else the one found in ``lockfiles/`` or at
+    the repository root (the nearest parent of the working directory holding ``.git``).
+    ``cache_dir``: default as the CLI's ``--cache-dir``. ``offline``: None follows
+    ``TOOLFETCH_OFFLINE``; True never touches the network (exit 6 when something is
+    missing); False allows it. ``jobs``: parallel downloads (at least 1). ``progress``:
+    progress bars on a terminal's stderr.
 
     Use it as a context manager: the trees :meth:`which` and :meth:`fetch` return stay
     protected from ``cache gc`` and ``cache verify --repair`` (other processes included)
     until the client is closed.
     """
 
-    def __init__(self, lockfile: PathArg | None = None, *, cache_dir: PathArg | None = None,
-                 offline: bool | None = None, jobs: int = 8, progress: bool = False) -> None:
+    def __init__(self, lockfile: PathArg | None = None, *, config: PathArg | None = None,
+                 cache_dir: PathArg | None = None, offline: bool | None = None, jobs: int = 8,
+                 progress: bool = False) -> None:
         from toolfetch.core.progress import enabled
 
         if jobs < 1:
             raise UsageError(f"jobs: expected a whole number of at least 1, not {jobs}")
-        self.lockfile = Path(lockfile if lockfile is not None else default_lockfile()).absolute()
-        #: tools.yaml, as ``lock`` finds it: beside the lockfile given, else discovered
-        self.config = (self.lockfile.parent / CONFIG_NAME if lockfile is not None
-                       else Path(default_config()))
-        self.cache = Cache(Path(cache_root(os.fspath(cache_dir) if cache_dir else None)))
+        #: the lockfile and tools.yaml (``lock`` reads it), absolute
+        self.lockfile, self.config = project_files(lockfile, config)
+        self.cache = open_cache(cache_dir)
         self.offline = offline if offline is not None else offline_from_environment()
         self.jobs = jobs
         self.progress = enabled(progress)
@@ -127,27 +113,15 @@ class Client(RegistryMethods, CacheMethods, AbstractContextManager["Client"]):
         self._held.append(fetcher)
         return fetcher
 
-    # -- tools of the lockfile -----------------------------------------------------------
+    # -- tools of the lockfile (the use cases are toolfetch.api.tools) --------------------
     def locate(self, tool: str, platform: str | None = None) -> ToolLocation:
         """Where ``tool`` is for ``platform`` (default: this host), fetching it first when
-        its tree is not in the cache. NotFoundError (exit 4) for a tool the lockfile lacks,
-        a platform it is not locked for, or a ``path`` its tree lacks."""
-        from toolfetch.lock.lockfile import Lockfile, validating
-        from toolfetch.ops.plan import Want
+        its tree is not in the cache (``toolfetch which --json``). NotFoundError (exit 4)
+        for a tool the lockfile lacks, a platform it is not locked for, or a ``path`` its
+        tree lacks."""
+        from toolfetch.api.tools import locate
 
-        lockfile = Lockfile.load_fast(self.lockfile)
-        locked = lockfile.tool(tool)
-        key, entry = locked.for_platform(platform_or_host(platform), self.lockfile)
-        tree = self.cache.tree_path(entry.tree)
-        found = ToolLocation(tool, key, tree / entry.path, tree, locked.arg0)
-        if self.cache.has_tree(entry.tree) and os.path.lexists(found.executable):
-            self.cache.touch_tree(entry.tree)
-            lockfile.record_index(self.cache.root, validated=False)  # next time: the hit path
-            return found
-        ready = threading.Event()  # validating() below writes the index after the fetch
-        with validating(self.lockfile, self.cache.root, start=ready) as full:
-            self._fetcher(full, ready).fetch([Want(tool, key, entry)])
-        return found
+        return locate(self.cache, self.lockfile, tool, platform, self._fetcher)
 
     def which(self, tool: str, platform: str | None = None) -> Path:
         """The absolute path of ``tool``'s executable (``toolfetch which``), fetched if
@@ -160,37 +134,83 @@ class Client(RegistryMethods, CacheMethods, AbstractContextManager["Client"]):
         each one's executable by tool name, or by ``tool@platform-key`` with
         ``all_platforms``. With no tools named, one locked for other platforms only is
         skipped with a warning (as ``toolfetch fetch``); a named one is NotFoundError."""
-        from toolfetch.lock.lockfile import validating
-        from toolfetch.ops.plan import plan
+        found = self.fetch_tools(tools, platform, all_platforms)
+        return {(f"{t.tool}@{t.platform}" if all_platforms else t.tool): t.executable
+                for t in found}
 
-        if all_platforms and platform is not None:
-            raise UsageError("fetch: platform and all_platforms exclude each other")
-        ready = threading.Event()
-        with validating(self.lockfile, self.cache.root, start=ready) as lockfile:
-            wants = plan(lockfile, list(tools), None if all_platforms else
-                         platform_or_host(platform), all_platforms)
-            trees = self._fetcher(lockfile, ready).fetch(wants)
-        return {(f"{w.tool}@{w.key}" if all_platforms else w.tool): tree / w.entry.path
-                for w, tree in trees.items()}
+    def fetch_tools(self, tools: Iterable[str] = (), platform: str | None = None,
+                    all_platforms: bool = False, *, output: PathArg | None = None
+                    ) -> tuple[ToolLocation, ...]:
+        """:meth:`fetch`, returning a :class:`ToolLocation` per (tool, platform) fetched, in
+        lockfile order (``toolfetch fetch --json``). With ``output`` (one tool, one
+        platform), its tree is also written there by hardlinks or copies, for build
+        systems that want real files (``fetch --output``): ``output`` must be absent or
+        empty (else LocalIOError, exit 8), and a failure leaves it as it was."""
+        from toolfetch.api.tools import fetch
+
+        return fetch(self.cache, self.lockfile, tools, platform, all_platforms,
+                     Path(output).absolute() if output is not None else None, self._fetcher)
+
+    def list_tools(self) -> tuple[ListedTool, ...]:
+        """Every locked tool by name (``toolfetch list``): version, reference or URL,
+        platforms, and which of them this cache holds. Reads; never fetches."""
+        from toolfetch.api.tools import list_tools
+
+        return list_tools(self.lockfile, self.cache)
 
     def lock(self, tools: Iterable[str] = (), *, check: bool = False, upgrade: bool = False,
-             refresh_assets: bool = False, config: PathArg | None = None) -> LockResult:
-        """``toolfetch lock``: resolve tools.yaml (``config``, default :attr:`config`) into
-        the lockfile; returns every pin that changed (``LockResult.changes``).
-        ``check`` writes nothing and raises OutOfDateError (exit 7) on drift; ``upgrade``
-        moves tools with a ``version`` constraint to their highest matching tag."""
+             refresh_assets: bool = False) -> LockResult:
+        """``toolfetch lock``: resolve tools.yaml (:attr:`config`) into the lockfile, its
+        ``mirrors`` included; returns every pin that changed (``LockResult.changes``).
+        ``tools``: only these, keeping the others' pins. ``check`` writes nothing and raises
+        OutOfDateError (exit 7) on drift. ``upgrade`` moves tools with a ``version``
+        constraint to their highest matching tag (``LockResult.upgrades``: each one's old
+        and new reference). ``refresh_assets`` downloads HTTP assets again to re-check their
+        sha256 (otherwise unchanged entries keep their pins without the network)."""
         from toolfetch.lock.config import Config
         from toolfetch.lock.update import run_lock
 
         if upgrade and check:
             raise UsageError("lock: upgrade and check exclude each other")
-        path = Path(config) if config is not None else self.config
-        return run_lock(Config.load(path.absolute()), self.lockfile, list(tools), check,
+        return run_lock(Config.load(self.config), self.lockfile, list(tools), check,
                         self.jobs, self.progress, upgrade, cache=self.cache,
                         refresh_assets=refresh_assets)
 
+    def verify_signatures(self, tools: Iterable[str] = ()) -> tuple[SignatureCheck, ...]:
+        """``toolfetch verify``: check each named (default: every) locked tool's platforms
+        against tools.yaml's ``verify`` policy again, and say who signed. Signatures come
+        from the cache, else the registry (never with ``offline``). A lockfile record that is
+        missing or differs from the check is OutOfDateError (exit 7)."""
+        from toolfetch.api.tools import verify_signatures
+
+        return verify_signatures(self.config, self.lockfile, tools, self.cache, self.offline)
+
+    def import_dotslash(self, files: Iterable[PathArg], name: str | None = None, *,
+                        dry_run: bool = False) -> ImportedTools:
+        """Add a tools.yaml entry (HTTP release assets) per DotSlash file (``toolfetch
+        import-dotslash``), named after the file unless ``name`` is given (one file only);
+        ``dry_run`` only returns the entries. Run :meth:`lock` next to pin them."""
+        from toolfetch.api.tools import import_tools
+        from toolfetch.lock.importers import from_dotslash
+
+        paths = [Path(f) for f in files]
+        if name is not None and len(paths) != 1:
+            raise UsageError("import_dotslash: name names one tool; give one file")
+        return import_tools(lambda f: from_dotslash(f, name), paths, self.config, dry_run)
+
+    def import_multitool(self, files: Iterable[PathArg], *,
+                         dry_run: bool = False) -> ImportedTools:
+        """Add the tools of rules_multitool lockfiles to tools.yaml (``toolfetch
+        import-multitool``); ``dry_run`` only returns the entries. Run :meth:`lock` next."""
+        from toolfetch.api.tools import import_tools
+        from toolfetch.lock.importers import from_multitool
+
+        return import_tools(from_multitool, [Path(f) for f in files], self.config, dry_run)
+
     def bootstrap(self, bin_dir: PathArg) -> BootstrapReport:
-        """Fetch every tool for this host and write launchers into ``bin_dir``."""
+        """Fetch every tool for this host and write launchers into ``bin_dir``
+        (``toolfetch bootstrap``); a tool locked for other platforms only gets a launcher
+        that says so when run (exit 4)."""
         from toolfetch.ops.bootstrap import bootstrap
 
         return bootstrap(self.cache, self.lockfile, Path(bin_dir).absolute(),

@@ -8,19 +8,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from toolfetch.cache.store import Cache
-from toolfetch.core.host import (
-    CONFIG_NAME,
-    cache_root,
-    default_config,
-    default_lockfile,
-    lockfile_beside,
-    offline_from_environment,
-)
+from toolfetch.api.paths import open_cache, project_files
+from toolfetch.core.host import offline_from_environment
 from toolfetch.core.platform import Platform, platform_or_host
 
 if TYPE_CHECKING:
     from toolfetch.api.client import Client
+    from toolfetch.api.paths import Cache
 
 Command = Callable[[str, str], argparse.ArgumentParser]  # (name, help) -> its subparser
 
@@ -74,27 +68,14 @@ def platform_arg(p: Any, what: str = "the platform to use") -> None:
 
 
 def cache_of(args: argparse.Namespace) -> Cache:
-    """``--cache-dir``, else the environment's cache (:func:`toolfetch.core.host.cache_root`)."""
-    return Cache(Path(cache_root(getattr(args, "cache_dir", None))))
+    """``--cache-dir``, else the environment's cache (:func:`toolfetch.api.paths.open_cache`)."""
+    return open_cache(getattr(args, "cache_dir", None))
 
 
 def lockfile_of(args: argparse.Namespace) -> Path:
-    """``--lockfile``, else the one beside ``--config``, else the one beside the discovered
-    tools.yaml (:func:`toolfetch.core.host.default_config`); absolute."""
-    given: Path | None = getattr(args, "lockfile", None)
-    config: Path | None = getattr(args, "config", None)
-    if given is None and config is not None:
-        return Path(lockfile_beside(str(config.absolute())))
-    return (given or Path(default_lockfile())).absolute()
-
-
-def config_of(args: argparse.Namespace) -> Path:
-    """``--config``, else tools.yaml beside ``--lockfile``, else the discovered one."""
-    config: Path | None = getattr(args, "config", None)
-    given: Path | None = getattr(args, "lockfile", None)
-    if config is None and given is not None:
-        return given.absolute().parent / CONFIG_NAME
-    return (config or Path(default_config())).absolute()
+    """``--lockfile``, else the one beside ``--config`` or the discovered tools.yaml;
+    absolute (the library's rule: :func:`toolfetch.api.paths.project_files`)."""
+    return project_files(getattr(args, "lockfile", None), getattr(args, "config", None))[0]
 
 
 def offline(args: argparse.Namespace) -> bool:
@@ -117,9 +98,10 @@ def quiet(args: argparse.Namespace) -> bool:
 
 
 def client_of(args: argparse.Namespace, *, bars: bool = True) -> Client:
-    """The library client these options describe (``--lockfile``, ``--cache-dir``,
-    ``--offline``, ``--jobs``, progress bars unless ``bars`` is False)."""
+    """The library client these options describe (``--lockfile``, ``--config``,
+    ``--cache-dir``, ``--offline``, ``--jobs``, progress bars unless ``bars`` is False)."""
     from toolfetch.api.client import Client
 
-    return Client(lockfile_of(args), cache_dir=cache_of(args).root, offline=offline(args),
+    return Client(getattr(args, "lockfile", None), config=getattr(args, "config", None),
+                  cache_dir=getattr(args, "cache_dir", None), offline=offline(args),
                   jobs=getattr(args, "jobs", 8), progress=bars and progress(args))

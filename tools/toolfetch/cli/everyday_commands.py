@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 import json
 
-from toolfetch.cli.common import Command, cache_of, lockfile_arg, lockfile_of
+from toolfetch.cli.common import Command, client_of, lockfile_arg
 from toolfetch.cli.completion import SHELLS
 
 
@@ -32,42 +32,18 @@ def register(command: Command) -> None:
     p.set_defaults(run=cmd_completion)
 
 
-@dataclasses.dataclass(frozen=True)
-class ListedTool:
-    """One row of ``list``: ``source`` is the one reference or URL all platforms share (else
-    tools.yaml's ``ref``, else None); ``cached``: the platform keys whose tree is here."""
-
-    tool: str
-    version: str | None
-    source: str | None
-    sources: tuple[str, ...]
-    platforms: tuple[str, ...]
-    cached: tuple[str, ...]
-
-
 def cmd_list(args: argparse.Namespace) -> int:
-    from toolfetch.lock.lockfile import Lockfile
-
-    lockfile = Lockfile.load(lockfile_of(args))
+    with client_of(args, bars=False) as client:
+        rows = client.list_tools()
     if args.names:
-        for name in sorted(lockfile.tools):
-            print(name)
+        for row in rows:
+            print(row.tool)
         return 0
-    cache = cache_of(args)
-    rows = []
-    for name, tool in sorted(lockfile.tools.items()):
-        sources = sorted({entry.source for entry in tool.platforms.values()})
-        rows.append(ListedTool(
-            tool=name, version=tool.fields.get("version"),
-            source=sources[0] if len(sources) == 1 else tool.fields.get("ref"),
-            sources=tuple(sources), platforms=tuple(sorted(tool.platforms)),
-            cached=tuple(k for k, e in sorted(tool.platforms.items())
-                         if cache.has_tree(e.tree))))
     if args.json:
         print(json.dumps([dataclasses.asdict(row) for row in rows], indent=2))
         return 0
     if not rows:
-        print(f"list: no tools in {lockfile.path}")
+        print(f"list: no tools in {client.lockfile}")
         return 0
     for row in rows:
         source = row.source or f"{len(row.sources)} sources"

@@ -6,23 +6,16 @@ import argparse
 import logging
 import os
 import sys
-import threading
 from pathlib import Path
 
 from toolfetch.cli.common import (
     Command,
-    cache_of,
     client_of,
-    config_of,
     jobs_arg,
     json_arg,
     lockfile_arg,
-    lockfile_of,
-    offline,
     offline_arg,
     platform_arg,
-    platform_of,
-    progress,
     quiet,
 )
 from toolfetch.cli.hitpath import fetch_json, run_argv0, which_output
@@ -119,136 +112,88 @@ def register(command: Command) -> None:
 
 
 def cmd_lock(args: argparse.Namespace) -> int:
-    from toolfetch.lock.config import Config
-    from toolfetch.lock.update import run_lock, upgrade_refs
-
-    lockfile = lockfile_of(args)
-    config = Config.load(config_of(args))
+    if args.upgrade and args.check:
+        raise UsageError("lock: --upgrade and --check exclude each other")
+    with client_of(args) as client:
+        result = client.lock(args.tools, check=args.check, upgrade=args.upgrade,
+                             refresh_assets=args.refresh_assets)
     if args.upgrade:
-        if args.check:
-            raise UsageError("lock: --upgrade and --check exclude each other")
-        upgraded = upgrade_refs(config, lockfile, args.tools, cache_of(args), jobs=args.jobs,
-                                progress=progress(args), refresh_assets=args.refresh_assets)
-        for tool, (old, new) in upgraded.items():
-            print(f"{tool}: {old or '(not locked)'} -> {new}" if old != new
-                  else f"{tool}: {new} (up to date)")
+        for up in result.upgrades:
+            print(f"{up.tool}: {up.old or '(not locked)'} -> {up.new}" if up.moved
+                  else f"{up.tool}: {up.new} (up to date)")
         return 0
-    result = run_lock(config, lockfile, args.tools, args.check, args.jobs, progress(args),
-                      cache=cache_of(args), refresh_assets=args.refresh_assets)
     if args.check:
-        log.info("%s is up to date", lockfile)
+        log.info("%s is up to date", client.lockfile)
         return 0
     for change in result.changes:  # a pin never changes silently
         print(f"lock: {change}")
     if not quiet(args):
         verb = "wrote" if result.changed else "unchanged:"
-        print(f"lock: {verb} {lockfile} ({len(result.lockfile.tools)} tools, "
+        print(f"lock: {verb} {client.lockfile} ({len(result.lockfile.tools)} tools, "
               f"{len(result.changes)} pins changed)")
     return 0
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from toolfetch.lock.config import Config
-    from toolfetch.lock.lockfile import Lockfile
-    from toolfetch.lock.signatures import verify_locked
-    from toolfetch.registry.sources import SourceFactory, parse_mirror_map
-
-    path = lockfile_of(args)
-    lockfile = Lockfile.load(path)
-    config = Config.load(config_of(args))
-    sources = SourceFactory(parse_mirror_map(lockfile.mirrors, lockfile.base_dir,
-                                             where=str(path)), offline=offline(args))
-    for tool, key, record in verify_locked(config, lockfile, args.tools, sources,
-                                           cache_of(args)):
-        signer = "no verify policy" if record is None else (
-            f"signed by {record.signer}, signature {record.signature}")
-        print(f"{tool} {key}: {signer}")
+    with client_of(args) as client:
+        checks = client.verify_signatures(args.tools)
+    for check in checks:
+        signer = (f"signed by {check.signer}, signature {check.signature}" if check.has_policy
+                  else "no verify policy")
+        print(f"{check.tool} {check.platform}: {signer}")
     return 0
 
 
 def cmd_import_tools(args: argparse.Namespace) -> int:
-    from toolfetch.lock import importers
-    from toolfetch.lock.configedit import add_tools
-
     name_given = getattr(args, "name", None)
     if name_given is not None and len(args.files) != 1:
         raise UsageError("import-dotslash: --name names one tool; give one FILE")
-    entries: importers.Entries = {}
-    for f in args.files:
-        found = importers.from_dotslash(f, name_given) if args.importer == "import-dotslash" \
-            else importers.from_multitool(f)
-        for name, entry in found.items():
-            if name in entries:
-                raise UsageError(f"{f}: tool {name} is given twice")
-            entries[name] = entry
-    if not entries:
-        raise UsageError(f"{', '.join(map(str, args.files))}: nothing toolfetch can import "
-                         "(the warnings above say why)")
+    with client_of(args) as client:
+        imported = (client.import_dotslash(args.files, name_given, dry_run=args.stdout)
+                    if args.importer == "import-dotslash"
+                    else client.import_multitool(args.files, dry_run=args.stdout))
     if args.stdout:
         import yaml
 
-        sys.stdout.write(yaml.safe_dump({"tools": entries}, sort_keys=False, width=1000))
+        sys.stdout.write(yaml.safe_dump({"tools": dict(imported.tools)}, sort_keys=False,
+                                        width=1000))
         return 0
-    config = config_of(args)
-    add_tools(config, entries)
-    log.warning("added %s to %s; run `toolfetch lock` to pin them", ", ".join(entries), config)
+    log.warning("added %s to %s; run `toolfetch lock` to pin them", ", ".join(imported.tools),
+                imported.config)
     return 0
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
-    from toolfetch.lock.lockfile import validating
-    from toolfetch.ops.fetch import Fetcher
-    from toolfetch.ops.output import materialize
-    from toolfetch.ops.plan import plan
-
     if args.output is not None and args.all_platforms:
         raise UsageError("fetch: --output and --all-platforms exclude each other (--output "
                          "writes one tree; pick its platform with --platform)")
     if args.output is not None and len(args.tools) != 1:
         raise UsageError("--output needs exactly one TOOL")
-    cache = cache_of(args)
-    ready = threading.Event()
-    held: list[Fetcher] = []  # its trees stay held until they are written out or printed
-    try:
-        with validating(lockfile_of(args), cache.root, start=ready) as lockfile:
-            platform = None if args.all_platforms else platform_of(args.platform)
-            wants = plan(lockfile, args.tools, platform, args.all_platforms)
-            held.append(Fetcher(cache, lockfile, offline=offline(args), jobs=args.jobs,
-                                progress=progress(args), transport_ready=ready))
-            trees = held[0].fetch(wants)
-        if args.output is not None:
-            materialize(trees[wants[0]], args.output.absolute())
+    with client_of(args) as client:  # the trees stay held until printed
+        found = client.fetch_tools(args.tools, args.platform, args.all_platforms,
+                                   output=args.output)
         if args.json:
-            print(fetch_json([(w.tool, w.key, str(t), str(t / w.entry.path))
-                              for w, t in trees.items()]))
+            print(fetch_json([(t.tool, t.platform, str(t.tree), str(t.executable))
+                              for t in found]))
         else:
-            for w, t in trees.items():
-                log.debug("%s: %s", w.what, t)
-    finally:
-        for fetcher in held:
-            fetcher.release()  # gc may have the trees now
+            for t in found:
+                log.debug("tool %s (%s): %s", t.tool, t.platform, t.tree)
     return 0
 
 
-def _locate(args: argparse.Namespace, platform_text: str | None
-            ) -> tuple[Path, str, str, str]:
-    """(executable, tree dir, platform key, arg0 mode), fetching first when the tree is
-    missing (:meth:`toolfetch.api.client.Client.locate`); its hold ends here: gc's grace
-    protects the tree up to the exec."""
-    with client_of(args) as client:
-        found = client.locate(args.tool, platform_text)
-    return found.executable, str(found.tree), found.platform, found.arg0
-
-
 def cmd_which(args: argparse.Namespace) -> int:
-    exe, tree, key, _ = _locate(args, args.platform)
-    print(which_output(args.tool, key, str(exe), tree, args.json))
+    with client_of(args) as client:  # its hold ends here: gc's grace covers the print
+        found = client.locate(args.tool, args.platform)
+    print(which_output(args.tool, found.platform, str(found.executable), str(found.tree),
+                       args.json))
     return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    exe, _, _, arg0 = _locate(args, None)
-    argv0 = run_argv0(args.tool, str(exe), arg0, args.arg0)
+    with client_of(args) as client:  # its hold ends here: gc's grace protects the tree
+        found = client.locate(args.tool)  # up to the exec
+    exe = found.executable
+    argv0 = run_argv0(args.tool, str(exe), found.arg0, args.arg0)
     argv = list(args.args)
     if argv and argv[0] == "--":
         argv = argv[1:]
@@ -264,10 +209,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_bootstrap(args: argparse.Namespace) -> int:
-    from toolfetch.ops.bootstrap import bootstrap
-
-    report = bootstrap(cache_of(args), lockfile_of(args), args.bin_dir.absolute(),
-                       offline=offline(args), jobs=args.jobs, progress=progress(args))
+    with client_of(args) as client:
+        report = client.bootstrap(args.bin_dir)
     if not quiet(args):
         print(f"toolfetch: {report.tools} tools for {report.platform} in {report.cache}")
         print(f"toolfetch: launchers in {report.bin_dir} ({report.written} updated)")

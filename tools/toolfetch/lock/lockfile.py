@@ -48,12 +48,18 @@ class Lockfile:
     @classmethod
     def load(cls, path: Path) -> Lockfile:
         """Load and validate against the shipped JSON Schema."""
+        return cls.load_with_bytes(path)[0]
+
+    @classmethod
+    def load_with_bytes(cls, path: Path) -> tuple[Lockfile, bytes]:
+        """:meth:`load`, and the bytes it read (``lock`` compares them with what it would
+        write, without reading the file a second time)."""
         from toolfetch.lock.schema import validate
 
-        _, data, st = read(path)
+        raw, data, st = read(path)
         check_keys(data, path)
         validate(data, "lockfile.schema.json", str(path))
-        return replace(cls.from_json(data, path), stat=st)
+        return replace(cls.from_json(data, path), stat=st), raw
 
     @classmethod
     def load_fast(cls, path: Path) -> Lockfile:

@@ -25,13 +25,29 @@ log = logging.getLogger("toolfetch")
 
 
 @dataclass(frozen=True)
+class Upgrade:
+    """What ``lock --upgrade`` did to a tool with a ``version`` constraint: the reference it
+    was locked from (None: it was not locked) and the one it is locked from now."""
+
+    tool: str
+    old: str | None
+    new: str
+
+    @property
+    def moved(self) -> bool:
+        return self.old != self.new
+
+
+@dataclass(frozen=True)
 class LockResult:
-    """What ``lock`` did: the lockfile, whether its text changed, and every pin that changed
-    (:mod:`toolfetch.lock.changes`; empty for a first lock of a new lockfile: all added)."""
+    """What ``lock`` did: the lockfile, whether its text changed, every pin that changed
+    (:mod:`toolfetch.lock.changes`; empty for a first lock of a new lockfile: all added) and,
+    with ``upgrade``, each tool with a ``version`` and where it moved (:class:`Upgrade`)."""
 
     lockfile: Lockfile
     changed: bool
     changes: tuple[Change, ...]
+    upgrades: tuple[Upgrade, ...] = ()
 
 
 def run_lock(config: Config, lockfile_path: Path, tools: list[str], check: bool,
@@ -51,21 +67,14 @@ def run_lock(config: Config, lockfile_path: Path, tools: list[str], check: bool,
     if unknown:
         raise NotFoundError(f"{config.path}: no tool {', '.join(map(repr, unknown))}; "
                             f"it has: {', '.join(sorted(config.tools))}")
-    old: Lockfile | None = None
-    old_text = None
-    if lockfile_path.exists():
-        try:
-            old_text = lockfile_path.read_text(encoding="utf-8")
-        except (OSError, ValueError):
-            old_text = None  # replaced whole; Lockfile.load below says why if it must
-        old = Lockfile.load(lockfile_path) if tools else _previous(lockfile_path)
+    old, old_text = _previous(lockfile_path, strict=bool(tools))
     resolver = Resolver(config, lockfile_path, jobs, progress, old=old, cache=cache,
                         refresh_assets=refresh_assets)
     names = tools or sorted(config.tools)
     if any(config.tools[n].version for n in names):
         from toolfetch.lock.versions import version_refs
 
-        resolver.ref_overrides = version_refs(config, lockfile_path, names, upgrade,
+        resolver.ref_overrides = version_refs(config, old, lockfile_path, names, upgrade,
                                               resolver.sources)
     try:
         resolved = resolver.resolve(names)
@@ -101,32 +110,34 @@ def run_lock(config: Config, lockfile_path: Path, tools: list[str], check: bool,
         return LockResult(new, False, ())
     if changed:
         new.write()
-    return LockResult(new, changed, changes)
+    return LockResult(new, changed, changes, _upgrades(config, names, old, new) if upgrade
+                      else ())
 
 
-def _previous(lockfile_path: Path) -> Lockfile | None:
-    """The lockfile being replaced, for its asset pins; one that no longer loads has none."""
+def _previous(lockfile_path: Path, strict: bool) -> tuple[Lockfile | None, str | None]:
+    """The lockfile being replaced (its pins, its locked tags) and its text (what the new one
+    is compared with), from one read: ``(None, None)`` when there is none. One that does not
+    load is replaced whole, ``(None, "")``, unless ``strict`` (tools are named, so the other
+    tools' pins must come from it): then its error is raised."""
+    if not lockfile_path.exists():
+        return None, None
     try:
-        return Lockfile.load(lockfile_path)
+        old, raw = Lockfile.load_with_bytes(lockfile_path)
     except ToolfetchError as e:
+        if strict:
+            raise
         log.debug("%s: not reusing its pins (%s)", lockfile_path, e)
-        return None
+        return None, ""
+    return old, raw.decode("utf-8", errors="replace")  # not UTF-8: no new text equals it
 
 
-def upgrade_refs(config: Config, lockfile_path: Path, tools: Sequence[str],
-                 cache: Cache | None = None, *, jobs: int = 8, progress: bool = False,
-                 refresh_assets: bool = False) -> dict[str, tuple[str | None, str]]:
-    """``lock --upgrade [TOOL…]``: relock with the highest matching tags.
-
-    Returns ``{tool: (old_ref, new_ref)}`` for the tools that have a ``version``.
-    """
+def _upgrades(config: Config, names: Sequence[str], old: Lockfile | None,
+              new: Lockfile) -> tuple[Upgrade, ...]:
+    """``lock --upgrade``: each named tool with a ``version`` (an asset's is informational),
+    from the ref it was locked from to the one it is locked from now."""
     from toolfetch.lock.versions import locked_refs
 
-    names = list(tools) or sorted(config.tools)
-    before = locked_refs(lockfile_path)
-    run_lock(config, lockfile_path, list(tools), check=False, jobs=jobs, progress=progress,
-             upgrade=True, cache=cache, refresh_assets=refresh_assets)
-    after = locked_refs(lockfile_path)
-    return {name: (before[name][1] if name in before else None, after[name][1])
-            for name in names if name in config.tools and config.tools[name].version
-            and not config.tools[name].is_assets and name in after}
+    before, after = locked_refs(old), locked_refs(new)
+    return tuple(Upgrade(name, before[name][1] if name in before else None, after[name][1])
+                 for name in names if config.tools[name].version
+                 and not config.tools[name].is_assets and name in after)

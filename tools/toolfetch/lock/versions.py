@@ -13,7 +13,7 @@ chosen only when a clause names a pre-release of the same version (as npm does).
 
 ``lock`` keeps the tag already locked while it satisfies the constraint, so ``lock --check``
 does not fail just because a newer tag appeared; ``lock --upgrade`` picks the highest match
-(:func:`toolfetch.lock.update.upgrade_refs`).
+(``run_lock(..., upgrade=True)``, :mod:`toolfetch.lock.update`).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from toolfetch.core.reference import LayoutReference, parse_any
 from toolfetch.lock.config import Config, ToolSpec
 
 if TYPE_CHECKING:
+    from toolfetch.lock.lockfile import Lockfile
     from toolfetch.registry.sources import SourceFactory
 
 _VERSION = re.compile(r"[vV]?(\d+(?:\.\d+){0,3})"
@@ -159,29 +160,24 @@ def _check_untagged(tool: ToolSpec, config: Config) -> str:
     return tool.ref
 
 
-def locked_refs(lockfile_path: Path) -> dict[str, tuple[dict[str, str], str]]:
-    """Per tool: its fields as written and the ref its platforms were resolved from (an
-    absent or unusable lockfile has none: everything is resolved afresh)."""
-    from toolfetch.lock.lockfile import Lockfile
-
-    try:
-        lockfile = Lockfile.load_fast(lockfile_path)
-    except UsageError:
-        return {}
+def locked_refs(lockfile: Lockfile | None) -> dict[str, tuple[dict[str, str], str]]:
+    """Per tool: its fields as written and the ref its platforms were resolved from (no
+    lockfile, or one that did not load, has none: everything is resolved afresh)."""
     out: dict[str, tuple[dict[str, str], str]] = {}
-    for name, tool in lockfile.tools.items():
+    for name, tool in (lockfile.tools.items() if lockfile is not None else ()):
         refs = sorted({entry.ref for entry in tool.platforms.values()})
         if len(refs) == 1:
             out[name] = (dict(tool.fields), refs[0])
     return out
 
 
-def version_refs(config: Config, lockfile_path: Path, names: Sequence[str], upgrade: bool,
-                 sources: SourceFactory) -> dict[str, str]:
-    """The tagged ref to lock for every tool in ``names`` that has a ``version``."""
+def version_refs(config: Config, old: Lockfile | None, lockfile_path: Path,
+                 names: Sequence[str], upgrade: bool, sources: SourceFactory) -> dict[str, str]:
+    """The tagged ref to lock for every tool in ``names`` that has a ``version``; ``old`` is
+    the lockfile being replaced (as ``lock`` read it: not read again here)."""
     from toolfetch.core.reference import rebase_layout_ref
 
-    locked = {} if upgrade else locked_refs(lockfile_path)
+    locked = {} if upgrade else locked_refs(old)
     out: dict[str, str] = {}
     for name in names:
         tool = config.tools[name]

@@ -224,14 +224,13 @@ def bootstrap(cache: Cache, lockfile_path: Path, bin_dir: Path, *, offline: bool
     """Fetch every tool of the lockfile for this host, then write one launcher per tool
     (for a tool locked for other platforms only, one that says so when run)."""
     from toolfetch.ops.fetch import Fetcher
-    from toolfetch.ops.plan import plan, unavailable
+    from toolfetch.ops.plan import plan_skipping
 
     content = _read(lockfile_path)
     ready = threading.Event()
     with validating(lockfile_path, cache.root, start=ready) as lockfile:
         platform = host_platform()
-        wants = plan(lockfile, None, platform, False)  # warns of each tool it skips
-        missing = unavailable(lockfile, platform)
+        wants, missing = plan_skipping(lockfile, None, platform, False)  # warns of each
         fetcher = Fetcher(cache, lockfile, offline=offline, jobs=jobs, progress=progress,
                           transport_ready=ready)
         trees = fetcher.fetch(wants)

@@ -42,6 +42,12 @@ class Want:
 
 def plan(lockfile: Lockfile, tools: Iterable[str] | None, platform: Platform | None,
          all_platforms: bool) -> list[Want]:
+    """:func:`plan_skipping`'s wants."""
+    return plan_skipping(lockfile, tools, platform, all_platforms)[0]
+
+
+def plan_skipping(lockfile: Lockfile, tools: Iterable[str] | None, platform: Platform | None,
+                  all_platforms: bool) -> tuple[list[Want], dict[str, NotFoundError]]:
     """The (tool, platform) pairs to fetch, in lockfile order. Unknown tools raise.
 
     With no tools named (``fetch``, ``bootstrap``, ``export`` of a whole lockfile), a tool
@@ -50,7 +56,10 @@ def plan(lockfile: Lockfile, tools: Iterable[str] | None, platform: Platform | N
     when such a tool is run; a tool named is NotFoundError (exit 4) saying the same.
 
     The order of ``tools`` is not kept (nor are duplicates): which error comes first, so the
-    exit code, must not depend on how the command line happened to list them."""
+    exit code, must not depend on how the command line happened to list them.
+
+    Returns the wants and the tools skipped, each with the error naming it would give
+    (``bootstrap`` writes a launcher that says so)."""
     names = sorted(set(tools)) if tools else sorted(lockfile.tools)
     skipped = {} if tools or all_platforms or platform is None else unavailable(lockfile,
                                                                                 platform)
@@ -74,7 +83,7 @@ def plan(lockfile: Lockfile, tools: Iterable[str] | None, platform: Platform | N
             errors.append(e)
     if errors:
         raise errors[0] if len(errors) == 1 else MultipleErrors(errors)
-    return wants
+    return wants, skipped
 
 
 def unavailable(lockfile: Lockfile, platform: Platform) -> dict[str, NotFoundError]:
