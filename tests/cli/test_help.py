@@ -18,7 +18,7 @@ Walked = tuple[str, argparse.ArgumentParser]
 
 def _walk(parser: argparse.ArgumentParser, name: str = "toolfetch") -> Iterator[Walked]:
     yield name, parser
-    for sub, (_, p) in completion._subcommands(parser).items():
+    for sub, (_, p) in completion.subcommands(parser).items():
         yield from _walk(p, f"{name} {sub}")
 
 

@@ -688,7 +688,7 @@ def test_login_never_falls_back_to_anonymous(tr: TokenRegistry) -> None:
     ("127.0.0.1:5000", "127.0.0.1:5000", "127.0.0.1:5000"),
 ])
 def test_login_registry_names(typed: str, host: str, key: str) -> None:
-    assert login._hosts(typed) == (host, key)
+    assert login.login_hosts(typed) == (host, key)
 
 
 def test_login_usage_errors() -> None:
@@ -717,7 +717,7 @@ def test_no_secret_in_tracebacks(tr: TokenRegistry, tok_lock: Path,
         raise RuntimeError("unexpected")
 
     write_config({"auths": {tr.host: auths_entry()}})
-    monkeypatch.setattr(tokens, "_parse_token", boom)
+    monkeypatch.setattr(tokens, "parse_token_answer", boom)
     r = fetch(tok_lock, "priv", verbose=True)
     assert r.returncode == 1 and "Traceback" in r.stderr, r
     assert_no_secret(r.text)

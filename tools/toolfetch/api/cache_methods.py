@@ -4,7 +4,6 @@ info``, and the names ``cache gc`` reports). A mixin, as the registry methods ar
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -84,7 +83,8 @@ class CacheMethods:
         use them, sorted, from the lockfile indexes in the cache (every lockfile this cache
         served, as it is now on disk). ``cache gc`` reads it before collecting: gc drops
         the indexes of lockfiles that are gone."""
-        from toolfetch.cache.inventory import digests_under
+        from toolfetch.cache.layout import digests_under
+        from toolfetch.cache.records import TreeRecord
         from toolfetch.core import lockindex
 
         names: dict[str, set[str]] = {}
@@ -102,10 +102,9 @@ class CacheMethods:
             if not tree_names:
                 continue
             try:
-                layers = json.loads(record.read_bytes()).get("layers", [])
-            except (OSError, ValueError):
+                layers = TreeRecord.loads(record.read_bytes()).layers
+            except (OSError, ValueError):  # unreadable or damaged: verify's business, not info's
                 continue
             for layer in layers:
-                if isinstance(layer, str):
-                    names.setdefault(layer, set()).update(tree_names)
+                names.setdefault(layer, set()).update(tree_names)
         return {digest: tuple(sorted(found)) for digest, found in names.items()}

@@ -16,7 +16,7 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from toolfetch.cache.layout import digests_under as digests_under  # cli/ imports it here
+from toolfetch.cache.layout import digests_under
 from toolfetch.cache.records import TreeRecord
 from toolfetch.cache.store import Cache
 from toolfetch.core.digest import Digest

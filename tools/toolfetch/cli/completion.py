@@ -23,7 +23,7 @@ class CommandWords:
     options: tuple[tuple[str, str], ...]  # (option string, help)
 
 
-def _subcommands(parser: argparse.ArgumentParser) -> dict[str, tuple[str, argparse.ArgumentParser]]:
+def subcommands(parser: argparse.ArgumentParser) -> dict[str, tuple[str, argparse.ArgumentParser]]:
     """name -> (help, subparser) of a parser's subcommands."""
     for action in parser._actions:  # argparse keeps no public list of them
         if isinstance(action, argparse._SubParsersAction):
@@ -40,9 +40,9 @@ def _options(parser: argparse.ArgumentParser) -> tuple[tuple[str, str], ...]:
 def words(parser: argparse.ArgumentParser) -> list[CommandWords]:
     """Every command of the (full) parser with its options; ``cache`` actions separately."""
     out: list[CommandWords] = []
-    for name, (help_text, sub) in _subcommands(parser).items():
+    for name, (help_text, sub) in subcommands(parser).items():
         out.append(CommandWords(name, help_text, _options(sub)))
-        for action, (action_help, sp) in _subcommands(sub).items():
+        for action, (action_help, sp) in subcommands(sub).items():
             out.append(CommandWords(f"{name} {action}", action_help, _options(sp)))
     return out
 

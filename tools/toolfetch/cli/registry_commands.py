@@ -11,6 +11,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from toolfetch.cli.artifact_text import render_artifact
 from toolfetch.cli.common import (
@@ -172,11 +173,19 @@ def parse_platform_arg(text: str) -> tuple[str, list[str]]:
     return platform, files
 
 
+def _manifest_options(args: argparse.Namespace) -> dict[str, Any]:
+    """What --artifact-type, --annotation and (push, publish) --mount-from ask of the
+    manifest a command writes, as the facade's keyword arguments."""
+    options: dict[str, Any] = {"artifact_type": args.artifact_type,
+                               "annotations": parse_annotations(args.annotation)}
+    if "mount_from" in vars(args):
+        options["mount_from"] = args.mount_from or ()
+    return options
+
+
 # -- commands ----------------------------------------------------------------------------------
 def cmd_push(args: argparse.Namespace) -> int:
-    pushed = client_of(args).push(args.ref, args.files, artifact_type=args.artifact_type,
-                                  annotations=parse_annotations(args.annotation),
-                                  mount_from=args.mount_from or ())
+    pushed = client_of(args).push(args.ref, args.files, **_manifest_options(args))
     print(pushed.digest)
     return 0
 
@@ -189,9 +198,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
                          "--from-lockfile [TOOL…] REGISTRY/PREFIX)")
     per_platform = [parse_platform_arg(p) for p in args.platform]
     published = client_of(args).publish(args.ref[0], per_platform,
-                                        artifact_type=args.artifact_type,
-                                        annotations=parse_annotations(args.annotation),
-                                        mount_from=args.mount_from or ())
+                                        **_manifest_options(args))
     print(published.digest)
     return 0
 
@@ -207,9 +214,7 @@ def _publish_from_lockfile(args: argparse.Namespace) -> int:
 
 
 def cmd_attach(args: argparse.Namespace) -> int:
-    attached = client_of(args).attach(args.subject, args.files,
-                                      artifact_type=args.artifact_type,
-                                      annotations=parse_annotations(args.annotation))
+    attached = client_of(args).attach(args.subject, args.files, **_manifest_options(args))
     print(attached.digest)
     return 0
 

@@ -1,4 +1,5 @@
-"""File-system helpers, one per job: atomic writes and removing read-only trees.
+"""File-system helpers, one per job: atomic writes, capped reads of input files and
+removing read-only trees.
 
 :func:`atomic_writer` is the one way toolfetch writes a file others may read while it is being
 written (lockfiles, launchers, credentials, layout blobs and indexes, cache entries): the bytes
@@ -17,6 +18,8 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
+
+from toolfetch.core.errors import LocalIOError, UsageError
 
 
 @contextlib.contextmanager
@@ -106,3 +109,26 @@ def remove_tree(path: Path) -> None:
     with contextlib.suppress(OSError):
         make_writable(path)
     shutil.rmtree(path, onerror=onerror)
+
+
+def read_capped_text(path: Path, limit: int, what: str, *, missing_hint: str = "") -> str:
+    """The UTF-8 text of a file a user names (tools.yaml, a DotSlash file, a multitool
+    lockfile), read no further than ``limit`` bytes. Missing, a directory, larger than
+    ``limit`` or not UTF-8 is exit 2; unreadable otherwise (permissions, I/O) exit 8. Each
+    message names the file and what it should have been (``what``, e.g. ``tools.yaml``)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(limit + 1)
+    except FileNotFoundError as e:
+        raise UsageError(f"{path}: no such file{missing_hint}") from e
+    except IsADirectoryError as e:
+        raise UsageError(f"{path}: is a directory, not a {what}") from e
+    except OSError as e:
+        raise LocalIOError.of(e, f"cannot read {what} {path}") from e
+    if len(data) > limit:
+        raise UsageError(f"{path}: larger than {limit} bytes; not a {what}")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UsageError(f"{path}: not UTF-8 text (byte {e.start} is {data[e.start]:#04x})"
+                         ) from None

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from toolfetch.core.sizes import format_size
 
 NAME_WIDTH = 24
+#: what moves bytes calls this with each amount just moved (``Progress.reporter`` makes one)
+ByteReport = Callable[[int], None]
 
 
 def enabled(requested: bool) -> bool:
@@ -57,7 +59,7 @@ class Progress:
         with self._lock:
             self.total += more
 
-    def reporter(self, name: str) -> Callable[[int], None]:
+    def reporter(self, name: str) -> ByteReport:
         """A callback for one tool or file: ``reporter("protoc")(n)`` advances by ``n``."""
         return lambda n: self.advance(n, name)
 

@@ -36,7 +36,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from toolfetch.core.errors import LocalIOError, UsageError
+from toolfetch.core.errors import UsageError
+from toolfetch.core.fs import read_capped_text
 from toolfetch.oci.formats import SPELLINGS, format_by_extension, format_named
 
 log = logging.getLogger("toolfetch")
@@ -65,17 +66,7 @@ def _read(path: Path, what: str) -> str:
     """The file's UTF-8 text, read at most :data:`~toolfetch.lock.jsonc.MAX_BYTES` far."""
     from toolfetch.lock.jsonc import MAX_BYTES
 
-    try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_BYTES + 1)
-    except OSError as e:
-        raise LocalIOError.of(e, f"cannot read {what} {path}") from e
-    if len(data) > MAX_BYTES:
-        raise UsageError(f"{path}: larger than {MAX_BYTES} bytes; not a {what}")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise UsageError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    return read_capped_text(path, MAX_BYTES, what)
 
 
 def _string(spec: dict[str, Any], key: str, where: str, required: bool = False) -> str | None:

@@ -20,7 +20,8 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, SequenceNode
 
-from toolfetch.core.errors import LocalIOError, UsageError
+from toolfetch.core.errors import UsageError
+from toolfetch.core.fs import read_capped_text
 
 MAX_BYTES = 4 << 20
 MAX_DEPTH = 64
@@ -103,24 +104,10 @@ def _check_numbers(value: Any, where: str, at: str) -> None:
 
 
 def read_text(path: Path) -> str:
-    """The file's text: UTF-8, at most :data:`MAX_BYTES`, a regular file; missing is exit 2,
-    unreadable exit 8 (the local file system), both naming the file."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_BYTES + 1)
-    except FileNotFoundError as e:
-        raise UsageError(f"{path}: no such file (create a tools.yaml, see README)") from e
-    except IsADirectoryError as e:
-        raise UsageError(f"{path}: is a directory, not a tools.yaml file") from e
-    except OSError as e:
-        raise LocalIOError.of(e, f"cannot read {path}") from e
-    if len(data) > MAX_BYTES:
-        raise UsageError(f"{path}: larger than {MAX_BYTES} bytes; not a tools.yaml")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise UsageError(f"{path}: not UTF-8 text (byte {e.start} is {data[e.start]:#04x})"
-                         ) from None
+    """The file's text: UTF-8, at most :data:`MAX_BYTES`; missing is exit 2, unreadable
+    exit 8 (the local file system), both naming the file."""
+    return read_capped_text(path, MAX_BYTES, "tools.yaml file",
+                            missing_hint=" (create a tools.yaml, see README)")
 
 
 def load(path: Path) -> Any:

@@ -39,6 +39,7 @@ from toolfetch.core.errors import (
     UsageError,
 )
 from toolfetch.core.fs import atomic_write, atomic_writer
+from toolfetch.core.progress import ByteReport
 from toolfetch.core.tempnames import FOREIGN_GRACE, abandoned, temp_name, temp_owner
 from toolfetch.oci.manifest import (
     ANNOTATION_REF_NAME,
@@ -213,7 +214,7 @@ class LayoutSource:
         return digest if self.blob_path(digest).exists() else None
 
     def fetch_blob(self, digest: Digest, size: int, sink: BinaryIO, what: str,
-                   progress: Callable[[int], None] | None = None) -> None:
+                   progress: ByteReport | None = None) -> None:
         with StreamVerifier(digest, size, what) as verifier:
             try:
                 with open_regular(self.blob_path(digest), f"{what}: in {self}",

@@ -29,7 +29,7 @@ from toolfetch.cache.store import Cache
 from toolfetch.core.digest import Digest, StreamVerifier, copy_verified
 from toolfetch.core.errors import NotFoundError
 from toolfetch.core.platform import Platform
-from toolfetch.core.progress import Progress
+from toolfetch.core.progress import ByteReport, Progress
 from toolfetch.core.reference import LAYOUT_PREFIX, AnyReference, LayoutReference, parse_any
 from toolfetch.lock.lockfile import Lockfile
 from toolfetch.oci.layout import LayoutSource
@@ -259,7 +259,7 @@ def _store_bytes(cache: Cache, raw: bytes, digest: Digest) -> None:
 
 
 def _store_from(cache: Cache, layout: LayoutSource, desc: Descriptor, what: str,
-                report: Callable[[int], None]) -> None:
+                report: ByteReport) -> None:
     def write(f: BinaryIO) -> None:
         layout.fetch_blob(desc.digest, desc.size, f, what, report)
 

@@ -21,7 +21,7 @@ from toolfetch.core.errors import AuthError, LocalIOError, ToolfetchError, Usage
 from toolfetch.core.fs import atomic_write
 
 
-def _hosts(registry: str) -> tuple[str, str]:
+def login_hosts(registry: str) -> tuple[str, str]:
     """(API host to contact, config key) for what the user typed."""
     from toolfetch.core.reference import DOCKER_HUB_API
     from toolfetch.registry.auth import config_key, is_docker_hub, normalize_host
@@ -95,7 +95,7 @@ def login(registry: str, username: str, password: str) -> str:
 
     if not password:
         raise UsageError("login: empty password")
-    host, key = _hosts(registry)
+    host, key = login_hosts(registry)
     _check(host, username, password)
     path = _config_path()
     config = _load_config(path)
@@ -121,7 +121,7 @@ def logout(registry: str) -> tuple[str, bool]:
     """Remove what ``login`` stored; returns the config key and whether anything was there."""
     from toolfetch.registry.auth import erase_with_helper, matching_keys
 
-    _, key = _hosts(registry)
+    _, key = login_hosts(registry)
     path = _config_path()
     config = _load_config(path)
     removed = False

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -29,13 +28,13 @@ from toolfetch.core.errors import (
     UnreachableError,
     UsageError,
 )
+from toolfetch.core.progress import ByteReport
 from toolfetch.core.urls import shown_url
 from toolfetch.registry.blobstream import BodyReader, NetworkFailure, stream_verified
 from toolfetch.registry.httpauth import HttpAuth
 from toolfetch.registry.transport import Transport
 
 log = logging.getLogger("toolfetch")
-Progress = Callable[[int], None]
 
 
 class AssetSource:
@@ -70,13 +69,13 @@ class AssetSource:
         return UnreachableError(f"{what}: {self.shown} answered HTTP {status}")
 
     def fetch_blob(self, digest: Digest, size: int, sink: BinaryIO, what: str,
-                   progress: Progress | None = None) -> None:
+                   progress: ByteReport | None = None) -> None:
         """Stream the asset into ``sink``, verifying ``size`` and ``digest``."""
         with StreamVerifier(digest, size, what) as verifier:
             stream_verified(lambda h: self._get(h, what), lambda r: self._fail(r, what),
                             verifier, sink, progress, self.transport.policy, self.shown)
 
-    def pin(self, sink: BinaryIO, what: str, progress: Progress | None = None, *,
+    def pin(self, sink: BinaryIO, what: str, progress: ByteReport | None = None, *,
             blake3: bool = False, limit: int | None = None) -> Pin:
         """Download the whole asset into ``sink`` (positioned at 0), hashing as it streams
         (constant memory): its sha256, size and, with ``blake3``, its BLAKE3 digest. A body

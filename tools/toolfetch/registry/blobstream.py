@@ -23,10 +23,10 @@ import urllib3
 
 from toolfetch.core.digest import StreamVerifier, copy_verified
 from toolfetch.core.errors import IntegrityError, ToolfetchError
+from toolfetch.core.progress import ByteReport
 from toolfetch.registry.retry import Pace, RetryPolicy, describe_network_error
 
 log = logging.getLogger("toolfetch")
-Progress = Callable[[int], None]
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
 
@@ -38,7 +38,7 @@ class NetworkFailure(Exception):
 
 def stream_verified(get: Callable[[dict[str, str]], requests.Response],
                     fail: Callable[[requests.Response], ToolfetchError],
-                    verifier: StreamVerifier, sink: BinaryIO, progress: Progress | None,
+                    verifier: StreamVerifier, sink: BinaryIO, progress: ByteReport | None,
                     policy: RetryPolicy, server: str) -> None:
     """Copy the blob ``get(headers)`` answers into ``sink`` (positioned at 0), verified.
 
@@ -86,7 +86,7 @@ def stream_verified(get: Callable[[dict[str, str]], requests.Response],
 
 
 def drain(resp: requests.Response, verifier: StreamVerifier, sink: BinaryIO,
-          progress: Progress | None, pace: Pace) -> str | None:
+          progress: ByteReport | None, pace: Pace) -> str | None:
     """Copy the raw body into ``sink``; returns why the network failed, or None at its end."""
     body = BodyReader(resp, pace, verifier.what)
     try:

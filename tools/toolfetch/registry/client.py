@@ -8,7 +8,6 @@ re-resolved) and only a matching ``206`` is accepted; anything else restarts the
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import BinaryIO
 
 import requests
@@ -21,6 +20,7 @@ from toolfetch.core.errors import (
     ToolfetchError,
     UnreachableError,
 )
+from toolfetch.core.progress import ByteReport
 from toolfetch.oci.manifest import (
     ACCEPT,
     MAX_MANIFEST_BYTES,
@@ -39,7 +39,6 @@ MAX_TAG_PAGES = 100
 MAX_TAG_PAGE_BYTES = 4 * 1024 * 1024
 MAX_TAG_BYTES = 16 * 1024 * 1024
 MAX_REFERRER_PAGES = 20
-Progress = Callable[[int], None]
 
 
 class RegistryClient:
@@ -107,7 +106,7 @@ class RegistryClient:
 
     # -- blobs ----------------------------------------------------------------------------
     def fetch_blob(self, digest: Digest, size: int, sink: BinaryIO, what: str,
-                   progress: Progress | None = None) -> None:
+                   progress: ByteReport | None = None) -> None:
         """Stream a blob into ``sink`` (positioned at 0), verifying size and digest.
 
         An interrupted stream resumes with ``Range: bytes=N-`` against the registry URL (so

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, BinaryIO, Protocol, TypeVar
 
 from toolfetch.core.digest import Digest
 from toolfetch.core.errors import IntegrityError, ToolfetchError, UnreachableError, UsageError
+from toolfetch.core.progress import ByteReport
 from toolfetch.core.reference import (
     LAYOUT_PREFIX,
     AnyReference,
@@ -43,7 +44,7 @@ class BlobSource(Protocol):
     """What a blob comes from: a registry, a layout, or an HTTP release asset's URL."""
 
     def fetch_blob(self, digest: Digest, size: int, sink: BinaryIO, what: str,
-                   progress: Callable[[int], None] | None = None) -> None: ...
+                   progress: ByteReport | None = None) -> None: ...
 
 
 class ContentSource(Protocol):
@@ -54,7 +55,7 @@ class ContentSource(Protocol):
     def manifest_exists(self, target: str) -> Digest | None: ...
 
     def fetch_blob(self, digest: Digest, size: int, sink: BinaryIO, what: str,
-                   progress: Callable[[int], None] | None = None) -> None: ...
+                   progress: ByteReport | None = None) -> None: ...
 
     def read_blob_head(self, digest: Digest, length: int = 512) -> bytes: ...
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from toolfetch.core.digest import Digest
 from toolfetch.core.errors import NotFoundError
+from toolfetch.core.progress import ByteReport
 from toolfetch.core.reference import AnyReference, LayoutReference, Reference
 from toolfetch.oci.layout import LayoutSource
 from toolfetch.oci.manifest import OCI_INDEX, Descriptor, canonical_json
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
     from toolfetch.registry.upload import Uploader, UploadStats
 
 Provide = Callable[[], Path]
-Report = Callable[[int], None]  # bytes done, for progress
 
 
 class Target(Protocol):
@@ -36,7 +36,7 @@ class Target(Protocol):
     source: ContentSource
 
     def put_blob(self, digest: Digest, size: int, provide: Provide,
-                 mount_from: Sequence[str] = (), progress: Report | None = None) -> str:
+                 mount_from: Sequence[str] = (), progress: ByteReport | None = None) -> str:
         """Make the blob present; ``progress`` hears of all ``size`` bytes, sent or not."""
         ...
 
@@ -77,7 +77,7 @@ class RegistryTarget:
         return str(self.uploader)
 
     def put_blob(self, digest: Digest, size: int, provide: Provide,
-                 mount_from: Sequence[str] = (), progress: Report | None = None) -> str:
+                 mount_from: Sequence[str] = (), progress: ByteReport | None = None) -> str:
         sent = 0
 
         def count(n: int) -> None:
@@ -110,7 +110,7 @@ class LayoutTarget:
             self._ready = True
 
     def put_blob(self, digest: Digest, size: int, provide: Provide,
-                 mount_from: Sequence[str] = (), progress: Report | None = None) -> str:
+                 mount_from: Sequence[str] = (), progress: ByteReport | None = None) -> str:
         self._init()
         outcome = "skipped"
         if not self.layout.has_intact_blob(digest, size):  # a damaged one is replaced

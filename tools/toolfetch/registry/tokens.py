@@ -80,7 +80,7 @@ def _request_token(t: TokenEndpoint, realm: str, service: str, scopes: frozenset
             form["scope"] = " ".join(scope_list)
         resp = _token_call(t, "POST", realm, data=form)
         if resp.status_code not in (401, 404, 405):
-            return _parse_token(t, resp, realm, creds, host, rejected)
+            return parse_token_answer(t, resp, realm, creds, host, rejected)
         # Registries without the OAuth2 POST endpoint: the GET flow with the token as
         # the password (containerd does the same).
         log.debug("token endpoint %s refused POST (HTTP %d); using GET",
@@ -95,12 +95,12 @@ def _request_token(t: TokenEndpoint, realm: str, service: str, scopes: frozenset
         headers["Authorization"] = basic_header(
             Credentials(username=creds.username or "<token>", password=creds.identity_token))
     resp = _token_call(t, "GET", realm, params=params, headers=headers)
-    return _parse_token(t, resp, realm, creds, host, rejected)
+    return parse_token_answer(t, resp, realm, creds, host, rejected)
 
 
-def _parse_token(t: TokenEndpoint, resp: requests.Response, realm: str,
-                 creds: Credentials | None, host: str, rejected: str | None
-                 ) -> tuple[str, float]:
+def parse_token_answer(t: TokenEndpoint, resp: requests.Response, realm: str,
+                       creds: Credentials | None, host: str, rejected: str | None
+                       ) -> tuple[str, float]:
     shown = shown_url(realm)
     with resp:
         if resp.status_code != 200:

@@ -24,6 +24,7 @@ import requests
 
 from toolfetch.core.digest import Digest
 from toolfetch.core.errors import IntegrityError, ToolfetchError, UsageError
+from toolfetch.core.progress import ByteReport
 from toolfetch.core.sizes import parse_size
 from toolfetch.registry.bodies import ACCEPT_ENCODING, read_json
 from toolfetch.registry.client import RegistryClient
@@ -33,7 +34,6 @@ log = logging.getLogger("toolfetch")
 
 DEFAULT_CHUNK_SIZE = 16 << 20
 CHUNK_ENV = "TOOLFETCH_UPLOAD_CHUNK_SIZE"
-Progress = Callable[[int], None]
 
 
 def chunk_size_from_env() -> int:
@@ -159,7 +159,7 @@ class Uploader:
             return self._location(resp, path, what)
 
     def upload(self, digest: Digest, size: int, provide: Callable[[], Path],
-               mount_from: Sequence[str] = (), progress: Progress | None = None) -> str:
+               mount_from: Sequence[str] = (), progress: ByteReport | None = None) -> str:
         """Make the blob present; returns ``skipped``, ``mounted`` or ``uploaded``.
 
         ``provide`` is called only when the bytes must really be sent: it returns a local
@@ -192,7 +192,7 @@ class Uploader:
         return "uploaded"
 
     def _chunked(self, location: str, digest: Digest, size: int, path: Path, what: str,
-                 progress: Progress | None) -> None:
+                 progress: ByteReport | None) -> None:
         offset = 0
         with path.open("rb") as f:
             while offset < size:
