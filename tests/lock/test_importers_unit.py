@@ -288,3 +288,23 @@ def test_add_tools_to_an_invalid_or_duplicate_file_is_exit_2_and_writes_nothing(
         with pytest.raises(UsageError, match=needle.replace("$", r"\$").replace("[", r"\[")):
             add_tools(config, {"c": {"ref": "x.example/c:1"}})
         assert config.read_text() == text
+
+
+@pytest.mark.parametrize("importer", [from_dotslash, from_multitool])
+@pytest.mark.parametrize(("make", "needle"), [
+    (lambda p: None, "no such file"),
+    (lambda p: p.mkdir(), "is a directory"),
+    (lambda p: p.write_bytes(b'{"x": "\xff"}'), "not UTF-8 text (byte 7 is 0xff)"),
+    (lambda p: p.write_bytes(b" " * (jsonc.MAX_BYTES + 1)), "larger than"),
+])
+def test_an_input_file_that_cannot_be_one_is_exit_2_naming_it(
+        tmp_path: Path, importer: Any, make: Any, needle: str) -> None:
+    """What the user names on the command line is read by the reader tools.yaml has: a
+    missing file or a directory is a usage error (exit 2, was exit 8 for a missing one),
+    as are a file past the cap and bytes that are not UTF-8; each names the file."""
+    path = tmp_path / "input"
+    make(path)
+    with pytest.raises(UsageError) as caught:
+        importer(path)
+    assert caught.value.exit_code == 2
+    assert str(path) in str(caught.value) and needle in str(caught.value)
