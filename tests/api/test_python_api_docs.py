@@ -1,6 +1,7 @@
 """docs/python-api.md's examples run as written, against a real registry.
 
-Each ```python block runs in its own interpreter, in a project directory holding
+Each ```python block (the registry and cache methods' three, then the seven of "Examples")
+runs in its own interpreter, in a project directory holding
 lockfiles/tools.yaml and its lockfile, with ``registry.example.com/acme`` replaced by a
 repository prefix on the test registry.
 """
@@ -52,7 +53,7 @@ def run(code: str, cwd: Path, prefix: str) -> subprocess.CompletedProcess[str]:
 def test_the_docs_have_the_promised_examples() -> None:
     text = DOC.read_text()
     blocks = examples()
-    assert len(blocks) == 7
+    assert len(blocks) == 10
     assert all("import toolfetch" in b for b in blocks)
     for heading in ("a tool's path", "Pull an artifact", "List tags"):
         assert heading in text
@@ -60,7 +61,15 @@ def test_the_docs_have_the_promised_examples() -> None:
 
 def test_every_example_runs(registry: Registry, unique_repo: str, project: Path) -> None:
     prefix = f"{registry.host}/{unique_repo}"
-    which, ci, relock, shim, pull, tags, cache = examples()
+    release, pull_twice, cache_by_tool, which, ci, relock, shim, pull, tags, cache = examples()
+    r = run(release, project, prefix)
+    assert r.returncode == 0 and r.stdout == "True\nTrue ['1.0']\napplication/spdx+json\n", r
+    assert (project / "mirror" / "index.json").is_file()
+    r = run(pull_twice, project, prefix)
+    assert r.returncode == 0 and r.stdout == "2 0 2\n", r
+    assert (project / "site" / "README.md").read_bytes() == b"# docs\n"
+    r = run(cache_by_tool, project, prefix)
+    assert r.returncode == 0 and r.stdout == "1 [('protoc *',)]\n", r
     outputs = []
     for code in (which, ci, relock, shim, pull, tags, cache):
         r = run(code, project, prefix)
