@@ -78,6 +78,24 @@ def test_an_interrupted_download_gives_up_after_the_policys_attempts(
     assert len(waits) == 1 and len(proxy.requests("/blobs/")) == 2
 
 
+def test_giving_up_keeps_the_last_interruptions_network_exception(
+        proxy: FaultProxy, unique_repo: str, pushed: Digest) -> None:
+    """A body whose connection is reset mid-read, every time: the UnreachableError names the
+    interruptions and keeps the read's exception as its ``-v`` detail (``__cause__``); a
+    body that only ends early (no exception behind it) gives up without one."""
+    transport = Transport(RetryPolicy(attempts=2, sleep=lambda _: None))
+    url = f"http://{proxy.host}/v2/{unique_repo}/blobs/{pushed}"
+    proxy.add("cut_reset", keep=1000, times=None)
+    with pytest.raises(UnreachableError, match="kept failing") as reset:
+        AssetSource(transport, url, HttpAuth()).pin(io.BytesIO(), "asset")
+    assert isinstance(reset.value.__cause__, OSError) and reset.value.cause_is_detail
+    proxy.rules.clear()
+    proxy.add("cut", keep=1000, times=None)
+    with pytest.raises(UnreachableError, match="kept failing") as cut:
+        AssetSource(transport, url, HttpAuth()).pin(io.BytesIO(), "asset")
+    assert cut.value.__cause__ is None
+
+
 def test_the_environment_is_read_once_per_transport(
         proxy: FaultProxy, unique_repo: str, pushed: Digest,
         monkeypatch: pytest.MonkeyPatch) -> None:

@@ -46,6 +46,7 @@ class Rule:
     ``status`` (answer ``status`` with ``retry_after``/``body``, upstream untouched),
     ``reset`` (close the connection without answering), ``hang`` (wait ``delay`` s, then
     relay), ``cut`` (relay headers, then only ``keep`` body bytes and drop the connection),
+    ``cut_reset`` (as ``cut``, but drop it with a reset: the client's read raises),
     ``short`` (honest headers for only ``keep`` bytes), ``pad`` (append ``body``),
     ``ignore_range`` (drop the request's Range: a full 200), ``bad_range`` (answer a ranged
     request with a 206 whose Content-Range starts at 0), ``redirect`` (``status`` 307 to
@@ -302,15 +303,16 @@ class _Handler(BaseHTTPRequestHandler):
         if action == "short":
             assert rule is not None
             data = data[: rule.keep]
-        if action == "cut":
+        if action in ("cut", "cut_reset"):
             assert rule is not None
-            self._respond(seen, status, headers, data, stop_after=rule.keep)
+            self._respond(seen, status, headers, data, stop_after=rule.keep,
+                          reset=action == "cut_reset")
             return
         rate = rule.rate if rule is not None and action == "slow" else 0
         self._respond(seen, status, headers, data, rate=rate)
 
     def _respond(self, seen: Seen, status: int, headers: Mapping[str, str], data: bytes,
-                 stop_after: int | None = None, rate: int = 0) -> None:
+                 stop_after: int | None = None, rate: int = 0, reset: bool = False) -> None:
         seen.status = status
         self.send_response(status)
         for k, v in headers.items():
@@ -331,7 +333,10 @@ class _Handler(BaseHTTPRequestHandler):
             seen.sent += len(piece)
             if rate:
                 time.sleep(len(piece) / rate)
-        if stop_after is not None:  # FIN, not RST: the client keeps what it already received
+        if reset:
+            time.sleep(0.05)  # the bytes sent get there first; then the read fails
+            self._reset()
+        elif stop_after is not None:  # FIN, not RST: the client keeps what it already received
             with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_WR)
 

@@ -101,12 +101,12 @@ class AssetSource:
                         sink.write(buffer[:n])
                         if progress:
                             progress(n)
-                    error = body.finish()
+                    error, cause = body.finish(), None
                 except NetworkFailure as e:
-                    error = e.reason
+                    error, cause = e.reason, e.__cause__
             if error is None:
                 return hashers.pin(body.received)
-            download.interrupted(error, 0)
+            download.interrupted(error, 0, cause)
 
 
 @dataclass(frozen=True)

@@ -81,19 +81,22 @@ def stream_verified(get: Callable[[dict[str, str]], requests.Response],
         if error is None and download.last_attempt:
             verifier.finish()  # raises the size mismatch: the server serves less
         download.interrupted(
-            error or f"stream ended at {verifier.received} of {verifier.size} bytes",
-            verifier.received)
+            error.reason if error else
+            f"stream ended at {verifier.received} of {verifier.size} bytes",
+            verifier.received, error.__cause__ if error else None)
 
 
 def drain(resp: requests.Response, verifier: StreamVerifier, sink: BinaryIO,
-          progress: ByteReport | None, pace: Pace) -> str | None:
-    """Copy the raw body into ``sink``; returns why the network failed, or None at its end."""
+          progress: ByteReport | None, pace: Pace) -> NetworkFailure | None:
+    """Copy the raw body into ``sink``; returns how the network failed (its ``__cause__``
+    the exception a read raised), or None at the body's end."""
     body = BodyReader(resp, pace, verifier.what)
     try:
         copy_verified(body.readinto, sink, verifier, progress)
     except NetworkFailure as e:
-        return e.reason
-    return body.finish()
+        return e
+    reason = body.finish()
+    return NetworkFailure(reason) if reason else None
 
 
 class BodyReader:

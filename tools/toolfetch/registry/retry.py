@@ -243,13 +243,18 @@ class Download:
         """Whether the next interruption gives up."""
         return self.interruptions + 1 >= self.policy.attempts
 
-    def interrupted(self, reason: str, resume_at: int) -> None:
+    def interrupted(self, reason: str, resume_at: int,
+                    cause: BaseException | None = None) -> None:
         """Wait before the next attempt (which starts at byte ``resume_at``), or raise
-        UnreachableError when this was the last one."""
+        UnreachableError when this was the last one, keeping the last interruption's network
+        exception (``cause``, shown with ``-v``)."""
         self.interruptions += 1
         if self.interruptions >= self.policy.attempts:
-            raise UnreachableError(f"{self.what}: connection to {self.server} kept failing "
-                                   f"({self.interruptions} interruptions, last: {reason})")
+            error = UnreachableError(f"{self.what}: connection to {self.server} kept failing "
+                                     f"({self.interruptions} interruptions, last: {reason})")
+            if cause is None:
+                raise error
+            raise error.with_detail(cause) from cause
         delay = self.policy.delay(self.interruptions)
         log.debug("%s: %s; resuming at byte %d in %.2fs", self.what, reason, resume_at, delay)
         self.policy.sleep(delay)
