@@ -82,7 +82,7 @@ def test_every_example_runs(registry: Registry, unique_repo: str, project: Path)
     assert (project / "third_party" / "protoc" / "protoc").read_bytes().endswith(
         b"echo 'libprotoc 25.1'\n")
     assert (project / "out" / "README.md").read_bytes() == b"# docs\n"
-    assert "wrote" in outputs[4] and "schema.json" in outputs[4]
+    assert "pulled" in outputs[4] and "schema.json" in outputs[4]
     assert outputs[5].splitlines()[0] == "['25.1']"
     assert outputs[5].splitlines()[1].startswith("tool sha256:")
     assert outputs[6] == "0 repaired; 0 bytes freed\n"

@@ -20,9 +20,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from toolfetch.api.arguments import PathArg, items, paths
 from toolfetch.api.cache_methods import CacheMethods
 from toolfetch.api.paths import open_cache, project_files
-from toolfetch.api.registry_methods import PathArg, RegistryMethods
+from toolfetch.api.registry_methods import RegistryMethods
 from toolfetch.api.tool_results import ToolLocation
 from toolfetch.core.digest import Digest
 from toolfetch.core.errors import UsageError
@@ -45,12 +46,12 @@ if TYPE_CHECKING:
 __all__ = ["Client", "ToolLocation", "kept_digests"]
 
 
-def kept_digests(lockfiles: Iterable[PathArg]) -> set[Digest]:
+def kept_digests(lockfiles: PathArg | Iterable[PathArg]) -> set[Digest]:
     """Every tree and blob the lockfiles pin, on any platform (``cache gc --keep``)."""
     from toolfetch.lock.lockfile import Lockfile
 
     keep: set[Digest] = set()
-    for path in lockfiles:
+    for path in paths(lockfiles):
         lockfile = Lockfile.load(Path(path).absolute())
         for tool in lockfile.tools.values():
             for entry in tool.platforms.values():
@@ -128,7 +129,7 @@ class Client(RegistryMethods, CacheMethods, AbstractContextManager["Client"]):
         needed."""
         return self.locate(tool, platform).executable
 
-    def fetch(self, tools: Iterable[str] = (), platform: str | None = None,
+    def fetch(self, tools: str | Iterable[str] = (), platform: str | None = None,
               all_platforms: bool = False) -> dict[str, Path]:
         """Make the tools (default: every tool locked for the platform) present; returns
         each one's executable by tool name, or by ``tool@platform-key`` with
@@ -138,7 +139,7 @@ class Client(RegistryMethods, CacheMethods, AbstractContextManager["Client"]):
         return {(f"{t.tool}@{t.platform}" if all_platforms else t.tool): t.executable
                 for t in found}
 
-    def fetch_tools(self, tools: Iterable[str] = (), platform: str | None = None,
+    def fetch_tools(self, tools: str | Iterable[str] = (), platform: str | None = None,
                     all_platforms: bool = False, *, output: PathArg | None = None
                     ) -> tuple[ToolLocation, ...]:
         """:meth:`fetch`, returning a :class:`ToolLocation` per (tool, platform) fetched, in
@@ -148,7 +149,7 @@ class Client(RegistryMethods, CacheMethods, AbstractContextManager["Client"]):
         empty (else LocalIOError, exit 8), and a failure leaves it as it was."""
         from toolfetch.api.tools import fetch
 
-        return fetch(self.cache, self.lockfile, tools, platform, all_platforms,
+        return fetch(self.cache, self.lockfile, items(tools), platform, all_platforms,
                      Path(output).absolute() if output is not None else None, self._fetcher)
 
     def list_tools(self) -> tuple[ListedTool, ...]:
@@ -158,7 +159,7 @@ class Client(RegistryMethods, CacheMethods, AbstractContextManager["Client"]):
 
         return list_tools(self.lockfile, self.cache)
 
-    def lock(self, tools: Iterable[str] = (), *, check: bool = False, upgrade: bool = False,
+    def lock(self, tools: str | Iterable[str] = (), *, check: bool = False, upgrade: bool = False,
              refresh_assets: bool = False) -> LockResult:
         """``toolfetch lock``: resolve tools.yaml (:attr:`config`) into the lockfile, its
         ``mirrors`` included; returns every pin that changed (``LockResult.changes``).
@@ -166,26 +167,29 @@ class Client(RegistryMethods, CacheMethods, AbstractContextManager["Client"]):
         OutOfDateError (exit 7) on drift. ``upgrade`` moves tools with a ``version``
         constraint to their highest matching tag (``LockResult.upgrades``: each one's old
         and new reference). ``refresh_assets`` downloads HTTP assets again to re-check their
-        sha256 (otherwise unchanged entries keep their pins without the network)."""
+        sha256 (otherwise unchanged entries keep their pins without the network).
+        ``offline``: only ``oci-layout:`` references and layout mirrors can be resolved;
+        a registry is UnreachableError (exit 6)."""
         from toolfetch.lock.config import Config
         from toolfetch.lock.update import run_lock
 
         if upgrade and check:
             raise UsageError("lock: upgrade and check exclude each other")
-        return run_lock(Config.load(self.config), self.lockfile, list(tools), check,
+        return run_lock(Config.load(self.config), self.lockfile, items(tools), check,
                         self.jobs, self.progress, upgrade, cache=self.cache,
-                        refresh_assets=refresh_assets)
+                        refresh_assets=refresh_assets, offline=self.offline)
 
-    def verify_signatures(self, tools: Iterable[str] = ()) -> tuple[SignatureCheck, ...]:
+    def verify_signatures(self, tools: str | Iterable[str] = ()) -> tuple[SignatureCheck, ...]:
         """``toolfetch verify``: check each named (default: every) locked tool's platforms
         against tools.yaml's ``verify`` policy again, and say who signed. Signatures come
         from the cache, else the registry (never with ``offline``). A lockfile record that is
         missing or differs from the check is OutOfDateError (exit 7)."""
         from toolfetch.api.tools import verify_signatures
 
-        return verify_signatures(self.config, self.lockfile, tools, self.cache, self.offline)
+        return verify_signatures(self.config, self.lockfile, items(tools), self.cache,
+                                 self.offline)
 
-    def import_dotslash(self, files: Iterable[PathArg], name: str | None = None, *,
+    def import_dotslash(self, files: PathArg | Iterable[PathArg], name: str | None = None, *,
                         dry_run: bool = False) -> ImportedTools:
         """Add a tools.yaml entry (HTTP release assets) per DotSlash file (``toolfetch
         import-dotslash``), named after the file unless ``name`` is given (one file only);
@@ -193,19 +197,21 @@ class Client(RegistryMethods, CacheMethods, AbstractContextManager["Client"]):
         from toolfetch.api.tools import import_tools
         from toolfetch.lock.importers import from_dotslash
 
-        paths = [Path(f) for f in files]
-        if name is not None and len(paths) != 1:
+        files_given = [Path(f) for f in paths(files)]
+        if name is not None and len(files_given) != 1:
             raise UsageError("import_dotslash: name names one tool; give one file")
-        return import_tools(lambda f: from_dotslash(f, name), paths, self.config, dry_run)
+        return import_tools(lambda f: from_dotslash(f, name), files_given, self.config,
+                            dry_run)
 
-    def import_multitool(self, files: Iterable[PathArg], *,
+    def import_multitool(self, files: PathArg | Iterable[PathArg], *,
                          dry_run: bool = False) -> ImportedTools:
         """Add the tools of rules_multitool lockfiles to tools.yaml (``toolfetch
         import-multitool``); ``dry_run`` only returns the entries. Run :meth:`lock` next."""
         from toolfetch.api.tools import import_tools
         from toolfetch.lock.importers import from_multitool
 
-        return import_tools(from_multitool, [Path(f) for f in files], self.config, dry_run)
+        return import_tools(from_multitool, [Path(f) for f in paths(files)], self.config,
+                            dry_run)
 
     def bootstrap(self, bin_dir: PathArg) -> BootstrapReport:
         """Fetch every tool for this host and write launchers into ``bin_dir``
@@ -219,14 +225,15 @@ class Client(RegistryMethods, CacheMethods, AbstractContextManager["Client"]):
     def export(self, directory: PathArg, platform: str | None = None,
                all_platforms: bool = False) -> BundleStats:
         """Write what the lockfile needs (this host, ``platform``, or every platform) as an
-        OCI image layout, for air-gapped machines (docs/fleets.md)."""
+        OCI image layout, for air-gapped machines (docs/fleets.md); ``offline``, from the
+        cache and layout mirrors only."""
         from toolfetch.ops.export_import import export
 
         if all_platforms and platform is not None:
             raise UsageError("export: platform and all_platforms exclude each other")
         return export(self.lockfile, self.cache, Path(directory).absolute(),
                       None if all_platforms else platform_or_host(platform),
-                      progress=self.progress)
+                      progress=self.progress, offline=self.offline)
 
     def import_layout(self, directory: PathArg) -> BundleStats:
         """Put the blobs of an exported OCI image layout into the cache."""

@@ -10,11 +10,11 @@ a layer's media type, as on the command line.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from toolfetch.api.arguments import PathArg, items, paths, refuse_offline
 from toolfetch.core.errors import NotFoundError, UsageError
 from toolfetch.core.platform import Platform
 from toolfetch.oci.manifest import TOOL_ARTIFACT_TYPE
@@ -24,8 +24,10 @@ if TYPE_CHECKING:
     from toolfetch.api.registry_results import ArtifactRef, LogoutResult, PullResult, Referrer
     from toolfetch.cache.store import Cache
     from toolfetch.core.progress import Progress
+    from toolfetch.core.reference import AnyReference
 
-PathArg = str | os.PathLike[str]
+#: ``toolfetch copy``'s default number of parallel blob copies (``Client.copy`` too)
+COPY_JOBS = 4
 
 
 def _platform(platform: str | None) -> Platform | None:
@@ -41,6 +43,15 @@ class RegistryMethods:
     offline: bool
     jobs: int
     progress: bool
+
+    def _parse(self, what: str, ref: str) -> AnyReference:
+        """``ref`` parsed; offline, a registry reference is refused before any request."""
+        from toolfetch.core.reference import parse_any
+
+        parsed = parse_any(ref)
+        if self.offline:
+            refuse_offline(what, parsed)
+        return parsed
 
     def _bar(self, label: str) -> Progress:
         from toolfetch.core.progress import Progress
@@ -62,10 +73,9 @@ class RegistryMethods:
         other bytes, or a directory, is never replaced: UsageError (exit 2), nothing
         written. NotFoundError (exit 4) when no layer has a title."""
         from toolfetch.api.registry_results import PullResult
-        from toolfetch.core.reference import parse_any
         from toolfetch.ops.copy_pull import pull
 
-        parsed = parse_any(ref)
+        parsed = self._parse("pull", ref)
         where = Path(output).absolute()
         files, present = pull(parsed, where, _platform(platform), progress=self.progress)
         return PullResult(str(parsed), where, tuple(files), tuple(present))
@@ -74,25 +84,24 @@ class RegistryMethods:
         """Every tag of ``repository`` (``registry/name`` or ``oci-layout:DIR``, no tag)."""
         from toolfetch.ops.inspect_tags import tags
 
+        self._parse("tags", repository)
         return tags(repository)
 
     def get_artifact_info(self, ref: str) -> ArtifactInfo:
         """What ``ref`` names (``toolfetch inspect``): kind, layers, platforms, WASM kind."""
         from toolfetch.api.artifacts import ArtifactInfo
-        from toolfetch.core.reference import parse_any
         from toolfetch.ops.inspect_tags import inspect
         from toolfetch.registry.targets import open_source
 
-        parsed = parse_any(ref)
+        parsed = self._parse("inspect", ref)
         return ArtifactInfo.of(inspect(parsed, open_source(parsed)))
 
     def manifest_digest(self, ref: str) -> str:
         """The ``sha256:…`` of the manifest or index ``ref`` names (``toolfetch exists``);
         NotFoundError (exit 4) when there is none."""
-        from toolfetch.core.reference import parse_any
         from toolfetch.ops.inspect_tags import manifest_digest
 
-        return str(manifest_digest(parse_any(ref)))
+        return str(manifest_digest(self._parse("exists", ref)))
 
     def exists(self, ref: str) -> bool:
         """Whether ``ref`` names a manifest or index (other failures still raise)."""
@@ -107,15 +116,14 @@ class RegistryMethods:
         ``artifact_type`` if given: the OCI 1.1 referrers API, else the ``sha256-<hex>``
         tag."""
         from toolfetch.api.registry_results import Referrer
-        from toolfetch.core.reference import parse_any
         from toolfetch.ops.inspect_tags import referrers
 
         return [Referrer(str(d.digest), d.media_type, d.size, d.artifact_type,
                          dict(d.annotations), d.to_json())
-                for d in referrers(parse_any(subject), artifact_type)]
+                for d in referrers(self._parse("referrers", subject), artifact_type)]
 
     # -- writing -------------------------------------------------------------------------
-    def push(self, ref: str, files: Iterable[PathArg], *,
+    def push(self, ref: str, files: PathArg | Iterable[PathArg], *,
              artifact_type: str = TOOL_ARTIFACT_TYPE,
              annotations: Mapping[str, str] | None = None,
              mount_from: Sequence[str] = ()) -> ArtifactRef:
@@ -124,13 +132,12 @@ class RegistryMethods:
         a tag (default ``latest``), not a digest; ``mount_from`` names repositories of the
         same registry to mount blobs from."""
         from toolfetch.api.registry_results import ArtifactRef
-        from toolfetch.core.reference import parse_any
         from toolfetch.ops.push_publish import push_files, write_tag
         from toolfetch.registry.targets import open_target
 
-        parsed = parse_any(ref)
+        parsed = self._parse("push", ref)
         tag = write_tag(parsed, "push")
-        layers = [os.fspath(f) for f in files]
+        layers = paths(files)
         if not layers:
             raise UsageError("push: give at least one file or directory")
         bar = self._bar("push")
@@ -142,22 +149,21 @@ class RegistryMethods:
         return ArtifactRef(str(parsed), str(desc.digest))
 
     def publish(self, ref: str,
-                platforms: Mapping[str, Sequence[PathArg]] | Iterable[
-                    tuple[str, Sequence[PathArg]]], *,
+                platforms: Mapping[str, PathArg | Sequence[PathArg]] | Iterable[
+                    tuple[str, PathArg | Sequence[PathArg]]], *,
                 artifact_type: str = TOOL_ARTIFACT_TYPE,
                 annotations: Mapping[str, str] | None = None,
                 mount_from: Sequence[str] = ()) -> ArtifactRef:
         """One artifact per platform (``{"linux/amd64": [files…]}``), pushed by digest, and
         an index of them tagged as ``ref`` says (``toolfetch publish --platform``)."""
         from toolfetch.api.registry_results import ArtifactRef
-        from toolfetch.core.reference import parse_any
         from toolfetch.ops.push_publish import publish, write_tag
         from toolfetch.registry.targets import open_target
 
-        parsed = parse_any(ref)
+        parsed = self._parse("publish", ref)
         tag = write_tag(parsed, "publish")
         pairs = platforms.items() if isinstance(platforms, Mapping) else platforms
-        per_platform = [(Platform.parse(p), [os.fspath(f) for f in files])
+        per_platform = [(Platform.parse(p), paths(files))
                         for p, files in pairs]
         if not per_platform:
             raise UsageError("publish: give the files of at least one platform")
@@ -170,7 +176,7 @@ class RegistryMethods:
         return ArtifactRef(str(parsed), str(digest))
 
     def publish_from_lockfile(self, prefix: str,
-                              tools: Iterable[str] = ()) -> dict[str, ArtifactRef]:
+                              tools: str | Iterable[str] = ()) -> dict[str, ArtifactRef]:
         """Publish the lockfile's HTTP release assets (``tools``, default every tool that
         has one) as artifacts at ``PREFIX/<tool>:<version or latest>``, fetched through the
         cache (``toolfetch publish --from-lockfile``); returns each tool's."""
@@ -179,47 +185,53 @@ class RegistryMethods:
         from toolfetch.ops.asset_artifacts import publish_from_lockfile
 
         lockfile = Lockfile.load(self.lockfile)
-        published = publish_from_lockfile(lockfile, list(tools), prefix, self.cache)
+        self._parse("publish", prefix)
+        published = publish_from_lockfile(lockfile, items(tools), prefix, self.cache,
+                                          offline=self.offline, jobs=self.jobs,
+                                          progress=self.progress)
         return {tool: ArtifactRef(str(ref), str(digest))
                 for tool, (ref, digest) in published.items()}
 
-    def attach(self, subject: str, files: Iterable[PathArg] = (), *, artifact_type: str,
+    def attach(self, subject: str, files: PathArg | Iterable[PathArg] = (), *,
+               artifact_type: str,
                annotations: Mapping[str, str] | None = None) -> ArtifactRef:
         """Push an artifact that refers to ``subject`` (a signature, an SBOM, …; no files:
         an artifact of annotations only), indexed as a referrer where the registry does not
         do it itself (``toolfetch attach``). Returns the artifact's digest, at the
         subject's reference."""
         from toolfetch.api.registry_results import ArtifactRef
-        from toolfetch.core.reference import parse_any
         from toolfetch.ops.push_publish import attach
 
-        parsed = parse_any(subject)
-        digest = attach(parsed, [os.fspath(f) for f in files], artifact_type,
+        parsed = self._parse("attach", subject)
+        digest = attach(parsed, paths(files), artifact_type,
                         dict(annotations or {}))
         return ArtifactRef(str(parsed), str(digest))
 
-    def tag(self, ref: str, tags: Iterable[str]) -> ArtifactRef:
+    def tag(self, ref: str, tags: str | Iterable[str]) -> ArtifactRef:
         """Give the manifest ``ref`` names more tags (``toolfetch tag``)."""
         from toolfetch.api.registry_results import ArtifactRef
-        from toolfetch.core.reference import parse_any
         from toolfetch.ops.push_publish import tag
 
-        parsed = parse_any(ref)
-        new_tags = list(tags)
+        parsed = self._parse("tag", ref)
+        new_tags = items(tags)
         if not new_tags:
             raise UsageError(f"tag {parsed}: give at least one tag to add")
         return ArtifactRef(str(parsed), str(tag(parsed, new_tags)))
 
-    def copy(self, src: str, dst: str, platform: str | None = None) -> ArtifactRef:
+    def copy(self, src: str, dst: str, platform: str | None = None, *,
+             jobs: int = COPY_JOBS) -> ArtifactRef:
         """Copy ``src``'s whole graph (index, manifests, blobs) to ``dst``, digests
-        preserved, ``jobs`` blobs at a time (``toolfetch copy``); with ``platform``, only
-        that manifest of an index. Returns the root copied, at ``dst``."""
+        preserved, ``jobs`` blobs at a time (``toolfetch copy``'s default, 4); with
+        ``platform``, only that manifest of an index. Returns the root copied, at
+        ``dst``."""
         from toolfetch.api.registry_results import ArtifactRef
-        from toolfetch.core.reference import parse_any
         from toolfetch.ops.copy_pull import copy
 
-        target = parse_any(dst)
-        digest = copy(parse_any(src), target, platform=_platform(platform), jobs=self.jobs,
+        if jobs < 1:
+            raise UsageError(f"copy: jobs: expected a whole number of at least 1, not {jobs}")
+        source = self._parse("copy", src)
+        target = self._parse("copy to", dst)
+        digest = copy(source, target, platform=_platform(platform), jobs=jobs,
                       progress=self.progress)
         return ArtifactRef(str(target), str(digest))
 
@@ -228,8 +240,13 @@ class RegistryMethods:
         """Check the credentials against ``registry`` (``host[:port]``), then store them as
         ``docker login`` does (``toolfetch login``); returns the Docker config's key.
         AuthError (exit 5) when the registry refuses them."""
+        from toolfetch.core.errors import UnreachableError
         from toolfetch.ops.login import login
 
+        if self.offline:
+            raise UnreachableError(f"login {registry}: checking the credentials needs the "
+                                   "registry, and offline (--offline, TOOLFETCH_OFFLINE=1 or "
+                                   "Client(offline=True)) forbids the network")
         return login(registry, username, password)
 
     def logout(self, registry: str) -> LogoutResult:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from toolfetch.api.registry_methods import COPY_JOBS
 from toolfetch.cli.artifact_text import render_artifact
 from toolfetch.cli.common import (
     Command,
@@ -89,7 +90,7 @@ def register(command: Command) -> None:
     g.add_argument("--platform", metavar="OS/ARCH",
                    help="copy only this platform's manifest out of an index; DST then holds "
                         "that manifest, not the index (default: the whole graph, byte-exact)")
-    jobs_arg(p, 4, "parallel blob copies")
+    jobs_arg(p, COPY_JOBS, "parallel blob copies")
     p.set_defaults(run=cmd_copy)
 
     p = command("tag", "give a manifest more tags; prints its digest")
@@ -225,7 +226,8 @@ def cmd_tag(args: argparse.Namespace) -> int:
 
 
 def cmd_copy(args: argparse.Namespace) -> int:
-    print(client_of(args).copy(args.src, args.dst, platform=args.platform).digest)
+    print(client_of(args).copy(args.src, args.dst, platform=args.platform,
+                               jobs=args.jobs).digest)
     return 0
 
 

@@ -61,7 +61,8 @@ class _Job:
 class Resolver:
     def __init__(self, config: Config, lockfile_path: Path, jobs: int = 8,
                  progress: bool = False, *, old: Lockfile | None = None,
-                 cache: Cache | None = None, refresh_assets: bool = False) -> None:
+                 cache: Cache | None = None, refresh_assets: bool = False,
+                 offline: bool = False) -> None:
         self.old = old  # the lockfile as it was: pinned assets are reused from it
         self.cache = cache  # where assets downloaded for pinning go
         self.refresh_assets = refresh_assets
@@ -70,7 +71,7 @@ class Resolver:
         self.lockfile_path = lockfile_path
         self.jobs = jobs
         mirrors = parse_mirror_map(config.mirrors, config.path.parent, where=str(config.path))
-        self.sources = SourceFactory(mirrors)
+        self.sources = SourceFactory(mirrors, offline=offline)  # offline: layouts only
         self.ref_overrides: dict[str, str] = {}  # tools with `version`: the tag chosen
 
     def _ref_for_lock(self, ref: str) -> str:

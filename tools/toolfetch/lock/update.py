@@ -52,7 +52,8 @@ class LockResult:
 
 def run_lock(config: Config, lockfile_path: Path, tools: list[str], check: bool,
              jobs: int = 8, progress: bool = False, upgrade: bool = False, *,
-             cache: Cache | None = None, refresh_assets: bool = False) -> LockResult:
+             cache: Cache | None = None, refresh_assets: bool = False,
+             offline: bool = False) -> LockResult:
     """Resolve and (unless ``check``) write; returns what changed, pin by pin.
 
     ``check`` resolves every tag against its registry (the network is needed: a tag that
@@ -69,7 +70,7 @@ def run_lock(config: Config, lockfile_path: Path, tools: list[str], check: bool,
                             f"it has: {', '.join(sorted(config.tools))}")
     old, old_text = _previous(lockfile_path, strict=bool(tools))
     resolver = Resolver(config, lockfile_path, jobs, progress, old=old, cache=cache,
-                        refresh_assets=refresh_assets)
+                        refresh_assets=refresh_assets, offline=offline)
     names = tools or sorted(config.tools)
     if any(config.tools[n].version for n in names):
         from toolfetch.lock.versions import version_refs

@@ -60,17 +60,19 @@ def asset_tools(lockfile: Lockfile, names: Sequence[str]) -> list[str]:
 
 
 def publish_from_lockfile(lockfile: Lockfile, names: Sequence[str], prefix: str,
-                          cache: Cache) -> dict[str, tuple[AnyReference, Digest]]:
+                          cache: Cache, *, offline: bool = False, jobs: int = 8,
+                          progress: bool = False) -> dict[str, tuple[AnyReference, Digest]]:
     """Push each asset tool to ``prefix/<tool>:<version or latest>``; returns each tool's
     reference and index digest. The assets come through the cache (fetched first,
-    verified)."""
+    verified, ``jobs`` at a time; ``offline``: only what the cache and layout mirrors
+    hold)."""
     from toolfetch.ops.fetch import Fetcher
     from toolfetch.ops.plan import plan
     from toolfetch.registry.targets import open_target
 
     tools = asset_tools(lockfile, names)
     wants = [w for w in plan(lockfile, tools, None, True) if w.entry.is_asset]
-    fetcher = Fetcher(cache, lockfile)
+    fetcher = Fetcher(cache, lockfile, offline=offline, jobs=jobs, progress=progress)
     fetcher.fetch_blobs(wants)  # the files as they are: nothing to unpack for an upload
     out: dict[str, tuple[AnyReference, Digest]] = {}
     for name in tools:

@@ -79,13 +79,14 @@ class _Tally:
 
 class Exporter:
     def __init__(self, lockfile: Lockfile, layout: LayoutSource, cache: Cache | None,
-                 progress: Progress | None = None) -> None:
+                 progress: Progress | None = None, *, offline: bool = False) -> None:
         self.lockfile = lockfile
         self.progress = progress or Progress("", 0, False)
         self.layout = layout
         self.cache = cache
         self.sources = SourceFactory(parse_mirror_map(lockfile.mirrors, lockfile.base_dir,
-                                                      where=str(lockfile.path)))
+                                                      where=str(lockfile.path)),
+                                     offline=offline)
         self.tally = _Tally()
 
     def export(self, platform: Platform | None) -> BundleStats:
@@ -267,11 +268,13 @@ def _store_from(cache: Cache, layout: LayoutSource, desc: Descriptor, what: str,
 
 
 def export(lockfile_path: Path, cache: Cache, directory: Path,
-           platform: Platform | None, progress: bool = False) -> BundleStats:
-    """Export what the lockfile needs (``platform``, or every platform when None)."""
+           platform: Platform | None, progress: bool = False,
+           offline: bool = False) -> BundleStats:
+    """Export what the lockfile needs (``platform``, or every platform when None);
+    ``offline``: what the cache and layout mirrors hold, else UnreachableError."""
     bar = Progress("export", 0, progress)
     exporter = Exporter(Lockfile.load(lockfile_path), LayoutSource(directory),
-                        cache if cache.root.exists() else None, bar)
+                        cache if cache.root.exists() else None, bar, offline=offline)
     try:
         return exporter.export(platform)
     finally:
