@@ -157,3 +157,28 @@ def test_an_entry_typed_by_a_list_or_an_object_is_a_malformed_record_everywhere(
 def test_a_record_nested_past_the_parsers_depth_is_malformed() -> None:
     with pytest.raises(ValueError):
         TreeRecord.loads(b"[" * 100_000 + b"]" * 100_000)
+
+
+@pytest.mark.parametrize("damage", [
+    lambda d: d.update(ref=7),
+    lambda d: d["files"][1].update(type=[]),
+], ids=["ref-a-number", "type-a-list"])
+def test_gc_evicts_a_tree_whose_record_is_malformed(
+        example: Path, cache_dir: Path, damage: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A record that is JSON but not a record's (a newer toolfetch's, a damaged one) still
+    names a tree gc can evict: it was skipped, so `--max-size 0` kept it for ever."""
+    assert_ok(tf_main("fetch", "--all-platforms", "--lockfile", example))
+    tree = sharded(cache_dir, "trees", HELLO_KEY)
+    path = tree.with_name(HELLO_KEY[7:] + ".json")
+    data = json.loads(OLD_HELLO)
+    assert callable(damage)
+    damage(data)
+    path.write_text(json.dumps(data))
+    info = json.loads(tf_main("cache", "info", "--json").stdout)
+    assert info["trees"] >= 1
+    monkeypatch.setenv("TOOLFETCH_GC_GRACE", "0")
+    dry = gc_report("--dry-run", "--max-size", "0")
+    assert ("tree", HELLO_KEY) in [(r["kind"], r["digest"]) for r in dry["removed"]], dry
+    report = gc_report("--max-size", "0")
+    assert HELLO_KEY in [r["digest"] for r in report["removed"]], report
+    assert not path.exists() and not tree.exists()
