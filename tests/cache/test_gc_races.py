@@ -23,6 +23,7 @@ from tf import assert_error, assert_ok, tf_main
 from toolfetch.cache import gc as gc_module
 from toolfetch.cache import store as store_module
 from toolfetch.cache import unpack as unpack_module
+from toolfetch.cache import verify as verify_module
 from toolfetch.cache.store import Cache
 from toolfetch.cache.verify import INCOMPLETE, drop, verify
 from toolfetch.core.digest import Digest
@@ -296,3 +297,26 @@ def test_verify_leaves_a_tree_a_fetch_rebuilt_while_it_was_checked_alone(
     assert len(hashed) == 1 and cache.has_tree(key)
     monkeypatch.undo()
     assert verify(cache) == []
+
+
+@pytest.mark.parametrize("listing", ["records", "directories"])
+def test_verify_reports_nothing_of_trees_gc_evicts_after_it_lists_them(
+        fetched: tuple[Cache, Any], monkeypatch: pytest.MonkeyPatch, listing: str) -> None:
+    """gc evicting every tree right after verify listed the records (or the tree
+    directories): their records gone and their locks with them, verify reported each as
+    bad, "unreadable record" (or "incomplete"), and exited 3."""
+    cache, _ = fetched
+    evict = _once(lambda: _evict_all(cache))
+    listed = verify_module.digests_under
+
+    def listed_then_gc(base: Path, suffix: str = "", dirs: bool = False
+                       ) -> Iterator[tuple[Digest, Path]]:
+        found = list(listed(base, suffix, dirs))
+        if base == cache.trees and dirs == (listing == "directories"):
+            assert found
+            evict()
+        return iter(found)
+
+    monkeypatch.setattr(verify_module, "digests_under", listed_then_gc)
+    assert verify(cache) == []
+    assert not list(listed(cache.trees, ".json"))

@@ -10,11 +10,12 @@ import time
 from pathlib import Path
 
 import pytest
-from tf import assert_ok, gc_report, sharded, tf_main
+from tf import assert_ok, gc_report, run_toolfetch, sharded, tf_main
 
 from toolfetch.cache.records import TreeFile, TreeRecord
 from toolfetch.cache.store import Cache
 from toolfetch.core.digest import Digest
+from toolfetch.core.fs import make_writable
 
 # The example's `hello` tree record, byte for byte as toolfetch wrote it before the record
 # had a type (commit 4ec6dc5, `fetch --all-platforms` of lockfiles/tools.lock.json).
@@ -31,6 +32,7 @@ OLD_HELLO = (
     b'ayout:registry:hello-1.0","tree":"sha256:95c5cf58ff4ae80de92fde07b2a18b1250c64ada4f4963a'
     b'6d64add68f24196b9"}'
 )
+HUGE = "<an integer of more digits than the JSON parser takes>"
 HELLO_KEY = "sha256:6240d30b5d04005b729dd7900b26a123824f6ae82c3702c2f867df2dab1efa8a"
 
 
@@ -88,23 +90,95 @@ def test_records_without_optional_fields_or_with_unknown_ones_are_read(
     lambda d: d.update(recipe=[]),
     lambda d: d.update(layers=[1]),
     lambda d: d.update(ref=7),
+    lambda d: d["files"][1].update(type=[]),
+    lambda d: d["files"][1].update(type={}),
+    lambda d: d["files"][1].update(type=None),
+    lambda d: d["files"].append(1),
+    lambda d: d["files"].append([{"type": "file"}]),
+    lambda d: d["files"][1].update(path=_nested(500)),
+    lambda d: d["files"][1].update(mode=-1),
+    lambda d: d["files"][1].update(mode=10**30),
+    lambda d: d["files"][1].update(size=-245),
+    lambda d: d["files"][1].update(size=HUGE),
 ], ids=["files-not-a-list", "mode-a-string", "mode-a-bool", "unknown-type", "no-digest",
-        "recipe-not-an-object", "layer-not-a-string", "ref-not-a-string"])
+        "recipe-not-an-object", "layer-not-a-string", "ref-not-a-string", "type-a-list",
+        "type-an-object", "type-null", "entry-a-number", "entry-a-list", "path-nested-deep",
+        "mode-negative", "mode-past-07777", "size-negative", "size-past-the-parsers-digits"])
 def test_a_malformed_record_is_a_value_error_and_verify_calls_it_unreadable(
         example: Path, cache_dir: Path, damage: object) -> None:
     data = json.loads(OLD_HELLO)
     assert callable(damage)
     damage(data)
+    text = json.dumps(data).replace(json.dumps(HUGE), "9" * 5000)
     with pytest.raises(ValueError):
-        TreeRecord.loads(json.dumps(data).encode())
+        TreeRecord.loads(text.encode())
     assert_ok(tf_main("fetch", "--all-platforms", "--lockfile", example))
     path = sharded(cache_dir, "trees", HELLO_KEY).with_name(HELLO_KEY[7:] + ".json")
-    path.write_text(json.dumps(data))
+    path.write_text(text)
     r = tf_main("cache", "verify")
     assert r.returncode == 3, r
     assert f"bad tree {HELLO_KEY}: unreadable record" in r.stderr
 
 
+def _nested(depth: int) -> object:
+    value: object = "bin/hello"
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize("kind", [[], {}], ids=["a-list", "an-object"])
+def test_an_entry_typed_by_a_list_or_an_object_is_a_malformed_record_everywhere(
+        example: Path, cache_dir: Path, kind: object) -> None:
+    """Such a `type` is unhashable: looked up as it was, it escaped as a TypeError (exit 1,
+    internal error) from `cache info`, `cache gc` and a fetch finding the tree damaged,
+    instead of the record being malformed: not charged to its blobs, and rebuilt."""
+    r = tf_main("which", "--json", "hello", "--lockfile", example)
+    assert_ok(r)
+    tree, exe = (Path(json.loads(r.stdout)[name]) for name in ("tree", "path"))
+    path = tree.with_name(tree.name + ".json")
+    sound = path.read_bytes()
+    data = json.loads(sound)
+    next(f for f in data["files"] if f["type"] == "file")["type"] = kind
+    path.write_text(json.dumps(data))
+    assert_ok(tf_main("cache", "info"))
+    assert_ok(tf_main("cache", "info", "--json"))
+    assert_ok(tf_main("cache", "gc", "--dry-run", "--max-size", "0"))
+    assert path.is_file()
+    make_writable(tree)  # damaged: a fetch reads the record to tell it from a wrong `path`
+    exe.unlink()
+    r = run_toolfetch("which", "hello", "--lockfile", example)
+    assert_ok(r)
+    assert "damaged" in r.stderr and "building it again" in r.stderr, r.stderr
+    assert r.stdout == f"{exe}\n" and os.access(exe, os.X_OK)
+    assert path.read_bytes() == sound
+
+
 def test_a_record_nested_past_the_parsers_depth_is_malformed() -> None:
     with pytest.raises(ValueError):
         TreeRecord.loads(b"[" * 100_000 + b"]" * 100_000)
+
+
+@pytest.mark.parametrize("damage", [
+    lambda d: d.update(ref=7),
+    lambda d: d["files"][1].update(type=[]),
+], ids=["ref-a-number", "type-a-list"])
+def test_gc_evicts_a_tree_whose_record_is_malformed(
+        example: Path, cache_dir: Path, damage: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A record that is JSON but not a record's (a newer toolfetch's, a damaged one) still
+    names a tree gc can evict: it was skipped, so `--max-size 0` kept it for ever."""
+    assert_ok(tf_main("fetch", "--all-platforms", "--lockfile", example))
+    tree = sharded(cache_dir, "trees", HELLO_KEY)
+    path = tree.with_name(HELLO_KEY[7:] + ".json")
+    data = json.loads(OLD_HELLO)
+    assert callable(damage)
+    damage(data)
+    path.write_text(json.dumps(data))
+    info = json.loads(tf_main("cache", "info", "--json").stdout)
+    assert info["trees"] >= 1
+    monkeypatch.setenv("TOOLFETCH_GC_GRACE", "0")
+    dry = gc_report("--dry-run", "--max-size", "0")
+    assert ("tree", HELLO_KEY) in [(r["kind"], r["digest"]) for r in dry["removed"]], dry
+    report = gc_report("--max-size", "0")
+    assert HELLO_KEY in [r["digest"] for r in report["removed"]], report
+    assert not path.exists() and not tree.exists()

@@ -62,6 +62,20 @@ def test_v_gives_no_traceback_for_exit_6_and_7(example: Path) -> None:
     assert r.returncode == 7 and TRACEBACK not in r.stderr, r.stderr
 
 
+def test_v_never_prints_a_query_holding_a_parenthesis(tmp_path: Path) -> None:
+    """The network's own words for a refused asset URL (urllib3's "with url: /path?…"):
+    the query was cut at its `)`, and -v printed `/storage/x)MORE&a=TAIL`."""
+    url = "http://127.0.0.1:1/storage/x?X-Amz-Signature=SEC(RET)MORE&a=TAIL"
+    write_config(tmp_path / "tools.yaml",
+                 {"tools": {"t": {"platforms": {"linux/amd64": {"url": url}}}}})
+    env = {"TOOLFETCH_RETRIES": "1", "TOOLFETCH_RETRY_DELAY": "0"}
+    r = run_toolfetch("-v", "lock", "--lockfile", tmp_path / "tools.lock.json", env=env)
+    assert_error(r, 6, "http://127.0.0.1:1/storage/x")
+    assert "with url: /storage/x (Caused by" in r.stderr, r.stderr
+    for secret in ("SEC", "RET", "MORE", "TAIL"):
+        assert secret not in r.stderr
+
+
 @pytest.mark.parametrize(("given", "meant"), [
     ("darwin/aarch64", "darwin/arm64"), ("macos/arm64", "darwin/arm64"),
     ("Linux/x86_64", "linux/amd64"), ("osx/x86_64", "darwin/amd64"),

@@ -77,3 +77,34 @@ def test_ordinary_causes_are_still_printed_without_verbose(
         print_error(e.context("lock"), verbose=0)
     assert capsys.readouterr().err == ("error: lock: tools.yaml: not YAML\n"
                                        "  caused by: line 3: unexpected ':'\n")
+
+
+SIGNED = "X-Amz-Signature=SEC(RET)MORE&a=TAIL"
+
+
+@pytest.mark.parametrize(("said", "shown"), [
+    (f"HTTPConnectionPool(host='127.0.0.1', port=1): Max retries exceeded with url: "
+     f"/storage/x?{SIGNED} (Caused by NewConnectionError('[Errno 111] Connection refused'))",
+     "HTTPConnectionPool(host='127.0.0.1', port=1): Max retries exceeded with url: "
+     "/storage/x (Caused by NewConnectionError('[Errno 111] Connection refused'))"),
+    (f"url: /storage/x#{SIGNED} (Caused by X)", "url: /storage/x (Caused by X)"),
+    (f"refused to http://127.0.0.1:1/storage/x?{SIGNED} (Caused by X)",
+     "refused to http://127.0.0.1:1/storage/x (Caused by X)"),
+    (f"refused to https://h/x#{SIGNED}", "refused to https://h/x"),
+    (f"Invalid URL 'http://h/x?{SIGNED}'more': No host", "Invalid URL 'http://h/x No host"),
+    ("refused to http://us(er:pa)ss@h/x", "refused to http://h/x"),
+], ids=["urllib3-query", "urllib3-fragment", "url-query", "url-fragment", "quoted-url",
+        "userinfo"])
+def test_v_cuts_a_urls_query_whole_whatever_it_holds(
+        capsys: pytest.CaptureFixture[str], said: str, shown: str) -> None:
+    """A `)` (or a quote) in a pre-signed query ended the URL: the rest of the query was
+    printed with -v (`…/storage/x)MORE&a=TAIL`)."""
+    try:
+        raise UnreachableError("registry h unreachable").with_detail(OSError(said)) \
+            from OSError(said)
+    except UnreachableError as e:
+        print_error(e, verbose=1)
+    err = capsys.readouterr().err
+    assert err.splitlines()[1:] == [f"  caused by: OSError: {shown}"], err
+    for secret in ("SEC", "RET", "MORE", "TAIL", "pa)ss"):
+        assert secret not in err

@@ -3,7 +3,8 @@ usage counted as ``du`` does, each inode once.
 
 Last use is the mtime of a tree's record (touched on every hit) or of its ``.used`` marker
 (set by launchers), whichever is later, and, for a blob, the later of its own mtime and the
-last use of trees built from it. A raw tree's file is a hardlink of its blob: each entry lists
+last use of trees built from it (a tree whose record is malformed is listed all the same,
+charged to no blob). A raw tree's file is a hardlink of its blob: each entry lists
 its inodes, so gc and ``cache info`` charge shared bytes once.
 """
 
@@ -79,9 +80,13 @@ def scan(cache: Cache) -> list[Entry]:
     for digest, record in digests_under(cache.trees, ".json"):
         try:
             st = record.stat()
-            layers = TreeRecord.loads(record.read_bytes()).layers
-        except (OSError, ValueError):
+            data = record.read_bytes()
+        except OSError:  # gone meanwhile
             continue
+        try:
+            layers: tuple[str, ...] = TreeRecord.loads(data).layers
+        except ValueError:  # malformed: still a tree gc may evict, charged to no blob
+            layers = ()
         inodes = _tree_inodes(cache.tree_path(digest), st)
         last_use = st.st_mtime
         with contextlib.suppress(OSError):  # launchers record their runs here

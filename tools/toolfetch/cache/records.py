@@ -54,17 +54,33 @@ class TreeFile:
 
     @classmethod
     def from_json(cls, value: object) -> TreeFile:
-        if not isinstance(value, Mapping) or value.get("type") not in ENTRY_FIELDS:
+        if not isinstance(value, Mapping) or not isinstance(value.get("type"), str) \
+                or value["type"] not in ENTRY_FIELDS:  # (a list or an object is unhashable)
             raise ValueError(f"a file entry that is not one of {', '.join(ENTRY_FIELDS)}: "
-                             f"{value!r:.80}")
+                             f"{_shown(value)}")
         fields: dict[str, Any] = {}
         for name in ENTRY_FIELDS[value["type"]]:
             field = value.get(name)
-            if type(field) is not _FIELD_TYPES[name]:  # bool is no int here
-                raise ValueError(f"file entry {value.get('path')!r:.80}: {name} is "
-                                 f"{field!r:.40}")
+            if type(field) is not _FIELD_TYPES[name] or not _in_range(name, field):  # no bool
+                raise ValueError(f"file entry {_shown(value.get('path'))}: {name} is "
+                                 f"{_shown(field)}")
             fields[name] = field
         return cls(**fields)
+
+
+def _in_range(name: str, value: Any) -> bool:
+    """A mode is what ``stat.S_IMODE`` gives, a size is not negative."""
+    if name == "mode":
+        return bool(0 <= value <= 0o7777)
+    return name != "size" or bool(value >= 0)
+
+
+def _shown(value: object) -> str:
+    """A value of a hostile record, for a message: a scalar's repr, cut; of a list or an
+    object only its type (repr would walk it whole, however big or deep)."""
+    if isinstance(value, (list, dict)):
+        return f"a JSON {'array' if isinstance(value, list) else 'object'}"
+    return f"{value!r:.80}"
 
 
 @dataclass(frozen=True)

@@ -58,7 +58,8 @@ def _check_tree(cache: Cache, key: Digest, record_path: Path, bad_blobs: set[Dig
         blobs = [Digest.parse(str(step[0])) for step in steps["layers"]]
         named = recipe_digest(steps)
         listed = entries_digest(record.files)
-    except (OSError, ValueError, KeyError, TypeError, IndexError, ToolfetchError):
+    except (OSError, ValueError, KeyError, TypeError, IndexError, RecursionError,
+            ToolfetchError):  # (a recipe nested deep enough fails to hash: RecursionError)
         return "unreadable record"
     if named != str(key):
         return f"its record's recipe hashes to {named}, not to the key"
@@ -156,7 +157,8 @@ def _pinned(cache: Cache, key: Digest) -> Iterator[Callable[[], bool]]:
     """Hold the record and the tree directory ``key`` names now open (so a rebuild cannot
     reuse their inode numbers) and yield whether ``key`` still names them: a fetch rebuilding
     the tree, or gc or a fetch removing it, changes that (records are replaced by rename,
-    trees renamed in and out); a hit, which only touches the record, does not."""
+    trees renamed in and out); a hit, which only touches the record, does not. A record
+    already gone when pinned (gc took it after the listing) never was what was checked."""
     paths = (cache.record_path(key), cache.tree_path(key))
     fds: list[int | None] = []
     try:
@@ -167,6 +169,8 @@ def _pinned(cache: Cache, key: Digest) -> Iterator[Callable[[], bool]]:
                 fds.append(None)
 
         def unchanged() -> bool:
+            if fds[0] is None:  # no record to check when pinned: gc took it after the listing
+                return False
             for path, fd in zip(paths, fds, strict=True):
                 try:
                     st = os.lstat(path)
@@ -210,13 +214,15 @@ INCOMPLETE = "incomplete: no record (an unpack or an eviction was interrupted)"
 
 def _recordless(cache: Cache, key: Digest) -> str | None:
     """Why a tree directory without a record is bad, or None when a fetch is writing it (its
-    entry lock is held until the record is in) or it got its record meanwhile."""
+    entry lock is held until the record is in), it got its record meanwhile, or it is gone."""
     release = try_lock(cache.lock_path("tree", key), create=False)
     if release is None:
         log.info("tree %s: being written by another process; not checked", key.short)
         return None
-    try:
-        return None if cache.has_tree(key) else INCOMPLETE
+    try:  # recorded, or gone (gc evicted it) since the listing
+        if cache.has_tree(key) or not os.path.lexists(cache.tree_path(key)):
+            return None
+        return INCOMPLETE
     finally:
         release()
 

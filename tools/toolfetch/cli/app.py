@@ -63,13 +63,15 @@ def print_error(e: BaseException, verbose: int) -> None:
 
 def _without_url_secrets(text: str) -> str:
     """``text`` with every URL in it cut to what messages may show (a library's exception
-    can quote a pre-signed URL or ``user:password@`` whole)."""
+    can quote a pre-signed URL or ``user:password@`` whole). A URL runs to the next
+    whitespace (requests and urllib3 send none unquoted) whatever it holds, a ``)`` or a
+    quote included: a query cut at one would print the rest of it."""
     import re
 
     from toolfetch.core.urls import shown_url
 
-    text = re.sub(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>)]+", lambda m: shown_url(m[0]), text)
-    return re.sub(r"(url: /[^\s?#]*)[?#][^\s)]*", r"\1", text)  # urllib3's "with url: /path?…"
+    text = re.sub(r"[a-zA-Z][a-zA-Z0-9+.-]*://\S+", lambda m: shown_url(m[0]), text)
+    return re.sub(r"(url: /[^\s?#]*)[?#]\S*", r"\1", text)  # urllib3's "with url: /path?…"
 
 
 def _flat(text: str) -> str:
