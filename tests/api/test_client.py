@@ -195,6 +195,8 @@ def test_verify_cache_finds_and_repairs_damage(project: Path, cache_dir: Path) -
         found = client.verify_cache()
         assert not found.intact and not found.repaired
         assert ("blob", f"sha256:{blob.name}") in {(p.kind, p.digest) for p in found.problems}
+        # a value, not the command line's sentence (`cache verify` words it)
+        assert not str(found.problems[0]).startswith("bad ")
         repaired = client.verify_cache(repair=True)
         assert repaired.repaired and repaired.dropped == len(repaired.problems)
         assert repaired.refetched == project

@@ -115,7 +115,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         print(json.dumps([{"kind": p.kind, "digest": p.digest, "problem": p.why}
                           for p in check.problems], indent=2))
     for problem in check.problems:
-        sys.stderr.write(f"{problem}\n")
+        sys.stderr.write(f"bad {problem.kind} {problem.digest}: {problem.why}\n")
     if check.intact:
         if not args.json and not quiet(args):
             print(f"verify: every blob, tree and lockfile index in {check.cache} is intact")
