@@ -24,7 +24,6 @@ from ocitest import Registry
 from tf import host, other_platform, script, tf_main, write_config
 
 import toolfetch
-from toolfetch.cli.common import lockfile_of
 
 SHA = "a" * 64
 
@@ -293,16 +292,26 @@ def pairs(tmp_path: Path) -> Iterator[tuple[dict[str, Path], Path, Path]]:
 
 
 def test_lockfile_and_tools_yaml_pair_by_one_rule_in_the_cli_and_the_library(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import argparse
-
+        registry: Registry, unique_repo: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real ``toolfetch lock`` with each pair of options (relative, from tmp_path) writes
+    the lockfile the library names, from the tools.yaml the library names: each tools.yaml
+    here locks a tool of its own name, so the lockfile says which one was read."""
     monkeypatch.chdir(tmp_path)
+    ref = push_tool(registry, unique_repo, "t", "t")
     for given, lockfile, config in pairs(tmp_path):
         client = toolfetch.Client(**given)
         assert (client.lockfile, client.config) == (lockfile, config), given
         relative = {k: v.relative_to(tmp_path) for k, v in given.items()}
-        assert lockfile_of(argparse.Namespace(**relative)) == lockfile
         assert toolfetch.Client(**relative).config == config
+        for path in (tmp_path / "ci" / "tools.yaml", tmp_path / "ci" / "ci.yml",
+                     tmp_path / "other.yaml"):
+            write_config(path, {"tools": {path.stem: {"ref": ref}}})
+        lockfile.unlink(missing_ok=True)
+        options = [a for k, v in relative.items() for a in (f"--{k}", str(v))]
+        r = tf_main("lock", *options)
+        assert r.returncode == 0, (given, r.stderr)
+        assert list(json.loads(lockfile.read_text())["tools"]) == [config.stem], given
 
 
 def test_lock_with_config_writes_the_lockfile_beside_it(
