@@ -6,6 +6,7 @@ with."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -178,6 +179,12 @@ def test_attach_then_list_referrers(registry: Registry, unique_repo: str,
     sbom_entry = next(r for r in found if r.digest == attached.digest)
     assert sbom_entry.annotations == {"org.example.kind": "sbom"}
     assert sbom_entry.descriptor["digest"] == attached.digest
+    with pytest.raises(TypeError):  # frozen values: read-only mappings, hashable
+        sbom_entry.annotations["org.example.kind"] = "other"  # type: ignore[index]
+    with pytest.raises(TypeError):
+        sbom_entry.descriptor["annotations"]["org.example.kind"] = "other"
+    assert hash(sbom_entry) == hash(dataclasses.replace(sbom_entry))
+    assert sbom_entry.to_json()["annotations"] == {"org.example.kind": "sbom"}
     raw = ocitest.get_manifest(registry, unique_repo, attached.digest).content
     assert sbom_entry.size == len(raw) and sbom_entry.media_type == ocitest.OCI_MANIFEST
     only = client.referrers(f"{registry.host}/{unique_repo}@{subject.digest}",

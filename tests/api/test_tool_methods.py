@@ -228,6 +228,12 @@ def test_import_dotslash_adds_entries_to_the_clients_tools_yaml(tmp_path: Path) 
     assert (dry.config, list(dry.tools), dry.written) == (config, ["buck2"], False)
     assert dry.tools["buck2"]["platforms"]["linux/amd64"]["url"] == "https://example.com/buck2"
     assert config.read_text() == before
+    with pytest.raises(TypeError):  # a frozen value, read-only all the way down
+        dry.tools["other"] = {}  # type: ignore[index]
+    with pytest.raises(TypeError):
+        dry.tools["buck2"]["platforms"]["linux/amd64"]["url"] = "https://evil.example/"
+    assert hash(dry) == hash(dataclasses.replace(dry)) and dry == dataclasses.replace(dry)
+    assert dry.plain_tools()["buck2"]["platforms"]["linux/amd64"]["url"].endswith("/buck2")
     added = client.import_dotslash([tmp_path / "buck2"], name="b2")
     assert added.written and list(added.tools) == ["b2"] and "b2:" in config.read_text()
     with pytest.raises(toolfetch.UsageError, match="one"):  # a name for two files
