@@ -195,6 +195,8 @@ def test_verify_cache_finds_and_repairs_damage(project: Path, cache_dir: Path) -
         found = client.verify_cache()
         assert not found.intact and not found.repaired
         assert ("blob", f"sha256:{blob.name}") in {(p.kind, p.digest) for p in found.problems}
+        # a value, not the command line's sentence (`cache verify` words it)
+        assert not str(found.problems[0]).startswith("bad ")
         repaired = client.verify_cache(repair=True)
         assert repaired.repaired and repaired.dropped == len(repaired.problems)
         assert repaired.refetched == project
@@ -209,9 +211,9 @@ def test_clear_cache_spares_held_and_kept_trees(project: Path, cache_dir: Path,
     with toolfetch.Client(project) as client:
         client.fetch()
         held = client.clear_cache(max_size=0)
-        assert held.removed == [] and len(held.kept_in_use) == 2  # this client's two trees
+        assert held.removed == () and len(held.kept_in_use) == 2  # this client's two trees
     with toolfetch.Client(project) as client:
-        assert client.clear_cache(max_size="0", keep=[project]).removed == []
+        assert client.clear_cache(max_size="0", keep=[project]).removed == ()
         dry = client.clear_cache(unused_for=0, dry_run=True)
         assert len(dry.removed) == 4 and cache_blobs(cache_dir)  # two trees, two blobs
         gone = client.clear_cache(max_size="0")

@@ -6,6 +6,7 @@ with."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -162,6 +163,53 @@ def test_artifact_info_to_json_is_inspects_json_with_the_wasm_kind(registry: Reg
     assert "wasm" not in client.get_artifact_info(registry.ref(unique_repo, "plain")).to_json()
 
 
+def test_artifact_info_to_json_is_built_from_its_fields(registry: Registry, unique_repo: str,
+                                                        tmp_path: Path) -> None:
+    """to_json() printed a hidden copy of what was read, so a changed or hand-built
+    ArtifactInfo printed something else than it holds; built from the fields, it still
+    prints exactly what inspect read (the ops layer's JSON, plus ``wasm``) for every kind."""
+    from toolfetch.core.reference import parse_any
+    from toolfetch.ops.inspect_tags import inspect
+    from toolfetch.registry.targets import open_source
+
+    push_wasm(registry, unique_repo, "module", "application/vnd.wasm.content.layer.v1+wasm")
+    client = toolfetch.Client()
+    [tool] = files(tmp_path / "in", tool=b"tool")
+    pushed = client.push(registry.ref(unique_repo, "tool"), [tool], annotations={"k": "v"})
+    sbom = client.attach(pushed.reference, [tool], artifact_type="application/spdx+json")
+    ocitest.push_artifact(registry, unique_repo, "image", ocitest.image_artifact(
+        host(), [ocitest.targz({"bin/x": (b"x", 0o755)})], docker=True))
+    inner = ocitest.push_tool_index(registry, unique_repo, "index", {
+        host(): {"tool": b"a"}, other_platform(): {"tool": b"bb"}})
+    raw = ocitest.get_manifest(registry, unique_repo, "index").content
+    ocitest.push_manifest(registry, unique_repo, "nested", {
+        "schemaVersion": 2, "mediaType": ocitest.OCI_INDEX, "manifests": [
+            {**ocitest.descriptor(raw, ocitest.OCI_INDEX), "annotations": {"a": "b"}}]})
+    for tag in ("module", "tool", sbom.digest, "image", "index", "nested"):
+        ref = registry.ref(unique_repo, tag)
+        read = inspect(parse_any(ref), open_source(parse_any(ref)))
+        if tag == "module":
+            read["wasm"] = {"kind": "module", "wasi": "preview1"}
+        assert client.get_artifact_info(ref).to_json() == read, tag
+    info = client.get_artifact_info(registry.ref(unique_repo, sbom.digest))
+    assert info.to_json()["subject"]["digest"] == pushed.digest == info.subject
+    assert info.to_json()["subject"]["size"] > 0  # the subject's descriptor, as read
+    index = client.get_artifact_info(inner.ref)
+    assert hash(index) == hash(dataclasses.replace(index))
+    changed = dataclasses.replace(index, kind="mixed", platforms=(host(),))
+    assert (changed.to_json()["kind"], changed.to_json()["platforms"]) == ("mixed", [host()])
+    layer = toolfetch.LayerInfo("sha256:" + "1" * 64, "application/octet-stream", 3, "t")
+    made = toolfetch.ArtifactInfo("r/x:1", "sha256:" + "2" * 64, ocitest.OCI_MANIFEST, 9,
+                                  "tool", annotations={"k": "v"}, layers=(layer,))
+    assert made.to_json() == {
+        "reference": "r/x:1", "digest": "sha256:" + "2" * 64, "mediaType": ocitest.OCI_MANIFEST,
+        "size": 9, "kind": "tool", "annotations": {"k": "v"}, "totalSize": 3,
+        "layers": [{"digest": "sha256:" + "1" * 64, "mediaType": "application/octet-stream",
+                    "size": 3, "title": "t"}]}
+    with pytest.raises(TypeError):
+        made.annotations["k"] = "w"  # type: ignore[index]
+
+
 def test_attach_then_list_referrers(registry: Registry, unique_repo: str,
                                     tmp_path: Path) -> None:
     client = toolfetch.Client()
@@ -178,6 +226,12 @@ def test_attach_then_list_referrers(registry: Registry, unique_repo: str,
     sbom_entry = next(r for r in found if r.digest == attached.digest)
     assert sbom_entry.annotations == {"org.example.kind": "sbom"}
     assert sbom_entry.descriptor["digest"] == attached.digest
+    with pytest.raises(TypeError):  # frozen values: read-only mappings, hashable
+        sbom_entry.annotations["org.example.kind"] = "other"  # type: ignore[index]
+    with pytest.raises(TypeError):
+        sbom_entry.descriptor["annotations"]["org.example.kind"] = "other"
+    assert hash(sbom_entry) == hash(dataclasses.replace(sbom_entry))
+    assert sbom_entry.to_json()["annotations"] == {"org.example.kind": "sbom"}
     raw = ocitest.get_manifest(registry, unique_repo, attached.digest).content
     assert sbom_entry.size == len(raw) and sbom_entry.media_type == ocitest.OCI_MANIFEST
     only = client.referrers(f"{registry.host}/{unique_repo}@{subject.digest}",

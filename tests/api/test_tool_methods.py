@@ -24,7 +24,6 @@ from ocitest import Registry
 from tf import host, other_platform, script, tf_main, write_config
 
 import toolfetch
-from toolfetch.cli.common import lockfile_of
 
 SHA = "a" * 64
 
@@ -229,6 +228,12 @@ def test_import_dotslash_adds_entries_to_the_clients_tools_yaml(tmp_path: Path) 
     assert (dry.config, list(dry.tools), dry.written) == (config, ["buck2"], False)
     assert dry.tools["buck2"]["platforms"]["linux/amd64"]["url"] == "https://example.com/buck2"
     assert config.read_text() == before
+    with pytest.raises(TypeError):  # a frozen value, read-only all the way down
+        dry.tools["other"] = {}  # type: ignore[index]
+    with pytest.raises(TypeError):
+        dry.tools["buck2"]["platforms"]["linux/amd64"]["url"] = "https://evil.example/"
+    assert hash(dry) == hash(dataclasses.replace(dry)) and dry == dataclasses.replace(dry)
+    assert dry.plain_tools()["buck2"]["platforms"]["linux/amd64"]["url"].endswith("/buck2")
     added = client.import_dotslash([tmp_path / "buck2"], name="b2")
     assert added.written and list(added.tools) == ["b2"] and "b2:" in config.read_text()
     with pytest.raises(toolfetch.UsageError, match="one"):  # a name for two files
@@ -293,16 +298,26 @@ def pairs(tmp_path: Path) -> Iterator[tuple[dict[str, Path], Path, Path]]:
 
 
 def test_lockfile_and_tools_yaml_pair_by_one_rule_in_the_cli_and_the_library(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import argparse
-
+        registry: Registry, unique_repo: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real ``toolfetch lock`` with each pair of options (relative, from tmp_path) writes
+    the lockfile the library names, from the tools.yaml the library names: each tools.yaml
+    here locks a tool of its own name, so the lockfile says which one was read."""
     monkeypatch.chdir(tmp_path)
+    ref = push_tool(registry, unique_repo, "t", "t")
     for given, lockfile, config in pairs(tmp_path):
         client = toolfetch.Client(**given)
         assert (client.lockfile, client.config) == (lockfile, config), given
         relative = {k: v.relative_to(tmp_path) for k, v in given.items()}
-        assert lockfile_of(argparse.Namespace(**relative)) == lockfile
         assert toolfetch.Client(**relative).config == config
+        for path in (tmp_path / "ci" / "tools.yaml", tmp_path / "ci" / "ci.yml",
+                     tmp_path / "other.yaml"):
+            write_config(path, {"tools": {path.stem: {"ref": ref}}})
+        lockfile.unlink(missing_ok=True)
+        options = [a for k, v in relative.items() for a in (f"--{k}", str(v))]
+        r = tf_main("lock", *options)
+        assert r.returncode == 0, (given, r.stderr)
+        assert list(json.loads(lockfile.read_text())["tools"]) == [config.stem], given
 
 
 def test_lock_with_config_writes_the_lockfile_beside_it(

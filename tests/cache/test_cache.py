@@ -11,12 +11,11 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
-from tf import check_cache_layout, recipe_digest, sharded, tmp_entries
+from tf import check_cache_layout, recipe_digest, sharded, tf_main, tmp_entries
 
 from toolfetch.cache.records import TreeRecord
 from toolfetch.cache.store import CACHEDIR_TAG, SMALL_BLOB, Cache
 from toolfetch.cache.trees import tree_digest
-from toolfetch.cli.common import cache_of
 from toolfetch.core import tempnames
 from toolfetch.core.digest import Digest
 from toolfetch.core.errors import IntegrityError, LocalIOError, UsageError
@@ -29,9 +28,10 @@ KEY = Digest.parse(recipe_digest(RECIPE))  # trees are keyed by the digest of th
 
 
 def _root(value: str | None) -> Path:
-    import argparse
-
-    return cache_of(argparse.Namespace(cache_dir=value)).root
+    """What ``toolfetch cache path [--cache-dir VALUE]`` prints."""
+    r = tf_main("cache", "path", *(["--cache-dir", value] if value is not None else []))
+    assert r.returncode == 0, r.stderr
+    return Path(r.stdout.strip())
 
 
 def test_default_root_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

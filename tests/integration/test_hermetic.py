@@ -284,7 +284,7 @@ def test_gc_keeps_the_blob_a_kept_raw_tree_links(
     # inode) and only cost a download later, so it stays with the tree.
     report = collect(Cache(cache_dir), max_size=0, unused_for=None,
                      keep={Digest.parse(tree_key(layers))})
-    assert report.removed == [] and report.freed == 0
+    assert report.removed == () and report.freed == 0
     assert (tree / "t").stat().st_ino == (sharded(cache_dir, "blobs", blob_digest)).stat().st_ino
     assert report.size_after == du_files(cache_dir)
     # Without the keep, both go together, and their bytes are charged once.

@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from toolfetch.api.readonly import plain, read_only
+
 WASM_COMPONENT = "application/vnd.wasm.component.v1+wasm"
 WASM_CONTENT_LAYER = "application/vnd.wasm.content.layer.v1+wasm"
 
@@ -41,18 +43,50 @@ class WasmInfo:
 
 @dataclass(frozen=True)
 class LayerInfo:
-    """A config or layer descriptor."""
+    """A config or layer descriptor. ``description`` is the descriptor as read, kept for
+    what has no field here (``artifactType``, ``platform``); :meth:`to_json` takes the rest
+    from the fields."""
 
     digest: str
     media_type: str
     size: int
     title: str | None = None
-    annotations: Mapping[str, str] | None = None
+    annotations: Mapping[str, str] | None = field(default=None, hash=False)
+    description: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        _read_only(self, "annotations", "description")
+
+    def to_json(self) -> dict[str, Any]:
+        """The descriptor as ``inspect --json`` prints it."""
+        out: dict[str, Any] = _extra(self.description, _LAYER_FIELDS)
+        out.update(mediaType=self.media_type, digest=self.digest, size=self.size)
+        if self.title is not None:
+            out["title"] = self.title
+        if self.annotations:
+            out["annotations"] = dict(self.annotations)
+        return out
 
     @classmethod
     def of(cls, d: Mapping[str, Any]) -> LayerInfo:
         return cls(d["digest"], d["mediaType"], d["size"], d.get("title"),
-                   d.get("annotations") or None)
+                   d.get("annotations") or None, description=d)
+
+
+_LAYER_FIELDS = {"mediaType", "digest", "size", "title", "annotations"}
+_ARTIFACT_FIELDS = {"reference", "digest", "mediaType", "size", "kind", "artifactType",
+                    "annotations", "subject", "config", "layers", "totalSize", "wasm",
+                    "platform", "manifests", "platforms"}
+
+
+def _extra(description: Mapping[str, Any], fields: set[str]) -> dict[str, Any]:
+    """The keys of ``description`` that no field holds, as plain dicts and lists."""
+    return {k: plain(v) for k, v in description.items() if k not in fields}
+
+
+def _read_only(value: object, *names: str) -> None:
+    for name in names:
+        object.__setattr__(value, name, read_only(getattr(value, name)))
 
 
 @dataclass(frozen=True)
@@ -63,7 +97,9 @@ class ArtifactInfo:
     manifests' common kind, ``mixed``, or ``empty``. An index has ``manifests`` (each with
     its ``platform``) and ``platforms``; a manifest has ``config``, ``layers`` and
     ``total_size`` (layers plus config). ``reference`` is empty for an index's children.
-    ``description`` is the manifest's description as read (the keys of :meth:`to_json`).
+    ``description`` is the manifest's description as read, kept for what has no field (the
+    subject's media type and size); :meth:`to_json` is built from the fields. The mappings
+    are read-only and left out of the hash.
     """
 
     reference: str
@@ -72,7 +108,7 @@ class ArtifactInfo:
     size: int
     kind: str
     artifact_type: str | None = None
-    annotations: Mapping[str, str] | None = None
+    annotations: Mapping[str, str] | None = field(default=None, hash=False)
     subject: str | None = None  # the digest this manifest refers to
     config: LayerInfo | None = None
     layers: tuple[LayerInfo, ...] = ()
@@ -83,15 +119,49 @@ class ArtifactInfo:
     platforms: tuple[str, ...] = ()
     description: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
+    def __post_init__(self) -> None:
+        _read_only(self, "annotations", "description")
+
     def to_json(self) -> dict[str, Any]:
-        """What ``toolfetch inspect --json`` prints: the description, its manifests' too,
-        with ``wasm`` (``{"kind": "module", "wasi": "preview1"}``) where known."""
-        out = dict(self.description)
-        if self.manifests:
+        """What ``toolfetch inspect --json`` prints, from the fields (its manifests' too),
+        with ``wasm`` (``{"kind": "module", "wasi": "preview1"}``) where known. An index
+        lists ``manifests`` and ``platforms``, a manifest ``layers`` and ``totalSize``; an
+        index's child that is an index itself (not looked into) has neither."""
+        out: dict[str, Any] = _extra(self.description, _ARTIFACT_FIELDS)
+        if self.reference:
+            out["reference"] = self.reference
+        out.update(digest=self.digest, mediaType=self.media_type, size=self.size)
+        if self.annotations:
+            out["annotations"] = dict(self.annotations)
+        if self.subject is not None:
+            out["subject"] = self._subject_json(self.subject)
+        if self.artifact_type:
+            out["artifactType"] = self.artifact_type
+        if self.platform is not None:
+            out["platform"] = self.platform
+        if self.config is not None:
+            out["config"] = self.config.to_json()
+        if not self.is_index:
+            out["kind"] = self.kind
+            out["layers"] = [d.to_json() for d in self.layers]
+            out["totalSize"] = (self.total_size if self.total_size is not None else
+                                sum(d.size for d in self.layers)
+                                + (self.config.size if self.config else 0))
+        elif self.reference or self.manifests:  # not an index's child index
+            out["kind"] = self.kind
             out["manifests"] = [c.to_json() for c in self.manifests]
+            out["platforms"] = list(self.platforms)
         if self.wasm is not None:
             out["wasm"] = self.wasm.to_json()
         return out
+
+    def _subject_json(self, digest: str) -> dict[str, Any]:
+        """The subject's descriptor as read when it names ``digest``, else its digest."""
+        read = self.description.get("subject")
+        if isinstance(read, Mapping) and read.get("digest") == digest:
+            descriptor: dict[str, Any] = plain(read)
+            return descriptor
+        return {"digest": digest}
 
     @property
     def is_index(self) -> bool:

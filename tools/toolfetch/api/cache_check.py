@@ -8,14 +8,13 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class CacheProblem:
-    """One bad entry: ``kind`` is ``blob``, ``tree`` or ``index`` (a lockfile index)."""
+    """One bad entry: ``kind`` is ``blob``, ``tree`` or ``index`` (a lockfile index),
+    ``digest`` its ``sha256:…``, ``why`` what is wrong with it. Fields only: the command line
+    words it (``cache verify``)."""
 
     kind: str
     digest: str
     why: str
-
-    def __str__(self) -> str:
-        return f"bad {self.kind} {self.digest}: {self.why}"
 
 
 @dataclass(frozen=True)

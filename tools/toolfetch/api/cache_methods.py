@@ -81,8 +81,8 @@ class CacheMethods:
     def cache_tools(self) -> dict[str, tuple[str, ...]]:
         """``sha256:…`` of cached trees and their blobs -> the ``tool platform`` names that
         use them, sorted, from the lockfile indexes in the cache (every lockfile this cache
-        served, as it is now on disk). ``cache gc`` reads it before collecting: gc drops
-        the indexes of lockfiles that are gone."""
+        served, as it is now on disk). :meth:`clear_cache` reads it before collecting, to
+        name what it removes (``Removal.tools``)."""
         from toolfetch.cache.layout import digests_under
         from toolfetch.cache.records import TreeRecord
         from toolfetch.core import lockindex

@@ -281,7 +281,8 @@ class Client(RegistryMethods, CacheMethods, AbstractContextManager["Client"]):
         """``cache gc``: reclaim dead temp files and locks, then evict least-recently-used
         entries until under ``max_size`` (bytes, or ``"500M"``) and those unused for
         ``unused_for`` (seconds, a timedelta, or ``"30d"``); never what the ``keep``
-        lockfiles pin, nor entries in use."""
+        lockfiles pin, nor entries in use. Each removal names the tools that used it
+        (``Removal.tools``, as :meth:`cache_tools`), read before collecting."""
         from datetime import timedelta
 
         from toolfetch.cache.gc import collect
@@ -291,5 +292,8 @@ class Client(RegistryMethods, CacheMethods, AbstractContextManager["Client"]):
         age = (parse_duration(unused_for, "unused_for") if isinstance(unused_for, str)
                else unused_for.total_seconds() if isinstance(unused_for, timedelta)
                else unused_for)
-        return collect(self.cache, max_size=size, unused_for=age, keep=kept_digests(keep),
-                       dry_run=dry_run)
+        kept = kept_digests(keep)
+        names = self.cache_tools()
+        report = collect(self.cache, max_size=size, unused_for=age, keep=kept, dry_run=dry_run)
+        return replace(report, removed=tuple(
+            replace(r, tools=names.get(str(r.entry.digest), ())) for r in report.removed))

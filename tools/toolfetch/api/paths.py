@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from toolfetch.api.arguments import PathArg
-from toolfetch.cache.store import Cache as Cache  # the type of Client.cache, named for cli/
+from toolfetch.cache.store import Cache
 from toolfetch.core.host import CONFIG_NAME, cache_root, default_config, lockfile_beside
 
 

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from toolfetch.api.readonly import plain, read_only
+
 
 @dataclass(frozen=True)
 class ArtifactRef:
@@ -45,14 +47,24 @@ class PullResult:
 class Referrer:
     """An artifact that refers to a subject (a signature, an SBOM, …): its manifest's
     ``digest``, ``media_type``, ``size``, ``artifact_type`` and ``annotations``;
-    ``descriptor`` is the OCI descriptor as listed (what ``referrers --json`` prints)."""
+    ``descriptor`` is the OCI descriptor as listed (:meth:`to_json`: what ``referrers
+    --json`` prints). Both mappings are read-only; the hash leaves them out."""
 
     digest: str
     media_type: str
     size: int
     artifact_type: str | None
-    annotations: Mapping[str, str]
+    annotations: Mapping[str, str] = field(hash=False)
     descriptor: Mapping[str, Any] = field(repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "annotations", read_only(self.annotations))
+        object.__setattr__(self, "descriptor", read_only(self.descriptor))
+
+    def to_json(self) -> dict[str, Any]:
+        """The descriptor as dicts and lists (``referrers --json`` prints a list of them)."""
+        descriptor: dict[str, Any] = plain(self.descriptor)
+        return descriptor
 
 
 @dataclass(frozen=True)

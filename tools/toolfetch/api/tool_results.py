@@ -4,9 +4,11 @@ no formatting (the command line turns them into text)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from toolfetch.api.readonly import plain, read_only
 
 
 @dataclass(frozen=True)
@@ -56,8 +58,19 @@ class SignatureCheck:
 class ImportedTools:
     """tools.yaml entries read from DotSlash files or a rules_multitool lockfile (HTTP release
     assets), by tool name, and the tools.yaml they were added to (``written`` False: a dry
-    run; nothing was written). Run :meth:`toolfetch.Client.lock` next to pin them."""
+    run; nothing was written). Run :meth:`toolfetch.Client.lock` next to pin them.
+
+    ``tools`` is read-only all the way down (mappings, and tuples for lists); it is left out
+    of the hash (not of equality), so an ImportedTools is hashable."""
 
     config: Path
-    tools: Mapping[str, Mapping[str, Any]]
+    tools: Mapping[str, Mapping[str, Any]] = field(hash=False)
     written: bool
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tools", read_only(self.tools))
+
+    def plain_tools(self) -> dict[str, dict[str, Any]]:
+        """``tools`` as dicts and lists, as tools.yaml holds them (for ``yaml`` or ``json``)."""
+        tools: dict[str, dict[str, Any]] = plain(self.tools)
+        return tools

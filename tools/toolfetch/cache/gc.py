@@ -48,16 +48,27 @@ def grace_seconds() -> float:
     return parse_duration(text, GRACE_ENV) if text else 60.0
 
 
-@dataclass
+@dataclass(frozen=True)
 class Removal:
+    """An entry gc removed (would remove, in a dry run) and the bytes that really freed (0
+    while another entry holds its inodes). ``tools``: the ``tool platform`` names of the
+    lockfiles that used it, as :meth:`toolfetch.Client.clear_cache` found them before
+    collecting (empty from :func:`collect` itself, and for an entry no lockfile names)."""
+
     entry: Entry
-    freed: int  # bytes this removal really freed (0 while another entry holds its inodes)
+    freed: int
+    tools: tuple[str, ...] = ()
 
 
-@dataclass
+@dataclass(frozen=True)
 class GcReport:
-    removed: list[Removal] = field(default_factory=list)
-    kept_in_use: list[Entry] = field(default_factory=list)
+    """What one gc did (would do, in a dry run): the entries ``removed``, those
+    ``kept_in_use`` (held by a running fetch, or used within the grace period), how many
+    temp files and lock files were reclaimed, and the cache's on-disk size before and
+    after, in bytes; ``freed`` is what the removals freed."""
+
+    removed: tuple[Removal, ...] = ()
+    kept_in_use: tuple[Entry, ...] = ()
     reclaimed_temp: int = 0
     reclaimed_locks: int = 0
     size_before: int = 0
@@ -66,6 +77,21 @@ class GcReport:
     @property
     def freed(self) -> int:
         return sum(r.freed for r in self.removed)
+
+
+@dataclass
+class _Tally:
+    """A :class:`GcReport` while gc is running; :meth:`report` freezes it."""
+
+    removed: list[Removal] = field(default_factory=list)
+    kept_in_use: list[Entry] = field(default_factory=list)
+    reclaimed_temp: int = 0
+    reclaimed_locks: int = 0
+    size_before: int = 0
+
+    def report(self, size_after: int) -> GcReport:
+        return GcReport(tuple(self.removed), tuple(self.kept_in_use), self.reclaimed_temp,
+                        self.reclaimed_locks, self.size_before, size_after)
 
 
 class _Reclaim:
@@ -91,7 +117,7 @@ class _Reclaim:
             Path(path).unlink(missing_ok=True)
 
 
-def reclaim_temp(cache: Cache, report: GcReport, dry_run: bool, links: dict[Inode, int],
+def reclaim_temp(cache: Cache, report: _Tally, dry_run: bool, links: dict[Inode, int],
                  grace: float) -> int:
     """Temp files of dead processes, record-less trees, lock files no live process holds and
     stale lockfile indexes; returns the bytes that frees (would free, in a dry run)."""
@@ -123,7 +149,7 @@ def _abandoned(e: os.DirEntry[str], grace: float) -> bool:
     return tempnames.abandoned(e.name, age, grace, tempnames.FOREIGN_GRACE)
 
 
-def _reclaim_trees(cache: Cache, report: GcReport, reclaim: _Reclaim, grace: float) -> None:
+def _reclaim_trees(cache: Cache, report: _Tally, reclaim: _Reclaim, grace: float) -> None:
     """Record-less tree directories placed over ``grace`` ago (store_tree sets the mtime as it
     renames one in) whose lock nobody holds; the lock file goes too, uncounted."""
     now = time.time()
@@ -144,7 +170,7 @@ def _reclaim_trees(cache: Cache, report: GcReport, reclaim: _Reclaim, grace: flo
         release()
 
 
-def _reclaim_indexes(cache: Cache, report: GcReport, reclaim: _Reclaim, grace: float
+def _reclaim_indexes(cache: Cache, report: _Tally, reclaim: _Reclaim, grace: float
                       ) -> None:
     """Lockfile indexes (:mod:`toolfetch.core.lockindex`) that describe no lockfile any more
     (it is gone or changed), half-written ones of gone writers, and schema verdicts unused
@@ -178,10 +204,10 @@ def collect(cache: Cache, *, max_size: int | None, unused_for: float | None,
     free nothing and only cost a download later. It goes right after the last tree linking
     it, so the pair is evicted together and its bytes are charged once.
     """
-    report = GcReport()
+    report = _Tally()
     grace = grace_seconds()  # a malformed value is an error, with or without a cache
     if not cache.root.exists():
-        return report  # nothing to collect, and nothing is created for it
+        return report.report(0)  # nothing to collect, and nothing is created for it
     cache.check_layout()
     upgrade = cache.upgrade_pending()
     if not (dry_run or upgrade):
@@ -218,14 +244,13 @@ def collect(cache: Cache, *, max_size: int | None, unused_for: float | None,
                 if blob is not None and holders[inode] == 1:
                     del waiting[inode]
                     state.evict(blob, now)
-    report.size_after = state.total if dry_run else disk_usage(cache.root).size
-    return report
+    return report.report(state.total if dry_run else disk_usage(cache.root).size)
 
 
 class _Eviction:
     """Evicts single entries, charging each the bytes whose last holder it was."""
 
-    def __init__(self, cache: Cache, report: GcReport, holders: dict[Inode, int],
+    def __init__(self, cache: Cache, report: _Tally, holders: dict[Inode, int],
                  keep: set[Digest], grace: float, dry_run: bool) -> None:
         self.cache, self.report, self.holders = cache, report, holders
         self.keep, self.grace, self.dry_run = keep, grace, dry_run

@@ -14,8 +14,10 @@ import contextlib
 import datetime
 import os
 import stat
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 
 from toolfetch.cache.layout import digests_under
 from toolfetch.cache.records import TreeRecord
@@ -25,13 +27,19 @@ from toolfetch.core.digest import Digest
 Inode = tuple[int, int]  # (st_dev, st_ino)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Entry:
+    """A complete blob or tree of the cache; ``inodes`` (inode -> bytes) is read-only and
+    left out of equality and the hash: the same entry scanned twice is equal."""
+
     kind: str  # "blob" | "tree"
     digest: Digest
     size: int  # apparent bytes of its files (inodes it shares included)
     last_use: float
-    inodes: dict[Inode, int] = field(default_factory=dict, repr=False)  # inode -> bytes
+    inodes: Mapping[Inode, int] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "inodes", MappingProxyType(dict(self.inodes)))
 
 
 @dataclass(frozen=True)

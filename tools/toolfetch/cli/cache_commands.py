@@ -79,15 +79,14 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_gc(args: argparse.Namespace) -> int:
     max_size = parse_size(args.max_size, "--max-size") if args.max_size else None
     unused_for = parse_duration(args.unused_for, "--unused-for") if args.unused_for else None
-    client = client_of(args)
-    names = client.cache_tools()  # before gc takes the indexes of vanished lockfiles
-    report = client.clear_cache(max_size, unused_for, args.keep, dry_run=args.dry_run)
+    report = client_of(args).clear_cache(max_size, unused_for, args.keep,
+                                         dry_run=args.dry_run)
     if args.json:
         print(json.dumps({
             "dry_run": args.dry_run,
             "removed": [{"kind": r.entry.kind, "digest": str(r.entry.digest),
                          "size": r.entry.size, "freed": r.freed,
-                         "tools": list(names.get(str(r.entry.digest), ()))}
+                         "tools": list(r.tools)}
                         for r in report.removed],
             "freed": report.freed,
             "in_use": [str(e.digest) for e in report.kept_in_use],
@@ -97,7 +96,7 @@ def cmd_gc(args: argparse.Namespace) -> int:
     elif not quiet(args):
         verb = "would remove" if args.dry_run else "removed"
         for r in report.removed:
-            named = ", ".join(names.get(str(r.entry.digest), ())) or "no known tool"
+            named = ", ".join(r.tools) or "no known tool"
             print(f"gc: {verb} {r.entry.kind} {str(r.entry.digest)[:19]}… ({named}, "
                   f"{format_size(r.freed)})")
         print(f"gc: {verb} {len(report.removed)} entries (freeing {format_size(report.freed)}), "
@@ -116,7 +115,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         print(json.dumps([{"kind": p.kind, "digest": p.digest, "problem": p.why}
                           for p in check.problems], indent=2))
     for problem in check.problems:
-        sys.stderr.write(f"{problem}\n")
+        sys.stderr.write(f"bad {problem.kind} {problem.digest}: {problem.why}\n")
     if check.intact:
         if not args.json and not quiet(args):
             print(f"verify: every blob, tree and lockfile index in {check.cache} is intact")

@@ -1,5 +1,5 @@
 """What the command groups share: the global and ``--lockfile`` options, and turning parsed
-options into a cache, a lockfile path, a platform, and the offline and progress switches."""
+options into the offline and progress switches and the library client they describe."""
 
 from __future__ import annotations
 
@@ -8,13 +8,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from toolfetch.api.paths import open_cache, project_files
 from toolfetch.core.host import offline_from_environment
-from toolfetch.core.platform import Platform, platform_or_host
 
 if TYPE_CHECKING:
     from toolfetch.api.client import Client
-    from toolfetch.api.paths import Cache
 
 Command = Callable[[str, str], argparse.ArgumentParser]  # (name, help) -> its subparser
 
@@ -67,17 +64,6 @@ def platform_arg(p: Any, what: str = "the platform to use") -> None:
                    "(default: this host)")
 
 
-def cache_of(args: argparse.Namespace) -> Cache:
-    """``--cache-dir``, else the environment's cache (:func:`toolfetch.api.paths.open_cache`)."""
-    return open_cache(getattr(args, "cache_dir", None))
-
-
-def lockfile_of(args: argparse.Namespace) -> Path:
-    """``--lockfile``, else the one beside ``--config`` or the discovered tools.yaml;
-    absolute (the library's rule: :func:`toolfetch.api.paths.project_files`)."""
-    return project_files(getattr(args, "lockfile", None), getattr(args, "config", None))[0]
-
-
 def offline(args: argparse.Namespace) -> bool:
     return bool(getattr(args, "offline", False)) or offline_from_environment()
 
@@ -86,11 +72,6 @@ def progress(args: argparse.Namespace) -> bool:
     from toolfetch.core.progress import enabled
 
     return enabled(not getattr(args, "no_progress", False) and not getattr(args, "quiet", False))
-
-
-def platform_of(value: str | None) -> Platform:
-    """``--platform`` as given, else this host's."""
-    return platform_or_host(value)
 
 
 def quiet(args: argparse.Namespace) -> bool:

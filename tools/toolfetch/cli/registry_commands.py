@@ -266,7 +266,7 @@ def cmd_tags(args: argparse.Namespace) -> int:
 def cmd_referrers(args: argparse.Namespace) -> int:
     found = client_of(args).referrers(args.subject, args.artifact_type)
     if args.json:
-        print(json.dumps([d.descriptor for d in found], indent=2, sort_keys=True))
+        print(json.dumps([d.to_json() for d in found], indent=2, sort_keys=True))
     else:
         for d in found:
             print(f"{d.digest}  {d.artifact_type or '-'}  {d.size}")

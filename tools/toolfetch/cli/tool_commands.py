@@ -155,7 +155,7 @@ def cmd_import_tools(args: argparse.Namespace) -> int:
     if args.stdout:
         import yaml
 
-        sys.stdout.write(yaml.safe_dump({"tools": dict(imported.tools)}, sort_keys=False,
+        sys.stdout.write(yaml.safe_dump({"tools": imported.plain_tools()}, sort_keys=False,
                                         width=1000))
         return 0
     log.warning("added %s to %s; run `toolfetch lock` to pin them", ", ".join(imported.tools),
