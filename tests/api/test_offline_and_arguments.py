@@ -20,8 +20,10 @@ from typing import Any
 
 import ocitest
 import pytest
+from accesslog import LogMark
+from assetserver import AssetServer
 from ocitest import Registry
-from tf import tf_main, write_config
+from tf import host, script, tf_main, write_config
 
 import toolfetch
 from toolfetch.api.client import kept_digests
@@ -164,3 +166,66 @@ def test_copy_names_its_source_first_and_defaults_to_four_jobs(tmp_path: Path) -
     assert inspect.signature(client.copy).parameters["jobs"].default == cli_default == 4
     with pytest.raises(toolfetch.UsageError):
         client.copy(f"oci-layout:{tmp_path}:1", f"oci-layout:{tmp_path / 'x'}:1", jobs=0)
+
+
+def test_copy_passes_its_jobs_on_from_the_library_and_the_command_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default (4, whatever the client's ``jobs``) and ``--jobs N`` reach the copy."""
+    from toolfetch.ops import copy_pull
+
+    seen: list[int] = []
+
+    def copy(*args: Any, jobs: int, **kwargs: Any) -> str:
+        seen.append(jobs)
+        return "sha256:" + "0" * 64
+
+    monkeypatch.setattr(copy_pull, "copy", copy)
+    src, dst = f"oci-layout:{tmp_path / 'a'}:1", f"oci-layout:{tmp_path / 'b'}:1"
+    toolfetch.Client(tmp_path / "tools.lock.json", jobs=8).copy(src, dst)
+    toolfetch.Client(tmp_path / "tools.lock.json").copy(src, dst, jobs=2)
+    assert tf_main("copy", src, dst).returncode == 0
+    assert tf_main("copy", "--jobs", "3", src, dst).returncode == 0
+    assert seen == [4, 2, 4, 3]
+
+
+def test_a_bare_mount_from_string_is_one_repository(registry: Registry, unique_repo: str,
+                                                     tmp_path: Path) -> None:
+    client = toolfetch.Client(tmp_path / "tools.lock.json", cache_dir=tmp_path / "cache")
+    tool = _file(tmp_path)
+    client.push(registry.ref(f"{unique_repo}/src", "1"), [tool])
+    mark = LogMark(registry)
+    client.push(registry.ref(f"{unique_repo}/dst", "1"), [tool],
+                mount_from=f"{unique_repo}/src")
+    assert mark.count("POST", f"/v2/{unique_repo}/dst/blobs/uploads/?mount=", 201) == 2
+
+
+def _asset_lockfile(tmp_path: Path, server: Any) -> toolfetch.Client:
+    server.files["/releases/1.0/buf"] = script("buf")
+    write_config(tmp_path / "tools.yaml", {"tools": {"buf": {
+        "version": "1.0", "platforms": {host(): {"url": server.url("/releases/1.0/buf")}}}}})
+    client = toolfetch.Client(tmp_path / "tools.lock.json", cache_dir=tmp_path / "cache")
+    client.lock()
+    client.fetch()  # the asset is cached: publishing it needs no download
+    return client
+
+
+def test_publish_from_lockfile_takes_a_prefix_with_a_slash_and_works_offline_to_a_layout(
+        registry: Registry, unique_repo: str, listener: CountingListener,
+        tmp_path: Path) -> None:
+    server = AssetServer()
+    try:
+        client = _asset_lockfile(tmp_path, server)
+        published = client.publish_from_lockfile(f"{registry.host}/{unique_repo}/")
+        assert str(published["buf"].reference) == f"{registry.host}/{unique_repo}/buf:1.0"
+    finally:
+        server.close()  # offline, below, nothing may ask the asset server either
+    offline = toolfetch.Client(tmp_path / "tools.lock.json", cache_dir=tmp_path / "cache",
+                               offline=True)
+    layout = offline.publish_from_lockfile(f"oci-layout:{tmp_path / 'mirror'}", "buf")
+    assert offline.list_tags(f"oci-layout:{tmp_path / 'mirror'}/buf") == ["1.0"]
+    assert layout["buf"].digest == published["buf"].digest  # the same index, byte for byte
+    for prefix in (f"{listener.host}/acme", f"{listener.host}/acme/", listener.host):
+        with pytest.raises(toolfetch.UnreachableError) as refused:
+            offline.publish_from_lockfile(prefix)
+        assert f"needs the registry {listener.host}," in str(refused.value)
+    assert listener.connections == 0

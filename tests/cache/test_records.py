@@ -32,7 +32,6 @@ OLD_HELLO = (
     b'ayout:registry:hello-1.0","tree":"sha256:95c5cf58ff4ae80de92fde07b2a18b1250c64ada4f4963a'
     b'6d64add68f24196b9"}'
 )
-HUGE = "<an integer of more digits than the JSON parser takes>"
 HELLO_KEY = "sha256:6240d30b5d04005b729dd7900b26a123824f6ae82c3702c2f867df2dab1efa8a"
 
 
@@ -99,17 +98,17 @@ def test_records_without_optional_fields_or_with_unknown_ones_are_read(
     lambda d: d["files"][1].update(mode=-1),
     lambda d: d["files"][1].update(mode=10**30),
     lambda d: d["files"][1].update(size=-245),
-    lambda d: d["files"][1].update(size=HUGE),
+    lambda d: d["files"][1].update(size="245"),
 ], ids=["files-not-a-list", "mode-a-string", "mode-a-bool", "unknown-type", "no-digest",
         "recipe-not-an-object", "layer-not-a-string", "ref-not-a-string", "type-a-list",
         "type-an-object", "type-null", "entry-a-number", "entry-a-list", "path-nested-deep",
-        "mode-negative", "mode-past-07777", "size-negative", "size-past-the-parsers-digits"])
+        "mode-negative", "mode-past-07777", "size-negative", "size-a-string"])
 def test_a_malformed_record_is_a_value_error_and_verify_calls_it_unreadable(
         example: Path, cache_dir: Path, damage: object) -> None:
     data = json.loads(OLD_HELLO)
     assert callable(damage)
     damage(data)
-    text = json.dumps(data).replace(json.dumps(HUGE), "9" * 5000)
+    text = json.dumps(data)
     with pytest.raises(ValueError):
         TreeRecord.loads(text.encode())
     assert_ok(tf_main("fetch", "--all-platforms", "--lockfile", example))

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from toolfetch.api.readonly import plain, read_only
+from toolfetch.core.frozen import freeze, thaw
 
 WASM_COMPONENT = "application/vnd.wasm.component.v1+wasm"
 WASM_CONTENT_LAYER = "application/vnd.wasm.content.layer.v1+wasm"
@@ -64,7 +64,7 @@ class LayerInfo:
         if self.title is not None:
             out["title"] = self.title
         if self.annotations:
-            out["annotations"] = dict(self.annotations)
+            out["annotations"] = thaw(self.annotations)
         return out
 
     @classmethod
@@ -81,12 +81,12 @@ _ARTIFACT_FIELDS = {"reference", "digest", "mediaType", "size", "kind", "artifac
 
 def _extra(description: Mapping[str, Any], fields: set[str]) -> dict[str, Any]:
     """The keys of ``description`` that no field holds, as plain dicts and lists."""
-    return {k: plain(v) for k, v in description.items() if k not in fields}
+    return {k: thaw(v) for k, v in description.items() if k not in fields}
 
 
 def _read_only(value: object, *names: str) -> None:
     for name in names:
-        object.__setattr__(value, name, read_only(getattr(value, name)))
+        object.__setattr__(value, name, freeze(getattr(value, name)))
 
 
 @dataclass(frozen=True)
@@ -132,7 +132,7 @@ class ArtifactInfo:
             out["reference"] = self.reference
         out.update(digest=self.digest, mediaType=self.media_type, size=self.size)
         if self.annotations:
-            out["annotations"] = dict(self.annotations)
+            out["annotations"] = thaw(self.annotations)
         if self.subject is not None:
             out["subject"] = self._subject_json(self.subject)
         if self.artifact_type:
@@ -159,7 +159,7 @@ class ArtifactInfo:
         """The subject's descriptor as read when it names ``digest``, else its digest."""
         read = self.description.get("subject")
         if isinstance(read, Mapping) and read.get("digest") == digest:
-            descriptor: dict[str, Any] = plain(read)
+            descriptor: dict[str, Any] = thaw(read)
             return descriptor
         return {"digest": digest}
 

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from toolfetch.api.arguments import PathArg, items, paths, refuse_offline
+from toolfetch.api.arguments import PathArg, items, paths
 from toolfetch.core.errors import NotFoundError, UsageError
 from toolfetch.core.platform import Platform
 from toolfetch.oci.manifest import TOOL_ARTIFACT_TYPE
@@ -46,7 +46,7 @@ class RegistryMethods:
 
     def _parse(self, what: str, ref: str) -> AnyReference:
         """``ref`` parsed; offline, a registry reference is refused before any request."""
-        from toolfetch.core.reference import parse_any
+        from toolfetch.core.reference import parse_any, refuse_offline
 
         parsed = parse_any(ref)
         if self.offline:
@@ -126,7 +126,7 @@ class RegistryMethods:
     def push(self, ref: str, files: PathArg | Iterable[PathArg], *,
              artifact_type: str = TOOL_ARTIFACT_TYPE,
              annotations: Mapping[str, str] | None = None,
-             mount_from: Sequence[str] = ()) -> ArtifactRef:
+             mount_from: str | Sequence[str] = ()) -> ArtifactRef:
         """Push files as one ORAS-style artifact (``toolfetch push``): a file is a layer
         titled with its name, a directory one deterministic tar+gzip layer. ``ref`` needs
         a tag (default ``latest``), not a digest; ``mount_from`` names repositories of the
@@ -143,7 +143,8 @@ class RegistryMethods:
         bar = self._bar("push")
         try:
             desc, _ = push_files(open_target(parsed), layers, tag, artifact_type=artifact_type,
-                                 annotations=annotations, mount_from=mount_from, progress=bar)
+                                 annotations=annotations, mount_from=items(mount_from),
+                                 progress=bar)
         finally:
             bar.close()
         return ArtifactRef(str(parsed), str(desc.digest))
@@ -153,7 +154,7 @@ class RegistryMethods:
                     tuple[str, PathArg | Sequence[PathArg]]], *,
                 artifact_type: str = TOOL_ARTIFACT_TYPE,
                 annotations: Mapping[str, str] | None = None,
-                mount_from: Sequence[str] = ()) -> ArtifactRef:
+                mount_from: str | Sequence[str] = ()) -> ArtifactRef:
         """One artifact per platform (``{"linux/amd64": [files…]}``), pushed by digest, and
         an index of them tagged as ``ref`` says (``toolfetch publish --platform``)."""
         from toolfetch.api.registry_results import ArtifactRef
@@ -170,7 +171,7 @@ class RegistryMethods:
         bar = self._bar("publish")
         try:
             digest = publish(open_target(parsed), tag, per_platform, artifact_type=artifact_type,
-                             annotations=annotations, mount_from=mount_from, progress=bar)
+                             annotations=annotations, mount_from=items(mount_from), progress=bar)
         finally:
             bar.close()
         return ArtifactRef(str(parsed), str(digest))
@@ -185,7 +186,6 @@ class RegistryMethods:
         from toolfetch.ops.asset_artifacts import publish_from_lockfile
 
         lockfile = Lockfile.load(self.lockfile)
-        self._parse("publish", prefix)
         published = publish_from_lockfile(lockfile, items(tools), prefix, self.cache,
                                           offline=self.offline, jobs=self.jobs,
                                           progress=self.progress)

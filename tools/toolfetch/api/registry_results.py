@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from toolfetch.api.readonly import plain, read_only
+from toolfetch.core.frozen import freeze, thaw
 
 
 @dataclass(frozen=True)
@@ -58,12 +58,12 @@ class Referrer:
     descriptor: Mapping[str, Any] = field(repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "annotations", read_only(self.annotations))
-        object.__setattr__(self, "descriptor", read_only(self.descriptor))
+        object.__setattr__(self, "annotations", freeze(self.annotations))
+        object.__setattr__(self, "descriptor", freeze(self.descriptor))
 
     def to_json(self) -> dict[str, Any]:
         """The descriptor as dicts and lists (``referrers --json`` prints a list of them)."""
-        descriptor: dict[str, Any] = plain(self.descriptor)
+        descriptor: dict[str, Any] = thaw(self.descriptor)
         return descriptor
 
 

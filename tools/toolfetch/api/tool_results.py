@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from toolfetch.api.readonly import plain, read_only
+from toolfetch.core.frozen import freeze, thaw
 
 
 @dataclass(frozen=True)
@@ -68,9 +68,9 @@ class ImportedTools:
     written: bool
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "tools", read_only(self.tools))
+        object.__setattr__(self, "tools", freeze(self.tools))
 
     def plain_tools(self) -> dict[str, dict[str, Any]]:
         """``tools`` as dicts and lists, as tools.yaml holds them (for ``yaml`` or ``json``)."""
-        tools: dict[str, dict[str, Any]] = plain(self.tools)
+        tools: dict[str, dict[str, Any]] = thaw(self.tools)
         return tools

@@ -17,12 +17,12 @@ import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
 
 from toolfetch.cache.layout import digests_under
 from toolfetch.cache.records import TreeRecord
 from toolfetch.cache.store import Cache
 from toolfetch.core.digest import Digest
+from toolfetch.core.frozen import FrozenDict
 
 Inode = tuple[int, int]  # (st_dev, st_ino)
 
@@ -39,7 +39,7 @@ class Entry:
     inodes: Mapping[Inode, int] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "inodes", MappingProxyType(dict(self.inodes)))
+        object.__setattr__(self, "inodes", FrozenDict(self.inodes))
 
 
 @dataclass(frozen=True)

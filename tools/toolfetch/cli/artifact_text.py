@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from toolfetch.core.frozen import thaw
 from toolfetch.core.sizes import format_size
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ def render_artifact(info: ArtifactInfo) -> str:
         lines.append(f"Artifact type: {info.artifact_type}")
     if info.subject:
         lines.append(f"Subject:       {info.subject}")
-    for key, value in sorted((info.annotations or {}).items()):
+    for key, value in sorted(thaw(info.annotations or {}).items()):
         lines.append(f"Annotation:    {key}={value}")
     if info.is_index:
         lines.append("Platforms:")

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from toolfetch.core.digest import Digest
-from toolfetch.core.errors import UsageError
+from toolfetch.core.errors import UnreachableError, UsageError
 from toolfetch.core.urls import host_problem
 
 DOCKER_HUB = "docker.io"
@@ -182,3 +182,15 @@ def rebase_layout_ref(text: str, from_dir: Path, to_dir: Path) -> str:
     absolute = (from_dir / ref.path).resolve()
     relative = Path(os.path.relpath(absolute, to_dir.resolve()))
     return str(LayoutReference(Path(relative.as_posix()), ref.tag, ref.digest))
+
+
+def refuse_offline(what: str, *refs: AnyReference) -> None:
+    """UnreachableError (exit 6) for the first registry reference among ``refs``: the
+    caller is offline (``--offline``, ``TOOLFETCH_OFFLINE``, ``Client(offline=True)``) and
+    ``what`` would need that registry. Called before any request; an ``oci-layout:``
+    reference is local and always allowed."""
+    for ref in refs:
+        if not isinstance(ref, LayoutReference):
+            raise UnreachableError(
+                f"{what} {ref}: needs the registry {ref.registry}, and offline (--offline, "
+                "TOOLFETCH_OFFLINE=1 or Client(offline=True)) forbids the network")

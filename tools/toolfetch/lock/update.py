@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from toolfetch.cache.store import Cache
@@ -42,9 +42,13 @@ class Upgrade:
 class LockResult:
     """What ``lock`` did: the lockfile, whether its text changed, every pin that changed
     (:mod:`toolfetch.lock.changes`; empty for a first lock of a new lockfile: all added) and,
-    with ``upgrade``, each tool with a ``version`` and where it moved (:class:`Upgrade`)."""
+    with ``upgrade``, each tool with a ``version`` and where it moved (:class:`Upgrade`).
 
-    lockfile: Lockfile
+    ``lockfile`` is the :class:`~toolfetch.lock.lockfile.Lockfile` as written, not a copy:
+    read it, don't change it. It is left out of equality and the hash, which the other
+    fields (all frozen) decide."""
+
+    lockfile: Lockfile = field(compare=False)
     changed: bool
     changes: tuple[Change, ...]
     upgrades: tuple[Upgrade, ...] = ()

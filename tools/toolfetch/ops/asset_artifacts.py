@@ -23,7 +23,7 @@ from toolfetch.cache.store import Cache
 from toolfetch.core.digest import Digest
 from toolfetch.core.errors import NotFoundError, UsageError
 from toolfetch.core.platform import Platform
-from toolfetch.core.reference import AnyReference, parse_any
+from toolfetch.core.reference import AnyReference, parse_any, refuse_offline
 from toolfetch.lock.lockfile import LockedPlatform, Lockfile
 from toolfetch.oci import manifest as oci
 
@@ -71,13 +71,17 @@ def publish_from_lockfile(lockfile: Lockfile, names: Sequence[str], prefix: str,
     from toolfetch.registry.targets import open_target
 
     tools = asset_tools(lockfile, names)
+    refs = {name: parse_any(f"{prefix.rstrip('/')}/{name}:"
+                            f"{_tag(lockfile.tools[name].fields.get('version') or 'latest')}",
+                            lockfile.base_dir) for name in tools}
+    if offline:  # before anything is fetched or pushed
+        refuse_offline("publish", *refs.values())
     wants = [w for w in plan(lockfile, tools, None, True) if w.entry.is_asset]
     fetcher = Fetcher(cache, lockfile, offline=offline, jobs=jobs, progress=progress)
     fetcher.fetch_blobs(wants)  # the files as they are: nothing to unpack for an upload
     out: dict[str, tuple[AnyReference, Digest]] = {}
     for name in tools:
-        tag = lockfile.tools[name].fields.get("version") or "latest"
-        ref = parse_any(f"{prefix.rstrip('/')}/{name}:{_tag(tag)}", lockfile.base_dir)
+        ref = refs[name]
         target = open_target(ref, fetcher.sources.transport)  # one transport, one token
         empty = oci.empty_config()
         target.put_blob(empty.digest, empty.size, lambda: _empty_file(cache), ())
