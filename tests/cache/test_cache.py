@@ -172,15 +172,16 @@ def test_a_small_blob_is_placed_without_the_entry_lock(cache_dir: Path) -> None:
 def test_a_second_writer_keeps_the_placed_blob_and_its_inode(cache_dir: Path) -> None:
     # Two unlocked writers of one small blob: the one that finishes last must not replace
     # the first one's file, which a tree may already hardlink.
-    from toolfetch.core.fs import atomic_writer
-
     c = Cache(cache_dir)
     c.ensure()
     dest = c.store_blob(DIGEST, _writer(DATA), len(DATA))
     inode = dest.stat().st_ino
-    temp = cache_dir / "tmp" / f"{os.getpid()}-second.part"
-    with atomic_writer(dest, 0o444, temp=temp, replace=False) as f:
+
+    def second_writer(f: IO[bytes]) -> Digest:
         f.write(DATA)
+        return DIGEST
+
+    assert c.store_new_blob(second_writer) == DIGEST
     assert dest.stat().st_ino == inode and dest.stat().st_nlink == 1
     assert dest.read_bytes() == DATA
     assert tmp_entries(cache_dir) == []

@@ -255,12 +255,7 @@ class Cache:
             with open(temp, "x+b") as f:
                 digest = write(f)
             os.chmod(temp, 0o444)
-            dest = self.blob_path(digest)
-            try:
-                link_unless_present(temp, dest)
-            except FileNotFoundError:  # a new shard directory
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                link_unless_present(temp, dest)
+            link_unless_present(temp, self.blob_path(digest))
         except OSError as e:
             raise LocalIOError.of(e, f"cannot store {what} in {self.root}") from e
         finally:

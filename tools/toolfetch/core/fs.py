@@ -24,14 +24,13 @@ from toolfetch.core.errors import LocalIOError, UsageError
 
 @contextlib.contextmanager
 def atomic_writer(path: Path, mode: int = 0o644, *, fsync: bool = False,
-                  temp: Path | None = None, replace: bool = True) -> Iterator[BinaryIO]:
+                  temp: Path | None = None) -> Iterator[BinaryIO]:
     """A file that appears at ``path`` complete, with ``mode``, or not at all.
 
     ``temp`` names the temp file (it must not exist; the cache names its own so gc can tell
     whose it is); by default it is a hidden file beside ``path``. On any failure the temp file
-    is removed and ``path`` is left as it was. ``replace=False`` keeps a ``path`` that exists
-    by then (the temp file is hardlinked into place, not renamed): for content-addressed
-    files two writers may place at once, so the first one's inode stays, the one trees link.
+    is removed and ``path`` is left as it was. (Content-addressed files, which must never be
+    replaced, are placed by :func:`link_unless_present` instead.)
     """
     if temp is None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -47,30 +46,29 @@ def atomic_writer(path: Path, mode: int = 0o644, *, fsync: bool = False,
             if fsync:
                 os.fsync(f.fileno())
         os.chmod(temp, mode)
-        place = os.replace if replace else link_unless_present
         try:
-            place(temp, path)
+            os.replace(temp, path)
         except FileNotFoundError:  # the destination's directory is new (a cache shard)
             path.parent.mkdir(parents=True, exist_ok=True)
-            place(temp, path)
+            os.replace(temp, path)
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
-    if not replace:
-        temp.unlink(missing_ok=True)
 
 
 def link_unless_present(temp: Path, path: Path) -> None:
     """Give the complete file ``temp`` the name ``path`` unless ``path`` exists: the rule of
     content-addressed files (the cache's blobs), whose first writer's inode stays. Where
-    hardlinks fail, a rename (which may replace an equal file). FileNotFoundError when the
-    directory of ``path`` does not exist; ``temp`` stays either way (the caller removes it)."""
+    hardlinks fail, a rename (which may replace an equal file). The directory of ``path`` is
+    created when missing (a new cache shard); ``temp`` stays either way (the caller removes
+    it)."""
     try:
         os.link(temp, path)
     except FileExistsError:
         pass  # another writer placed it first: the same content, and its inode stays
-    except FileNotFoundError:
-        raise  # no directory yet: the caller creates it and retries
+    except FileNotFoundError:  # no directory yet
+        path.parent.mkdir(parents=True, exist_ok=True)
+        link_unless_present(temp, path)
     except OSError:  # a file system without hardlinks: rename (may replace an equal file)
         os.replace(temp, path)
 
