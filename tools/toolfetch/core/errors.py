@@ -14,6 +14,7 @@ e`` and printed as ``caused by:`` lines; a low-level cause the message already t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TypeVar
 
 E = TypeVar("E", bound="ToolfetchError")
@@ -150,3 +151,10 @@ class MultipleErrors(ToolfetchError):
 
     def context(self, frame: str) -> ToolfetchError:
         return MultipleErrors([e.context(frame) for e in self.errors])
+
+
+def raise_all(errors: Sequence[ToolfetchError]) -> None:
+    """Raise what went wrong, if anything: the one error, or :class:`MultipleErrors` of
+    several, in order (the first one's exit code)."""
+    if errors:
+        raise errors[0] if len(errors) == 1 else MultipleErrors(list(errors))

@@ -21,6 +21,7 @@ from toolfetch.core.errors import (
     NotFoundError,
     ToolfetchError,
     UsageError,
+    raise_all,
 )
 from toolfetch.core.platform import Platform
 from toolfetch.core.progress import Progress
@@ -111,9 +112,7 @@ class Resolver:
                 raise exc
             else:
                 results[name].update(fut.result())
-        if errors:
-            ordered = [errors[n] for n in names if n in errors]
-            raise ordered[0] if len(ordered) == 1 else MultipleErrors(ordered)
+        raise_all([errors[n] for n in names if n in errors])  # in the order asked for
         return {name: LockedTool(name, self.config.tools[name].to_lock_fields(), results[name])
                 for name in names}
 

@@ -21,11 +21,11 @@ from toolfetch.cache.store import Cache
 from toolfetch.core.digest import Digest
 from toolfetch.core.errors import (
     IntegrityError,
-    MultipleErrors,
     OutOfDateError,
     ToolfetchError,
     UnreachableError,
     UsageError,
+    raise_all,
 )
 from toolfetch.core.reference import parse_any
 from toolfetch.lock.config import Config, VerifyPolicy
@@ -263,11 +263,6 @@ def _subjects(entry: LockedPlatform) -> list[tuple[Digest, str | None]]:
     return out
 
 
-def _errors(errors: list[ToolfetchError]) -> None:
-    if errors:
-        raise errors[0] if len(errors) == 1 else MultipleErrors(errors)
-
-
 def verify_tools(config: Config, lockfile_path: Path, resolved: Mapping[str, LockedTool],
                  sources: SourceFactory, cache: Cache | None,
                  old: Lockfile | None) -> dict[str, LockedTool]:
@@ -293,7 +288,7 @@ def verify_tools(config: Config, lockfile_path: Path, resolved: Mapping[str, Loc
             out[name] = replace(tool, platforms=platforms)
         except ToolfetchError as e:
             errors.append(e)
-    _errors(errors)
+    raise_all(errors)
     return out
 
 
@@ -325,7 +320,7 @@ def verify_locked(config: Config, lockfile: Lockfile, names: list[str], sources:
                 out.append((name, key, found))
         except ToolfetchError as e:
             errors.append(e)
-    _errors(errors)
+    raise_all(errors)
     return out
 
 

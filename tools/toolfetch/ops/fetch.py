@@ -23,9 +23,9 @@ from toolfetch.core.digest import Digest
 from toolfetch.core.errors import (
     IntegrityError,
     LocalIOError,
-    MultipleErrors,
     NotFoundError,
     ToolfetchError,
+    raise_all,
 )
 from toolfetch.core.fs import remove_tree
 from toolfetch.core.progress import Progress
@@ -94,8 +94,7 @@ class Fetcher:
             self._fetch_missing(missing)
         trees = {w: self.cache.tree_path(w.entry.tree) for w in wants}
         errors = [e for w in wants if (e := self._path_error(w, trees[w])) is not None]
-        if errors:
-            raise errors[0] if len(errors) == 1 else MultipleErrors(errors)
+        raise_all(errors)
         return trees
 
     def _hold_sound(self, want: Want) -> bool:
@@ -136,8 +135,7 @@ class Fetcher:
                   if (f := self._fetch_pinned(pins, quiet)) is not None}
         errors = [failed[layer.digest][w.source_id].context(w.what)
                   for w in wants for layer in w.entry.layers if layer.digest in failed]
-        if errors:
-            raise errors[0] if len(errors) == 1 else MultipleErrors(errors)
+        raise_all(errors)
 
     def _path_error(self, want: Want, tree: Path) -> ToolfetchError | None:
         if os.path.lexists(tree / want.entry.path):
@@ -204,8 +202,7 @@ class Fetcher:
                 if layer.digest in blob_errors:  # each tool with its own source's failure
                     errors.append(blob_errors[layer.digest][w.source_id].context(w.what))
                     break
-        if errors:
-            raise errors[0] if len(errors) == 1 else MultipleErrors(errors)
+        raise_all(errors)
 
     def _fetch_pinned(self, pins: Pins, progress: Progress) -> dict[str, ToolfetchError] | None:
         """Fetch one blob from each distinct source pinning it in turn, until one serves it.

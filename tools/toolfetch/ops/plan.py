@@ -6,7 +6,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from toolfetch.core.errors import MultipleErrors, NotFoundError, ToolfetchError
+from toolfetch.core.errors import NotFoundError, ToolfetchError, raise_all
 from toolfetch.core.lockindex import unavailable_warning
 from toolfetch.core.platform import Platform
 from toolfetch.lock.lockfile import LockedPlatform, Lockfile
@@ -81,8 +81,7 @@ def plan_skipping(lockfile: Lockfile, tools: Iterable[str] | None, platform: Pla
                 wants.append(Want(name, key, entry))
         except ToolfetchError as e:
             errors.append(e)
-    if errors:
-        raise errors[0] if len(errors) == 1 else MultipleErrors(errors)
+    raise_all(errors)
     return wants, skipped
 
 
