@@ -39,11 +39,6 @@ class Change:
         return f"{where}: {self.old} -> {self.new} ({self.why})"
 
 
-def pin_of(entry: LockedPlatform) -> str:
-    """What a platform entry pins, as shown: the manifest digest, or an asset's sha256."""
-    return str(entry.manifest) if entry.manifest is not None else str(entry.layers[0].digest)
-
-
 def _why(old: LockedPlatform, new: LockedPlatform) -> str:
     if replace(old, verified=None) == replace(new, verified=None):
         return "only what was verified: tools.yaml's verify policy or the signature changed"
@@ -80,13 +75,13 @@ def diff(old: Mapping[str, LockedTool], new: Mapping[str, LockedTool]) -> list[C
                 continue
             if was is None:
                 assert now is not None
-                changes.append(Change(name, key, None, pin_of(now), "a platform tools.yaml "
+                changes.append(Change(name, key, None, str(now.pin), "a platform tools.yaml "
                                       "now asks for, or the index now offers"))
             elif now is None:
-                changes.append(Change(name, key, pin_of(was), None, "a platform tools.yaml "
+                changes.append(Change(name, key, str(was.pin), None, "a platform tools.yaml "
                                       "no longer asks for, or the index no longer offers"))
             else:
-                changes.append(Change(name, key, pin_of(was), pin_of(now), _why(was, now)))
+                changes.append(Change(name, key, str(was.pin), str(now.pin), _why(was, now)))
         if old[name].fields != new[name].fields and not any(c.tool == name for c in changes):
             changes.append(Change(name, None, "locked", "locked", "tools.yaml changed: the "
                                   "tool's ref, path, version or arg0"))

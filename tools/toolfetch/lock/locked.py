@@ -61,6 +61,11 @@ class LockedPlatform:
         """Where it comes from, for messages: the ref, or the first URL."""
         return self.ref or self.urls[0]
 
+    @property
+    def pin(self) -> Digest:
+        """What it pins: the manifest's digest, or an HTTP asset's sha256."""
+        return self.manifest if self.manifest is not None else self.layers[0].digest
+
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"layers": [layer.to_json() for layer in self.layers],
                                "path": self.path}

@@ -282,7 +282,7 @@ def verify_tools(config: Config, lockfile_path: Path, resolved: Mapping[str, Loc
             platforms = {}
             for key, entry in tool.platforms.items():
                 before = old_tool.platforms.get(key) if old_tool is not None else None
-                same_pin = before is not None and _subject(before) == _subject(entry)
+                same_pin = before is not None and before.pin == entry.pin
                 recorded = before.verified if same_pin and before is not None else None
                 platforms[key] = replace(entry, verified=checker.check(key, entry, recorded))
             out[name] = replace(tool, platforms=platforms)
@@ -290,10 +290,6 @@ def verify_tools(config: Config, lockfile_path: Path, resolved: Mapping[str, Loc
             errors.append(e)
     raise_all(errors)
     return out
-
-
-def _subject(entry: LockedPlatform) -> Digest:
-    return entry.manifest if entry.manifest is not None else entry.layers[0].digest
 
 
 def verify_locked(config: Config, lockfile: Lockfile, names: list[str], sources: SourceFactory,
