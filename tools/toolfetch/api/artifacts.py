@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from toolfetch.core.frozen import freeze, thaw
+from toolfetch.oci.manifest import INDEX_TYPES
 
 WASM_COMPONENT = "application/vnd.wasm.component.v1+wasm"
 WASM_CONTENT_LAYER = "application/vnd.wasm.content.layer.v1+wasm"
@@ -165,7 +166,7 @@ class ArtifactInfo:
 
     @property
     def is_index(self) -> bool:
-        return self.media_type.endswith(("image.index.v1+json", "manifest.list.v2+json"))
+        return self.media_type in INDEX_TYPES
 
     @classmethod
     def of(cls, info: Mapping[str, Any]) -> ArtifactInfo:

@@ -11,12 +11,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from toolfetch.cache.verify import Problem
 from toolfetch.core import lockindex
 from toolfetch.core.digest import HEX, Digest
 from toolfetch.core.errors import ToolfetchError
 from toolfetch.lock.lockfile import Lockfile
-
-Problem = tuple[str, Digest, str]  # as toolfetch.cache.verify reports them
 
 
 def verify_indexes(cache_root: Path) -> list[Problem]:
