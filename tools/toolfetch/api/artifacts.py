@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from toolfetch.core.frozen import freeze, thaw
+from toolfetch.core.frozen import freeze_fields, thaw
 from toolfetch.oci.manifest import INDEX_TYPES
 
 WASM_COMPONENT = "application/vnd.wasm.component.v1+wasm"
@@ -56,7 +56,7 @@ class LayerInfo:
     description: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        _read_only(self, "annotations", "description")
+        freeze_fields(self, "annotations", "description")
 
     def to_json(self) -> dict[str, Any]:
         """The descriptor as ``inspect --json`` prints it."""
@@ -83,11 +83,6 @@ _ARTIFACT_FIELDS = {"reference", "digest", "mediaType", "size", "kind", "artifac
 def _extra(description: Mapping[str, Any], fields: set[str]) -> dict[str, Any]:
     """The keys of ``description`` that no field holds, as plain dicts and lists."""
     return {k: thaw(v) for k, v in description.items() if k not in fields}
-
-
-def _read_only(value: object, *names: str) -> None:
-    for name in names:
-        object.__setattr__(value, name, freeze(getattr(value, name)))
 
 
 @dataclass(frozen=True)
@@ -121,7 +116,7 @@ class ArtifactInfo:
     description: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        _read_only(self, "annotations", "description")
+        freeze_fields(self, "annotations", "description")
 
     def to_json(self) -> dict[str, Any]:
         """What ``toolfetch inspect --json`` prints, from the fields (its manifests' too),

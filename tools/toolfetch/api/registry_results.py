@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from toolfetch.core.frozen import freeze, thaw
+from toolfetch.core.frozen import freeze_fields, thaw
 
 
 @dataclass(frozen=True)
@@ -58,8 +58,7 @@ class Referrer:
     descriptor: Mapping[str, Any] = field(repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "annotations", freeze(self.annotations))
-        object.__setattr__(self, "descriptor", freeze(self.descriptor))
+        freeze_fields(self, "annotations", "descriptor")
 
     def to_json(self) -> dict[str, Any]:
         """The descriptor as dicts and lists (``referrers --json`` prints a list of them)."""

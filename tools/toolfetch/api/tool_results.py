@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from toolfetch.core.frozen import freeze, thaw
+from toolfetch.core.frozen import freeze_fields, thaw
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ class ImportedTools:
     written: bool
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "tools", freeze(self.tools))
+        freeze_fields(self, "tools")
 
     def plain_tools(self) -> dict[str, dict[str, Any]]:
         """``tools`` as dicts and lists, as tools.yaml holds them (for ``yaml`` or ``json``)."""

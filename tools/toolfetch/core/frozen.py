@@ -71,3 +71,9 @@ def freeze(value: Any) -> Any:
 def thaw(value: Any) -> Any:
     """A copy of ``value`` of plain dicts and lists again (for printing as it was read)."""
     return _convert(value, dict, list)
+
+
+def freeze_fields(value: object, *names: str) -> None:
+    """Freeze the named fields of a frozen dataclass in its ``__post_init__``."""
+    for name in names:
+        object.__setattr__(value, name, freeze(getattr(value, name)))
