@@ -68,19 +68,22 @@ def host_problem(host: str) -> str | None:
     return None
 
 
+def url_problem(url: str) -> str | None:
+    """Why ``url`` is not an ``http(s)://`` URL a request can be made of, or None."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() not in ("http", "https"):
+        return "not an http:// or https:// URL"
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
+        return "contains white space or control characters"
+    return host_problem(re.split(r"[/?#]", rest, maxsplit=1)[0].rpartition("@")[2])
+
+
 def check_url(url: str, what: str) -> None:
     """UsageError (exit 2) naming ``what`` unless ``url`` is an ``http(s)://`` URL a request
     can be made of. The message shows the URL without its secrets."""
-    shown = shown_url(url)
-    scheme, sep, rest = url.partition("://")
-    if not sep or scheme.lower() not in ("http", "https"):
-        raise UsageError(f"{what}: {shown}: not an http:// or https:// URL")
-    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
-        raise UsageError(f"{what}: {shown}: contains white space or control characters")
-    authority = re.split(r"[/?#]", rest, maxsplit=1)[0].rpartition("@")[2]
-    problem = host_problem(authority)
+    problem = url_problem(url)
     if problem is not None:
-        raise UsageError(f"{what}: {shown}: {problem}")
+        raise UsageError(f"{what}: {shown_url(url)}: {problem}")
 
 
 def check_header_value(value: str, what: str) -> None:

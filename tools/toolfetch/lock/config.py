@@ -179,17 +179,15 @@ def _one_spelling(platforms: Iterable[Platform], path: Path, where: str) -> None
 
 
 def _check_urls(urls: tuple[str, ...], path: Path, where: str) -> None:
-    """Each URL one a request can be made of (:func:`toolfetch.core.urls.check_url`): exit 2
-    naming the field, the URL shown without its secrets."""
-    from toolfetch.core.urls import check_url
+    """Each URL one a request can be made of (:func:`toolfetch.core.urls.url_problem`):
+    exit 2 naming the field and the reason, never the URL (it may carry secrets)."""
+    from toolfetch.core.urls import url_problem
 
     for i, url in enumerate(urls):
         field = f"{where}.urls[{i}]" if len(urls) > 1 else f"{where}.url"
-        try:
-            check_url(url, f"{path}: {field}")
-        except UsageError as e:
-            why = e.message.rpartition(": ")[2]  # the reason, after the (secret-free) URL
-            raise UsageError(f"{path}: {field}: not a valid URL ({why})") from None
+        problem = url_problem(url)
+        if problem is not None:
+            raise UsageError(f"{path}: {field}: not a valid URL ({problem})")
 
 
 def _check_ref(ref: str, path: Path, where: str, base: Path) -> None:

@@ -97,10 +97,11 @@ class RetryPolicy:
         """``TOOLFETCH_RETRIES``, ``_RETRY_DELAY``, ``_RETRY_AFTER_MAX``, ``_CONNECT_TIMEOUT``
         and ``_TIMEOUT`` tune it (docs/auth.md)."""
         d = cls()
+        base_delay = _env_number("TOOLFETCH_RETRY_DELAY", d.base_delay)
         return cls(
             attempts=int(_env_number("TOOLFETCH_RETRIES", d.attempts, 1, MAX_ATTEMPTS)),
-            base_delay=_env_number("TOOLFETCH_RETRY_DELAY", d.base_delay),
-            max_delay=max(d.max_delay, _env_number("TOOLFETCH_RETRY_DELAY", d.base_delay)),
+            base_delay=base_delay,
+            max_delay=max(d.max_delay, base_delay),
             max_retry_after=_env_number("TOOLFETCH_RETRY_AFTER_MAX", d.max_retry_after),
             connect_timeout=_env_number("TOOLFETCH_CONNECT_TIMEOUT", d.connect_timeout, 0.001),
             read_timeout=_env_number("TOOLFETCH_TIMEOUT", d.read_timeout, 0.001),
