@@ -89,7 +89,7 @@ class CacheMethods:
 
         names: dict[str, set[str]] = {}
         root = self.cache.root
-        index_dir = root / "lockfiles"
+        index_dir = root / lockindex.INDEX_DIR
         paths = sorted(index_dir.iterdir()) if index_dir.is_dir() else []
         for path in paths:
             if path.name.startswith(lockindex.VERDICT_PREFIX):

@@ -177,7 +177,7 @@ def _reclaim_indexes(cache: Cache, report: _Tally, reclaim: _Reclaim, grace: flo
     for VERDICT_UNUSED_FOR (an empty file each; their lockfile content is long gone)."""
     from toolfetch.core import lockindex
 
-    directory = cache.root / "lockfiles"
+    directory = cache.root / lockindex.INDEX_DIR
     if not directory.is_dir():
         return
     now = time.time()

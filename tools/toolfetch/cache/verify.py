@@ -32,6 +32,7 @@ from typing import Any
 from toolfetch.cache.layout import digests_under
 from toolfetch.cache.records import TreeRecord
 from toolfetch.cache.store import Cache, try_lock
+from toolfetch.core import lockindex
 from toolfetch.core.digest import Digest
 from toolfetch.core.errors import IntegrityError, ToolfetchError
 
@@ -235,7 +236,7 @@ def drop(cache: Cache, problems: list[Problem]) -> list[Problem]:
     for problem in problems:
         kind, digest, why = problem
         if kind == "index":  # a lockfile index: the full path writes it again
-            (cache.root / "lockfiles" / digest.hex).unlink(missing_ok=True)
+            (cache.root / lockindex.INDEX_DIR / digest.hex).unlink(missing_ok=True)
             continue
         release = try_lock(cache.lock_path(kind, digest))
         if release is None:

@@ -47,14 +47,18 @@ Entries = dict[tuple[str, str], tuple[str, str, str]]
 _HEAD = 5  # header, lockfile, stat, validated, tools; then the entries and "end"
 
 
+#: the cache's directory of lockfile indexes and schema verdicts
+INDEX_DIR = "lockfiles"
+
+
 def index_path(cache_root: str, lockfile: str) -> str:
     """Where the index of ``lockfile`` (a real, absolute path) lives in the cache."""
-    return os.path.join(cache_root, "lockfiles", sha256(lockfile.encode()).hexdigest())
+    return os.path.join(cache_root, INDEX_DIR, sha256(lockfile.encode()).hexdigest())
 
 
 def verdict_path(cache_root: str, content: bytes) -> str:
     key = sha256(_header().encode() + b"\n" + content).hexdigest()
-    return os.path.join(cache_root, "lockfiles", f"{VERDICT_PREFIX}{key}")
+    return os.path.join(cache_root, INDEX_DIR, f"{VERDICT_PREFIX}{key}")
 
 
 def known_valid_content(cache_root: str, content: bytes) -> bool:

@@ -20,7 +20,7 @@ from toolfetch.lock.lockfile import Lockfile
 
 def verify_indexes(cache_root: Path) -> list[Problem]:
     """Every index that does not list what its lockfile pins, as ("index", name, why)."""
-    directory = cache_root / "lockfiles"
+    directory = cache_root / lockindex.INDEX_DIR
     if not directory.is_dir():
         return []
     bad: list[Problem] = []
