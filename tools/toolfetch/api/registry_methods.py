@@ -240,13 +240,12 @@ class RegistryMethods:
         """Check the credentials against ``registry`` (``host[:port]``), then store them as
         ``docker login`` does (``toolfetch login``); returns the Docker config's key.
         AuthError (exit 5) when the registry refuses them."""
-        from toolfetch.core.errors import UnreachableError
+        from toolfetch.core.reference import offline_error
         from toolfetch.ops.login import login
 
         if self.offline:
-            raise UnreachableError(f"login {registry}: checking the credentials needs the "
-                                   "registry, and offline (--offline, TOOLFETCH_OFFLINE=1 or "
-                                   "Client(offline=True)) forbids the network")
+            raise offline_error(f"login {registry}: checking the credentials needs the "
+                                "registry")
         return login(registry, username, password)
 
     def logout(self, registry: str) -> LogoutResult:

@@ -191,6 +191,10 @@ def refuse_offline(what: str, *refs: AnyReference) -> None:
     reference is local and always allowed."""
     for ref in refs:
         if not isinstance(ref, LayoutReference):
-            raise UnreachableError(
-                f"{what} {ref}: needs the registry {ref.registry}, and offline (--offline, "
-                "TOOLFETCH_OFFLINE=1 or Client(offline=True)) forbids the network")
+            raise offline_error(f"{what} {ref}: needs the registry {ref.registry}")
+
+
+def offline_error(need: str) -> UnreachableError:
+    """``need`` (what wanted the network), refused because the caller is offline."""
+    return UnreachableError(f"{need}, and offline (--offline, TOOLFETCH_OFFLINE=1 or "
+                            "Client(offline=True)) forbids the network")
