@@ -137,12 +137,13 @@ class Lockfile:
     def dumps(self) -> str:
         return json.dumps(self.to_json(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
-    def write(self) -> None:
-        """Atomic and fsync'd: a reader sees the old lockfile or the new one."""
+    def write(self, text: str | None = None) -> None:
+        """Atomic and fsync'd: a reader sees the old lockfile or the new one. ``text``: the
+        :meth:`dumps` the caller already has."""
         from toolfetch.core.fs import atomic_write
 
         try:
-            atomic_write(self.path, self.dumps().encode(), 0o644, fsync=True)
+            atomic_write(self.path, (text or self.dumps()).encode(), 0o644, fsync=True)
         except OSError as e:
             raise LocalIOError.of(e, f"cannot write {self.path}") from e
 

@@ -105,7 +105,8 @@ def run_lock(config: Config, lockfile_path: Path, tools: list[str], check: bool,
         for host, ms in config.mirrors.items()
     }
     new = Lockfile(lockfile_path, merged, mirrors)
-    changed = new.dumps() != old_text
+    text = new.dumps()
+    changed = text != old_text
     changes = tuple(diff(old.tools if old is not None else {}, new.tools))
     if check:
         if changed:
@@ -114,7 +115,7 @@ def run_lock(config: Config, lockfile_path: Path, tools: list[str], check: bool,
             raise OutOfDateError(f"{lockfile_path} is out of date: {why}; run `toolfetch lock`")
         return LockResult(new, False, ())
     if changed:
-        new.write()
+        new.write(text)
     return LockResult(new, changed, changes, _upgrades(config, names, old, new) if upgrade
                       else ())
 
