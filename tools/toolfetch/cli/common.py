@@ -26,6 +26,14 @@ def add_global_options(p: argparse.ArgumentParser, suppress: bool) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars", **d)
 
 
+def config_arg(p: argparse.ArgumentParser) -> None:
+    """``--config F`` of the commands that read tools.yaml (api.paths.project_files' rule)."""
+    p.add_argument("--config", type=Path, metavar="F",
+                   help="tools.yaml (default: tools.yaml beside --lockfile when that is given, "
+                   "else $TOOLFETCH_CONFIG, else lockfiles/tools.yaml or tools.yaml at the "
+                   "repository root)")
+
+
 def lockfile_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lockfile", type=Path, metavar="F",
                    help="the lockfile (default: tools.lock.json beside tools.yaml, which is "

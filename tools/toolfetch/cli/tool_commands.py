@@ -11,6 +11,7 @@ from pathlib import Path
 from toolfetch.cli.common import (
     Command,
     client_of,
+    config_arg,
     jobs_arg,
     json_arg,
     lockfile_arg,
@@ -26,9 +27,7 @@ log = logging.getLogger("toolfetch")
 
 def register(command: Command) -> None:
     p = command("lock", "resolve tools.yaml references into the lockfile")
-    p.add_argument("--config", type=Path, metavar="F",
-                   help="tools.yaml (default: $TOOLFETCH_CONFIG, else beside --lockfile, else "
-                   "lockfiles/tools.yaml or tools.yaml at the repository root)")
+    config_arg(p)
     lockfile_arg(p)
     p.add_argument("--check", action="store_true", help="write nothing; exit 7 if out of date")
     p.add_argument("--upgrade", action="store_true", help="move tools with a `version` "
@@ -43,9 +42,7 @@ def register(command: Command) -> None:
 
     p = command("verify", "check locked tools' signatures against tools.yaml's `verify:` "
                 "policies again and print who signed each (docs/signing.md)")
-    p.add_argument("--config", type=Path, metavar="F",
-                   help="tools.yaml (default: $TOOLFETCH_CONFIG, else beside --lockfile, else "
-                   "lockfiles/tools.yaml or tools.yaml at the repository root)")
+    config_arg(p)
     lockfile_arg(p)
     p.add_argument("--offline", action="store_true", help="only signatures in the cache")
     p.add_argument("tools", nargs="*", metavar="TOOL",
@@ -58,9 +55,7 @@ def register(command: Command) -> None:
                     "run `toolfetch lock`")
         p.add_argument("files", nargs="+", type=Path, metavar="FILE",
                        help=f"the {what} to read")
-        p.add_argument("--config", type=Path, metavar="F",
-                       help="tools.yaml (default: $TOOLFETCH_CONFIG, else beside --lockfile, else "
-                   "lockfiles/tools.yaml or tools.yaml at the repository root)")
+        config_arg(p)
         lockfile_arg(p)
         p.add_argument("--stdout", action="store_true", help="print the entries as YAML "
                        "instead of adding them to tools.yaml")
